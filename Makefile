@@ -1,0 +1,98 @@
+# modfilter - see README.md.  `make` builds; `make test` runs every test.
+BUILD   ?= build
+CC      ?= cc
+WERROR  ?= 1
+SAN     ?= 0
+PKGS    := libevent libevent_pthreads hiredis jansson libutf8proc inih libxxhash
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wvla -Wimplicit-fallthrough -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -Iclassifier -Idaemon -Icli \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lstemmer -lm -pthread
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+CLF_SRC := $(wildcard classifier/*.c)
+DMN_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CLI_SRC := $(filter-out cli/main.c,$(wildcard cli/*.c))
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+CLF_OBJ := $(CLF_SRC:%.c=$(BUILD)/%.o)
+DMN_OBJ := $(DMN_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB     := $(BUILD)/libmfclassifier.a
+TESTS   := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PROGS   := $(BUILD)/modfilter $(if $(wildcard daemon/main.c),$(BUILD)/modfilterd)
+
+DEB_PKGS := libevent-dev libhiredis-dev libstemmer-dev libutf8proc-dev \
+            libjansson-dev libinih-dev libxxhash-dev libcmocka-dev \
+            redis-server pkg-config curl python3
+.PHONY: all deps test check-asan tests run model bench fuzz format format-check clean
+
+all: $(PROGS) $(LIB)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(CLF_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/modfilter: $(BUILD)/cli/main.o $(CLI_OBJ) $(DMN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/modfilterd: $(BUILD)/daemon/main.o $(DMN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(DMN_OBJ) $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+tests: $(TESTS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "run as root: apt-get install -y$$missing"; exit 1; fi; fi
+
+test: deps
+	$(MAKE) all tests
+	BUILD=$(BUILD) tests/run.sh
+
+check-asan: deps
+	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all tests
+	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh
+
+run: deps all
+	scripts/run.sh
+
+model: all
+	scripts/make-model.sh
+
+bench: all
+	scripts/bench.sh
+
+FUZZ_TIME ?= 10
+fuzz:
+	scripts/fuzz.sh $(FUZZ_TIME)
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/unit/*.c)
+format-check:
+	clang-format --dry-run -Werror $(wildcard */*.c */*.h tests/unit/*.c)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
