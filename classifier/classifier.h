@@ -63,6 +63,9 @@ struct clf_settings {
     unsigned max_bytes; /* text beyond this is truncated, then scored */
     unsigned max_tokens;
     unsigned chargram_min, chargram_max; /* n-gram lengths in characters */
+    double alpha;          /* naive-Bayes additive smoothing */
+    unsigned min_examples; /* a head with fewer examples is unsure */
+    unsigned min_known;    /* a comment with fewer known features is unsure */
 };
 
 /* Defaults: english,spanish; default english; all features; 8192 bytes;

@@ -1,0 +1,126 @@
+/*
+ * calibrate.c - Platt scaling of each head's naive-Bayes log-odds.
+ *
+ * Naive Bayes sums evidence as if features were independent, so its
+ * log-odds are far too confident.  Each head keeps a reservoir sample of
+ * its training examples (their feature keys); calibration scores every
+ * sampled example with its own counts left out (exact leave-one-out for
+ * naive Bayes), then fits p = 1 / (1 + exp(-(a * raw + b))) to those
+ * out-of-sample scores by Newton's method on the log loss, with Platt's
+ * smoothed targets.  A configured prior later shifts b by the difference
+ * of log-odds between the prior and the sample's base rate.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "model.h"
+
+#define ECE_BINS 10
+
+static void
+platt_fit(const double *raw, const uint8_t *y, size_t n, double *pa,
+          double *pb)
+{
+    size_t npos = 0;
+    for (size_t i = 0; i < n; i++)
+        npos += y[i];
+    double tpos = (npos + 1.0) / (npos + 2.0);
+    double tneg = 1.0 / (n - npos + 2.0);
+    double a = 0.1, b = log((npos + 1.0) / (n - npos + 1.0));
+    double lambda = 1e-6; /* keeps the Hessian invertible */
+    for (int it = 0; it < 100; it++) {
+        double ga = 0, gb = 0, haa = lambda, hab = 0, hbb = lambda;
+        for (size_t i = 0; i < n; i++) {
+            double t = y[i] ? tpos : tneg;
+            double p = 1.0 / (1.0 + exp(-(a * raw[i] + b)));
+            double d = p - t, w = p * (1 - p);
+            ga += d * raw[i];
+            gb += d;
+            haa += w * raw[i] * raw[i];
+            hab += w * raw[i];
+            hbb += w;
+        }
+        double det = haa * hbb - hab * hab;
+        if (det <= 0)
+            break;
+        double da = (hbb * ga - hab * gb) / det;
+        double db = (haa * gb - hab * ga) / det;
+        a -= da;
+        b -= db;
+        if (fabs(da) < 1e-9 && fabs(db) < 1e-9)
+            break;
+    }
+    *pa = a;
+    *pb = b;
+}
+
+static double
+ece(const double *p, const uint8_t *y, size_t n)
+{
+    double sum_p[ECE_BINS] = {0}, sum_y[ECE_BINS] = {0};
+    size_t cnt[ECE_BINS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int b = (int)(p[i] * ECE_BINS);
+        b = b < 0 ? 0 : b >= ECE_BINS ? ECE_BINS - 1 : b;
+        sum_p[b] += p[i];
+        sum_y[b] += y[i];
+        cnt[b]++;
+    }
+    double e = 0;
+    for (int b = 0; b < ECE_BINS; b++)
+        if (cnt[b])
+            e += fabs(sum_p[b] - sum_y[b]) / (double)n;
+    return e;
+}
+
+int
+model_fit_head(struct clf_model *m, unsigned h)
+{
+    struct head *hd = &m->heads[h];
+    size_t n = hd->n_res, npos = 0;
+    for (size_t i = 0; i < n; i++)
+        npos += hd->res[i].value;
+    if (npos == 0 || npos == n) {
+        /* Nothing to fit: fall back to the raw log-odds and the rate. */
+        hd->cal_a = 1.0;
+        hd->cal_b = log((hd->docs[1] + 1.0) / (hd->docs[0] + 1.0));
+        hd->cal_rate = 0;
+        hd->ece = NAN;
+        hd->calibrated = 0;
+        return 0;
+    }
+    double *raw = malloc(n * sizeof *raw), *p = malloc(n * sizeof *p);
+    uint8_t *y = malloc(n);
+    if (!raw || !p || !y) {
+        free(raw);
+        free(p);
+        free(y);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct res_example *e = &hd->res[i];
+        unsigned known;
+        raw[i] = model_raw_score(m, h, e->keys, e->n, e->value, &known);
+        y[i] = e->value;
+    }
+    platt_fit(raw, y, n, &hd->cal_a, &hd->cal_b);
+    hd->cal_rate = (double)npos / n;
+    for (size_t i = 0; i < n; i++)
+        p[i] = 1.0 / (1.0 + exp(-(hd->cal_a * raw[i] + hd->cal_b)));
+    hd->ece = ece(p, y, n);
+    hd->calibrated = 1;
+    free(raw);
+    free(p);
+    free(y);
+    return 0;
+}
+
+enum clf_status
+clf_model_calibrate(struct clf_model *m, struct clf_error *err)
+{
+    for (unsigned h = 0; h < m->n_labels; h++) {
+        if (model_fit_head(m, h) < 0)
+            return model_fail(err, CLF_ENOMEM, "out of memory");
+    }
+    return CLF_OK;
+}

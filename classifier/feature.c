@@ -1,0 +1,307 @@
+/*
+ * feature.c - the feature set of an analysed comment.
+ *
+ * Keys are XXH3 hashes of the feature text seeded with its family, so the
+ * same word is a different feature as a word, a pair member or a URL.  Pair
+ * and meta keys are hashes of small binary records (cheaper than building
+ * their text); feat_name() rebuilds the text when a reason needs it.
+ */
+#include "feature.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+enum meta_prop {
+    META_LINKS = 0, /* number of URLs, 0..3 (3 = three or more) */
+    META_CAPS,      /* share of capitals: 0 low, 1 some, 2 most */
+    META_LEN,       /* length bucket */
+    META_PUNCT,     /* a run of 3+ identical punctuation marks */
+    META_EMOJI,     /* mostly emoji */
+    META_OBFUSCATED,
+    META_INVALID, /* invalid UTF-8 was replaced */
+};
+
+static const char *const meta_names[] = {
+    "links", "caps", "len", "punct", "emoji", "obfuscated", "invalid_utf8",
+};
+static const char *const caps_names[] = {"low", "some", "most"};
+static const unsigned len_bounds[] = {20, 50, 100, 200, 400};
+#define N_LEN_BOUNDS (sizeof len_bounds / sizeof len_bounds[0])
+
+#define CHARGRAM_WORD_MAX 48 /* longer words give n-grams of a prefix */
+
+void
+feat_set_init(struct feat_set *fs)
+{
+    memset(fs, 0, sizeof *fs);
+}
+
+void
+feat_set_release(struct feat_set *fs)
+{
+    if (!fs)
+        return;
+    free(fs->v);
+    free(fs->slots);
+    memset(fs, 0, sizeof *fs);
+}
+
+static int
+slots_grow(struct feat_set *fs)
+{
+    size_t n_slots = fs->n_slots ? fs->n_slots * 2 : 1024;
+    uint32_t *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i < fs->n; i++) {
+        size_t j = fs->v[i].key & (n_slots - 1);
+        while (slots[j])
+            j = (j + 1) & (n_slots - 1);
+        slots[j] = (uint32_t)i + 1;
+    }
+    free(fs->slots);
+    fs->slots = slots;
+    fs->n_slots = n_slots;
+    return 0;
+}
+
+/* Add a feature unless its key is already in the set. */
+static int
+add(struct feat_set *fs, uint64_t key, unsigned family, unsigned arg,
+    unsigned off, uint32_t tok)
+{
+    if ((fs->n + 1) * 2 > fs->n_slots && slots_grow(fs) < 0)
+        return -1;
+    size_t mask = fs->n_slots - 1, j = key & mask;
+    for (; fs->slots[j]; j = (j + 1) & mask)
+        if (fs->v[fs->slots[j] - 1].key == key)
+            return 0;
+    if (fs->n == fs->cap) {
+        size_t cap = fs->cap ? fs->cap * 2 : 256;
+        struct feat *v = realloc(fs->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        fs->v = v;
+        fs->cap = cap;
+    }
+    fs->v[fs->n] = (struct feat){.key = key,
+                                 .family = (uint8_t)family,
+                                 .arg = (uint8_t)arg,
+                                 .off = (uint16_t)off,
+                                 .tok = tok};
+    fs->slots[j] = (uint32_t)++fs->n;
+    return 0;
+}
+
+/* Forget the previous comment: clear only the slots it used. */
+static void
+reset(struct feat_set *fs)
+{
+    size_t mask = fs->n_slots - 1;
+    for (size_t i = 0; i < fs->n; i++) {
+        size_t j = fs->v[i].key & mask;
+        while (fs->slots[j] != i + 1)
+            j = (j + 1) & mask;
+        fs->slots[j] = 0;
+    }
+    fs->n = 0;
+}
+
+static unsigned
+token_family(unsigned kind)
+{
+    switch (kind) {
+    case TEXT_URL:
+    case TEXT_HOST:
+        return FEAT_URL;
+    case TEXT_EMAIL:
+        return FEAT_EMAIL;
+    case TEXT_MENTION:
+        return FEAT_MENTION;
+    case TEXT_EMOJI:
+        return FEAT_EMOJI;
+    default:
+        return FEAT_WORD;
+    }
+}
+
+static uint64_t
+meta_key(unsigned prop, uint32_t value)
+{
+    uint32_t rec[2] = {prop, value};
+    return XXH3_64bits_withSeed(rec, sizeof rec, FEAT_META);
+}
+
+static uint64_t
+pair_key(uint64_t a, uint64_t b)
+{
+    uint64_t rec[2] = {a, b};
+    return XXH3_64bits_withSeed(rec, sizeof rec, FEAT_PAIR);
+}
+
+/* Byte length of the UTF-8 sequence starting with c (text is valid UTF-8
+ * after analysis). */
+static unsigned
+u8len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+/* "_word_" into buf (the underscores mark word edges), at most
+ * CHARGRAM_WORD_MAX bytes of the word, cut at a character boundary. */
+static size_t
+pad_word(const struct text_token *t, char buf[CHARGRAM_WORD_MAX + 3])
+{
+    size_t len = t->surface_len;
+    if (len > CHARGRAM_WORD_MAX) {
+        len = CHARGRAM_WORD_MAX;
+        while (len && ((unsigned char)t->surface[len] & 0xc0) == 0x80)
+            len--;
+    }
+    buf[0] = '_';
+    memcpy(buf + 1, t->surface, len);
+    buf[len + 1] = '_';
+    buf[len + 2] = '\0';
+    return len + 2;
+}
+
+/* Character n-grams of the padded word. */
+static int
+add_chargrams(struct feat_set *fs, const struct clf_settings *s,
+              const struct text_token *t, uint32_t tok)
+{
+    char buf[CHARGRAM_WORD_MAX + 3];
+    unsigned starts[CHARGRAM_WORD_MAX + 3], n_chars = 0;
+    size_t blen = pad_word(t, buf);
+    for (size_t i = 0; i < blen; i += u8len((unsigned char)buf[i]))
+        starts[n_chars++] = (unsigned)i;
+    starts[n_chars] = (unsigned)blen;
+    for (unsigned n = s->chargram_min; n <= s->chargram_max; n++) {
+        if (n > n_chars)
+            break;
+        for (unsigned i = 0; i + n <= n_chars; i++) {
+            unsigned off = starts[i], glen = starts[i + n] - off;
+            uint64_t key = XXH3_64bits_withSeed(buf + off, glen, FEAT_CHARS);
+            if (add(fs, key, FEAT_CHARS, glen, off, tok) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+add_meta(struct feat_set *fs, const struct text_doc *doc, int obfuscated)
+{
+    const struct text_stats *st = &doc->stats;
+    uint32_t links = st->n_urls > 3 ? 3 : st->n_urls;
+    uint32_t caps = 0, len = 0;
+    if (st->n_letters >= 6) {
+        double share = (double)st->n_upper / st->n_letters;
+        caps = share >= 0.5 ? 2 : share >= 0.15 ? 1 : 0;
+    }
+    while (len < N_LEN_BOUNDS && st->n_chars >= len_bounds[len])
+        len++;
+    if (add(fs, meta_key(META_LINKS, links), FEAT_META, META_LINKS, 0,
+            links) < 0 ||
+        add(fs, meta_key(META_CAPS, caps), FEAT_META, META_CAPS, 0, caps) <
+            0 ||
+        add(fs, meta_key(META_LEN, len), FEAT_META, META_LEN, 0, len) < 0)
+        return -1;
+    if (st->max_punct_run >= 3 &&
+        add(fs, meta_key(META_PUNCT, 3), FEAT_META, META_PUNCT, 0, 3) < 0)
+        return -1;
+    if (st->n_emoji && st->n_emoji * 2 >= doc->n_tokens &&
+        add(fs, meta_key(META_EMOJI, 1), FEAT_META, META_EMOJI, 0, 1) < 0)
+        return -1;
+    if (obfuscated && add(fs, meta_key(META_OBFUSCATED, 1), FEAT_META,
+                          META_OBFUSCATED, 0, 1) < 0)
+        return -1;
+    if (st->n_invalid &&
+        add(fs, meta_key(META_INVALID, 1), FEAT_META, META_INVALID, 0, 1) < 0)
+        return -1;
+    return 0;
+}
+
+int
+feat_extract(struct feat_set *fs, const struct clf_settings *s,
+             const struct text_doc *doc)
+{
+    uint64_t prev = 0, fold = 0;
+    uint32_t prev_i = UINT32_MAX;
+    int obfuscated = 0;
+    reset(fs);
+    for (uint32_t i = 0; i < doc->n_tokens; i++) {
+        const struct text_token *t = &doc->tokens[i];
+        unsigned fam = token_family(t->kind);
+        uint64_t key = XXH3_64bits_withSeed(t->str, t->len, fam);
+        fold = XXH3_64bits_withSeed(t->surface, t->surface_len, fold ^ t->kind);
+        obfuscated |= t->flags & TEXT_F_OBFUSCATED;
+        if ((s->features & CLF_FEAT_WORDS) &&
+            add(fs, key, fam, 0, 0, i) < 0)
+            return -1;
+        if (t->kind == TEXT_HOST)
+            continue; /* its URL token stands for it in pairs */
+        if ((s->features & CLF_FEAT_PAIRS) && prev_i != UINT32_MAX &&
+            add(fs, pair_key(prev, key), FEAT_PAIR, 0, 0, prev_i) < 0)
+            return -1;
+        if ((s->features & CLF_FEAT_CHARGRAMS) && t->kind == TEXT_WORD &&
+            add_chargrams(fs, s, t, i) < 0)
+            return -1;
+        prev = key;
+        prev_i = i;
+    }
+    fs->fold_hash = fold;
+    if ((s->features & CLF_FEAT_META) && add_meta(fs, doc, obfuscated) < 0)
+        return -1;
+    return 0;
+}
+
+static const char *const family_names[] = {
+    "word", "url", "email", "mention", "emoji", "pair", "chars", "meta",
+};
+
+void
+feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
+          size_t len)
+{
+    const char *fam = family_names[f->family];
+    const struct text_token *t = &doc->tokens[f->tok];
+    switch (f->family) {
+    case FEAT_META:
+        if (f->arg == META_CAPS)
+            snprintf(buf, len, "meta:caps=%s", caps_names[f->tok]);
+        else if (f->arg == META_LEN)
+            snprintf(buf, len, "meta:len=%s%u",
+                     f->tok < N_LEN_BOUNDS ? "<" : ">=",
+                     len_bounds[f->tok < N_LEN_BOUNDS ? f->tok
+                                                      : N_LEN_BOUNDS - 1]);
+        else if (f->arg == META_LINKS)
+            snprintf(buf, len, "meta:links=%u%s", f->tok,
+                     f->tok == 3 ? "+" : "");
+        else if (f->arg == META_PUNCT)
+            snprintf(buf, len, "meta:punct=3+");
+        else
+            snprintf(buf, len, "meta:%s", meta_names[f->arg]);
+        break;
+    case FEAT_PAIR: {
+        /* The next token that is not a URL's host. */
+        uint32_t k = f->tok + 1;
+        while (k < doc->n_tokens && doc->tokens[k].kind == TEXT_HOST)
+            k++;
+        const struct text_token *u = &doc->tokens[k < doc->n_tokens ? k : f->tok];
+        snprintf(buf, len, "pair:%.*s_%.*s", (int)t->len, t->str,
+                 (int)u->len, u->str);
+        break;
+    }
+    case FEAT_CHARS: {
+        char word[CHARGRAM_WORD_MAX + 3];
+        pad_word(t, word);
+        snprintf(buf, len, "chars:%.*s", (int)f->arg, word + f->off);
+        break;
+    }
+    default:
+        snprintf(buf, len, "%s:%.*s", fam, (int)t->len, t->str);
+    }
+}

@@ -1,0 +1,61 @@
+/*
+ * feature.h - from a token stream to the set of feature keys a comment
+ * has (internal to the classifier library).
+ *
+ * A feature is a family (word, pair, chars, meta, url, ...) and a text; its
+ * key is a 64-bit hash of both.  A comment's features are a set: each key
+ * appears once (binary presence), which is what the heads count.  The text
+ * of a feature is not stored in the model; it is rebuilt from the comment
+ * only when a reason needs a name (feat_name).
+ */
+#ifndef MODFILTER_FEATURES_H
+#define MODFILTER_FEATURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "classifier.h"
+#include "text.h"
+
+enum feat_family {
+    FEAT_WORD = 0, /* a stemmed word or number */
+    FEAT_URL,      /* a whole URL or its host */
+    FEAT_EMAIL,
+    FEAT_MENTION,
+    FEAT_EMOJI,
+    FEAT_PAIR,  /* two adjacent tokens */
+    FEAT_CHARS, /* a character n-gram of a folded word */
+    FEAT_META,  /* a property of the whole comment */
+};
+
+/* Where a feature came from, so that it can be named later. */
+struct feat {
+    uint64_t key;
+    uint8_t family; /* enum feat_family */
+    uint8_t arg;    /* meta: which property; chars: n-gram length */
+    uint16_t off;   /* chars: byte offset in the surface */
+    uint32_t tok;   /* token index (first of a pair); meta: bucket value */
+};
+
+struct feat_set {
+    struct feat *v; /* owned; n of them, unique keys */
+    size_t n, cap;
+    uint32_t *slots; /* owned: open-addressing index for dedup */
+    size_t n_slots;
+    uint64_t fold_hash; /* hash of the folded text (idempotence) */
+};
+
+void feat_set_init(struct feat_set *fs);
+void feat_set_release(struct feat_set *fs);
+
+/* Extract the features the settings enable from an analysed comment.
+ * Replaces the set's contents.  Returns 0, or -1 when out of memory. */
+int feat_extract(struct feat_set *fs, const struct clf_settings *s,
+                 const struct text_doc *doc);
+
+/* "word:stupid", "pair:check_out", "meta:links=2" into buf (truncated to
+ * len with a NUL).  doc must be the one the feature was extracted from. */
+void feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
+               size_t len);
+
+#endif

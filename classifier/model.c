@@ -1,0 +1,671 @@
+/*
+ * model.c - labels, learning and scoring: the per-comment path of the
+ * classifier (analyse -> features -> per-head naive-Bayes sum -> calibrated
+ * probability, reasons).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "feature.h"
+#include "model.h"
+#include "text.h"
+
+struct clf_scorer {
+    struct text_analyzer *ta;
+    struct text_doc doc;
+    struct feat_set fs;
+    uint64_t *keys; /* the feature keys of the current comment */
+    size_t keys_cap;
+};
+
+enum clf_status
+model_fail(struct clf_error *err, enum clf_status st, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+const char *
+clf_status_str(enum clf_status st)
+{
+    switch (st) {
+    case CLF_OK:
+        return "ok";
+    case CLF_ENOMEM:
+        return "out of memory";
+    case CLF_EIO:
+        return "i/o error";
+    case CLF_EFORMAT:
+        return "not a valid model file";
+    case CLF_EVERSION:
+        return "unsupported model file version";
+    case CLF_EINVAL:
+        return "invalid argument";
+    case CLF_ELIMIT:
+        return "too many labels";
+    }
+    return "unknown status";
+}
+
+void
+clf_settings_init(struct clf_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->languages[0], CLF_LANG_MAX, "english");
+    snprintf(s->languages[1], CLF_LANG_MAX, "spanish");
+    s->n_languages = 2;
+    snprintf(s->default_language, CLF_LANG_MAX, "english");
+    s->features = CLF_FEAT_ALL;
+    s->max_bytes = 8192;
+    s->max_tokens = 1024;
+    s->chargram_min = 3;
+    s->chargram_max = 5;
+    s->alpha = 0.1;
+    s->min_examples = 50;
+    s->min_known = 3;
+}
+
+enum clf_status
+clf_settings_set_languages(struct clf_settings *s, const char *list,
+                           struct clf_error *err)
+{
+    struct clf_settings t = *s;
+    t.n_languages = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        char name[CLF_LANG_MAX];
+        if (n == 0 || n >= sizeof name)
+            return model_fail(err, CLF_EINVAL, "bad language list '%s'", list);
+        memcpy(name, p, n);
+        name[n] = '\0';
+        const char *canon = text_language_name(name);
+        if (!canon)
+            return model_fail(err, CLF_EINVAL, "unknown language '%s'", name);
+        if (t.n_languages == CLF_MAX_LANGUAGES)
+            return model_fail(err, CLF_EINVAL, "more than %d languages",
+                        CLF_MAX_LANGUAGES);
+        snprintf(t.languages[t.n_languages++], CLF_LANG_MAX, "%s", canon);
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (!t.n_languages)
+        return model_fail(err, CLF_EINVAL, "empty language list");
+    int has_default = 0;
+    for (unsigned i = 0; i < t.n_languages; i++)
+        has_default |= !strcmp(t.languages[i], t.default_language);
+    if (!has_default)
+        snprintf(t.default_language, CLF_LANG_MAX, "%s", t.languages[0]);
+    *s = t;
+    return CLF_OK;
+}
+
+enum clf_verdict
+clf_label_verdict(double score, int unsure, double review, double reject)
+{
+    if (score >= reject)
+        return CLF_REJECT;
+    if (score >= review || unsure)
+        return CLF_REVIEW;
+    return CLF_ALLOW;
+}
+
+const char *
+clf_verdict_name(enum clf_verdict v)
+{
+    static const char *const names[] = {"allow", "review", "reject"};
+    return (unsigned)v < 3 ? names[v] : "?";
+}
+
+/* ---- model ------------------------------------------------------------ */
+
+void
+model_init_logtab(struct clf_model *m)
+{
+    for (unsigned c = 0; c < LOGTAB_SIZE; c++)
+        m->logtab[c] = log(c + m->settings.alpha);
+}
+
+struct clf_model *
+clf_model_new(const struct clf_settings *s)
+{
+    struct clf_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->settings = *s;
+    m->ft.stride = 2;
+    snprintf(m->id, sizeof m->id, "%016llx", 0ULL);
+    model_init_logtab(m);
+    return m;
+}
+
+static void
+head_release(struct head *h)
+{
+    for (uint32_t i = 0; i < h->n_res; i++)
+        free(h->res[i].keys);
+    free(h->res);
+    h->res = NULL;
+    h->n_res = 0;
+}
+
+void
+clf_model_free(struct clf_model *m)
+{
+    if (!m)
+        return;
+    for (unsigned i = 0; i < m->n_labels; i++)
+        head_release(&m->heads[i]);
+    free(m->ft.slots);
+    free(m->ex.keys);
+    free(m->ex.vals);
+    free(m);
+}
+
+struct clf_model *
+clf_model_clone(const struct clf_model *src)
+{
+    struct clf_model *m = malloc(sizeof *m);
+    if (!m)
+        return NULL;
+    *m = *src;
+    m->ft.slots = NULL;
+    m->ex.keys = NULL;
+    m->ex.vals = NULL;
+    for (unsigned i = 0; i < m->n_labels; i++) {
+        m->heads[i].res = NULL;
+        m->heads[i].n_res = 0;
+    }
+    size_t fwords = src->ft.cap * src->ft.stride;
+    if (fwords && !(m->ft.slots = malloc(fwords * sizeof *m->ft.slots)))
+        goto fail;
+    if (fwords)
+        memcpy(m->ft.slots, src->ft.slots, fwords * sizeof *m->ft.slots);
+    if (src->ex.cap) {
+        m->ex.keys = malloc(src->ex.cap * sizeof *m->ex.keys);
+        m->ex.vals = malloc(src->ex.cap);
+        if (!m->ex.keys || !m->ex.vals)
+            goto fail;
+        memcpy(m->ex.keys, src->ex.keys, src->ex.cap * sizeof *m->ex.keys);
+        memcpy(m->ex.vals, src->ex.vals, src->ex.cap);
+    }
+    for (unsigned i = 0; i < m->n_labels; i++) {
+        const struct head *sh = &src->heads[i];
+        struct head *h = &m->heads[i];
+        if (!(h->res = calloc(RESERVOIR_MAX, sizeof *h->res)))
+            goto fail;
+        for (uint32_t j = 0; j < sh->n_res; j++) {
+            struct res_example *e = &h->res[j];
+            *e = sh->res[j];
+            e->keys = malloc((e->n ? e->n : 1) * sizeof *e->keys);
+            if (!e->keys)
+                goto fail;
+            memcpy(e->keys, sh->res[j].keys, e->n * sizeof *e->keys);
+            h->n_res++;
+        }
+    }
+    return m;
+fail:
+    clf_model_free(m);
+    return NULL;
+}
+
+const struct clf_settings *
+clf_model_settings(const struct clf_model *m)
+{
+    return &m->settings;
+}
+
+const char *
+clf_model_id(const struct clf_model *m)
+{
+    return m->id;
+}
+
+unsigned
+clf_model_label_count(const struct clf_model *m)
+{
+    return m->n_labels;
+}
+
+const char *
+clf_model_label_name(const struct clf_model *m, unsigned i)
+{
+    return i < m->n_labels ? m->heads[i].name : NULL;
+}
+
+int
+clf_model_label_index(const struct clf_model *m, const char *label)
+{
+    for (unsigned i = 0; i < m->n_labels; i++)
+        if (!strcmp(m->heads[i].name, label))
+            return (int)i;
+    return -1;
+}
+
+void
+clf_model_label_examples(const struct clf_model *m, unsigned i,
+                         uint64_t *n_neg, uint64_t *n_pos)
+{
+    *n_neg = i < m->n_labels ? m->heads[i].docs[0] : 0;
+    *n_pos = i < m->n_labels ? m->heads[i].docs[1] : 0;
+}
+
+/* Widen every slot of the feature table by one head. */
+int
+model_add_label(struct clf_model *m, const char *name)
+{
+    if (m->n_labels == CLF_MAX_LABELS)
+        return -1;
+    struct head *h = &m->heads[m->n_labels];
+    memset(h, 0, sizeof *h);
+    if (!(h->res = calloc(RESERVOIR_MAX, sizeof *h->res)))
+        return -1;
+    unsigned old = m->ft.stride, stride = old + 2;
+    if (m->ft.cap) {
+        uint32_t *slots = calloc(m->ft.cap * stride, sizeof *slots);
+        if (!slots) {
+            free(h->res);
+            h->res = NULL;
+            return -1;
+        }
+        for (size_t i = 0; i < m->ft.cap; i++)
+            memcpy(slots + i * stride, m->ft.slots + i * old,
+                   old * sizeof *slots);
+        free(m->ft.slots);
+        m->ft.slots = slots;
+    }
+    m->ft.stride = stride;
+    snprintf(h->name, sizeof h->name, "%s", name);
+    h->cal_a = 1.0;
+    h->ece = NAN;
+    return (int)m->n_labels++;
+}
+
+static int
+valid_label(const char *label)
+{
+    size_t n = strlen(label);
+    if (n == 0 || n >= CLF_LABEL_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = label[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+enum clf_status
+clf_model_set_prior(struct clf_model *m, const char *label, double p,
+                    struct clf_error *err)
+{
+    if (!valid_label(label))
+        return model_fail(err, CLF_EINVAL, "bad label name '%s'", label);
+    if (p >= 1.0 || isnan(p))
+        return model_fail(err, CLF_EINVAL, "prior for %s must be in (0,1)", label);
+    int i = clf_model_label_index(m, label);
+    if (i < 0 && (i = model_add_label(m, label)) < 0)
+        return model_fail(err, CLF_ELIMIT, "cannot add label '%s'", label);
+    m->heads[i].prior = p > 0 ? p : 0;
+    return CLF_OK;
+}
+
+double
+clf_model_prior(const struct clf_model *m, unsigned i)
+{
+    if (i >= m->n_labels)
+        return NAN;
+    const struct head *h = &m->heads[i];
+    if (h->prior > 0)
+        return h->prior;
+    uint64_t n = h->docs[0] + h->docs[1];
+    return n ? (double)h->docs[1] / n : 0.5;
+}
+
+const char *
+clf_model_event_id(const struct clf_model *m)
+{
+    return m->event_id;
+}
+
+void
+clf_model_set_event_id(struct clf_model *m, const char *id)
+{
+    snprintf(m->event_id, sizeof m->event_id, "%s", id ? id : "");
+}
+
+double
+clf_model_ece(const struct clf_model *m, unsigned i)
+{
+    return i < m->n_labels && m->heads[i].calibrated ? m->heads[i].ece : NAN;
+}
+
+/* ---- scoring ---------------------------------------------------------- */
+
+double
+model_raw_score(const struct clf_model *m, unsigned h, const uint64_t *keys,
+                size_t n, int skip_class, unsigned *known)
+{
+    const struct head *hd = &m->heads[h];
+    double a = m->settings.alpha, sum = 0;
+    double t1 = (double)hd->total[1], t0 = (double)hd->total[0];
+    if (skip_class == 1)
+        t1 -= (double)n;
+    else if (skip_class == 0)
+        t0 -= (double)n;
+    unsigned k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t *slot = ftable_find(&m->ft, keys[i]);
+        if (!slot)
+            continue;
+        uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
+        if (skip_class == 0)
+            c0--;
+        else if (skip_class == 1)
+            c1--;
+        if (c0 + c1 == 0)
+            continue;
+        sum += model_logc(m, c1) - model_logc(m, c0);
+        k++;
+    }
+    double v = (double)hd->vocab;
+    *known = k;
+    return sum + k * (log(t0 + a * v + 1) - log(t1 + a * v + 1));
+}
+
+double
+model_calibrated(const struct clf_model *m, unsigned h, double raw)
+{
+    const struct head *hd = &m->heads[h];
+    double z = hd->cal_a * raw + hd->cal_b;
+    if (hd->prior > 0 && hd->cal_rate > 0 && hd->cal_rate < 1)
+        z += log(hd->prior / (1 - hd->prior)) -
+             log(hd->cal_rate / (1 - hd->cal_rate));
+    return 1.0 / (1.0 + exp(-z));
+}
+
+struct clf_scorer *
+clf_scorer_new(void)
+{
+    struct clf_scorer *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return NULL;
+    if (!(sc->ta = text_analyzer_new())) {
+        free(sc);
+        return NULL;
+    }
+    feat_set_init(&sc->fs);
+    return sc;
+}
+
+void
+clf_scorer_free(struct clf_scorer *sc)
+{
+    if (!sc)
+        return;
+    text_analyzer_free(sc->ta);
+    feat_set_release(&sc->fs);
+    free(sc->keys);
+    free(sc);
+}
+
+/* Analyse and extract the comment's features into sc->fs and sc->keys. */
+static int
+scorer_features(struct clf_scorer *sc, const struct clf_model *m,
+                const char *text, size_t len, const char *lang_hint)
+{
+    if (text_analyze(sc->ta, &m->settings, text, len, lang_hint, &sc->doc) <
+            0 ||
+        feat_extract(&sc->fs, &m->settings, &sc->doc) < 0)
+        return -1;
+    if (sc->fs.n > sc->keys_cap) {
+        size_t cap = sc->fs.cap;
+        uint64_t *keys = realloc(sc->keys, cap * sizeof *keys);
+        if (!keys)
+            return -1;
+        sc->keys = keys;
+        sc->keys_cap = cap;
+    }
+    for (size_t i = 0; i < sc->fs.n; i++)
+        sc->keys[i] = sc->fs.v[i].key;
+    return 0;
+}
+
+/* Keep the CLF_MAX_REASONS largest |weight| features of one head. */
+static void
+head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
+             struct clf_label_result *r)
+{
+    const struct head *hd = &m->heads[h];
+    double a = m->settings.alpha, v = (double)hd->vocab;
+    double base = log(hd->total[0] + a * v + 1) - log(hd->total[1] + a * v + 1);
+    size_t top[CLF_MAX_REASONS];
+    double w[CLF_MAX_REASONS];
+    unsigned n = 0;
+    for (size_t i = 0; i < sc->fs.n; i++) {
+        const uint32_t *slot = ftable_find(&m->ft, sc->keys[i]);
+        if (!slot)
+            continue;
+        uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
+        if (c0 + c1 == 0)
+            continue;
+        double wi = hd->cal_a * (model_logc(m, c1) - model_logc(m, c0) + base);
+        unsigned j = n < CLF_MAX_REASONS ? n++ : CLF_MAX_REASONS;
+        if (j == CLF_MAX_REASONS) {
+            if (fabs(wi) <= fabs(w[CLF_MAX_REASONS - 1]))
+                continue;
+            j = CLF_MAX_REASONS - 1;
+        }
+        while (j > 0 && fabs(w[j - 1]) < fabs(wi)) {
+            w[j] = w[j - 1];
+            top[j] = top[j - 1];
+            j--;
+        }
+        w[j] = wi;
+        top[j] = i;
+    }
+    r->n_reasons = n;
+    for (unsigned j = 0; j < n; j++) {
+        feat_name(&sc->fs.v[top[j]], &sc->doc, r->reasons[j].feature,
+                  sizeof r->reasons[j].feature);
+        r->reasons[j].weight = w[j];
+    }
+}
+
+enum clf_status
+clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
+          size_t len, const char *lang_hint, int with_reasons,
+          struct clf_result *out)
+{
+    if (scorer_features(sc, m, text, len, lang_hint) < 0)
+        return CLF_ENOMEM;
+    out->n_labels = m->n_labels;
+    snprintf(out->lang, sizeof out->lang, "%s", sc->doc.lang);
+    out->invalid_bytes = sc->doc.stats.n_invalid;
+    out->truncated = (int)sc->doc.stats.truncated;
+    for (unsigned h = 0; h < m->n_labels; h++) {
+        const struct head *hd = &m->heads[h];
+        struct clf_label_result *r = &out->labels[h];
+        unsigned known;
+        double raw = model_raw_score(m, h, sc->keys, sc->fs.n, -1, &known);
+        r->label = hd->name;
+        r->score = model_calibrated(m, h, raw);
+        r->unsure = hd->docs[0] + hd->docs[1] < m->settings.min_examples ||
+                    hd->docs[0] == 0 || hd->docs[1] == 0 ||
+                    known < m->settings.min_known;
+        r->n_reasons = 0;
+        if (with_reasons)
+            head_reasons(sc, m, h, r);
+    }
+    return CLF_OK;
+}
+
+/* ---- learning --------------------------------------------------------- */
+
+static uint64_t
+example_key(uint64_t fold_hash, const char *label)
+{
+    return XXH3_64bits_withSeed(label, strlen(label), fold_hash);
+}
+
+/* Add (dir = +1) or remove (dir = -1) the current comment's counts. */
+static int
+apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
+             int value, int dir)
+{
+    struct head *hd = &m->heads[h];
+    for (size_t i = 0; i < sc->fs.n; i++) {
+        uint32_t *slot = dir > 0 ? ftable_upsert(&m->ft, sc->keys[i])
+                                 : ftable_find(&m->ft, sc->keys[i]);
+        if (!slot) {
+            if (dir > 0)
+                return -1;
+            continue;
+        }
+        uint32_t *c = &slot[2 + 2 * h];
+        uint32_t before = c[0] + c[1];
+        if (dir > 0)
+            c[value]++;
+        else if (c[value])
+            c[value]--;
+        uint32_t after = c[0] + c[1];
+        if (!before && after)
+            hd->vocab++;
+        else if (before && !after)
+            hd->vocab--;
+    }
+    if (dir > 0) {
+        hd->docs[value]++;
+        hd->total[value] += sc->fs.n;
+    } else {
+        hd->docs[value] -= hd->docs[value] ? 1 : 0;
+        hd->total[value] -= hd->total[value] >= sc->fs.n ? sc->fs.n
+                                                          : hd->total[value];
+    }
+    return 0;
+}
+
+/* Offer the example to the head's calibration reservoir (deterministic:
+ * the replacement slot is drawn from the example's own key). */
+static void
+reservoir_offer(struct head *hd, const struct clf_scorer *sc, uint64_t ex_key,
+                int value)
+{
+    uint64_t seen = hd->seen++;
+    uint32_t slot;
+    if (seen < RESERVOIR_MAX) {
+        slot = hd->n_res;
+    } else {
+        uint64_t j = XXH3_64bits(&ex_key, sizeof ex_key) % (seen + 1);
+        if (j >= RESERVOIR_MAX)
+            return;
+        slot = (uint32_t)j;
+    }
+    uint64_t *keys = malloc((sc->fs.n ? sc->fs.n : 1) * sizeof *keys);
+    if (!keys)
+        return; /* calibration sample one smaller; counts are exact */
+    memcpy(keys, sc->keys, sc->fs.n * sizeof *keys);
+    struct res_example *e = &hd->res[slot];
+    if (slot < hd->n_res)
+        free(e->keys);
+    else
+        hd->n_res++;
+    *e = (struct res_example){ex_key, keys, (uint32_t)sc->fs.n, (uint8_t)value};
+}
+
+static void
+reservoir_remove(struct head *hd, uint64_t ex_key)
+{
+    for (uint32_t i = 0; i < hd->n_res; i++) {
+        if (hd->res[i].ex_key != ex_key)
+            continue;
+        free(hd->res[i].keys);
+        hd->res[i] = hd->res[--hd->n_res];
+        return;
+    }
+}
+
+static enum clf_status
+learn_check(struct clf_model *m, const char *label, int value, int create,
+            int *h, struct clf_error *err)
+{
+    if (value != 0 && value != 1)
+        return model_fail(err, CLF_EINVAL, "label value must be 0 or 1");
+    if (!valid_label(label))
+        return model_fail(err, CLF_EINVAL,
+                    "bad label name '%s' (a-z, 0-9, _ and -, at most %d)",
+                    label, CLF_LABEL_MAX - 1);
+    *h = clf_model_label_index(m, label);
+    if (*h < 0 && create && (*h = model_add_label(m, label)) < 0)
+        return model_fail(err, CLF_ELIMIT, "cannot add label '%s' (at most %d)",
+                    label, CLF_MAX_LABELS);
+    return CLF_OK;
+}
+
+enum clf_status
+clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
+          size_t len, const char *lang_hint, const char *label, int value,
+          enum clf_learn_outcome *outcome, struct clf_error *err)
+{
+    int h;
+    enum clf_status st = learn_check(m, label, value, 1, &h, err);
+    if (st)
+        return st;
+    if (scorer_features(sc, m, text, len, lang_hint) < 0)
+        return model_fail(err, CLF_ENOMEM, "out of memory");
+    uint64_t ex_key = example_key(sc->fs.fold_hash, label);
+    int known = exset_get(&m->ex, ex_key);
+    if (known == value) {
+        *outcome = CLF_DUPLICATE;
+        return CLF_OK;
+    }
+    if (exset_put(&m->ex, ex_key, (uint8_t)value) < 0)
+        return model_fail(err, CLF_ENOMEM, "out of memory");
+    if (known >= 0) { /* relabelled: the old value goes */
+        apply_counts(m, sc, (unsigned)h, known, -1);
+        reservoir_remove(&m->heads[h], ex_key);
+    }
+    if (apply_counts(m, sc, (unsigned)h, value, +1) < 0) {
+        apply_counts(m, sc, (unsigned)h, value, -1);
+        exset_del(&m->ex, ex_key);
+        return model_fail(err, CLF_ENOMEM, "out of memory");
+    }
+    reservoir_offer(&m->heads[h], sc, ex_key, value);
+    *outcome = CLF_LEARNED;
+    return CLF_OK;
+}
+
+enum clf_status
+clf_unlearn(struct clf_scorer *sc, struct clf_model *m, const char *text,
+            size_t len, const char *lang_hint, const char *label, int value,
+            enum clf_learn_outcome *outcome, struct clf_error *err)
+{
+    int h;
+    enum clf_status st = learn_check(m, label, value, 0, &h, err);
+    if (st)
+        return st;
+    *outcome = CLF_UNKNOWN;
+    if (h < 0)
+        return CLF_OK;
+    if (scorer_features(sc, m, text, len, lang_hint) < 0)
+        return model_fail(err, CLF_ENOMEM, "out of memory");
+    uint64_t ex_key = example_key(sc->fs.fold_hash, label);
+    if (exset_get(&m->ex, ex_key) != value)
+        return CLF_OK;
+    exset_del(&m->ex, ex_key);
+    apply_counts(m, sc, (unsigned)h, value, -1);
+    reservoir_remove(&m->heads[h], ex_key);
+    *outcome = CLF_FORGOTTEN;
+    return CLF_OK;
+}

@@ -1,0 +1,110 @@
+/*
+ * model.h - the inside of struct clf_model, shared by the modules that
+ * implement it (model.c: counts, learning, scoring; modelfile.c: the file
+ * format; calibrate.c: Platt scaling).  Internal to the library.
+ *
+ * One feature table serves every head: a slot holds the feature key and,
+ * for each head, how many examples of each class contained the feature
+ * (binary presence counts).  A head's weight for a feature is
+ *   log(c1 + a) - log(c0 + a) - log(T1 + aV) + log(T0 + aV)
+ * (multinomial naive Bayes over presence counts, T = total counts of the
+ * class, V = the head's vocabulary); features a head never saw are skipped.
+ */
+#ifndef MODFILTER_MODEL_H
+#define MODFILTER_MODEL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "classifier.h"
+
+#define RESERVOIR_MAX 2000 /* examples kept per head for calibration */
+#define LOGTAB_SIZE 4096   /* log(c + alpha) precomputed for small c */
+
+/* One example kept for calibration: its key and feature keys. */
+struct res_example {
+    uint64_t ex_key;
+    uint64_t *keys; /* malloc'd, n of them */
+    uint32_t n;
+    uint8_t value;
+};
+
+struct head {
+    char name[CLF_LABEL_MAX];
+    double prior;      /* base rate to calibrate for; 0 = the data's */
+    uint64_t docs[2];  /* examples per class */
+    uint64_t total[2]; /* feature occurrences per class */
+    uint64_t vocab;    /* features with a count in this head */
+    double cal_a, cal_b, cal_rate, ece; /* Platt fit; its sample's rate */
+    int calibrated;
+    uint64_t seen; /* examples offered to the reservoir */
+    struct res_example *res; /* malloc'd, RESERVOIR_MAX */
+    uint32_t n_res;
+};
+
+/* Open addressing, linear probing; key 0 marks an empty slot. */
+struct ftable {
+    uint32_t *slots; /* cap * stride words: key (2 words), counts */
+    size_t cap, n;
+    unsigned stride; /* 2 + 2 * n_labels */
+};
+
+/* Known examples for idempotence: key -> class. Backward-shift deletion. */
+struct exset {
+    uint64_t *keys;
+    uint8_t *vals;
+    size_t cap, n;
+};
+
+struct clf_model {
+    struct clf_settings settings;
+    unsigned n_labels;
+    struct head heads[CLF_MAX_LABELS];
+    struct ftable ft;
+    struct exset ex;
+    char event_id[64];
+    char id[17];
+    double logtab[LOGTAB_SIZE]; /* log(c + alpha) */
+};
+
+/* The slot of key, or NULL. */
+uint32_t *ftable_find(const struct ftable *ft, uint64_t key);
+/* The slot of key, inserted with zero counts if new; NULL on ENOMEM. */
+uint32_t *ftable_upsert(struct ftable *ft, uint64_t key);
+uint64_t ftable_slot_key(const uint32_t *slot);
+
+int exset_put(struct exset *ex, uint64_t key, uint8_t val); /* 0 / -1 */
+int exset_get(const struct exset *ex, uint64_t key);        /* val or -1 */
+void exset_del(struct exset *ex, uint64_t key);
+
+/* Add a head; returns its index or -1 (too many labels / ENOMEM). */
+int model_add_label(struct clf_model *m, const char *name);
+void model_init_logtab(struct clf_model *m);
+
+/* log(c + alpha) */
+static inline double
+model_logc(const struct clf_model *m, uint32_t c)
+{
+    return c < LOGTAB_SIZE ? m->logtab[c] : log(c + m->settings.alpha);
+}
+
+/* Raw naive-Bayes log-odds of a head for a feature list, leaving out one
+ * example of class `skip_class` containing exactly these keys (skip_class
+ * -1: leave out nothing).  Sets *known to the number of known features. */
+double model_raw_score(const struct clf_model *m, unsigned h,
+                       const uint64_t *keys, size_t n, int skip_class,
+                       unsigned *known);
+
+/* Calibrated probability from a raw score. */
+double model_calibrated(const struct clf_model *m, unsigned h, double raw);
+
+/* Fill err (may be NULL) with a message; returns st. */
+enum clf_status model_fail(struct clf_error *err, enum clf_status st,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* calibrate.c */
+int model_fit_head(struct clf_model *m, unsigned h);
+
+#endif

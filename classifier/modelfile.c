@@ -1,0 +1,563 @@
+/*
+ * modelfile.c - the model file: load and atomic save.
+ *
+ * Layout (all integers little-endian, doubles as their IEEE-754 bits):
+ *   header   "MODFILTR", u32 version, u32 reserved (0), u64 body length
+ *   body     settings, event id, heads (with calibration and reservoir),
+ *            feature counts, known examples
+ *   trailer  u64 XXH3-64 of header and body
+ * The loader checks the magic, the version, the length against the file
+ * size and the checksum before it parses, and bounds-checks every count
+ * while parsing, so a truncated, corrupted or foreign file is refused with
+ * a message and never read out of bounds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "model.h"
+#include "text.h"
+
+#define MAGIC "MODFILTR"
+#define VERSION 1u
+#define HEADER_LEN 24u
+#define MAX_FILE (1ull << 32)
+
+/* ---- writing ---------------------------------------------------------- */
+
+struct wbuf {
+    unsigned char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void
+put(struct wbuf *b, const void *src, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void
+put_u64(struct wbuf *b, uint64_t v)
+{
+    unsigned char x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(v >> (8 * i));
+    put(b, x, 8);
+}
+
+static void
+put_u32(struct wbuf *b, uint32_t v)
+{
+    unsigned char x[4];
+    for (int i = 0; i < 4; i++)
+        x[i] = (unsigned char)(v >> (8 * i));
+    put(b, x, 4);
+}
+
+static void
+put_f64(struct wbuf *b, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    put_u64(b, v);
+}
+
+static void
+put_str(struct wbuf *b, const char *s, size_t field)
+{
+    char tmp[64] = {0};
+    snprintf(tmp, field < sizeof tmp ? field : sizeof tmp, "%s", s);
+    put(b, tmp, field);
+}
+
+static void
+write_body(struct wbuf *b, const struct clf_model *m)
+{
+    const struct clf_settings *s = &m->settings;
+    put_u32(b, s->n_languages);
+    for (unsigned i = 0; i < s->n_languages; i++)
+        put_str(b, s->languages[i], CLF_LANG_MAX);
+    put_str(b, s->default_language, CLF_LANG_MAX);
+    put_u32(b, s->features);
+    put_u32(b, s->max_bytes);
+    put_u32(b, s->max_tokens);
+    put_u32(b, s->chargram_min);
+    put_u32(b, s->chargram_max);
+    put_f64(b, s->alpha);
+    put_u32(b, s->min_examples);
+    put_u32(b, s->min_known);
+    put_str(b, m->event_id, sizeof m->event_id);
+
+    put_u32(b, m->n_labels);
+    for (unsigned h = 0; h < m->n_labels; h++) {
+        const struct head *hd = &m->heads[h];
+        put_str(b, hd->name, CLF_LABEL_MAX);
+        put_f64(b, hd->prior);
+        put_u64(b, hd->docs[0]);
+        put_u64(b, hd->docs[1]);
+        put_u64(b, hd->total[0]);
+        put_u64(b, hd->total[1]);
+        put_u64(b, hd->vocab);
+        put_f64(b, hd->cal_a);
+        put_f64(b, hd->cal_b);
+        put_f64(b, hd->cal_rate);
+        put_f64(b, hd->ece);
+        put_u32(b, (uint32_t)hd->calibrated);
+        put_u64(b, hd->seen);
+        put_u32(b, hd->n_res);
+        for (uint32_t i = 0; i < hd->n_res; i++) {
+            const struct res_example *e = &hd->res[i];
+            put_u64(b, e->ex_key);
+            put_u32(b, e->value);
+            put_u32(b, e->n);
+            for (uint32_t k = 0; k < e->n; k++)
+                put_u64(b, e->keys[k]);
+        }
+    }
+
+    /* Features some head still counts. */
+    uint64_t n = 0;
+    unsigned ncounts = 2 * m->n_labels;
+    for (size_t i = 0; i < m->ft.cap; i++) {
+        const uint32_t *slot = m->ft.slots + i * m->ft.stride;
+        uint32_t any = 0;
+        for (unsigned c = 0; c < ncounts; c++)
+            any |= slot[2 + c];
+        n += ftable_slot_key(slot) && any;
+    }
+    put_u64(b, n);
+    for (size_t i = 0; i < m->ft.cap; i++) {
+        const uint32_t *slot = m->ft.slots + i * m->ft.stride;
+        uint32_t any = 0;
+        for (unsigned c = 0; c < ncounts; c++)
+            any |= slot[2 + c];
+        if (!ftable_slot_key(slot) || !any)
+            continue;
+        put_u64(b, ftable_slot_key(slot));
+        for (unsigned c = 0; c < ncounts; c++)
+            put_u32(b, slot[2 + c]);
+    }
+
+    put_u64(b, m->ex.n);
+    for (size_t i = 0; i < m->ex.cap; i++) {
+        if (!m->ex.keys[i])
+            continue;
+        put_u64(b, m->ex.keys[i]);
+        put_u32(b, m->ex.vals[i]);
+    }
+}
+
+static void
+set_id(struct clf_model *m, uint64_t sum)
+{
+    snprintf(m->id, sizeof m->id, "%016llx", (unsigned long long)sum);
+}
+
+enum clf_status
+clf_model_save(struct clf_model *m, const char *path, struct clf_error *err)
+{
+    struct wbuf b = {0};
+    char *tmp = NULL, *dirbuf = NULL;
+    int fd = -1;
+    enum clf_status st = clf_model_calibrate(m, err);
+    if (st)
+        return st;
+    put(&b, MAGIC, 8);
+    put_u32(&b, VERSION);
+    put_u32(&b, 0);
+    put_u64(&b, 0); /* body length, patched below */
+    write_body(&b, m);
+    if (b.oom) {
+        st = model_fail(err, CLF_ENOMEM, "out of memory writing the model");
+        goto out;
+    }
+    uint64_t body = b.len - HEADER_LEN;
+    for (int i = 0; i < 8; i++)
+        b.p[16 + i] = (unsigned char)(body >> (8 * i));
+    uint64_t sum = XXH3_64bits(b.p, b.len);
+    put_u64(&b, sum);
+    if (b.oom) {
+        st = model_fail(err, CLF_ENOMEM, "out of memory writing the model");
+        goto out;
+    }
+
+    if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+        tmp = NULL;
+        st = model_fail(err, CLF_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((fd = mkstemp(tmp)) < 0) {
+        st = model_fail(err, CLF_EIO, "%s: %s", tmp, strerror(errno));
+        free(tmp);
+        tmp = NULL;
+        goto out;
+    }
+    for (size_t off = 0; off < b.len;) {
+        ssize_t w = write(fd, b.p + off, b.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            st = model_fail(err, CLF_EIO, "%s: %s", tmp, strerror(errno));
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
+        st = model_fail(err, CLF_EIO, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        st = model_fail(err, CLF_EIO, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        st = model_fail(err, CLF_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    free(tmp);
+    tmp = NULL;
+    /* Make the rename itself durable. */
+    if ((dirbuf = strdup(path))) {
+        int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    set_id(m, sum);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp)
+        unlink(tmp);
+    free(tmp);
+    free(dirbuf);
+    free(b.p);
+    return st;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+struct rbuf {
+    const unsigned char *p;
+    size_t len, off;
+    int bad;
+};
+
+static const unsigned char *
+take(struct rbuf *r, size_t n)
+{
+    if (r->bad || n > r->len - r->off) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+static uint64_t
+get_u64(struct rbuf *r)
+{
+    const unsigned char *x = take(r, 8);
+    uint64_t v = 0;
+    for (int i = 0; x && i < 8; i++)
+        v |= (uint64_t)x[i] << (8 * i);
+    return v;
+}
+
+static uint32_t
+get_u32(struct rbuf *r)
+{
+    const unsigned char *x = take(r, 4);
+    uint32_t v = 0;
+    for (int i = 0; x && i < 4; i++)
+        v |= (uint32_t)x[i] << (8 * i);
+    return v;
+}
+
+static double
+get_f64(struct rbuf *r)
+{
+    uint64_t v = get_u64(r);
+    double d;
+    memcpy(&d, &v, sizeof d);
+    return d;
+}
+
+/* A fixed-size NUL-padded string field; bad unless NUL-terminated. */
+static void
+get_str(struct rbuf *r, char *dst, size_t field)
+{
+    const unsigned char *x = take(r, field);
+    if (!x || !memchr(x, '\0', field)) {
+        r->bad = 1;
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, x, field);
+}
+
+static const char *
+read_settings(struct rbuf *r, struct clf_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->n_languages = get_u32(r);
+    if (r->bad || s->n_languages == 0 || s->n_languages > CLF_MAX_LANGUAGES)
+        return "bad language count";
+    for (unsigned i = 0; i < s->n_languages; i++) {
+        get_str(r, s->languages[i], CLF_LANG_MAX);
+        if (r->bad || !text_language_name(s->languages[i]))
+            return "unknown language";
+    }
+    get_str(r, s->default_language, CLF_LANG_MAX);
+    if (r->bad || !text_language_name(s->default_language))
+        return "unknown default language";
+    s->features = get_u32(r);
+    s->max_bytes = get_u32(r);
+    s->max_tokens = get_u32(r);
+    s->chargram_min = get_u32(r);
+    s->chargram_max = get_u32(r);
+    s->alpha = get_f64(r);
+    s->min_examples = get_u32(r);
+    s->min_known = get_u32(r);
+    if (r->bad)
+        return "truncated settings";
+    if (s->features & ~CLF_FEAT_ALL)
+        return "unknown feature families";
+    if (s->max_bytes < 16 || s->max_bytes > (1u << 24) || s->max_tokens < 1 ||
+        s->max_tokens > (1u << 20))
+        return "limits out of range";
+    if (s->chargram_min < 1 || s->chargram_max > 8 ||
+        s->chargram_min > s->chargram_max)
+        return "character n-gram lengths out of range";
+    if (!(s->alpha > 0 && s->alpha <= 100))
+        return "smoothing out of range";
+    return NULL;
+}
+
+static const char *
+read_head(struct rbuf *r, struct head *hd)
+{
+    get_str(r, hd->name, CLF_LABEL_MAX);
+    hd->prior = get_f64(r);
+    hd->docs[0] = get_u64(r);
+    hd->docs[1] = get_u64(r);
+    hd->total[0] = get_u64(r);
+    hd->total[1] = get_u64(r);
+    hd->vocab = get_u64(r);
+    hd->cal_a = get_f64(r);
+    hd->cal_b = get_f64(r);
+    hd->cal_rate = get_f64(r);
+    hd->ece = get_f64(r);
+    hd->calibrated = (int)get_u32(r);
+    hd->seen = get_u64(r);
+    uint32_t n_res = get_u32(r);
+    if (r->bad)
+        return "truncated label";
+    if (!hd->name[0])
+        return "empty label name";
+    if (!(hd->prior >= 0 && hd->prior < 1) || !isfinite(hd->cal_a) ||
+        !isfinite(hd->cal_b) || !(hd->cal_rate >= 0 && hd->cal_rate <= 1))
+        return "label parameters out of range";
+    if (n_res > RESERVOIR_MAX)
+        return "calibration sample too large";
+    for (uint32_t i = 0; i < n_res; i++) {
+        struct res_example *e = &hd->res[i];
+        e->ex_key = get_u64(r);
+        uint32_t value = get_u32(r);
+        uint32_t n = get_u32(r);
+        if (r->bad || value > 1 || n > (r->len - r->off) / 8)
+            return "bad calibration sample";
+        e->value = (uint8_t)value;
+        if (!(e->keys = malloc((n ? n : 1) * sizeof *e->keys)))
+            return "out of memory";
+        hd->n_res++;
+        e->n = n;
+        for (uint32_t k = 0; k < n; k++)
+            e->keys[k] = get_u64(r);
+    }
+    return NULL;
+}
+
+static const char *
+read_body(struct rbuf *r, struct clf_model **out)
+{
+    struct clf_settings s;
+    const char *why = read_settings(r, &s);
+    if (why)
+        return why;
+    struct clf_model *m = clf_model_new(&s);
+    if (!m)
+        return "out of memory";
+    *out = m;
+    get_str(r, m->event_id, sizeof m->event_id);
+    uint32_t n_labels = get_u32(r);
+    if (r->bad || n_labels > CLF_MAX_LABELS)
+        return "bad label count";
+    for (uint32_t h = 0; h < n_labels; h++) {
+        char name[CLF_LABEL_MAX];
+        size_t at = r->off;
+        get_str(r, name, sizeof name);
+        r->off = at;
+        if (r->bad)
+            return "truncated label";
+        if (clf_model_label_index(m, name) >= 0)
+            return "duplicate label";
+        if (model_add_label(m, name) < 0)
+            return "out of memory";
+        if ((why = read_head(r, &m->heads[h])))
+            return why;
+    }
+    uint64_t n = get_u64(r);
+    unsigned ncounts = 2 * n_labels;
+    if (r->bad || n > (r->len - r->off) / (8 + 4 * ncounts))
+        return "bad feature count";
+    size_t cap = 1024;
+    while (cap * 7 < n * 10 + 10)
+        cap *= 2;
+    if (!(m->ft.slots = calloc(cap * m->ft.stride, sizeof *m->ft.slots)))
+        return "out of memory";
+    m->ft.cap = cap;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t key = get_u64(r);
+        uint32_t *slot = ftable_upsert(&m->ft, key);
+        if (!slot)
+            return "out of memory";
+        for (unsigned c = 0; c < ncounts; c++)
+            slot[2 + c] = get_u32(r);
+    }
+    uint64_t n_ex = get_u64(r);
+    if (r->bad || n_ex > (r->len - r->off) / 12)
+        return "bad example count";
+    for (uint64_t i = 0; i < n_ex; i++) {
+        uint64_t key = get_u64(r);
+        uint32_t val = get_u32(r);
+        if (val > 1)
+            return "bad example";
+        if (exset_put(&m->ex, key, (uint8_t)val) < 0)
+            return "out of memory";
+    }
+    if (r->bad)
+        return "truncated";
+    if (r->off != r->len)
+        return "trailing bytes in body";
+    return NULL;
+}
+
+static enum clf_status
+parse(const unsigned char *p, size_t len, const char *path,
+      struct clf_model **out, struct clf_error *err)
+{
+    if (len < HEADER_LEN + 8 || memcmp(p, MAGIC, 8))
+        return model_fail(err, CLF_EFORMAT, "%s: not a modfilter model file", path);
+    struct rbuf r = {p, len, 8, 0};
+    uint32_t version = get_u32(&r);
+    get_u32(&r);
+    uint64_t body = get_u64(&r);
+    if (version != VERSION)
+        return model_fail(err, CLF_EVERSION,
+                    "%s: model file version %u, this build reads %u", path,
+                    version, VERSION);
+    if (body != len - HEADER_LEN - 8)
+        return model_fail(err, CLF_EFORMAT,
+                    "%s: truncated or overlong (%zu bytes, header says %llu)",
+                    path, len, (unsigned long long)(body + HEADER_LEN + 8));
+    struct rbuf t = {p, len, len - 8, 0};
+    uint64_t sum = get_u64(&t);
+    if (XXH3_64bits(p, len - 8) != sum)
+        return model_fail(err, CLF_EFORMAT, "%s: checksum mismatch (corrupted)",
+                    path);
+    struct rbuf b = {p, len - 8, HEADER_LEN, 0};
+    struct clf_model *m = NULL;
+    const char *why = read_body(&b, &m);
+    if (why) {
+        clf_model_free(m);
+        if (!strcmp(why, "out of memory"))
+            return model_fail(err, CLF_ENOMEM, "%s: out of memory", path);
+        return model_fail(err, CLF_EFORMAT, "%s: %s", path, why);
+    }
+    set_id(m, sum);
+    *out = m;
+    return CLF_OK;
+}
+
+enum clf_status
+clf_model_load(const char *path, struct clf_model **out,
+               struct clf_error *err)
+{
+    unsigned char *buf = NULL;
+    struct stat sb;
+    enum clf_status st;
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return model_fail(err, CLF_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &sb) < 0) {
+        st = model_fail(err, CLF_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAX_FILE) {
+        st = model_fail(err, CLF_EFORMAT, "%s: not a regular file of sane size",
+                  path);
+        goto out;
+    }
+    size_t len = (size_t)sb.st_size;
+    if (!(buf = malloc(len ? len : 1))) {
+        st = model_fail(err, CLF_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t n = read(fd, buf + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            st = model_fail(err, CLF_EIO, "%s: %s", path,
+                      n < 0 ? strerror(errno) : "file shrank while reading");
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    st = parse(buf, len, path, out, err);
+out:
+    close(fd);
+    free(buf);
+    return st;
+}
+
+/* For the fuzzer and tests: parse a model from memory. */
+enum clf_status clf_model_parse(const void *p, size_t len,
+                                struct clf_model **out, struct clf_error *err);
+enum clf_status
+clf_model_parse(const void *p, size_t len, struct clf_model **out,
+                struct clf_error *err)
+{
+    *out = NULL;
+    return parse(p, len, "(memory)", out, err);
+}
