@@ -17,6 +17,23 @@
 
 #define ECE_BINS 10
 
+/* Log loss of (a, b) against the smoothed targets, computed stably. */
+static double
+platt_loss(const double *raw, const uint8_t *y, size_t n, double tpos,
+           double tneg, double a, double b)
+{
+    double loss = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = y[i] ? tpos : tneg, z = a * raw[i] + b;
+        /* -t log p - (1-t) log(1-p), with p = 1 / (1 + exp(-z)) */
+        loss += z >= 0 ? (1 - t) * z + log1p(exp(-z))
+                       : -t * z + log1p(exp(z));
+    }
+    return loss;
+}
+
+/* Newton's method with backtracking (Lin, Lin and Weng's formulation of
+ * Platt scaling), so that a nearly separable sample cannot diverge. */
 static void
 platt_fit(const double *raw, const uint8_t *y, size_t n, double *pa,
           double *pb)
@@ -26,10 +43,10 @@ platt_fit(const double *raw, const uint8_t *y, size_t n, double *pa,
         npos += y[i];
     double tpos = (npos + 1.0) / (npos + 2.0);
     double tneg = 1.0 / (n - npos + 2.0);
-    double a = 0.1, b = log((npos + 1.0) / (n - npos + 1.0));
-    double lambda = 1e-6; /* keeps the Hessian invertible */
+    double a = 0, b = log((npos + 1.0) / (n - npos + 1.0));
+    double loss = platt_loss(raw, y, n, tpos, tneg, a, b);
     for (int it = 0; it < 100; it++) {
-        double ga = 0, gb = 0, haa = lambda, hab = 0, hbb = lambda;
+        double ga = 0, gb = 0, haa = 1e-12, hab = 0, hbb = 1e-12;
         for (size_t i = 0; i < n; i++) {
             double t = y[i] ? tpos : tneg;
             double p = 1.0 / (1.0 + exp(-(a * raw[i] + b)));
@@ -40,14 +57,26 @@ platt_fit(const double *raw, const uint8_t *y, size_t n, double *pa,
             hab += w * raw[i];
             hbb += w;
         }
-        double det = haa * hbb - hab * hab;
-        if (det <= 0)
+        if (fabs(ga) < 1e-6 && fabs(gb) < 1e-6)
             break;
-        double da = (hbb * ga - hab * gb) / det;
-        double db = (haa * gb - hab * ga) / det;
-        a -= da;
-        b -= db;
-        if (fabs(da) < 1e-9 && fabs(db) < 1e-9)
+        double det = haa * hbb - hab * hab;
+        if (!(det > 0))
+            break;
+        double da = -(hbb * ga - hab * gb) / det;
+        double db = -(haa * gb - hab * ga) / det;
+        double gd = ga * da + gb * db, step = 1;
+        while (step >= 1e-10) {
+            double na = a + step * da, nb = b + step * db;
+            double nl = platt_loss(raw, y, n, tpos, tneg, na, nb);
+            if (nl < loss + 1e-4 * step * gd) {
+                a = na;
+                b = nb;
+                loss = nl;
+                break;
+            }
+            step /= 2;
+        }
+        if (step < 1e-10)
             break;
     }
     *pa = a;

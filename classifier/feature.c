@@ -72,6 +72,7 @@ static int
 add(struct feat_set *fs, uint64_t key, unsigned family, unsigned arg,
     unsigned off, uint32_t tok)
 {
+    key = feat_key_with_family(key, family);
     if ((fs->n + 1) * 2 > fs->n_slots && slots_grow(fs) < 0)
         return -1;
     size_t mask = fs->n_slots - 1, j = key & mask;

@@ -28,6 +28,20 @@ enum feat_family {
     FEAT_META,  /* a property of the whole comment */
 };
 
+/* A key carries its family in its top 3 bits (the model weighs families
+ * differently); the low bits stay the hash's. */
+static inline uint64_t
+feat_key_with_family(uint64_t hash, unsigned family)
+{
+    return (hash & (UINT64_MAX >> 3)) | ((uint64_t)family << 61);
+}
+
+static inline unsigned
+feat_key_family(uint64_t key)
+{
+    return (unsigned)(key >> 61);
+}
+
 /* Where a feature came from, so that it can be named later. */
 struct feat {
     uint64_t key;

@@ -70,6 +70,8 @@ clf_settings_init(struct clf_settings *s)
     s->chargram_min = 3;
     s->chargram_max = 5;
     s->alpha = 0.1;
+    for (unsigned i = 0; i < 8; i++)
+        s->weights[i] = 1.0;
     s->min_examples = 50;
     s->min_known = 3;
 }
@@ -364,6 +366,8 @@ model_raw_score(const struct clf_model *m, unsigned h, const uint64_t *keys,
         t1 -= (double)n;
     else if (skip_class == 0)
         t0 -= (double)n;
+    double v = (double)hd->vocab;
+    double base = log(t0 + a * v + 1) - log(t1 + a * v + 1);
     unsigned k = 0;
     for (size_t i = 0; i < n; i++) {
         const uint32_t *slot = ftable_find(&m->ft, keys[i]);
@@ -376,12 +380,12 @@ model_raw_score(const struct clf_model *m, unsigned h, const uint64_t *keys,
             c1--;
         if (c0 + c1 == 0)
             continue;
-        sum += model_logc(m, c1) - model_logc(m, c0);
+        double w = m->settings.weights[feat_key_family(keys[i])];
+        sum += w * (model_logc(m, c1) - model_logc(m, c0) + base);
         k++;
     }
-    double v = (double)hd->vocab;
     *known = k;
-    return sum + k * (log(t0 + a * v + 1) - log(t1 + a * v + 1));
+    return sum;
 }
 
 double
@@ -460,7 +464,8 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
         uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
         if (c0 + c1 == 0)
             continue;
-        double wi = hd->cal_a * (model_logc(m, c1) - model_logc(m, c0) + base);
+        double wi = hd->cal_a * m->settings.weights[feat_key_family(sc->keys[i])] *
+                    (model_logc(m, c1) - model_logc(m, c0) + base);
         unsigned j = n < CLF_MAX_REASONS ? n++ : CLF_MAX_REASONS;
         if (j == CLF_MAX_REASONS) {
             if (fabs(wi) <= fabs(w[CLF_MAX_REASONS - 1]))

@@ -108,6 +108,8 @@ write_body(struct wbuf *b, const struct clf_model *m)
     put_u32(b, s->chargram_min);
     put_u32(b, s->chargram_max);
     put_f64(b, s->alpha);
+    for (unsigned i = 0; i < 8; i++)
+        put_f64(b, s->weights[i]);
     put_u32(b, s->min_examples);
     put_u32(b, s->min_known);
     put_str(b, m->event_id, sizeof m->event_id);
@@ -345,6 +347,8 @@ read_settings(struct rbuf *r, struct clf_settings *s)
     s->chargram_min = get_u32(r);
     s->chargram_max = get_u32(r);
     s->alpha = get_f64(r);
+    for (unsigned i = 0; i < 8; i++)
+        s->weights[i] = get_f64(r);
     s->min_examples = get_u32(r);
     s->min_known = get_u32(r);
     if (r->bad)
@@ -359,6 +363,9 @@ read_settings(struct rbuf *r, struct clf_settings *s)
         return "character n-gram lengths out of range";
     if (!(s->alpha > 0 && s->alpha <= 100))
         return "smoothing out of range";
+    for (unsigned i = 0; i < 8; i++)
+        if (!(s->weights[i] >= 0 && s->weights[i] <= 10))
+            return "feature weights out of range";
     return NULL;
 }
 

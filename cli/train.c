@@ -43,6 +43,31 @@ parse_features(struct clf_settings *s, const char *list)
 }
 
 static int
+parse_weights(struct clf_settings *s, const char *list)
+{
+    static const char *const fam[] = {"word",  "url",  "email", "mention",
+                                      "emoji", "pair", "chars", "meta"};
+    double w[8];
+    memcpy(w, s->weights, sizeof w);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, "="), k;
+        for (k = 0; k < 8; k++)
+            if (strlen(fam[k]) == n && !strncmp(p, fam[k], n))
+                break;
+        if (k == 8 || p[n] != '=')
+            return -1;
+        char *end;
+        w[k] = strtod(p + n + 1, &end);
+        if (end == p + n + 1 || (*end && *end != ',') || !(w[k] >= 0) ||
+            w[k] > 10)
+            return -1;
+        p = *end ? end + 1 : end;
+    }
+    memcpy(s->weights, w, sizeof w);
+    return 0;
+}
+
+static int
 parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 {
     char *end;
@@ -67,7 +92,7 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
     static const char *const with_value[] = {
         "--languages", "--default-language", "--prior", "--features",
         "--alpha", "--chargrams", "--max-bytes", "--max-tokens",
-        "--min-examples"};
+        "--min-examples", "--weights"};
     size_t k;
     for (k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
         if (!strcmp(opt, with_value[k]))
@@ -136,6 +161,13 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
     } else if (!strcmp(opt, "--max-tokens")) {
         if (parse_uint(v, 1, 1u << 20, &s->max_tokens) < 0) {
             fprintf(stderr, "modfilter: --max-tokens wants 1..1048576\n");
+            return -1;
+        }
+    } else if (!strcmp(opt, "--weights")) {
+        if (parse_weights(s, v) < 0) {
+            fprintf(stderr, "modfilter: --weights wants FAMILY=W,... with "
+                            "families word,url,email,mention,emoji,pair,"
+                            "chars,meta and 0<=W<=10\n");
             return -1;
         }
     } else if (!strcmp(opt, "--min-examples")) {
