@@ -1,0 +1,1176 @@
+/*
+ * test_queue.c - daemon/queue.c and daemon/redis.c against real
+ * redis-server processes.
+ *
+ * Each server runs on a free loopback port (and a Unix socket) in a private
+ * directory under /tmp, with persistence off; it is killed by pid in the
+ * test's teardown, by an atexit handler, and by the kernel
+ * (PR_SET_PDEATHSIG) should this process die first.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "queue.h"
+#include "redis.h"
+
+#define REDIS_SERVER "/usr/bin/redis-server"
+#define MAX_SERVERS 16
+
+/* ---- redis-server processes ------------------------------------------ */
+
+struct srv {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char sock[128];
+    char log[128];
+    const char *password; /* NULL: none */
+};
+
+static pid_t started[MAX_SERVERS];
+
+static double
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void
+sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static int
+free_port(void)
+{
+    struct sockaddr_in sa = {0};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd < 0)
+        return -1;
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void
+forget_pid(pid_t pid)
+{
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (started[i] == pid)
+            started[i] = 0;
+}
+
+static void
+kill_all_servers(void)
+{
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (started[i] > 0) {
+            kill(started[i], SIGKILL);
+            waitpid(started[i], NULL, 0);
+            started[i] = 0;
+        }
+}
+
+/* A connected synchronous client (AUTH done), or NULL. */
+static redisContext *
+srv_client(const struct srv *s)
+{
+    struct timeval tv = {0, 300000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+    redisReply *r;
+
+    if (c == NULL || c->err)
+        goto fail;
+    redisSetTimeout(c, (struct timeval){2, 0});
+    if (s->password) {
+        r = redisCommand(c, "AUTH %s", s->password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(r);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+    return c;
+fail:
+    redisFree(c);
+    return NULL;
+}
+
+static int
+srv_pings(const struct srv *s)
+{
+    redisContext *c = srv_client(s);
+    redisReply *r;
+    int ok;
+
+    if (c == NULL)
+        return 0;
+    r = redisCommand(c, "PING");
+    ok = r != NULL && r->type == REDIS_REPLY_STATUS &&
+         strcmp(r->str, "PONG") == 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+/* Starts redis-server; keeps s->port (and dir) when already set, so that
+ * a server can be restarted in the same place. */
+static int
+srv_start(struct srv *s)
+{
+    char port[16];
+    const char *argv[24];
+    int n = 0;
+    pid_t parent = getpid(), pid;
+    double end;
+
+    if (s->dir[0] == '\0') {
+        snprintf(s->dir, sizeof s->dir, "/tmp/mfqueue.XXXXXX");
+        if (mkdtemp(s->dir) == NULL)
+            return -1;
+    }
+    if (s->port == 0)
+        s->port = free_port();
+    snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/redis.log", s->dir);
+    snprintf(port, sizeof port, "%d", s->port);
+    argv[n++] = REDIS_SERVER;
+    argv[n++] = "--port";
+    argv[n++] = port;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    argv[n++] = "--daemonize";
+    argv[n++] = "no";
+    argv[n++] = "--dir";
+    argv[n++] = s->dir;
+    argv[n++] = "--unixsocket";
+    argv[n++] = s->sock;
+    argv[n++] = "--unixsocketperm";
+    argv[n++] = "700";
+    argv[n++] = "--logfile";
+    argv[n++] = s->log;
+    if (s->password) {
+        argv[n++] = "--requirepass";
+        argv[n++] = s->password;
+    }
+    argv[n] = NULL;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        execv(REDIS_SERVER, (char *const *)argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (started[i] == 0) {
+            started[i] = pid;
+            break;
+        }
+    end = now_ms() + 5000;
+    while (now_ms() < end) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            forget_pid(pid);
+            s->pid = 0;
+            return -1;
+        }
+        if (srv_pings(s))
+            return 0;
+        sleep_ms(10);
+    }
+    return -1;
+}
+
+static void
+srv_kill(struct srv *s, int sig)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, sig);
+    waitpid(s->pid, NULL, 0);
+    forget_pid(s->pid);
+    s->pid = 0;
+}
+
+/* Stops it (also when SIGSTOPped) and removes its directory. */
+static void
+srv_destroy(struct srv *s)
+{
+    char path[160];
+
+    if (s->pid > 0) {
+        kill(s->pid, SIGCONT);
+        srv_kill(s, SIGKILL);
+    }
+    if (s->dir[0]) {
+        unlink(s->sock);
+        unlink(s->log);
+        snprintf(path, sizeof path, "%s/dump.rdb", s->dir);
+        unlink(path);
+        rmdir(s->dir);
+        s->dir[0] = '\0';
+    }
+}
+
+/* One reply from the test's synchronous client; caller frees. */
+static redisReply *
+srv_cmd(const struct srv *s, const char *fmt, ...)
+{
+    redisContext *c = srv_client(s);
+    redisReply *r = NULL;
+    va_list ap;
+
+    if (c == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return r;
+}
+
+static long long
+srv_int(const struct srv *s, const char *fmt, const char *a, const char *b)
+{
+    redisReply *r = srv_cmd(s, fmt, a, b);
+    long long v = -999;
+
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* ---- loop helpers and callbacks --------------------------------------- */
+
+static struct srv main_srv; /* shared by the tests that do not hurt it */
+static struct srv extra;    /* a test's own server, destroyed in teardown */
+static struct event_base *base;
+
+typedef int cond_fn(void *);
+
+/* Runs the loop until cond holds or ms pass; 0 when it held. */
+static int
+run_until(cond_fn *cond, void *arg, unsigned ms)
+{
+    double end = now_ms() + ms;
+
+    while (!cond(arg)) {
+        struct timeval tv = {0, 2000};
+        if (now_ms() > end)
+            return -1;
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    return 0;
+}
+
+static int
+never(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void
+run_for(unsigned ms)
+{
+    run_until(never, NULL, ms);
+}
+
+static int
+is_connected(void *q)
+{
+    return queue_connected(q);
+}
+
+static int
+is_down(void *q)
+{
+    return !queue_connected(q);
+}
+
+struct res {
+    int calls;
+    enum queue_status st;
+    int null_stored;
+    char stored[512];
+    size_t stored_len;
+    long long n;
+    double at;
+};
+
+static int
+res_done(void *arg)
+{
+    return ((struct res *)arg)->calls > 0;
+}
+
+static void
+on_submit(enum queue_status st, const char *stored, size_t len, void *arg)
+{
+    struct res *r = arg;
+
+    r->calls++;
+    r->st = st;
+    r->null_stored = stored == NULL;
+    r->stored_len = len;
+    if (stored && len < sizeof r->stored) {
+        memcpy(r->stored, stored, len);
+        r->stored[len] = '\0';
+    }
+    r->at = now_ms();
+}
+
+static void
+on_count(enum queue_status st, long long n, void *arg)
+{
+    struct res *r = arg;
+
+    r->calls++;
+    r->st = st;
+    r->n = n;
+    r->at = now_ms();
+}
+
+struct states {
+    int ups, downs;
+    char why[512];
+};
+
+static void
+on_state(int ready, const char *why, void *arg)
+{
+    struct states *s = arg;
+
+    if (ready)
+        s->ups++;
+    else
+        s->downs++;
+    snprintf(s->why, sizeof s->why, "%s", why);
+}
+
+static struct queue *
+open_queue(const char *url, const char *password, const char *prefix,
+           unsigned timeout_ms)
+{
+    struct queue_config cfg = {url, password, prefix, timeout_ms};
+
+    return queue_new(base, &cfg);
+}
+
+static struct queue *
+open_main(const char *prefix, unsigned timeout_ms)
+{
+    char url[64];
+    struct queue *q;
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", main_srv.port);
+    q = open_queue(url, NULL, prefix, timeout_ms);
+    assert_non_null(q);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    return q;
+}
+
+/* Submits and waits for the answer. */
+static void
+submit_wait(struct queue *q, const char *id, const char *rec, size_t len,
+            long long ms, double urgency, struct res *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(queue_submit(q, id, rec, len, ms, urgency, on_submit, r),
+                     0);
+    assert_int_equal(run_until(res_done, r, 5000), 0);
+    assert_int_equal(r->calls, 1);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void
+test_url_parse(void **state)
+{
+    struct redis_url u;
+    char err[256];
+    static const char *bad[] = {
+        "", "garbage", "http://127.0.0.1:6379", "redis://", "redis://:6379",
+        "redis://h:0", "redis://h:65536", "redis://h:12a", "redis://h/x",
+        "redis://h/1/2", "redis://h?db=1", "redis://h h", "redis://user@h",
+        "redis://:pw%zz@h", "redis://:pw%4@h", "redis://[::1", "unix://rel",
+        "unix:///", "unix:///x?foo=1", "unix:///x?db=", "redis://h:99999999",
+        "unix:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    };
+
+    (void)state;
+    assert_int_equal(redis_url_parse("redis://127.0.0.1:6380/2", &u, err,
+                                     sizeof err),
+                     0);
+    assert_false(u.is_unix);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 2);
+    assert_int_equal(redis_url_parse("redis://localhost", &u, err, sizeof err),
+                     0);
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(u.db, 0);
+    assert_int_equal(redis_url_parse("redis://h:1/", &u, err, sizeof err), 0);
+    assert_int_equal(redis_url_parse("redis://[::1]:7000/3", &u, err,
+                                     sizeof err),
+                     0);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 7000);
+    assert_int_equal(u.db, 3);
+    assert_int_equal(redis_url_parse("redis://bob:p%40ss%3a@h:1/0", &u, err,
+                                     sizeof err),
+                     0);
+    assert_string_equal(u.user, "bob");
+    assert_string_equal(u.password, "p@ss:");
+    assert_int_equal(redis_url_parse("redis://:x@y@h", &u, err, sizeof err),
+                     0);
+    assert_string_equal(u.password, "x@y");
+    assert_string_equal(u.host, "h");
+    assert_int_equal(redis_url_parse("unix:///run/r.sock?db=4", &u, err,
+                                     sizeof err),
+                     0);
+    assert_true(u.is_unix);
+    assert_string_equal(u.path, "/run/r.sock");
+    assert_int_equal(u.db, 4);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        if (redis_url_parse(bad[i], &u, err, sizeof err) == 0)
+            fail_msg("accepted bad URL '%s'", bad[i]);
+        assert_true(err[0] != '\0');
+        assert_int_equal(queue_url_check(bad[i], err, sizeof err), -1);
+    }
+    /* Reasons never carry the password. */
+    assert_int_equal(queue_url_check("redis://:hunter2@h:99999", err,
+                                     sizeof err),
+                     -1);
+    assert_null(strstr(err, "hunter2"));
+    assert_int_equal(queue_url_check(NULL, err, sizeof err), -1);
+    assert_null(open_queue("garbage", NULL, "p:", 100));
+    assert_null(open_queue("redis://", NULL, "p:", 100));
+    assert_null(open_queue("redis://u:@h", NULL, "p:", 100));
+}
+
+static void
+test_submit_stores_fields(void **state)
+{
+    struct queue *q = open_main("t1:", 2000);
+    static const char rec[] = "{\"text\":\"buy pills\",\"verdict\":\"review\"}";
+    struct res r;
+    redisReply *h;
+
+    (void)state;
+    submit_wait(q, "c-1", rec, strlen(rec), 1700000000123LL, 0.75, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    h = srv_cmd(&main_srv, "HGETALL t1:item:c-1");
+    assert_non_null(h);
+    assert_int_equal(h->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(h->elements, 8);
+    for (size_t i = 0; i < h->elements; i += 2) {
+        const char *k = h->element[i]->str, *v = h->element[i + 1]->str;
+        if (strcmp(k, "record") == 0)
+            assert_string_equal(v, rec);
+        else if (strcmp(k, "state") == 0)
+            assert_string_equal(v, "queued");
+        else if (strcmp(k, "received_ms") == 0)
+            assert_string_equal(v, "1700000000123");
+        else if (strcmp(k, "urgency") == 0)
+            assert_float_equal(strtod(v, NULL), 0.75, 1e-12);
+        else
+            fail_msg("unexpected field %s", k);
+    }
+    freeReplyObject(h);
+    h = srv_cmd(&main_srv, "ZSCORE t1:queue c-1");
+    assert_non_null(h);
+    assert_string_equal(h->str, "1700000000123");
+    freeReplyObject(h);
+    h = srv_cmd(&main_srv, "ZSCORE t1:queue:urgent c-1");
+    assert_non_null(h);
+    assert_float_equal(strtod(h->str, NULL), 0.75, 1e-12);
+    freeReplyObject(h);
+
+    /* Binary-safe record, NaN urgency stored as 0. */
+    submit_wait(q, "c-2", "a\0b", 3, 5, NAN, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_get(q, "c-2", on_submit, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.stored_len, 3);
+    assert_memory_equal(r.stored, "a\0b", 3);
+    h = srv_cmd(&main_srv, "ZSCORE t1:queue:urgent c-2");
+    assert_non_null(h);
+    assert_string_equal(h->str, "0");
+    freeReplyObject(h);
+
+    /* Bad ids are refused without a callback. */
+    assert_int_equal(queue_submit(q, "", "x", 1, 1, 0, on_submit, &r), -1);
+    assert_int_equal(queue_submit(q, NULL, "x", 1, 1, 0, on_submit, &r), -1);
+    {
+        char big[QUEUE_ID_MAX + 2];
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        assert_int_equal(queue_submit(q, big, "x", 1, 1, 0, on_submit, &r),
+                         -1);
+        big[QUEUE_ID_MAX] = '\0';
+        submit_wait(q, big, "x", 1, 1, 0, &r);
+        assert_int_equal(r.st, QUEUE_OK);
+    }
+    queue_free(q);
+}
+
+static void
+test_resubmit_exists(void **state)
+{
+    struct queue *q = open_main("t2:", 2000);
+    struct res r, a, b;
+
+    (void)state;
+    submit_wait(q, "dup", "first", 5, 100, 0.5, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    submit_wait(q, "dup", "second!", 7, 200, 0.9, &r);
+    assert_int_equal(r.st, QUEUE_EXISTS);
+    assert_int_equal(r.stored_len, 5);
+    assert_string_equal(r.stored, "first");
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t2:queue", NULL), 1);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t2:queue:urgent", NULL),
+                     1);
+
+    /* Two submits of one id in flight at once: exactly one stores. */
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    assert_int_equal(queue_submit(q, "race", "A", 1, 1, 0, on_submit, &a), 0);
+    assert_int_equal(queue_submit(q, "race", "B", 1, 2, 0, on_submit, &b), 0);
+    assert_int_equal(run_until(res_done, &b, 5000), 0);
+    assert_int_equal(run_until(res_done, &a, 5000), 0);
+    assert_int_equal(a.st, QUEUE_OK);
+    assert_int_equal(b.st, QUEUE_EXISTS);
+    assert_string_equal(b.stored, "A");
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t2:queue", NULL), 2);
+    queue_free(q);
+}
+
+static void
+test_length_oldest_get(void **state)
+{
+    struct queue *q = open_main("t3:", 2000);
+    struct res r;
+
+    (void)state;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_length(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.n, 0);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_oldest(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.n, -1);
+
+    submit_wait(q, "a", "ra", 2, 1700000003000LL, 0.1, &r);
+    submit_wait(q, "b", "rb", 2, 1700000001000LL, 0.9, &r);
+    submit_wait(q, "c", "rc", 2, 1700000002000LL, 0.5, &r);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_length(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.n, 3);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_oldest(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.n, 1700000001000LL);
+
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_get(q, "b", on_submit, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_string_equal(r.stored, "rb");
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_get(q, "unknown", on_submit, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_true(r.null_stored);
+    assert_int_equal(queue_pending(q), 0);
+    queue_free(q);
+}
+
+struct flood {
+    struct queue *q;
+    int sent, done, ok, other, total;
+    char rec[300];
+};
+
+static void
+on_flood(enum queue_status st, const char *stored, size_t len, void *arg)
+{
+    struct flood *f = arg;
+    char id[32];
+
+    (void)stored;
+    (void)len;
+    f->done++;
+    if (st == QUEUE_OK)
+        f->ok++;
+    else
+        f->other++;
+    if (f->sent < f->total) {
+        /* Callbacks may submit again: keep the window full. */
+        snprintf(id, sizeof id, "f%d", f->sent);
+        if (queue_submit(f->q, id, f->rec, sizeof f->rec,
+                         1700000000000LL + f->sent, 0.5, on_flood, f) == 0)
+            f->sent++;
+    }
+}
+
+static int
+flood_done(void *arg)
+{
+    struct flood *f = arg;
+    return f->done >= f->total;
+}
+
+static void
+test_1000_in_flight(void **state)
+{
+    struct queue *q = open_main("t4:", 5000);
+    static struct flood f;
+    double t0, dt;
+    char id[32];
+
+    (void)state;
+    memset(&f, 0, sizeof f);
+    memset(f.rec, 'x', sizeof f.rec);
+    f.q = q;
+    f.total = 1000;
+    t0 = now_ms();
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof id, "f%d", i);
+        assert_int_equal(queue_submit(q, id, f.rec, sizeof f.rec,
+                                      1700000000000LL + i, 0.5, on_flood, &f),
+                         0);
+    }
+    f.sent = 1000;
+    assert_int_equal(queue_pending(q), 1000);
+    assert_int_equal(run_until(flood_done, &f, 20000), 0);
+    dt = now_ms() - t0;
+    assert_int_equal(f.ok, 1000);
+    assert_int_equal(f.other, 0);
+    assert_int_equal(queue_pending(q), 0);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t4:queue", NULL), 1000);
+    printf("# 1000 submits in flight on one connection: %.0f ms\n", dt);
+
+    /* Throughput: 20,000 more with a window of 1,000 kept full by the
+     * callbacks. */
+    memset(&f, 0, sizeof f);
+    memset(f.rec, 'y', sizeof f.rec);
+    f.q = q;
+    f.total = 21000;
+    f.sent = 1000;
+    f.done = 1000;
+    f.ok = 1000;
+    t0 = now_ms();
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof id, "f%d", f.sent);
+        assert_int_equal(queue_submit(q, id, f.rec, sizeof f.rec,
+                                      1700000000000LL + f.sent, 0.5, on_flood,
+                                      &f),
+                         0);
+        f.sent++;
+    }
+    assert_int_equal(run_until(flood_done, &f, 25000), 0);
+    dt = now_ms() - t0;
+    assert_int_equal(f.ok, 21000);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t4:queue", NULL), 21000);
+    printf("# 20000 submits (300-byte records, window 1000): %.0f ms, "
+           "%.0f submits/s\n",
+           dt, 20000 / (dt / 1000));
+    queue_free(q);
+    srv_int(&main_srv, "DEL %s %s", "t4:queue", "t4:queue:urgent");
+}
+
+static void
+test_unix_socket(void **state)
+{
+    char url[200];
+    struct queue *q;
+    struct res r;
+    redisReply *h;
+    redisContext *c;
+
+    (void)state;
+    snprintf(url, sizeof url, "unix://%s?db=3", main_srv.sock);
+    q = open_queue(url, NULL, "t5:", 2000);
+    assert_non_null(q);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    submit_wait(q, "u1", "via unix", 8, 42, 1, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    c = srv_client(&main_srv);
+    assert_non_null(c);
+    h = redisCommand(c, "SELECT 3");
+    freeReplyObject(h);
+    h = redisCommand(c, "HGET t5:item:u1 record");
+    assert_non_null(h);
+    assert_int_equal(h->type, REDIS_REPLY_STRING);
+    assert_string_equal(h->str, "via unix");
+    freeReplyObject(h);
+    redisFree(c);
+    /* Not in db 0. */
+    assert_int_equal(srv_int(&main_srv, "EXISTS %s", "t5:item:u1", NULL), 0);
+    queue_free(q);
+}
+
+static void
+test_auth(void **state)
+{
+    struct srv *s = &extra;
+    struct states st = {0};
+    struct queue *q;
+    struct res r;
+    char url[128];
+
+    (void)state;
+    s->password = "s3cret pw";
+    assert_int_equal(srv_start(s), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
+
+    /* Wrong password: never ready, the reason says why, no password. */
+    q = open_queue(url, "wrong", "t6:", 500);
+    assert_non_null(q);
+    queue_set_state_cb(q, on_state, &st);
+    run_for(400);
+    assert_false(queue_connected(q));
+    assert_true(st.downs >= 1);
+    assert_int_equal(st.ups, 0);
+    assert_non_null(strstr(st.why, "AUTH failed"));
+    assert_null(strstr(st.why, "wrong"));
+    assert_int_equal(queue_submit(q, "x", "x", 1, 1, 0, on_submit, &r), -1);
+    queue_free(q);
+
+    /* No password at all: the first command fails with NOAUTH. */
+    memset(&st, 0, sizeof st);
+    q = open_queue(url, NULL, "t6:", 500);
+    queue_set_state_cb(q, on_state, &st);
+    run_for(300);
+    assert_false(queue_connected(q));
+    assert_non_null(strstr(st.why, "NOAUTH"));
+    queue_free(q);
+
+    /* The right one, from the config and from the URL. */
+    memset(&st, 0, sizeof st);
+    q = open_queue(url, "s3cret pw", "t6:", 2000);
+    queue_set_state_cb(q, on_state, &st);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    assert_int_equal(st.ups, 1);
+    assert_null(strstr(st.why, "s3cret"));
+    submit_wait(q, "a1", "authed", 6, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    queue_free(q);
+    snprintf(url, sizeof url, "redis://:s3cret%%20pw@127.0.0.1:%d/1", s->port);
+    q = open_queue(url, NULL, "t6:", 2000);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    submit_wait(q, "a1", "db1", 3, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK); /* another database */
+    queue_free(q);
+    snprintf(url, sizeof url, "redis://default:s3cret%%20pw@127.0.0.1:%d/1",
+             s->port);
+    q = open_queue(url, NULL, "t6:", 2000);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    submit_wait(q, "a1", "again", 5, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_EXISTS);
+    assert_string_equal(r.stored, "db1");
+    queue_free(q);
+}
+
+static void
+test_noscript_fallback(void **state)
+{
+    struct queue *q = open_main("t7:", 2000);
+    struct res r, a, b;
+    unsigned long long errs;
+    redisReply *h;
+
+    (void)state;
+    submit_wait(q, "n1", "one", 3, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    h = srv_cmd(&main_srv, "SCRIPT FLUSH");
+    assert_non_null(h);
+    freeReplyObject(h);
+    errs = queue_error_count();
+    /* Two EVALSHAs in flight both get NOSCRIPT and are re-run by EVAL. */
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    assert_int_equal(queue_submit(q, "n2", "two", 3, 2, 0, on_submit, &a), 0);
+    assert_int_equal(queue_submit(q, "n1", "dup", 3, 3, 0, on_submit, &b), 0);
+    assert_int_equal(run_until(res_done, &a, 5000), 0);
+    assert_int_equal(run_until(res_done, &b, 5000), 0);
+    assert_int_equal(a.st, QUEUE_OK);
+    assert_int_equal(b.st, QUEUE_EXISTS);
+    assert_string_equal(b.stored, "one");
+    submit_wait(q, "n3", "three", 5, 3, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(queue_error_count(), errs);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t7:queue", NULL), 3);
+    queue_free(q);
+}
+
+static void
+sigcont_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kill(*(pid_t *)arg, SIGCONT);
+}
+
+static void
+test_timeout_late_reply(void **state)
+{
+    struct srv *s = &extra;
+    struct states st = {0};
+    struct queue *q;
+    struct res r;
+    struct event *cont;
+    struct timeval tv = {0, 450000};
+    char url[64];
+    unsigned long long errs;
+    double t0;
+
+    (void)state;
+    assert_int_equal(srv_start(s), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
+    q = open_queue(url, NULL, "t8:", 300);
+    assert_non_null(q);
+    queue_set_state_cb(q, on_state, &st);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    assert_int_equal(st.ups, 1);
+
+    errs = queue_error_count();
+    kill(s->pid, SIGSTOP);
+    cont = evtimer_new(base, sigcont_cb, &s->pid);
+    evtimer_add(cont, &tv); /* Redis wakes at 450 ms, before 2 x 300 */
+    memset(&r, 0, sizeof r);
+    t0 = now_ms();
+    assert_int_equal(queue_submit(q, "late", "L", 1, 1, 0, on_submit, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_TIMEOUT);
+    assert_true(r.at - t0 >= 290);
+    assert_true(r.at - t0 < 300 + 400);
+    assert_int_equal(queue_error_count(), errs + 1);
+    /* The late reply arrives and is dropped: no second callback, the
+     * connection stays. */
+    run_for(500);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(queue_pending(q), 0);
+    assert_true(queue_connected(q));
+    assert_int_equal(st.downs, 0);
+    /* Redis did run it: the id is taken (what the spool relies on). */
+    submit_wait(q, "late", "L2", 2, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_EXISTS);
+    assert_string_equal(r.stored, "L");
+    event_free(cont);
+    queue_free(q);
+}
+
+static void
+test_timeout_stuck_reconnects(void **state)
+{
+    struct srv *s = &extra;
+    struct states st = {0};
+    struct queue *q;
+    struct res r;
+    char url[64];
+    double t0;
+
+    (void)state;
+    assert_int_equal(srv_start(s), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
+    q = open_queue(url, NULL, "t9:", 200);
+    assert_non_null(q);
+    queue_set_state_cb(q, on_state, &st);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+
+    kill(s->pid, SIGSTOP);
+    memset(&r, 0, sizeof r);
+    t0 = now_ms();
+    assert_int_equal(queue_submit(q, "s1", "S", 1, 1, 0, on_submit, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_TIMEOUT);
+    assert_true(r.at - t0 < 200 + 400);
+    /* No sign of life for another timeout: the connection is dropped. */
+    assert_int_equal(run_until(is_down, q, 3000), 0);
+    assert_true(now_ms() - t0 < 2000);
+    assert_int_equal(st.downs, 1);
+    assert_non_null(strstr(st.why, "no reply"));
+    assert_int_equal(queue_submit(q, "s2", "S", 1, 1, 0, on_submit, &r), -1);
+    assert_int_equal(queue_pending(q), 0);
+    assert_int_equal(r.calls, 1);
+    run_for(1200); /* handshakes to a stopped server time out, too */
+    assert_false(queue_connected(q));
+    kill(s->pid, SIGCONT);
+    assert_int_equal(run_until(is_connected, q, 6000), 0);
+    submit_wait(q, "s3", "S", 1, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    queue_free(q);
+}
+
+static void
+test_absent_then_started(void **state)
+{
+    struct srv *s = &extra;
+    struct states st = {0};
+    struct queue *q;
+    struct res r;
+    char url[64];
+    unsigned long long errs;
+    double t0;
+
+    (void)state;
+    s->port = free_port();
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
+    q = open_queue(url, NULL, "t10:", 1000);
+    assert_non_null(q);
+    queue_set_state_cb(q, on_state, &st);
+    run_for(300);
+    assert_false(queue_connected(q));
+    assert_true(st.downs >= 1);
+    assert_non_null(strstr(st.why, "refused"));
+    assert_true(strlen(queue_last_error(q)) > 0);
+    errs = queue_error_count();
+    t0 = now_ms();
+    assert_int_equal(queue_submit(q, "x", "x", 1, 1, 0, on_submit, &r), -1);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_length(q, on_count, &r), -1);
+    assert_true(now_ms() - t0 < 50);
+    assert_int_equal(queue_error_count(), errs + 2);
+    run_for(100);
+    assert_int_equal(r.calls, 0);
+    /* The outage is reported once, not at every retry. */
+    assert_int_equal(st.downs, 1);
+
+    assert_int_equal(srv_start(s), 0);
+    t0 = now_ms();
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    assert_true(now_ms() - t0 < 2500); /* backoff is capped at 2 s */
+    assert_int_equal(st.ups, 1);
+    submit_wait(q, "x", "x", 1, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    queue_free(q);
+}
+
+struct res_q {
+    struct res r;
+    struct queue *q;
+};
+
+static void
+on_submit_resubmit(enum queue_status st, const char *stored, size_t len,
+                   void *arg)
+{
+    struct res_q *rq = arg;
+
+    on_submit(st, stored, len, &rq->r);
+    /* The queue is going: new commands are refused, not queued. */
+    rq->r.n = queue_submit(rq->q, "again", "a", 1, 1, 0, on_submit, NULL);
+}
+
+static int
+all_done(void *arg)
+{
+    struct res *r = arg;
+    for (int i = 0; i < 50; i++)
+        if (r[i].calls == 0)
+            return 0;
+    return 1;
+}
+
+static void
+test_killed_and_restarted(void **state)
+{
+    struct srv *s = &extra;
+    struct states st = {0};
+    static struct res rs[50];
+    struct queue *q;
+    struct res r;
+    char url[64], id[16];
+    unsigned long long errs;
+
+    (void)state;
+    assert_int_equal(srv_start(s), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
+    q = open_queue(url, NULL, "t11:", 2000);
+    assert_non_null(q);
+    queue_set_state_cb(q, on_state, &st);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    submit_wait(q, "before", "b", 1, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+
+    errs = queue_error_count();
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof id, "k%d", i);
+        assert_int_equal(queue_submit(q, id, "k", 1, 1, 0, on_submit, &rs[i]),
+                         0);
+    }
+    srv_kill(s, SIGKILL);
+    assert_int_equal(run_until(all_done, rs, 5000), 0);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(rs[i].calls, 1);
+        assert_int_equal(rs[i].st, QUEUE_ERROR);
+    }
+    assert_true(queue_error_count() >= errs + 50);
+    assert_false(queue_connected(q));
+    assert_int_equal(st.downs, 1);
+    assert_int_equal(queue_submit(q, "y", "y", 1, 1, 0, on_submit, &r), -1);
+    run_for(300);
+
+    assert_int_equal(srv_start(s), 0); /* same port, same directory */
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    assert_int_equal(st.ups, 2);
+    submit_wait(q, "after", "a", 1, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(rs[i].calls, 1);
+    queue_free(q);
+}
+
+static void
+test_free_with_pending(void **state)
+{
+    static struct res_q rq[100];
+    struct queue *q = open_main("t12:", 2000);
+    char id[16], url[64];
+
+    (void)state;
+    memset(rq, 0, sizeof rq);
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "p%d", i);
+        rq[i].q = q;
+        assert_int_equal(queue_submit(q, id, "p", 1, 1, 0, on_submit_resubmit,
+                                      &rq[i]),
+                         0);
+    }
+    queue_free(q); /* callbacks run inside, once each */
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(rq[i].r.calls, 1);
+        assert_int_equal(rq[i].r.st, QUEUE_ERROR);
+        assert_int_equal(rq[i].r.n, -1);
+    }
+    run_for(50);
+
+    /* Freed before the loop ever ran, during the handshake, while
+     * waiting to reconnect. */
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", main_srv.port);
+    q = open_queue(url, NULL, "t12:", 100);
+    assert_non_null(q);
+    queue_free(q);
+    q = open_queue(url, NULL, "t12:", 100);
+    event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+    queue_free(q);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", free_port());
+    q = open_queue(url, NULL, "t12:", 100);
+    run_for(100);
+    assert_false(queue_connected(q));
+    queue_free(q);
+    queue_free(NULL);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static int
+teardown_extra(void **state)
+{
+    (void)state;
+    srv_destroy(&extra);
+    memset(&extra, 0, sizeof extra);
+    return 0;
+}
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN); /* hiredis writes with write(2) */
+    atexit(kill_all_servers);
+    base = event_base_new();
+    if (base == NULL || srv_start(&main_srv) != 0) {
+        fprintf(stderr, "cannot start %s\n", REDIS_SERVER);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    srv_destroy(&main_srv);
+    event_base_free(base);
+    base = NULL;
+    return 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_parse),
+        cmocka_unit_test(test_submit_stores_fields),
+        cmocka_unit_test(test_resubmit_exists),
+        cmocka_unit_test(test_length_oldest_get),
+        cmocka_unit_test(test_1000_in_flight),
+        cmocka_unit_test(test_unix_socket),
+        cmocka_unit_test_teardown(test_auth, teardown_extra),
+        cmocka_unit_test(test_noscript_fallback),
+        cmocka_unit_test_teardown(test_timeout_late_reply, teardown_extra),
+        cmocka_unit_test_teardown(test_timeout_stuck_reconnects, teardown_extra),
+        cmocka_unit_test_teardown(test_absent_then_started, teardown_extra),
+        cmocka_unit_test_teardown(test_killed_and_restarted, teardown_extra),
+        cmocka_unit_test(test_free_with_pending),
+    };
+    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+
+    kill_all_servers();
+    libevent_global_shutdown();
+    return rc;
+}
