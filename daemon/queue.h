@@ -20,6 +20,9 @@
  * once (the daemon then spools or answers 503).  queue_set_state_cb tells
  * when that changes.
  *
+ * The process must ignore SIGPIPE: hiredis writes with write(2), and a
+ * write to a Redis that died would otherwise kill it.
+ *
  * Keys (all under the configured prefix) are documented in daemon/REDIS.md
  * (folded into README.md).
  */

@@ -19,6 +19,8 @@
  * is lost or the handle is freed.  Callbacks may send new commands; they
  * must not call redis_free().
  *
+ * The process must ignore SIGPIPE (hiredis writes with write(2)).
+ *
  * Nothing here logs: failures are reported through results, the state
  * callback and redis_last_error().
  */

@@ -284,6 +284,10 @@ srv_int(const struct srv *s, const char *fmt, const char *a, const char *b)
 
 static struct srv main_srv; /* shared by the tests that do not hurt it */
 static struct srv extra;    /* a test's own server, destroyed in teardown */
+#define MAX_QUEUES 8
+static struct queue *open_qs[MAX_QUEUES]; /* closed in teardown */
+static int tearing_down; /* results of a failed test's calls are dropped */
+static struct event *cont_ev; /* SIGCONT timer of the late-reply test */
 static struct event_base *base;
 
 typedef int cond_fn(void *);
@@ -350,6 +354,8 @@ on_submit(enum queue_status st, const char *stored, size_t len, void *arg)
 {
     struct res *r = arg;
 
+    if (tearing_down)
+        return;
     r->calls++;
     r->st = st;
     r->null_stored = stored == NULL;
@@ -366,6 +372,8 @@ on_count(enum queue_status st, long long n, void *arg)
 {
     struct res *r = arg;
 
+    if (tearing_down)
+        return;
     r->calls++;
     r->st = st;
     r->n = n;
@@ -394,8 +402,23 @@ open_queue(const char *url, const char *password, const char *prefix,
            unsigned timeout_ms)
 {
     struct queue_config cfg = {url, password, prefix, timeout_ms};
+    struct queue *q = queue_new(base, &cfg);
 
-    return queue_new(base, &cfg);
+    for (int i = 0; q != NULL && i < MAX_QUEUES; i++)
+        if (open_qs[i] == NULL) {
+            open_qs[i] = q;
+            break;
+        }
+    return q;
+}
+
+static void
+close_queue(struct queue *q)
+{
+    for (int i = 0; i < MAX_QUEUES; i++)
+        if (open_qs[i] == q)
+            open_qs[i] = NULL;
+    queue_free(q);
 }
 
 static struct queue *
@@ -557,7 +580,7 @@ test_submit_stores_fields(void **state)
         submit_wait(q, big, "x", 1, 1, 0, &r);
         assert_int_equal(r.st, QUEUE_OK);
     }
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -588,7 +611,7 @@ test_resubmit_exists(void **state)
     assert_int_equal(b.st, QUEUE_EXISTS);
     assert_string_equal(b.stored, "A");
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t2:queue", NULL), 2);
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -633,7 +656,7 @@ test_length_oldest_get(void **state)
     assert_int_equal(r.st, QUEUE_OK);
     assert_true(r.null_stored);
     assert_int_equal(queue_pending(q), 0);
-    queue_free(q);
+    close_queue(q);
 }
 
 struct flood {
@@ -650,6 +673,8 @@ on_flood(enum queue_status st, const char *stored, size_t len, void *arg)
 
     (void)stored;
     (void)len;
+    if (tearing_down)
+        return;
     f->done++;
     if (st == QUEUE_OK)
         f->ok++;
@@ -726,7 +751,7 @@ test_1000_in_flight(void **state)
     printf("# 20000 submits (300-byte records, window 1000): %.0f ms, "
            "%.0f submits/s\n",
            dt, 20000 / (dt / 1000));
-    queue_free(q);
+    close_queue(q);
     srv_int(&main_srv, "DEL %s %s", "t4:queue", "t4:queue:urgent");
 }
 
@@ -758,7 +783,7 @@ test_unix_socket(void **state)
     redisFree(c);
     /* Not in db 0. */
     assert_int_equal(srv_int(&main_srv, "EXISTS %s", "t5:item:u1", NULL), 0);
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -786,7 +811,7 @@ test_auth(void **state)
     assert_non_null(strstr(st.why, "AUTH failed"));
     assert_null(strstr(st.why, "wrong"));
     assert_int_equal(queue_submit(q, "x", "x", 1, 1, 0, on_submit, &r), -1);
-    queue_free(q);
+    close_queue(q);
 
     /* No password at all: the first command fails with NOAUTH. */
     memset(&st, 0, sizeof st);
@@ -795,7 +820,7 @@ test_auth(void **state)
     run_for(300);
     assert_false(queue_connected(q));
     assert_non_null(strstr(st.why, "NOAUTH"));
-    queue_free(q);
+    close_queue(q);
 
     /* The right one, from the config and from the URL. */
     memset(&st, 0, sizeof st);
@@ -806,13 +831,13 @@ test_auth(void **state)
     assert_null(strstr(st.why, "s3cret"));
     submit_wait(q, "a1", "authed", 6, 1, 0, &r);
     assert_int_equal(r.st, QUEUE_OK);
-    queue_free(q);
+    close_queue(q);
     snprintf(url, sizeof url, "redis://:s3cret%%20pw@127.0.0.1:%d/1", s->port);
     q = open_queue(url, NULL, "t6:", 2000);
     assert_int_equal(run_until(is_connected, q, 5000), 0);
     submit_wait(q, "a1", "db1", 3, 1, 0, &r);
     assert_int_equal(r.st, QUEUE_OK); /* another database */
-    queue_free(q);
+    close_queue(q);
     snprintf(url, sizeof url, "redis://default:s3cret%%20pw@127.0.0.1:%d/1",
              s->port);
     q = open_queue(url, NULL, "t6:", 2000);
@@ -820,7 +845,7 @@ test_auth(void **state)
     submit_wait(q, "a1", "again", 5, 1, 0, &r);
     assert_int_equal(r.st, QUEUE_EXISTS);
     assert_string_equal(r.stored, "db1");
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -852,7 +877,7 @@ test_noscript_fallback(void **state)
     assert_int_equal(r.st, QUEUE_OK);
     assert_int_equal(queue_error_count(), errs);
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t7:queue", NULL), 3);
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -870,7 +895,6 @@ test_timeout_late_reply(void **state)
     struct states st = {0};
     struct queue *q;
     struct res r;
-    struct event *cont;
     struct timeval tv = {0, 450000};
     char url[64];
     unsigned long long errs;
@@ -887,8 +911,8 @@ test_timeout_late_reply(void **state)
 
     errs = queue_error_count();
     kill(s->pid, SIGSTOP);
-    cont = evtimer_new(base, sigcont_cb, &s->pid);
-    evtimer_add(cont, &tv); /* Redis wakes at 450 ms, before 2 x 300 */
+    cont_ev = evtimer_new(base, sigcont_cb, &s->pid);
+    evtimer_add(cont_ev, &tv); /* Redis wakes at 450 ms, before 2 x 300 */
     memset(&r, 0, sizeof r);
     t0 = now_ms();
     assert_int_equal(queue_submit(q, "late", "L", 1, 1, 0, on_submit, &r), 0);
@@ -908,8 +932,7 @@ test_timeout_late_reply(void **state)
     submit_wait(q, "late", "L2", 2, 1, 0, &r);
     assert_int_equal(r.st, QUEUE_EXISTS);
     assert_string_equal(r.stored, "L");
-    event_free(cont);
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -951,7 +974,7 @@ test_timeout_stuck_reconnects(void **state)
     assert_int_equal(run_until(is_connected, q, 6000), 0);
     submit_wait(q, "s3", "S", 1, 1, 0, &r);
     assert_int_equal(r.st, QUEUE_OK);
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -995,7 +1018,7 @@ test_absent_then_started(void **state)
     assert_int_equal(st.ups, 1);
     submit_wait(q, "x", "x", 1, 1, 0, &r);
     assert_int_equal(r.st, QUEUE_OK);
-    queue_free(q);
+    close_queue(q);
 }
 
 struct res_q {
@@ -1009,6 +1032,8 @@ on_submit_resubmit(enum queue_status st, const char *stored, size_t len,
 {
     struct res_q *rq = arg;
 
+    if (tearing_down)
+        return;
     on_submit(st, stored, len, &rq->r);
     /* The queue is going: new commands are refused, not queued. */
     rq->r.n = queue_submit(rq->q, "again", "a", 1, 1, 0, on_submit, NULL);
@@ -1071,7 +1096,7 @@ test_killed_and_restarted(void **state)
     assert_int_equal(r.st, QUEUE_OK);
     for (int i = 0; i < 50; i++)
         assert_int_equal(rs[i].calls, 1);
-    queue_free(q);
+    close_queue(q);
 }
 
 static void
@@ -1090,7 +1115,7 @@ test_free_with_pending(void **state)
                                       &rq[i]),
                          0);
     }
-    queue_free(q); /* callbacks run inside, once each */
+    close_queue(q); /* callbacks run inside, once each */
     for (int i = 0; i < 100; i++) {
         assert_int_equal(rq[i].r.calls, 1);
         assert_int_equal(rq[i].r.st, QUEUE_ERROR);
@@ -1103,24 +1128,35 @@ test_free_with_pending(void **state)
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", main_srv.port);
     q = open_queue(url, NULL, "t12:", 100);
     assert_non_null(q);
-    queue_free(q);
+    close_queue(q);
     q = open_queue(url, NULL, "t12:", 100);
     event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
-    queue_free(q);
+    close_queue(q);
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", free_port());
     q = open_queue(url, NULL, "t12:", 100);
     run_for(100);
     assert_false(queue_connected(q));
-    queue_free(q);
+    close_queue(q);
     queue_free(NULL);
 }
 
 /* ---- main ------------------------------------------------------------- */
 
 static int
-teardown_extra(void **state)
+teardown(void **state)
 {
     (void)state;
+    tearing_down = 1;
+    for (int i = 0; i < MAX_QUEUES; i++)
+        if (open_qs[i] != NULL) {
+            queue_set_state_cb(open_qs[i], NULL, NULL);
+            queue_free(open_qs[i]);
+            open_qs[i] = NULL;
+        }
+    tearing_down = 0;
+    if (cont_ev != NULL)
+        event_free(cont_ev);
+    cont_ev = NULL;
     srv_destroy(&extra);
     memset(&extra, 0, sizeof extra);
     return 0;
@@ -1154,19 +1190,19 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_parse),
-        cmocka_unit_test(test_submit_stores_fields),
-        cmocka_unit_test(test_resubmit_exists),
-        cmocka_unit_test(test_length_oldest_get),
-        cmocka_unit_test(test_1000_in_flight),
-        cmocka_unit_test(test_unix_socket),
-        cmocka_unit_test_teardown(test_auth, teardown_extra),
-        cmocka_unit_test(test_noscript_fallback),
-        cmocka_unit_test_teardown(test_timeout_late_reply, teardown_extra),
-        cmocka_unit_test_teardown(test_timeout_stuck_reconnects, teardown_extra),
-        cmocka_unit_test_teardown(test_absent_then_started, teardown_extra),
-        cmocka_unit_test_teardown(test_killed_and_restarted, teardown_extra),
-        cmocka_unit_test(test_free_with_pending),
+        cmocka_unit_test_teardown(test_url_parse, teardown),
+        cmocka_unit_test_teardown(test_submit_stores_fields, teardown),
+        cmocka_unit_test_teardown(test_resubmit_exists, teardown),
+        cmocka_unit_test_teardown(test_length_oldest_get, teardown),
+        cmocka_unit_test_teardown(test_1000_in_flight, teardown),
+        cmocka_unit_test_teardown(test_unix_socket, teardown),
+        cmocka_unit_test_teardown(test_auth, teardown),
+        cmocka_unit_test_teardown(test_noscript_fallback, teardown),
+        cmocka_unit_test_teardown(test_timeout_late_reply, teardown),
+        cmocka_unit_test_teardown(test_timeout_stuck_reconnects, teardown),
+        cmocka_unit_test_teardown(test_absent_then_started, teardown),
+        cmocka_unit_test_teardown(test_killed_and_restarted, teardown),
+        cmocka_unit_test_teardown(test_free_with_pending, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 
