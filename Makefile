@@ -56,6 +56,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(DMN_OBJ) $(CLI_OBJ) $(LIB)
 
 tests: $(TESTS)
 
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -80,8 +83,8 @@ run: deps all
 model: all
 	scripts/make-model.sh
 
-bench: all
-	scripts/bench.sh
+bench: all $(BUILD)/bench_classifier
+	BUILD=$(BUILD) scripts/bench.sh
 
 FUZZ_TIME ?= 10
 fuzz:

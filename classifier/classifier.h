@@ -64,6 +64,7 @@ struct clf_settings {
     unsigned max_tokens;
     unsigned chargram_min, chargram_max; /* n-gram lengths in characters */
     double alpha;          /* naive-Bayes additive smoothing */
+    unsigned min_df;       /* features seen in fewer examples are ignored */
     double weights[8];     /* evidence weight per feature family: word,
                               url, email, mention, emoji, pair, chars, meta */
     unsigned min_examples; /* a head with fewer examples is unsure */

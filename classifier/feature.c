@@ -247,7 +247,7 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         if ((s->features & CLF_FEAT_PAIRS) && prev_i != UINT32_MAX &&
             add(fs, pair_key(prev, key), FEAT_PAIR, 0, 0, prev_i) < 0)
             return -1;
-        if ((s->features & CLF_FEAT_CHARGRAMS) && t->kind == TEXT_WORD &&
+        if ((s->features & CLF_FEAT_CHARGRAMS) && (t->kind == TEXT_WORD || t->kind == TEXT_URL || t->kind == TEXT_NUMBER) &&
             add_chargrams(fs, s, t, i) < 0)
             return -1;
         prev = key;

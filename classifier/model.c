@@ -67,11 +67,12 @@ clf_settings_init(struct clf_settings *s)
     s->features = CLF_FEAT_ALL;
     s->max_bytes = 8192;
     s->max_tokens = 1024;
-    s->chargram_min = 3;
+    s->chargram_min = 2;
     s->chargram_max = 5;
-    s->alpha = 0.1;
+    s->alpha = 0.5;
+    s->min_df = 2;
     for (unsigned i = 0; i < 8; i++)
-        s->weights[i] = 1.0;
+        s->weights[i] = i == 6 ? 0.2 : 1.0; /* chars: see README */
     s->min_examples = 50;
     s->min_known = 3;
 }
@@ -355,19 +356,35 @@ clf_model_ece(const struct clf_model *m, unsigned i)
 
 /* ---- scoring ---------------------------------------------------------- */
 
+/* The per-head constant of every feature weight: log((T0+aV)/(T1+aV)). */
+static double
+head_base(const struct clf_model *m, const struct head *hd, double t0,
+          double t1)
+{
+    double av = m->settings.alpha * (double)hd->vocab;
+    return log(t0 + av) - log(t1 + av);
+}
+
+static double
+weight(const struct clf_model *m, uint64_t key, uint32_t c0, uint32_t c1,
+       double base)
+{
+    return m->settings.weights[feat_key_family(key)] *
+           (model_logc(m, c1) - model_logc(m, c0) + base);
+}
+
 double
 model_raw_score(const struct clf_model *m, unsigned h, const uint64_t *keys,
                 size_t n, int skip_class, unsigned *known)
 {
     const struct head *hd = &m->heads[h];
-    double a = m->settings.alpha, sum = 0;
-    double t1 = (double)hd->total[1], t0 = (double)hd->total[0];
+    double t0 = (double)hd->total[0], t1 = (double)hd->total[1], sum = 0;
     if (skip_class == 1)
         t1 -= (double)n;
     else if (skip_class == 0)
         t0 -= (double)n;
-    double v = (double)hd->vocab;
-    double base = log(t0 + a * v + 1) - log(t1 + a * v + 1);
+    double base = head_base(m, hd, t0, t1);
+    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
     unsigned k = 0;
     for (size_t i = 0; i < n; i++) {
         const uint32_t *slot = ftable_find(&m->ft, keys[i]);
@@ -378,10 +395,9 @@ model_raw_score(const struct clf_model *m, unsigned h, const uint64_t *keys,
             c0--;
         else if (skip_class == 1)
             c1--;
-        if (c0 + c1 == 0)
+        if (c0 + c1 < min_df)
             continue;
-        double w = m->settings.weights[feat_key_family(keys[i])];
-        sum += w * (model_logc(m, c1) - model_logc(m, c0) + base);
+        sum += weight(m, keys[i], c0, c1, base);
         k++;
     }
     *known = k;
@@ -452,8 +468,8 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
              struct clf_label_result *r)
 {
     const struct head *hd = &m->heads[h];
-    double a = m->settings.alpha, v = (double)hd->vocab;
-    double base = log(hd->total[0] + a * v + 1) - log(hd->total[1] + a * v + 1);
+    double base = head_base(m, hd, (double)hd->total[0], (double)hd->total[1]);
+    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
     size_t top[CLF_MAX_REASONS];
     double w[CLF_MAX_REASONS];
     unsigned n = 0;
@@ -462,10 +478,9 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
         if (!slot)
             continue;
         uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
-        if (c0 + c1 == 0)
+        if (c0 + c1 < min_df)
             continue;
-        double wi = hd->cal_a * m->settings.weights[feat_key_family(sc->keys[i])] *
-                    (model_logc(m, c1) - model_logc(m, c0) + base);
+        double wi = hd->cal_a * weight(m, sc->keys[i], c0, c1, base);
         unsigned j = n < CLF_MAX_REASONS ? n++ : CLF_MAX_REASONS;
         if (j == CLF_MAX_REASONS) {
             if (fabs(wi) <= fabs(w[CLF_MAX_REASONS - 1]))

@@ -19,7 +19,7 @@
 
 #include "classifier.h"
 
-#define RESERVOIR_MAX 2000 /* examples kept per head for calibration */
+#define RESERVOIR_MAX 4000 /* examples kept per head for calibration */
 #define LOGTAB_SIZE 4096   /* log(c + alpha) precomputed for small c */
 
 /* One example kept for calibration: its key and feature keys. */

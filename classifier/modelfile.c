@@ -110,6 +110,7 @@ write_body(struct wbuf *b, const struct clf_model *m)
     put_f64(b, s->alpha);
     for (unsigned i = 0; i < 8; i++)
         put_f64(b, s->weights[i]);
+    put_u32(b, s->min_df);
     put_u32(b, s->min_examples);
     put_u32(b, s->min_known);
     put_str(b, m->event_id, sizeof m->event_id);
@@ -349,6 +350,7 @@ read_settings(struct rbuf *r, struct clf_settings *s)
     s->alpha = get_f64(r);
     for (unsigned i = 0; i < 8; i++)
         s->weights[i] = get_f64(r);
+    s->min_df = get_u32(r);
     s->min_examples = get_u32(r);
     s->min_known = get_u32(r);
     if (r->bad)

@@ -92,7 +92,7 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
     static const char *const with_value[] = {
         "--languages", "--default-language", "--prior", "--features",
         "--alpha", "--chargrams", "--max-bytes", "--max-tokens",
-        "--min-examples", "--weights"};
+        "--min-examples", "--weights", "--min-df"};
     size_t k;
     for (k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
         if (!strcmp(opt, with_value[k]))
@@ -170,6 +170,11 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
                             "chars,meta and 0<=W<=10\n");
             return -1;
         }
+    } else if (!strcmp(opt, "--min-df")) {
+        if (parse_uint(v, 1, 1000, &s->min_df) < 0) {
+            fprintf(stderr, "modfilter: --min-df wants 1..1000\n");
+            return -1;
+        }
     } else if (!strcmp(opt, "--min-examples")) {
         if (parse_uint(v, 0, 1u << 30, &s->min_examples) < 0) {
             fprintf(stderr, "modfilter: --min-examples wants a count\n");
@@ -244,8 +249,9 @@ usage_train(int forget)
                 "[--languages english,spanish]\n"
                 "         [--default-language L] [--prior LABEL=P] "
                 "[--features words,pairs,chars,meta]\n"
-                "         [--alpha A] [--chargrams MIN-MAX] [--max-bytes N] "
-                "[--max-tokens N] [--strict]\n"
+                "         [--alpha A] [--min-df N] [--weights FAMILY=W,...] "
+                "[--chargrams MIN-MAX]\n"
+                "         [--max-bytes N] [--max-tokens N] [--strict]\n"
                 "         FILE.jsonl...\n");
 }
 

@@ -1,0 +1,181 @@
+/*
+ * bench_classifier.c - classifier throughput on one core, no I/O in the
+ * timed loops.
+ *
+ * usage: bench_classifier MODEL.mfm DATA.jsonl...
+ * Reads the texts of the JSON Lines files, then measures
+ *   - scoring the texts as they are (datasets: median under 100 bytes),
+ *   - scoring 300-600-byte comments made by joining consecutive texts,
+ *   - training: learning every text into a fresh model (no calibration),
+ * and prints comments per second and the resident memory with the model.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "classifier.h"
+
+struct text {
+    char *s;
+    size_t len;
+    char label[CLF_LABEL_MAX];
+    int value;
+};
+
+static double
+now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long
+rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static size_t
+load(int argc, char **argv, struct text **out)
+{
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < argc; i++) {
+        FILE *f = fopen(argv[i], "r");
+        char *line = NULL;
+        size_t lcap = 0;
+        if (!f) {
+            perror(argv[i]);
+            exit(1);
+        }
+        while (getline(&line, &lcap, f) > 0) {
+            json_t *o = json_loads(line, 0, NULL);
+            json_t *t = json_object_get(o, "text");
+            json_t *labels = json_object_get(o, "labels");
+            if (json_is_string(t)) {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 4096;
+                    *out = realloc(*out, cap * sizeof **out);
+                }
+                struct text *x = &(*out)[n++];
+                x->len = json_string_length(t);
+                x->s = malloc(x->len + 1);
+                memcpy(x->s, json_string_value(t), x->len + 1);
+                const char *k;
+                json_t *v;
+                x->label[0] = '\0';
+                json_object_foreach(labels, k, v)
+                {
+                    snprintf(x->label, sizeof x->label, "%s", k);
+                    x->value = (int)json_integer_value(v);
+                }
+            }
+            json_decref(o);
+        }
+        free(line);
+        fclose(f);
+    }
+    return n;
+}
+
+static double
+score_all(struct clf_scorer *sc, const struct clf_model *m,
+          const struct text *t, size_t n, size_t rounds)
+{
+    struct clf_result r;
+    double sink = 0, t0 = now();
+    for (size_t k = 0; k < rounds; k++)
+        for (size_t i = 0; i < n; i++) {
+            clf_score(sc, m, t[i].s, t[i].len, NULL, 0, &r);
+            sink += r.labels[0].score;
+        }
+    double dt = now() - t0;
+    if (sink < 0)
+        puts("");
+    return (double)(n * rounds) / dt;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODEL.mfm DATA.jsonl...\n", argv[0]);
+        return 2;
+    }
+    struct clf_error err;
+    struct clf_model *m;
+    long rss0 = rss_kib();
+    double t0 = now();
+    if (clf_model_load(argv[1], &m, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("model load: %.1f ms, resident memory %.1f MiB (+%.1f MiB)\n",
+           (now() - t0) * 1e3, rss_kib() / 1024.0,
+           (rss_kib() - rss0) / 1024.0);
+    struct text *texts = NULL;
+    size_t n = load(argc - 2, argv + 2, &texts);
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += texts[i].len;
+
+    /* 300-600-byte comments from consecutive texts */
+    struct text *joined = calloc(n, sizeof *joined);
+    size_t nj = 0;
+    for (size_t i = 0; i < n;) {
+        size_t want = 300 + (i * 7919) % 301, len = 0;
+        char *s = malloc(want + 1300);
+        while (i < n && len < want) {
+            memcpy(s + len, texts[i].s, texts[i].len);
+            len += texts[i].len;
+            s[len++] = ' ';
+            i++;
+        }
+        if (len > 600)
+            len = 600;
+        joined[nj].s = s;
+        joined[nj++].len = len;
+    }
+
+    struct clf_scorer *sc = clf_scorer_new();
+    score_all(sc, m, texts, n < 2000 ? n : 2000, 1); /* warm up */
+    double short_rate = score_all(sc, m, texts, n, 3);
+    double long_rate = score_all(sc, m, joined, nj, 3);
+    printf("score, dataset texts (%zu, mean %zu bytes): %.0f comments/s\n",
+           n, bytes / (n ? n : 1), short_rate);
+    printf("score, 300-600-byte comments (%zu): %.0f comments/s\n", nj,
+           long_rate);
+
+    struct clf_model *fresh = clf_model_new(clf_model_settings(m));
+    enum clf_learn_outcome out;
+    t0 = now();
+    for (size_t i = 0; i < n; i++)
+        if (texts[i].label[0])
+            clf_learn(sc, fresh, texts[i].s, texts[i].len, NULL,
+                      texts[i].label, texts[i].value, &out, &err);
+    printf("train (no calibration): %.0f comments/s\n", n / (now() - t0));
+    t0 = now();
+    clf_model_calibrate(fresh, &err);
+    printf("calibration: %.1f ms\n", (now() - t0) * 1e3);
+
+    clf_model_free(fresh);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+    for (size_t i = 0; i < n; i++)
+        free(texts[i].s);
+    for (size_t i = 0; i < nj; i++)
+        free(joined[i].s);
+    free(texts);
+    free(joined);
+    return 0;
+}

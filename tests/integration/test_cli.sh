@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# modfilter train / forget / score / explain / eval from the command line:
+# outputs, exit codes and error messages.
+set -u
+. "$(dirname "$0")/testlib.sh"
+MF="$BIN/modfilter"
+DATA="$TOP/tests/data/tiny.jsonl"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+
+# train
+"$MF" train --model "$T/m.mfm" --prior abuse=0.2 "$DATA" 2>"$T/err"
+expect_eq "train exit" 0 $?
+expect_grep "train summary" "48 learned" "$T/err"
+expect_grep "prior in summary" "abuse: 12 positive, 12 negative, prior 0.200" "$T/err"
+[ -s "$T/m.mfm" ]; expect_eq "model written" 0 $?
+ls "$T"/m.mfm.tmp.* >/dev/null 2>&1; expect_eq "no temp file left" 2 $?
+
+# the same data again on top: all duplicates
+"$MF" train --model "$T/m2.mfm" --from "$T/m.mfm" "$DATA" 2>"$T/err"
+expect_grep "retrain is idempotent" "0 learned, 48 duplicates" "$T/err"
+
+# score: one line per valid input line, every head, in order
+printf '%s\n' '{"id":"a","text":"check out my channel http://bit.ly/x"}' \
+    'not json' '{"id":"b"}' '{"id":"c","text":"you stupid idiot"}' \
+    '{"id":"d","text":"thanks, lovely post","lang":"en"}' >"$T/in.jsonl"
+"$MF" score --model "$T/m.mfm" "$T/in.jsonl" >"$T/out" 2>"$T/err"
+expect_eq "score exit" 0 $?
+expect_eq "score lines" 3 "$(wc -l <"$T/out")"
+expect_eq "score order" "a c d" "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["id"] for l in open(sys.argv[1])))' "$T/out")"
+python3 - "$T/out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for r in rows:
+    assert set(r["scores"]) == {"spam", "abuse"}, r
+    assert all(0 <= v <= 1 for v in r["scores"].values()), r
+    assert r["verdict"] in ("allow", "review", "reject"), r
+    assert isinstance(r["unsure"], list) and "lang" in r, r
+    assert "reasons" not in r
+assert rows[0]["scores"]["spam"] > rows[2]["scores"]["spam"], rows
+assert rows[1]["scores"]["abuse"] > rows[2]["scores"]["abuse"], rows
+PY
+expect_eq "score fields" 0 $?
+expect_grep "invalid line reported" "in.jsonl:2: invalid JSON" "$T/err"
+expect_grep "missing text reported" "in.jsonl:3: \"text\" missing" "$T/err"
+
+# --strict stops at the first invalid line
+"$MF" score --model "$T/m.mfm" --strict "$T/in.jsonl" >"$T/out" 2>/dev/null
+expect_eq "strict exit" 1 $?
+expect_eq "strict stops" 1 "$(wc -l <"$T/out")"
+
+# reasons, stdin, thresholds
+echo '{"id":"r","text":"check out my channel"}' |
+    "$MF" score --model "$T/m.mfm" --reasons --set thresholds.reject=0 - >"$T/out"
+expect_grep "reasons present" '"reasons":{"spam":\[{"feature":"' "$T/out"
+expect_grep "threshold override" '"verdict":"reject"' "$T/out"
+printf '[thresholds]\nreview = 1\nreject = 1\n' >"$T/t.conf"
+echo '{"id":"r","text":"a nice day"}' |
+    "$MF" score --model "$T/m.mfm" -c "$T/t.conf" - >"$T/out"
+expect_grep "thresholds from -c" '"verdict":"' "$T/out"
+"$MF" score --model "$T/m.mfm" --set thresholds.review=2 - </dev/null 2>/dev/null
+expect_eq "bad threshold is a usage error" 2 $?
+
+# explain
+"$MF" explain --model "$T/m.mfm" "you stupid idiot" >"$T/out"
+expect_eq "explain exit" 0 $?
+expect_grep "explain verdict" "^verdict: " "$T/out"
+expect_grep "explain abuse line" "^abuse " "$T/out"
+
+# forget everything that was learned
+"$MF" forget --model "$T/f.mfm" --from "$T/m.mfm" "$DATA" 2>"$T/err"
+expect_grep "forget" "48 forgotten" "$T/err"
+
+# eval
+python3 -c '
+import json,sys
+for i,l in enumerate(open(sys.argv[1])):
+    print("%s\t%d" % (json.loads(l)["id"], i % 3))' "$DATA" >"$T/folds.tsv"
+"$MF" eval --folds "$T/folds.tsv" --label spam "$DATA" >"$T/out"
+expect_eq "eval exit" 0 $?
+expect_eq "eval folds" 3 "$(grep -c '^fold' "$T/out")"
+expect_grep "eval mean" "^mean auc=" "$T/out"
+
+# errors
+"$MF" >/dev/null 2>&1; expect_eq "no command" 2 $?
+"$MF" frobnicate >/dev/null 2>&1; expect_eq "unknown command" 2 $?
+"$MF" train "$DATA" >/dev/null 2>&1; expect_eq "train without --model" 2 $?
+"$MF" train --model "$T/x.mfm" --prior spam=1.5 "$DATA" >/dev/null 2>&1
+expect_eq "bad prior" 2 $?
+"$MF" train --model "$T/x.mfm" /nonexistent.jsonl 2>"$T/err"
+expect_eq "missing input" 1 $?
+expect_grep "missing input message" "/nonexistent.jsonl: No such file" "$T/err"
+echo "garbage" >"$T/bad.mfm"
+"$MF" score --model "$T/bad.mfm" "$T/in.jsonl" 2>"$T/err" >/dev/null
+expect_eq "bad model exit" 1 $?
+expect_grep "bad model message" "not a modfilter model file" "$T/err"
+head -c 1000 "$T/m.mfm" >"$T/trunc.mfm"
+"$MF" explain --model "$T/trunc.mfm" "x" 2>"$T/err" >/dev/null
+expect_eq "truncated model exit" 1 $?
+expect_grep "truncated model message" "truncated" "$T/err"
+"$MF" --help | grep -q "Exit codes"; expect_eq "help lists exit codes" 0 $?
+
+finish

@@ -1,0 +1,368 @@
+/*
+ * test_classifier.c - naive-Bayes arithmetic against hand-computed values,
+ * learning (idempotence, relabelling, unlearning), calibration, verdicts
+ * and the model file (round trip, truncation, corruption, foreign files).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "classifier.h"
+#include "model.h"
+
+enum clf_status clf_model_parse(const void *p, size_t len,
+                                struct clf_model **out, struct clf_error *err);
+
+static struct clf_model *
+words_model(void)
+{
+    struct clf_settings s;
+    clf_settings_init(&s);
+    s.features = CLF_FEAT_WORDS;
+    s.alpha = 1.0;
+    s.min_df = 1;
+    s.min_examples = 0;
+    s.min_known = 1;
+    return clf_model_new(&s);
+}
+
+static void
+learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
+      const char *label, int value, enum clf_learn_outcome want)
+{
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    assert_int_equal(clf_learn(sc, m, text, strlen(text), "en", label, value,
+                               &out, &err),
+                     CLF_OK);
+    assert_int_equal(out, want);
+}
+
+static double
+raw_of(struct clf_model *m, const char *text)
+{
+    /* Feature keys of the text, through a scorer, then the raw sum. */
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_result r;
+    assert_int_equal(clf_score(sc, m, text, strlen(text), "en", 0, &r),
+                     CLF_OK);
+    double p = r.labels[0].score;
+    clf_scorer_free(sc);
+    /* invert the calibration: z = a*raw + b */
+    const struct head *hd = &m->heads[0];
+    double z = log(p / (1 - p));
+    return (z - hd->cal_b) / hd->cal_a;
+}
+
+/* pos: "cat dog", "cat fish"; neg: "dog bird"; alpha 1.
+ * T1 = 4, T0 = 2, V = 4: weight(f) = log(c1+1) - log(c0+1) + log(6/8). */
+static void
+test_nb_arithmetic(void **state)
+{
+    (void)state;
+    struct clf_model *m = words_model();
+    struct clf_scorer *sc = clf_scorer_new();
+    learn(sc, m, "cat dog", "spam", 1, CLF_LEARNED);
+    learn(sc, m, "cat fish", "spam", 1, CLF_LEARNED);
+    learn(sc, m, "dog bird", "spam", 0, CLF_LEARNED);
+    const struct head *hd = &m->heads[0];
+    assert_int_equal(hd->docs[1], 2);
+    assert_int_equal(hd->docs[0], 1);
+    assert_int_equal(hd->total[1], 4);
+    assert_int_equal(hd->total[0], 2);
+    assert_int_equal(hd->vocab, 4);
+    double base = log(6.0 / 8.0);
+    double want = (log(3) - log(1) + base) + (log(2) - log(2) + base);
+    assert_float_equal(raw_of(m, "cat dog"), want, 1e-6);
+    /* unknown words add nothing */
+    assert_float_equal(raw_of(m, "cat dog zebra"), want, 1e-6);
+    want = (log(1) - log(2) + base);
+    assert_float_equal(raw_of(m, "bird"), want, 1e-6);
+    /* Leave-one-out of "dog bird" (the calibration sample holds it):
+     * T0 = 0, bird unknown, dog c1 = 1: log 2 - log 1 + log(4/8) = 0. */
+    const struct res_example *e = NULL;
+    for (uint32_t i = 0; i < hd->n_res; i++)
+        if (hd->res[i].value == 0)
+            e = &hd->res[i];
+    assert_non_null(e);
+    unsigned known;
+    assert_float_equal(model_raw_score(m, 0, e->keys, e->n, 0, &known), 0.0,
+                       1e-9);
+    assert_int_equal(known, 1);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+}
+
+static void
+test_idempotent_relabel_unlearn(void **state)
+{
+    (void)state;
+    struct clf_model *m = words_model();
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    learn(sc, m, "buy cheap pills", "spam", 1, CLF_LEARNED);
+    /* the same folded text counts once */
+    learn(sc, m, "BUY   cheap pills", "spam", 1, CLF_DUPLICATE);
+    assert_int_equal(m->heads[0].docs[1], 1);
+    /* relabelled: moves from 1 to 0 */
+    learn(sc, m, "buy cheap pills", "spam", 0, CLF_LEARNED);
+    assert_int_equal(m->heads[0].docs[1], 0);
+    assert_int_equal(m->heads[0].docs[0], 1);
+    /* another label is another head */
+    learn(sc, m, "buy cheap pills", "abuse", 0, CLF_LEARNED);
+    assert_int_equal(clf_model_label_count(m), 2);
+    /* unlearning the wrong value does nothing */
+    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
+                                 1, &out, &err),
+                     CLF_OK);
+    assert_int_equal(out, CLF_UNKNOWN);
+    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
+                                 0, &out, &err),
+                     CLF_OK);
+    assert_int_equal(out, CLF_FORGOTTEN);
+    assert_int_equal(m->heads[0].docs[0], 0);
+    assert_int_equal(m->heads[0].total[0], 0);
+    assert_int_equal(m->heads[0].vocab, 0);
+    assert_int_equal(m->heads[0].n_res, 0);
+    /* bad input */
+    assert_int_equal(clf_learn(sc, m, "x", 1, NULL, "Bad Label", 1, &out,
+                               &err),
+                     CLF_EINVAL);
+    assert_int_equal(clf_learn(sc, m, "x", 1, NULL, "spam", 2, &out, &err),
+                     CLF_EINVAL);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+}
+
+/* A separable corpus: calibrated scores order correctly, ECE is small, a
+ * prior shifts the scores the right way. */
+static void
+test_calibration_and_prior(void **state)
+{
+    (void)state;
+    struct clf_model *m = words_model();
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    char text[128];
+    for (int i = 0; i < 300; i++) {
+        snprintf(text, sizeof text, "buy cheap pills now offer%d deal%d", i,
+                 i % 7);
+        learn(sc, m, text, "spam", 1, CLF_LEARNED);
+        snprintf(text, sizeof text, "nice post about gardens topic%d day%d",
+                 i, i % 5);
+        learn(sc, m, text, "spam", 0, CLF_LEARNED);
+    }
+    assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
+    assert_true(m->heads[0].calibrated);
+    assert_true(m->heads[0].cal_a > 0);
+    assert_true(clf_model_ece(m, 0) < 0.1);
+    struct clf_result r;
+    clf_score(sc, m, "cheap pills", 11, NULL, 1, &r);
+    double spam = r.labels[0].score;
+    assert_true(spam > 0.9);
+    assert_true(r.labels[0].n_reasons > 0);
+    assert_true(r.labels[0].reasons[0].weight > 0);
+    assert_non_null(strstr(r.labels[0].reasons[0].feature, "word:"));
+    clf_score(sc, m, "gardens post", 12, NULL, 0, &r);
+    assert_true(r.labels[0].score < 0.1);
+    /* a lower base rate lowers the score */
+    assert_int_equal(clf_model_set_prior(m, "spam", 0.05, &err), CLF_OK);
+    clf_score(sc, m, "cheap pills", 11, NULL, 0, &r);
+    assert_true(r.labels[0].score < spam);
+    assert_float_equal(clf_model_prior(m, 0), 0.05, 1e-12);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+}
+
+static void
+test_unsure(void **state)
+{
+    (void)state;
+    struct clf_settings s;
+    clf_settings_init(&s);
+    struct clf_model *m = clf_model_new(&s);
+    struct clf_scorer *sc = clf_scorer_new();
+    learn(sc, m, "buy cheap pills", "spam", 1, CLF_LEARNED);
+    learn(sc, m, "a nice post", "spam", 0, CLF_LEARNED);
+    struct clf_result r;
+    clf_score(sc, m, "buy cheap pills", 15, NULL, 0, &r);
+    assert_int_equal(r.n_labels, 1);
+    assert_true(r.labels[0].unsure); /* 2 of 50 examples */
+    assert_true(r.labels[0].score >= 0 && r.labels[0].score <= 1);
+    assert_int_equal(clf_label_verdict(0.1, 1, 0.5, 0.95), CLF_REVIEW);
+    assert_int_equal(clf_label_verdict(0.1, 0, 0.5, 0.95), CLF_ALLOW);
+    assert_int_equal(clf_label_verdict(0.5, 0, 0.5, 0.95), CLF_REVIEW);
+    assert_int_equal(clf_label_verdict(0.95, 1, 0.5, 0.95), CLF_REJECT);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+}
+
+static struct clf_model *
+small_trained(void)
+{
+    struct clf_settings s;
+    clf_settings_init(&s);
+    struct clf_model *m = clf_model_new(&s);
+    struct clf_scorer *sc = clf_scorer_new();
+    char text[128];
+    for (int i = 0; i < 40; i++) {
+        snprintf(text, sizeof text, "check out my channel %d http://x%d.com",
+                 i, i);
+        learn(sc, m, text, "spam", 1, CLF_LEARNED);
+        snprintf(text, sizeof text, "lovely song number %d", i);
+        learn(sc, m, text, "spam", 0, CLF_LEARNED);
+        snprintf(text, sizeof text, "you idiot %d", i);
+        learn(sc, m, text, "abuse", 1, CLF_LEARNED);
+        snprintf(text, sizeof text, "thanks friend %d", i);
+        learn(sc, m, text, "abuse", 0, CLF_LEARNED);
+    }
+    clf_model_set_event_id(m, "1700000000000-3");
+    clf_scorer_free(sc);
+    return m;
+}
+
+static unsigned char *
+slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *p = malloc(*len);
+    assert_int_equal(fread(p, 1, *len, f), *len);
+    fclose(f);
+    return p;
+}
+
+static void
+test_model_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.mfm", dir);
+    struct clf_model *m = small_trained(), *back = NULL;
+    struct clf_error err;
+    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
+    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
+    assert_string_equal(clf_model_id(m), clf_model_id(back));
+    assert_string_equal(clf_model_event_id(back), "1700000000000-3");
+    assert_int_equal(clf_model_label_count(back), 2);
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_result r1, r2;
+    const char *t = "check out my channel http://x3.com you idiot";
+    clf_score(sc, m, t, strlen(t), NULL, 1, &r1);
+    clf_score(sc, back, t, strlen(t), NULL, 1, &r2);
+    for (unsigned h = 0; h < 2; h++)
+        assert_float_equal(r1.labels[h].score, r2.labels[h].score, 1e-12);
+    /* a clone scores the same and is independent */
+    struct clf_model *c = clf_model_clone(back);
+    assert_non_null(c);
+    clf_score(sc, c, t, strlen(t), NULL, 0, &r2);
+    assert_float_equal(r1.labels[0].score, r2.labels[0].score, 1e-12);
+    clf_model_free(c);
+
+    size_t len;
+    unsigned char *p = slurp(path, &len);
+    struct clf_model *bad = NULL;
+    /* every truncation is refused */
+    for (size_t n = 0; n < len; n += (n < 64 ? 1 : 97)) {
+        assert_int_not_equal(clf_model_parse(p, n, &bad, &err), CLF_OK);
+        assert_null(bad);
+    }
+    /* a flipped byte anywhere is refused */
+    for (size_t i = 0; i < len; i += 131) {
+        p[i] ^= 0x40;
+        enum clf_status st = clf_model_parse(p, len, &bad, &err);
+        assert_true(st == CLF_EFORMAT || st == CLF_EVERSION);
+        assert_null(bad);
+        p[i] ^= 0x40;
+    }
+    assert_int_equal(clf_model_parse(p, len, &bad, &err), CLF_OK);
+    clf_model_free(bad);
+    /* another version */
+    p[8] = 9;
+    assert_int_equal(clf_model_parse(p, len, &bad, &err), CLF_EVERSION);
+    assert_non_null(strstr(err.msg, "version"));
+    /* foreign files */
+    assert_int_equal(clf_model_parse("hello world, not a model", 24, &bad,
+                                     &err),
+                     CLF_EFORMAT);
+    assert_non_null(strstr(err.msg, "not a modfilter model"));
+    assert_int_equal(clf_model_load("/nonexistent/m.mfm", &bad, &err),
+                     CLF_EIO);
+    assert_int_equal(clf_model_load(dir, &bad, &err), CLF_EFORMAT);
+    free(p);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+    clf_model_free(back);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void
+test_settings(void **state)
+{
+    (void)state;
+    struct clf_settings s;
+    struct clf_error err;
+    clf_settings_init(&s);
+    assert_int_equal(clf_settings_set_languages(&s, "spanish,french", &err),
+                     CLF_OK);
+    assert_int_equal(s.n_languages, 2);
+    assert_string_equal(s.default_language, "spanish");
+    assert_int_equal(clf_settings_set_languages(&s, "klingon", &err),
+                     CLF_EINVAL);
+    assert_int_equal(clf_settings_set_languages(&s, "", &err), CLF_EINVAL);
+    assert_int_equal(clf_settings_set_languages(&s, "english,,x", &err),
+                     CLF_EINVAL);
+    assert_string_equal(clf_verdict_name(CLF_REJECT), "reject");
+}
+
+/* Over-long text is truncated and scored, and scoring the same text twice
+ * gives the same answer (no state leaks between comments). */
+static void
+test_long_text(void **state)
+{
+    (void)state;
+    struct clf_model *m = small_trained();
+    struct clf_scorer *sc = clf_scorer_new();
+    size_t len = 1 << 20;
+    char *big = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        big[i] = "idiot channel "[i % 14];
+    struct clf_result r1, r2;
+    assert_int_equal(clf_score(sc, m, big, len, NULL, 1, &r1), CLF_OK);
+    assert_true(r1.truncated);
+    assert_int_equal(clf_score(sc, m, big, len, NULL, 1, &r2), CLF_OK);
+    assert_float_equal(r1.labels[1].score, r2.labels[1].score, 0);
+    free(big);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nb_arithmetic),
+        cmocka_unit_test(test_idempotent_relabel_unlearn),
+        cmocka_unit_test(test_calibration_and_prior),
+        cmocka_unit_test(test_unsure),
+        cmocka_unit_test(test_model_file),
+        cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_long_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
