@@ -1,0 +1,404 @@
+/*
+ * main.c - modfilterd: flags, start-up, signals, reload, shutdown.
+ *
+ * Start-up failures (config, model, bind) end the process with a message;
+ * once the workers run, nothing a request does ends it.  The main thread
+ * keeps SIGHUP, SIGTERM and SIGINT blocked in every thread and takes them
+ * with sigwait(): SIGHUP reloads config and model (the running ones stay
+ * on any error), SIGTERM/SIGINT stop the workers gracefully.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "modfilterd.h"
+
+#define MAIN_MAX_SETS 256
+#define MAIN_MAX_WORKERS 256
+
+struct main_opts {
+    const char *config_path;
+    const char *sets[MAIN_MAX_SETS];
+    unsigned n_sets;
+    int check, foreground, verbose;
+};
+
+static void
+main_usage(FILE *f)
+{
+    fprintf(f, "usage: modfilterd [-c FILE] [-t] [-f] [-v] "
+               "[--set SECTION.KEY=VALUE ...]\n"
+               "  -c FILE   config file (default config/modfilterd.conf)\n"
+               "  -t        check the config and the model, then exit\n"
+               "  -f        stay in the foreground, log to stderr\n"
+               "  -v        more logging\n"
+               "  --set S.K=V  override a config key (repeatable)\n");
+}
+
+/* The config file, then every --set, then the cross-key checks. */
+static struct config *
+main_load_config(const struct main_opts *o, struct config_error *err)
+{
+    struct config *c = config_new();
+    unsigned i;
+
+    if (c == NULL) {
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+        return NULL;
+    }
+    if (config_load_file(c, o->config_path, err) < 0)
+        goto fail;
+    for (i = 0; i < o->n_sets; i++)
+        if (config_set_arg(c, o->sets[i], err) < 0)
+            goto fail;
+    if (config_check(c, err) < 0)
+        goto fail;
+    return c;
+fail:
+    config_free(c);
+    return NULL;
+}
+
+static struct clf_model *
+main_load_model(const char *path, char *msg, size_t len)
+{
+    struct clf_model *m = NULL;
+    struct clf_error e;
+    enum clf_status st;
+
+    memset(&e, 0, sizeof(e));
+    st = clf_model_load(path, &m, &e);
+    if (st != CLF_OK) {
+        if (e.msg[0] && !strncmp(e.msg, path, strlen(path)))
+            snprintf(msg, len, "%s", e.msg); /* already names the file */
+        else
+            snprintf(msg, len, "%s: %s", path,
+                     e.msg[0] ? e.msg : clf_status_str(st));
+        return NULL;
+    }
+    return m;
+}
+
+static int
+main_write_port(const char *path, int port)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 ||
+        rename(tmp, path) < 0) {
+        log_warn("server.port_file %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+main_drop_privileges(const struct config *cfg)
+{
+    struct passwd *pw;
+
+    if (geteuid() != 0)
+        return 0;
+    if (!cfg->user[0]) {
+        log_warnx("running as root: set server.user to drop privileges");
+        return 0;
+    }
+    pw = getpwnam(cfg->user);
+    if (pw == NULL) {
+        log_warnx("server.user %s: no such user", cfg->user);
+        return -1;
+    }
+    if (cfg->socket[0] && chown(cfg->socket, pw->pw_uid, pw->pw_gid) < 0)
+        log_warn("chown %s", cfg->socket);
+    if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        log_warn("server.user %s: cannot switch", cfg->user);
+        return -1;
+    }
+    log_info("switched to user %s", cfg->user);
+    return 0;
+}
+
+/* Keys a reload cannot change: they shaped sockets, threads and
+ * connections at start-up. */
+static void
+main_warn_restart_keys(const struct config *old, const struct config *nw)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } strs[] = {
+        {"server.listen", offsetof(struct config, listen)},
+        {"server.socket", offsetof(struct config, socket)},
+        {"server.port_file", offsetof(struct config, port_file)},
+        {"server.user", offsetof(struct config, user)},
+        {"redis.url", offsetof(struct config, redis_url)},
+        {"redis.prefix", offsetof(struct config, redis_prefix)},
+        {"redis.password_file", offsetof(struct config, redis_password_file)},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        if (strcmp(*(char *const *)((const char *)old + strs[i].off),
+                   *(char *const *)((const char *)nw + strs[i].off)))
+            log_warnx("reload: %s changed; it takes effect at restart",
+                      strs[i].name);
+    if (old->workers != nw->workers ||
+        old->redis_timeout_ms != nw->redis_timeout_ms ||
+        old->max_body != nw->max_body ||
+        old->max_headers != nw->max_headers ||
+        old->max_connections != nw->max_connections ||
+        old->request_timeout_s != nw->request_timeout_s ||
+        old->idle_timeout_s != nw->idle_timeout_s)
+        log_warnx("reload: server.workers, redis.timeout_ms and limits.* "
+                  "take effect at restart");
+}
+
+static void
+main_reload(const struct main_opts *o, unsigned *generation)
+{
+    struct config_error err;
+    struct config *cfg;
+    struct clf_model *model;
+    struct state *cur, *st;
+    char msg[600];
+
+    cfg = main_load_config(o, &err);
+    if (cfg == NULL) {
+        log_warnx("reload: %s; keeping the running configuration and model",
+                  err.msg);
+        return;
+    }
+    model = main_load_model(cfg->model_path, msg, sizeof(msg));
+    if (model == NULL) {
+        log_warnx("reload: %s; keeping the running configuration and model",
+                  msg);
+        config_free(cfg);
+        return;
+    }
+    cur = state_acquire();
+    if (cur != NULL)
+        main_warn_restart_keys(cur->cfg, cfg);
+    state_release(cur);
+    st = state_new(cfg, model, ++*generation);
+    if (st == NULL) {
+        log_warnx("reload: out of memory; keeping the running model");
+        return;
+    }
+    log_info("reloaded: model %s (%s), generation %u", st->model_id,
+             st->cfg->model_path, st->generation);
+    state_publish(st);
+}
+
+static int
+main_parse_args(int argc, char **argv, struct main_opts *o)
+{
+    static const struct option longopts[] = {
+        {"set", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    memset(o, 0, sizeof(*o));
+    o->config_path = "config/modfilterd.conf";
+    while ((ch = getopt_long(argc, argv, "c:tfvhV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case 't':
+            o->check = 1;
+            break;
+        case 'f':
+            o->foreground = 1;
+            break;
+        case 'v':
+            o->verbose = 1;
+            break;
+        case 'S':
+            if (o->n_sets == MAIN_MAX_SETS) {
+                fprintf(stderr, "modfilterd: too many --set\n");
+                return 2;
+            }
+            o->sets[o->n_sets++] = optarg;
+            break;
+        case 'h':
+            main_usage(stdout);
+            exit(0);
+        case 'V':
+            printf("modfilterd %s\n", MODFILTERD_VERSION);
+            exit(0);
+        default:
+            main_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        main_usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct main_opts o;
+    struct config_error err;
+    struct config *cfg = NULL;
+    struct clf_model *model = NULL;
+    struct state *st = NULL;
+    struct worker *workers[MAIN_MAX_WORKERS];
+    unsigned n_workers = 0, i, generation = 1;
+    int fds[2], n_fds = 0, port = -1, tcp_fd = -1, unix_fd = -1;
+    int ret = 1, sig;
+    char msg[600];
+    sigset_t set;
+
+    memset(workers, 0, sizeof(workers));
+    if (main_parse_args(argc, argv, &o) != 0)
+        return 2;
+    log_init(1, o.verbose);
+    signal(SIGPIPE, SIG_IGN); /* hiredis and evhttp write to sockets */
+
+    cfg = main_load_config(&o, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    model = main_load_model(cfg->model_path, msg, sizeof(msg));
+    if (model == NULL) {
+        fprintf(stderr, "%s\n", msg);
+        config_free(cfg);
+        return 1;
+    }
+    if (o.check) {
+        printf("%s: configuration OK; model %s: %u label(s), id %s\n",
+               o.config_path, cfg->model_path, clf_model_label_count(model),
+               clf_model_id(model));
+        clf_model_free(model);
+        config_free(cfg);
+        return 0;
+    }
+    metrics_init();
+    st = state_new(cfg, model, generation); /* owns both from here */
+    if (st == NULL) {
+        fprintf(stderr, "modfilterd: out of memory\n");
+        return 1;
+    }
+    state_publish(st);
+
+    if (cfg->listen[0]) {
+        tcp_fd = http_listen_tcp(cfg->listen, &port);
+        if (tcp_fd < 0)
+            goto out;
+        fds[n_fds++] = tcp_fd;
+        if (cfg->port_file[0] && main_write_port(cfg->port_file, port) < 0)
+            goto out;
+    }
+    if (cfg->socket[0]) {
+        unix_fd = http_listen_unix(cfg->socket);
+        if (unix_fd < 0)
+            goto out;
+        fds[n_fds++] = unix_fd;
+    }
+    if (main_drop_privileges(cfg) < 0)
+        goto out;
+    if (!o.foreground) {
+        if (daemon(1, 0) < 0) {
+            log_warn("daemon");
+            goto out;
+        }
+        log_init(0, o.verbose);
+    }
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers */
+    if (evthread_use_pthreads() < 0) {
+        log_warnx("libevent has no thread support");
+        goto out;
+    }
+    n_workers = cfg->workers;
+    if (n_workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        n_workers = n > 0 ? (unsigned)n : 1;
+    }
+    if (n_workers > MAIN_MAX_WORKERS)
+        n_workers = MAIN_MAX_WORKERS;
+    for (i = 0; i < n_workers; i++) {
+        workers[i] = worker_new(i, cfg, fds, (unsigned)n_fds);
+        if (workers[i] == NULL)
+            goto out;
+    }
+    for (i = 0; i < n_workers; i++)
+        if (worker_start(workers[i]) < 0)
+            goto out;
+    log_info("modfilterd %s: %s%s%d%s%s, %u worker(s), model %s (%s)",
+             MODFILTERD_VERSION, cfg->listen[0] ? "listening on port " : "",
+             "", port, cfg->socket[0] ? ", socket " : "", cfg->socket,
+             n_workers, st->model_id, cfg->model_path);
+    if (auth_count(cfg->auth, AUTH_SUBMIT) == 0)
+        log_info("auth.submit_tokens is empty: /v1/comments and /v1/score "
+                 "serve loopback and Unix-socket clients only");
+    if (auth_count(cfg->auth, AUTH_MODERATOR) == 0)
+        log_info("auth.moderator_tokens is empty: moderator routes refuse "
+                 "every request; /metrics serves loopback and Unix-socket "
+                 "clients only");
+    cfg = NULL; /* the published state owns it; a reload may free it */
+
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_info("SIGHUP: reloading");
+            main_reload(&o, &generation);
+            continue;
+        }
+        log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    ret = 0;
+out:
+    for (i = 0; i < n_workers; i++)
+        worker_stop(workers[i]);
+    for (i = 0; i < n_workers; i++)
+        worker_join(workers[i]);
+    for (i = 0; i < n_workers; i++)
+        worker_free(workers[i]);
+    st = state_acquire();
+    if (st != NULL) {
+        if (st->cfg->socket[0] && unix_fd >= 0)
+            unlink(st->cfg->socket);
+        if (st->cfg->port_file[0] && tcp_fd >= 0 && ret == 0)
+            unlink(st->cfg->port_file);
+    }
+    state_release(st);
+    if (tcp_fd >= 0)
+        close(tcp_fd);
+    if (unix_fd >= 0)
+        close(unix_fd);
+    state_publish(NULL);
+    libevent_global_shutdown();
+    if (ret == 0)
+        log_info("stopped");
+    return ret;
+}

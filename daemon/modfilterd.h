@@ -1,0 +1,332 @@
+/*
+ * modfilterd.h - the daemon's modules, one section per file, in the order a
+ * comment travels: config -> listeners (http.c) -> routes.c -> request.c ->
+ * classifier -> result.c -> queue.c (Redis) -> reply.
+ *
+ * Threads: main.c owns the process (flags, signals, reload, shutdown);
+ * worker.c runs server.workers event loops, each with its own event_base,
+ * evhttp, clf_scorer and struct queue.  What workers share is read-only or
+ * atomic: the current struct state (config + model, swapped on SIGHUP),
+ * metrics counters, the log.
+ */
+#ifndef MODFILTERD_H
+#define MODFILTERD_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "classifier.h"
+
+#define MODFILTERD_VERSION "0.1.0"
+
+struct evbuffer;
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+struct evhttp_connection;
+struct evhttp_request;
+struct bufferevent;
+struct evbuffer_cb_entry;
+struct queue;
+
+#if defined(__GNUC__)
+#define MF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MF_PRINTF(a, b)
+#endif
+
+/* ---- log.c: stderr in the foreground, syslog otherwise ---------------- */
+
+/* Call once before threads start.  Thread-safe afterwards. */
+void log_init(int foreground, int verbose);
+int log_verbose(void);
+void log_warn(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
+void log_warnx(const char *fmt, ...) MF_PRINTF(1, 2);
+void log_info(const char *fmt, ...) MF_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) MF_PRINTF(1, 2); /* only with -v */
+
+/* ---- auth.c: bearer tokens and roles ---------------------------------- */
+
+enum auth_role { AUTH_NONE = 0, AUTH_SUBMIT = 1, AUTH_MODERATOR = 2 };
+
+#define AUTH_TOKEN_MAX 256 /* bytes of a token */
+#define AUTH_NAME_MAX 64
+
+struct auth; /* immutable once built; safe to share between threads */
+
+struct auth *auth_new(void); /* NULL on allocation failure */
+void auth_free(struct auth *a); /* NULL-safe */
+/* Add "name:token,name:token".  On error fills err ("reason") and returns
+ * -1; the table keeps what was added before. */
+int auth_add_list(struct auth *a, enum auth_role role, const char *list,
+                  char *err, size_t errlen);
+/* The same, one pair a line (blank lines and '#' lines skipped); errors
+ * read "path:line: reason". */
+int auth_add_file(struct auth *a, enum auth_role role, const char *path,
+                  char *err, size_t errlen);
+unsigned auth_count(const struct auth *a, enum auth_role role);
+/* The role of the token in an Authorization header value ("Bearer TOKEN"),
+ * AUTH_NONE when missing, malformed or unknown.  Compares against every
+ * token in constant time per token.  *name (may be NULL) is set to the
+ * token's name, borrowed from the table. */
+enum auth_role auth_check(const struct auth *a, const char *header,
+                          const char **name);
+
+/* ---- config.c: config/modfilterd.conf, table-driven ------------------- */
+
+#define CONFIG_MAX_OVERRIDES 16 /* thresholds.LABEL_review/_reject labels */
+
+struct config_threshold {
+    char label[CLF_LABEL_MAX];
+    double review, reject; /* < 0: not set, use the default */
+};
+
+/* Every key of DESIGN.md.  Strings are malloc'd and owned by the config;
+ * never NULL after config_new (empty string = unset). */
+struct config {
+    char *listen, *socket, *port_file, *user;
+    unsigned workers;
+    char *redis_url, *redis_password_file, *redis_prefix;
+    unsigned redis_timeout_ms;
+    char *model_path, *model_state_dir;
+    char *submit_tokens, *moderator_tokens;
+    char *submit_tokens_file, *moderator_tokens_file;
+    double review, reject;
+    struct config_threshold overrides[CONFIG_MAX_OVERRIDES];
+    unsigned n_overrides;
+    char *queue_verdicts, *queue_order;
+    unsigned queue_claim_ttl_s, queue_undo_window_s;
+    unsigned long max_body, max_headers, max_connections;
+    unsigned request_timeout_s, idle_timeout_s;
+    char *spool_path;
+    unsigned long long spool_max_bytes;
+    char *akismet_keys, *akismet_keys_file;
+
+    struct config_where *where; /* per key: where it was last set */
+
+    /* Derived by config_check(). */
+    unsigned verdict_mask;  /* bit (1 << CLF_xxx) per queued verdict */
+    int order_urgent;       /* queue.order = urgent */
+    char *redis_password;   /* from redis.password_file, or NULL */
+    struct auth *auth;      /* owned */
+};
+
+struct config_where;
+
+struct config_error {
+    char msg[512]; /* "file:line: reason" */
+};
+
+struct config *config_new(void); /* defaults; NULL on allocation failure */
+void config_free(struct config *c); /* NULL-safe */
+/* Parse an INI file over the current values.  -1 with "file:line: reason"
+ * on the first error. */
+int config_load_file(struct config *c, const char *path,
+                     struct config_error *err);
+/* The same from memory; name is used in messages. */
+int config_load_buffer(struct config *c, const char *name, const char *buf,
+                       size_t len, struct config_error *err);
+/* "section.key=value" (split at the first dot and the first '='). */
+int config_set_arg(struct config *c, const char *assignment,
+                   struct config_error *err);
+/* One key by name; origin/line for messages (line 0: no line). */
+int config_set(struct config *c, const char *section, const char *key,
+               const char *value, const char *origin, unsigned line,
+               struct config_error *err);
+/* Cross-key checks, then read the *_file keys and build c->auth.  Call
+ * once, after every file and --set. */
+int config_check(struct config *c, struct config_error *err);
+/* Effective thresholds for a label. */
+void config_thresholds(const struct config *c, const char *label,
+                       double *review, double *reject);
+
+/* ---- state.c: the running config + model, swapped as one on SIGHUP ---- */
+
+struct state {
+    struct config *cfg;      /* owned */
+    struct clf_model *model; /* owned, read-only while published */
+    unsigned generation;     /* 1 at start, +1 per successful reload */
+    char model_id[24];
+    int refs; /* atomic */
+};
+
+/* Takes ownership of cfg and model (also on failure). */
+struct state *state_new(struct config *cfg, struct clf_model *model,
+                        unsigned generation);
+/* The current state with a reference held; NULL before the first
+ * publish.  Thread-safe. */
+struct state *state_acquire(void);
+void state_release(struct state *st); /* NULL-safe */
+/* Make st current (takes the caller's reference); drops the old one. */
+void state_publish(struct state *st);
+
+/* ---- request.c: JSON request bodies ----------------------------------- */
+
+#define REQUEST_ID_MAX 128
+
+struct request_comment {
+    json_t *root; /* owned: the parsed body; the strings below live in it */
+    const char *id; /* NULL when absent */
+    const char *text;
+    size_t text_len;
+    const char *author_name, *author_email, *author_url, *author_ip;
+    const char *post, *lang;
+};
+
+struct request_error {
+    int status;       /* HTTP status */
+    const char *code; /* "invalid_json", "invalid_request" */
+    char msg[256];
+};
+
+/* Parse and validate a POST /v1/comments or /v1/score body (UTF-8 JSON;
+ * duplicate keys, unknown fields, wrong types rejected).  On success fills
+ * out (release with request_comment_release) and returns 0. */
+int request_parse_comment(const char *body, size_t len,
+                          struct request_comment *out,
+                          struct request_error *err);
+void request_comment_release(struct request_comment *rc);
+/* 1 when s is a valid comment id: 1-128 of [A-Za-z0-9._:-]. */
+int request_id_valid(const char *s, size_t len);
+/* A fresh unique id (ms time + 64 random bits) into buf (>= 40 bytes). */
+void request_make_id(char *buf, size_t len);
+
+/* ---- result.c: scores -> verdict -> reply and stored record ----------- */
+
+enum clf_verdict result_verdict(const struct state *st,
+                                const struct clf_result *r);
+/* The reply object of DESIGN.md.  New reference; NULL on ENOMEM. */
+json_t *result_reply(const char *id, const struct clf_result *r,
+                     enum clf_verdict v, int queued);
+/* The record stored in Redis.  New reference; NULL on ENOMEM. */
+json_t *result_record(const char *id, const struct request_comment *rc,
+                      const struct clf_result *r, enum clf_verdict v,
+                      const struct state *st, long long received_ms);
+/* The reply for an id already stored: the stored record's fields with
+ * queued true.  NULL when the record is not a JSON object. */
+json_t *result_reply_from_stored(const char *stored, size_t len);
+/* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
+void result_rfc3339(long long ms, char *buf, size_t len);
+
+/* ---- metrics.c: process-wide counters, Prometheus text ---------------- */
+
+enum metrics_route {
+    METRICS_ROUTE_COMMENTS = 0,
+    METRICS_ROUTE_SCORE,
+    METRICS_ROUTE_HEALTHZ,
+    METRICS_ROUTE_READYZ,
+    METRICS_ROUTE_METRICS,
+    METRICS_ROUTE_MODERATOR,
+    METRICS_ROUTE_OTHER,
+    METRICS_N_ROUTES
+};
+
+void metrics_init(void); /* records the start time; call once */
+void metrics_request(enum metrics_route route, int status, double seconds);
+void metrics_verdict(enum clf_verdict v);
+void metrics_connections_add(long delta);
+long metrics_connections(void);
+/* Append the exposition text.  queue_len < 0: unknown (omitted). */
+void metrics_render(struct evbuffer *out, const struct state *st,
+                    long long queue_len, int redis_connected,
+                    unsigned workers);
+
+/* ---- http.c: listeners, connections, limits, replies ------------------ */
+
+struct worker;
+
+/* One client connection, known from accept to close. */
+struct http_conn {
+    struct worker *w;
+    struct evhttp_connection *evcon; /* set just after accept */
+    struct bufferevent *bev;         /* the connection's bufferevent */
+    struct event *timer;             /* setup, then request deadline */
+    struct evbuffer_cb_entry *in_cb; /* notices the first byte */
+    struct http_conn *next;          /* worker's hash chain */
+    int local;    /* loopback or Unix-socket peer */
+    int deadline; /* timer armed for a request */
+    int writing;  /* a reply is being written */
+    /* A request waiting on Redis: gone(arg) runs if the connection closes
+     * first (evhttp may then free the request; see routes.c). */
+    void (*gone)(void *arg);
+    void *gone_arg;
+};
+
+/* Open a listening socket: "host:port" (TCP; *port_out gets the port) or
+ * a Unix socket path.  -1 with a logged reason. */
+int http_listen_tcp(const char *hostport, int *port_out);
+int http_listen_unix(const char *path);
+/* Set up w->http on w->base with the limits of cfg, accepting on dup()s of
+ * fds.  -1 on failure (logged). */
+int http_worker_init(struct worker *w, const struct config *cfg,
+                     const int *fds, unsigned n_fds);
+/* Stop accepting (the listeners of this worker close). */
+void http_worker_stop_accepting(struct worker *w);
+/* Free the evhttp and every connection. */
+void http_worker_free(struct worker *w);
+/* The connection of a request, NULL if unknown. */
+struct http_conn *http_conn_of(struct worker *w, struct evhttp_request *req);
+/* Send a reply; body may be NULL.  Ends the request's deadline. */
+void http_send(struct evhttp_request *req, struct http_conn *c, int status,
+               const char *content_type, struct evbuffer *body);
+
+/* ---- routes.c: the HTTP API ------------------------------------------- */
+
+/* evhttp's generic callback; arg is the struct worker. */
+void routes_dispatch(struct evhttp_request *req, void *arg);
+
+/* ---- worker.c: event-loop threads ------------------------------------- */
+
+#define HTTP_CONN_BUCKETS 1024
+
+struct worker {
+    unsigned index;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound[2];
+    unsigned n_bound;
+    struct clf_scorer *scorer;
+    struct queue *queue;
+    struct event *stop_ev;
+    struct event *grace_ev;
+    struct http_conn *conns[HTTP_CONN_BUCKETS];
+    unsigned long n_conns;
+    unsigned long pending; /* requests waiting on Redis */
+    unsigned long writing; /* replies being written */
+    int stopping;
+    long long stop_deadline_ms;
+    unsigned request_timeout_s;
+    unsigned long max_body;
+    unsigned long max_connections;
+    unsigned redis_timeout_ms;
+    int started;
+    pthread_t thread;
+};
+
+/* Everything a worker needs, built in the calling thread so errors stop
+ * start-up.  fds are borrowed (dup'd). */
+struct worker *worker_new(unsigned index, const struct config *cfg,
+                          const int *fds, unsigned n_fds);
+int worker_start(struct worker *w);
+/* From any thread: stop accepting, finish in-flight requests (bounded),
+ * then leave the loop. */
+void worker_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_free(struct worker *w); /* NULL-safe; after join */
+/* Called by routes/http when pending or writing drop, to finish a stop. */
+void worker_maybe_done(struct worker *w);
+
+/* ---- util.c ----------------------------------------------------------- */
+
+long long util_now_ms(void);   /* wall clock, ms since the epoch */
+double util_monotonic(void);   /* seconds, monotonic clock */
+/* Read a whole small file (<= max bytes) into a malloc'd NUL-terminated
+ * buffer; NULL with errno set on failure. */
+char *util_read_file(const char *path, size_t max, size_t *len);
+
+#endif

@@ -1,0 +1,581 @@
+/*
+ * routes.c - the HTTP API.  Each request: route -> method -> auth ->
+ * content type and size -> parse -> score -> verdict -> (queue) -> reply,
+ * with one log line and one metrics sample at the reply.
+ *
+ * POST /v1/comments waits for Redis when the verdict is queued.  Its state
+ * (struct route_pending) is freed in exactly one place, the queue callback,
+ * which struct queue guarantees to run once.  If the client goes first,
+ * http.c calls route_gone(): when evhttp detached the request it stays ours
+ * and the callback's reply frees it; otherwise evhttp frees it and the
+ * callback must not touch it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "modfilterd.h"
+#include "queue.h"
+
+#define ROUTE_RETRY_AFTER "2"
+
+struct route_ctx {
+    struct worker *w;
+    struct evhttp_request *req; /* NULL once evhttp freed it */
+    struct http_conn *c;        /* NULL once the connection closed */
+    struct state *st;           /* a reference, or NULL */
+    enum metrics_route route;
+    double t0;
+    const char *verdict; /* for the log line, or NULL */
+    char id[REQUEST_ID_MAX + 1];
+};
+
+/* A request waiting on Redis. */
+struct route_pending {
+    struct route_ctx ctx;
+    json_t *reply; /* comments: the answer, "queued" still false */
+};
+
+static int
+route_dump_cb(const char *buf, size_t size, void *data)
+{
+    return evbuffer_add(data, buf, size);
+}
+
+/* Printable ASCII only, bounded: request lines go to the log. */
+static void
+route_sanitize(const char *in, char *out, size_t len)
+{
+    size_t i = 0;
+
+    for (; in != NULL && *in && i + 1 < len; in++)
+        out[i++] = (*in > 0x20 && *in < 0x7f) ? *in : '?';
+    out[i] = '\0';
+}
+
+/* The one exit of every request. */
+static void
+route_send(struct route_ctx *ctx, int status, const char *ctype,
+           struct evbuffer *body)
+{
+    double ms = (util_monotonic() - ctx->t0) * 1000.0;
+
+    metrics_request(ctx->route, status, ms / 1000.0);
+    if (ctx->req != NULL) {
+        char path[160];
+
+        route_sanitize(evhttp_request_get_uri(ctx->req), path, sizeof(path));
+        log_info("%s %s %d %s %.2fms%s%s",
+                 evhttp_request_get_command(ctx->req) == EVHTTP_REQ_POST
+                     ? "POST"
+                     : evhttp_request_get_command(ctx->req) == EVHTTP_REQ_GET
+                           ? "GET"
+                           : "-",
+                 path, status, ctx->verdict ? ctx->verdict : "-", ms,
+                 ctx->id[0] ? " id=" : "", ctx->id);
+        http_send(ctx->req, ctx->c, status, ctype, body);
+    } else {
+        log_info("- - %d %s %.2fms (client gone)%s%s", status,
+                 ctx->verdict ? ctx->verdict : "-", ms,
+                 ctx->id[0] ? " id=" : "", ctx->id);
+    }
+    ctx->req = NULL;
+    state_release(ctx->st);
+    ctx->st = NULL;
+}
+
+static void
+route_json(struct route_ctx *ctx, int status, json_t *body)
+{
+    struct evbuffer *buf = evbuffer_new();
+
+    if (buf == NULL || body == NULL ||
+        json_dump_callback(body, route_dump_cb, buf,
+                           JSON_COMPACT | JSON_REAL_PRECISION(6)) < 0) {
+        if (buf != NULL)
+            evbuffer_drain(buf, evbuffer_get_length(buf));
+        status = 500;
+        if (buf != NULL)
+            evbuffer_add_printf(buf, "{\"error\":{\"code\":\"internal\","
+                                     "\"message\":\"out of memory\"}}");
+    }
+    if (buf != NULL)
+        evbuffer_add(buf, "\n", 1);
+    route_send(ctx, status, "application/json", buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
+}
+
+static void
+route_error(struct route_ctx *ctx, int status, const char *code,
+            const char *fmt, ...) MF_PRINTF(4, 5);
+
+static void
+route_error(struct route_ctx *ctx, int status, const char *code,
+            const char *fmt, ...)
+{
+    char msg[512];
+    json_t *body;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (ctx->req != NULL) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(ctx->req);
+
+        if (status == 503)
+            evhttp_add_header(h, "Retry-After", ROUTE_RETRY_AFTER);
+        if (status == 401)
+            evhttp_add_header(h, "WWW-Authenticate", "Bearer");
+    }
+    body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+    route_json(ctx, status, body);
+    json_decref(body);
+}
+
+/* 0 when the client may use a route needing role; else replied. */
+static int
+route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
+{
+    const struct auth *a = ctx->st->cfg->auth;
+    const char *hdr = evhttp_find_header(
+        evhttp_request_get_input_headers(ctx->req), "Authorization");
+    int local = ctx->c != NULL && ctx->c->local;
+    enum auth_role role;
+
+    if (local_open && local)
+        return 0;
+    if (need == AUTH_SUBMIT && auth_count(a, AUTH_SUBMIT) == 0) {
+        if (local)
+            return 0;
+        route_error(ctx, 403, "forbidden",
+                    "auth.submit_tokens is empty: submit routes serve "
+                    "loopback and Unix-socket clients only");
+        return -1;
+    }
+    role = auth_check(a, hdr, NULL);
+    if (role == need)
+        return 0;
+    if (role == AUTH_NONE)
+        route_error(ctx, 401, "unauthorized",
+                    hdr ? "unknown token" : "missing Authorization: Bearer "
+                                            "token");
+    else
+        route_error(ctx, 403, "forbidden",
+                    "this token's role may not use this route");
+    return -1;
+}
+
+/* 0 with the body in body and len (contiguous, owned by the request). */
+static int
+route_body(struct route_ctx *ctx, const char **body, size_t *len)
+{
+    const char *ct = evhttp_find_header(
+        evhttp_request_get_input_headers(ctx->req), "Content-Type");
+    struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
+    size_t n;
+
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+        route_error(ctx, 415, "unsupported_media_type",
+                    "Content-Type must be application/json");
+        return -1;
+    }
+    n = evbuffer_get_length(in);
+    if (n > ctx->w->max_body) {
+        route_error(ctx, 413, "payload_too_large",
+                    "the body is %zu bytes; limits.max_body is %lu", n,
+                    ctx->w->max_body);
+        return -1;
+    }
+    *body = n ? (const char *)evbuffer_pullup(in, -1) : "";
+    *len = n;
+    return 0;
+}
+
+/* ---- POST /v1/comments, POST /v1/score -------------------------------- */
+
+static void
+route_gone(void *arg)
+{
+    struct route_pending *p = arg;
+
+    /* A request evhttp detached (client closed while we waited) is still
+     * ours to finish; one still on the connection is freed with it. */
+    if (p->ctx.req != NULL && evhttp_request_get_connection(p->ctx.req))
+        p->ctx.req = NULL;
+    p->ctx.c = NULL;
+}
+
+static void
+route_pending_free(struct route_pending *p)
+{
+    struct worker *w = p->ctx.w;
+
+    json_decref(p->reply);
+    state_release(p->ctx.st);
+    free(p);
+    w->pending--;
+    worker_maybe_done(w);
+}
+
+static void
+route_submitted(enum queue_status st, const char *stored, size_t stored_len,
+                void *arg)
+{
+    struct route_pending *p = arg;
+    json_t *reply;
+
+    if (p->ctx.c != NULL) {
+        p->ctx.c->gone = NULL;
+        p->ctx.c->gone_arg = NULL;
+    }
+    switch (st) {
+    case QUEUE_OK:
+        json_object_set_new(p->reply, "queued", json_true());
+        route_json(&p->ctx, 200, p->reply);
+        break;
+    case QUEUE_EXISTS:
+        reply = result_reply_from_stored(stored, stored_len);
+        if (reply != NULL) {
+            json_t *v = json_object_get(reply, "verdict");
+
+            p->ctx.verdict = "stored";
+            if (json_is_string(v))
+                p->ctx.verdict = json_string_value(v);
+            route_json(&p->ctx, 200, reply);
+            json_decref(reply);
+        } else {
+            route_error(&p->ctx, 500, "internal",
+                        "the stored record of this id is unreadable");
+        }
+        break;
+    case QUEUE_TIMEOUT:
+        route_error(&p->ctx, 503, "unavailable",
+                    "Redis did not acknowledge the comment in time; it is "
+                    "not queued, retry later");
+        break;
+    case QUEUE_ERROR:
+    default:
+        route_error(&p->ctx, 503, "unavailable",
+                    "Redis could not take the comment; it is not queued, "
+                    "retry later");
+        break;
+    }
+    route_pending_free(p);
+}
+
+static void
+route_comment(struct route_ctx *ctx, int store)
+{
+    struct request_comment rc;
+    struct request_error rerr;
+    struct clf_result res;
+    struct clf_error cerr;
+    struct route_pending *p = NULL;
+    struct state *st = ctx->st;
+    enum clf_verdict v;
+    enum clf_status cs;
+    const char *body;
+    json_t *record = NULL;
+    char *rec_text = NULL;
+    long long now_ms;
+    double urgency = 0;
+    size_t len;
+    unsigned i;
+
+    memset(&rc, 0, sizeof(rc));
+    if (route_body(ctx, &body, &len) < 0)
+        return;
+    if (request_parse_comment(body, len, &rc, &rerr) < 0) {
+        route_error(ctx, rerr.status, rerr.code, "%s", rerr.msg);
+        return;
+    }
+    if (rc.id != NULL)
+        snprintf(ctx->id, sizeof(ctx->id), "%s", rc.id);
+    else
+        request_make_id(ctx->id, sizeof(ctx->id));
+    cs = clf_score(ctx->w->scorer, st->model, rc.text, rc.text_len, rc.lang,
+                   1, &res);
+    if (cs != CLF_OK) {
+        log_warnx("scoring %s: %s", ctx->id, clf_status_str(cs));
+        route_error(ctx, 500, "internal", "scoring failed: %s",
+                    clf_status_str(cs));
+        goto done;
+    }
+    (void)cerr;
+    v = result_verdict(st, &res);
+    metrics_verdict(v);
+    ctx->verdict = clf_verdict_name(v);
+    if (!store || !(st->cfg->verdict_mask & (1u << v))) {
+        json_t *reply = result_reply(ctx->id, &res, v, 0);
+
+        route_json(ctx, 200, reply);
+        json_decref(reply);
+        goto done;
+    }
+    now_ms = util_now_ms();
+    for (i = 0; i < res.n_labels; i++)
+        if (res.labels[i].score > urgency)
+            urgency = res.labels[i].score;
+    p = calloc(1, sizeof(*p));
+    record = result_record(ctx->id, &rc, &res, v, st, now_ms);
+    rec_text = record ? json_dumps(record, JSON_COMPACT |
+                                               JSON_REAL_PRECISION(6))
+                      : NULL;
+    if (p != NULL)
+        p->reply = result_reply(ctx->id, &res, v, 0);
+    if (p == NULL || p->reply == NULL || rec_text == NULL) {
+        if (p != NULL)
+            json_decref(p->reply);
+        free(p);
+        p = NULL;
+        route_error(ctx, 500, "internal", "out of memory");
+        goto done;
+    }
+    p->ctx = *ctx; /* the pending request now owns the state reference */
+    ctx->st = NULL;
+    ctx->req = NULL;
+    ctx->w->pending++;
+    if (p->ctx.c != NULL) {
+        p->ctx.c->gone = route_gone;
+        p->ctx.c->gone_arg = p;
+    }
+    if (queue_submit(ctx->w->queue, p->ctx.id, rec_text, strlen(rec_text),
+                     now_ms, urgency, route_submitted, p) < 0) {
+        if (p->ctx.c != NULL) {
+            p->ctx.c->gone = NULL;
+            p->ctx.c->gone_arg = NULL;
+        }
+        route_error(&p->ctx, 503, "unavailable",
+                    "Redis is not connected; the comment is not queued, "
+                    "retry later");
+        route_pending_free(p);
+    }
+done:
+    free(rec_text);
+    json_decref(record);
+    request_comment_release(&rc);
+}
+
+/* ---- GET /healthz, /readyz, /metrics ---------------------------------- */
+
+static void
+route_readyz(struct route_ctx *ctx)
+{
+    const struct config *cfg = ctx->st->cfg;
+    int redis = ctx->w->queue != NULL && queue_connected(ctx->w->queue);
+    json_t *warnings = json_array(), *body;
+
+    if (getuid() == 0 && !cfg->user[0])
+        json_array_append_new(warnings,
+                              json_string("running as root and server.user "
+                                          "is not set"));
+    if (auth_count(cfg->auth, AUTH_SUBMIT) == 0)
+        json_array_append_new(warnings,
+                              json_string("auth.submit_tokens is empty: "
+                                          "submit routes serve loopback and "
+                                          "Unix-socket clients only"));
+    if (cfg->spool_path[0])
+        json_array_append_new(warnings,
+                              json_string("the spool is not built yet: a "
+                                          "comment Redis cannot take gets "
+                                          "503"));
+    body = json_pack("{s:b, s:b, s:b, s:o}", "ready", redis, "redis", redis,
+                     "spool", 0, "warnings", warnings);
+    route_json(ctx, redis ? 200 : 503, body);
+    json_decref(body);
+}
+
+static void
+route_metrics_send(struct route_ctx *ctx, long long n)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct state *st = ctx->st;
+    unsigned workers = st ? st->cfg->workers : 0;
+
+    if (buf == NULL) {
+        route_send(ctx, 500, NULL, NULL);
+        return;
+    }
+    if (workers == 0)
+        workers = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    metrics_render(buf, st, n,
+                   ctx->w->queue != NULL && queue_connected(ctx->w->queue),
+                   workers);
+    route_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
+    evbuffer_free(buf);
+}
+
+static void
+route_counted(enum queue_status st, long long n, void *arg)
+{
+    struct route_pending *p = arg;
+
+    if (p->ctx.c != NULL) {
+        p->ctx.c->gone = NULL;
+        p->ctx.c->gone_arg = NULL;
+    }
+    route_metrics_send(&p->ctx, st == QUEUE_OK ? n : -1);
+    route_pending_free(p);
+}
+
+static void
+route_metrics(struct route_ctx *ctx)
+{
+    struct route_pending *p;
+
+    if (ctx->w->queue == NULL || !queue_connected(ctx->w->queue) ||
+        (p = calloc(1, sizeof(*p))) == NULL) {
+        route_metrics_send(ctx, -1);
+        return;
+    }
+    p->ctx = *ctx;
+    ctx->st = NULL;
+    ctx->req = NULL;
+    ctx->w->pending++;
+    if (p->ctx.c != NULL) {
+        p->ctx.c->gone = route_gone;
+        p->ctx.c->gone_arg = p;
+    }
+    if (queue_length(p->ctx.w->queue, route_counted, p) < 0) {
+        if (p->ctx.c != NULL) {
+            p->ctx.c->gone = NULL;
+            p->ctx.c->gone_arg = NULL;
+        }
+        route_metrics_send(&p->ctx, -1);
+        route_pending_free(p);
+    }
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+enum route_kind {
+    ROUTE_COMMENTS,
+    ROUTE_SCORE,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+    ROUTE_MODERATOR,
+};
+
+struct route_def {
+    const char *path;
+    int prefix; /* path is a prefix ("/v1/queue/") */
+    enum route_kind kind;
+    int methods; /* EVHTTP_REQ_* */
+    const char *allow;
+    enum metrics_route metric;
+};
+
+static const struct route_def route_table[] = {
+    {"/v1/comments", 0, ROUTE_COMMENTS, EVHTTP_REQ_POST, "POST",
+     METRICS_ROUTE_COMMENTS},
+    {"/v1/score", 0, ROUTE_SCORE, EVHTTP_REQ_POST, "POST",
+     METRICS_ROUTE_SCORE},
+    {"/healthz", 0, ROUTE_HEALTHZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+     "GET, HEAD", METRICS_ROUTE_HEALTHZ},
+    {"/readyz", 0, ROUTE_READYZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+     "GET, HEAD", METRICS_ROUTE_READYZ},
+    {"/metrics", 0, ROUTE_METRICS, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+     "GET, HEAD", METRICS_ROUTE_METRICS},
+    /* Moderator routes: a later release; 501 after the auth check. */
+    {"/v1/queue", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
+     METRICS_ROUTE_MODERATOR},
+    {"/v1/queue/claim", 0, ROUTE_MODERATOR, EVHTTP_REQ_POST, "POST",
+     METRICS_ROUTE_MODERATOR},
+    {"/v1/queue/decisions", 0, ROUTE_MODERATOR, EVHTTP_REQ_POST, "POST",
+     METRICS_ROUTE_MODERATOR},
+    {"/v1/queue/", 1, ROUTE_MODERATOR, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
+     "GET, POST", METRICS_ROUTE_MODERATOR},
+    {"/v1/train", 0, ROUTE_MODERATOR, EVHTTP_REQ_POST, "POST",
+     METRICS_ROUTE_MODERATOR},
+    {"/v1/history", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
+     METRICS_ROUTE_MODERATOR},
+    {"/v1/stats", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
+     METRICS_ROUTE_MODERATOR},
+};
+
+void
+routes_dispatch(struct evhttp_request *req, void *arg)
+{
+    struct worker *w = arg;
+    struct route_ctx ctx;
+    const struct route_def *def = NULL;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    int method = (int)evhttp_request_get_command(req);
+    size_t i;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.w = w;
+    ctx.req = req;
+    ctx.c = http_conn_of(w, req);
+    ctx.t0 = util_monotonic();
+    ctx.route = METRICS_ROUTE_OTHER;
+    if (path == NULL || path[0] == '\0')
+        path = "/";
+    for (i = 0; i < sizeof(route_table) / sizeof(route_table[0]); i++) {
+        const struct route_def *d = &route_table[i];
+
+        if (d->prefix ? !strncmp(path, d->path, strlen(d->path))
+                      : !strcmp(path, d->path)) {
+            def = d;
+            break;
+        }
+    }
+    if (def == NULL) {
+        route_error(&ctx, 404, "not_found", "no such route");
+        return;
+    }
+    ctx.route = def->metric;
+    if (!(def->methods & method)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          def->allow);
+        route_error(&ctx, 405, "method_not_allowed", "%s takes %s only",
+                    def->path, def->allow);
+        return;
+    }
+    if (def->kind == ROUTE_HEALTHZ) {
+        json_t *body = json_pack("{s:s}", "status", "ok");
+
+        route_json(&ctx, 200, body);
+        json_decref(body);
+        return;
+    }
+    ctx.st = state_acquire();
+    if (ctx.st == NULL) {
+        route_error(&ctx, 503, "unavailable", "starting up");
+        return;
+    }
+    switch (def->kind) {
+    case ROUTE_COMMENTS:
+    case ROUTE_SCORE:
+        if (route_auth(&ctx, AUTH_SUBMIT, 0) == 0)
+            route_comment(&ctx, def->kind == ROUTE_COMMENTS);
+        break;
+    case ROUTE_READYZ:
+        route_readyz(&ctx);
+        break;
+    case ROUTE_METRICS:
+        if (route_auth(&ctx, AUTH_MODERATOR, 1) == 0)
+            route_metrics(&ctx);
+        break;
+    case ROUTE_MODERATOR:
+        if (route_auth(&ctx, AUTH_MODERATOR, 0) == 0)
+            route_error(&ctx, 501, "not_implemented",
+                        "moderator routes are not implemented yet");
+        break;
+    case ROUTE_HEALTHZ:
+        break;
+    }
+    /* Every path above replied (or handed the request to Redis). */
+    state_release(ctx.st);
+}

@@ -1,0 +1,70 @@
+/*
+ * state.c - what a request reads besides its body: the config and the model
+ * in force.  A request takes a reference for its whole life (including the
+ * wait for Redis); SIGHUP publishes a new state, and the old one is freed
+ * when its last request lets go.  Workers never see a half-loaded model.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modfilterd.h"
+
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct state *state_current;
+
+struct state *
+state_new(struct config *cfg, struct clf_model *model, unsigned generation)
+{
+    struct state *st = calloc(1, sizeof(*st));
+
+    if (st == NULL) {
+        config_free(cfg);
+        clf_model_free(model);
+        return NULL;
+    }
+    st->cfg = cfg;
+    st->model = model;
+    st->generation = generation;
+    snprintf(st->model_id, sizeof(st->model_id), "%s", clf_model_id(model));
+    st->refs = 1;
+    return st;
+}
+
+struct state *
+state_acquire(void)
+{
+    struct state *st;
+
+    pthread_mutex_lock(&state_lock);
+    st = state_current;
+    if (st != NULL)
+        __atomic_add_fetch(&st->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&state_lock);
+    return st;
+}
+
+void
+state_release(struct state *st)
+{
+    if (st == NULL)
+        return;
+    if (__atomic_sub_fetch(&st->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    config_free(st->cfg);
+    clf_model_free(st->model);
+    free(st);
+}
+
+void
+state_publish(struct state *st)
+{
+    struct state *old;
+
+    pthread_mutex_lock(&state_lock);
+    old = state_current;
+    state_current = st;
+    pthread_mutex_unlock(&state_lock);
+    state_release(old);
+}

@@ -1,0 +1,187 @@
+/*
+ * worker.c - one event loop per thread.  Each worker owns its event_base,
+ * evhttp (accepting on dup()s of the shared listening sockets: the kernel
+ * wakes whichever loop is free), clf_scorer and Redis connection.  Workers
+ * share nothing mutable but atomics and the published struct state.
+ *
+ * Stopping (worker_stop, from the main thread): stop accepting, let
+ * requests waiting on Redis finish and replies drain, bounded by
+ * redis.timeout_ms + WORKER_GRACE_MS; then the loop ends and worker_free
+ * fails whatever is left (queue_free) before freeing the server.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "modfilterd.h"
+#include "queue.h"
+
+#define WORKER_GRACE_MS 2000
+
+static void
+worker_redis_state(int ready, const char *why, void *arg)
+{
+    struct worker *w = arg;
+
+    /* Every worker has its own connection; one voice is enough. */
+    if (w->index != 0) {
+        log_debug("worker %u: redis %s%s%s", w->index,
+                  ready ? "ready" : "unavailable", why ? ": " : "",
+                  why ? why : "");
+        return;
+    }
+    if (ready)
+        log_info("redis: %s", why ? why : "connected");
+    else
+        log_warnx("redis unavailable%s%s; comments that need queueing get "
+                  "503 until it is back",
+                  why ? ": " : "", why ? why : "");
+}
+
+static void
+worker_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->pending > 0 || w->writing > 0)
+        log_warnx("worker %u: %lu request(s) still waiting on Redis and %lu "
+                  "repl(ies) unsent after the grace period",
+                  w->index, w->pending, w->writing);
+    event_base_loopbreak(w->base);
+}
+
+static void
+worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct timeval tv;
+    unsigned ms = w->redis_timeout_ms + WORKER_GRACE_MS;
+
+    (void)fd;
+    (void)what;
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    http_worker_stop_accepting(w);
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    evtimer_add(w->grace_ev, &tv);
+    worker_maybe_done(w);
+}
+
+void
+worker_maybe_done(struct worker *w)
+{
+    if (w->stopping && w->pending == 0 && w->writing == 0)
+        event_base_loopbreak(w->base);
+}
+
+struct worker *
+worker_new(unsigned index, const struct config *cfg, const int *fds,
+           unsigned n_fds)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+    struct queue_config qc;
+
+    if (w == NULL) {
+        log_warnx("worker %u: out of memory", index);
+        return NULL;
+    }
+    w->index = index;
+    w->request_timeout_s = cfg->request_timeout_s;
+    w->max_body = cfg->max_body;
+    w->max_connections = cfg->max_connections;
+    w->redis_timeout_ms = cfg->redis_timeout_ms;
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        log_warnx("worker %u: event_base_new failed", index);
+        goto fail;
+    }
+    w->scorer = clf_scorer_new();
+    w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
+    w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
+    if (w->scorer == NULL || w->stop_ev == NULL || w->grace_ev == NULL) {
+        log_warnx("worker %u: out of memory", index);
+        goto fail;
+    }
+    memset(&qc, 0, sizeof(qc));
+    qc.url = cfg->redis_url;
+    qc.password = cfg->redis_password;
+    qc.prefix = cfg->redis_prefix;
+    qc.timeout_ms = cfg->redis_timeout_ms;
+    w->queue = queue_new(w->base, &qc);
+    if (w->queue == NULL) {
+        log_warnx("worker %u: cannot set up the Redis queue for %s", index,
+                  cfg->redis_url);
+        goto fail;
+    }
+    queue_set_state_cb(w->queue, worker_redis_state, w);
+    if (http_worker_init(w, cfg, fds, n_fds) < 0)
+        goto fail;
+    return w;
+fail:
+    worker_free(w);
+    return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        log_warnx("worker %u: cannot start a thread", w->index);
+        return -1;
+    }
+    w->started = 1;
+    return 0;
+}
+
+void
+worker_stop(struct worker *w)
+{
+    if (w != NULL && w->stop_ev != NULL)
+        event_active(w->stop_ev, EV_READ, 1);
+}
+
+void
+worker_join(struct worker *w)
+{
+    if (w != NULL && w->started) {
+        pthread_join(w->thread, NULL);
+        w->started = 0;
+    }
+}
+
+void
+worker_free(struct worker *w)
+{
+    if (w == NULL)
+        return;
+    /* Fails what still waits on Redis (503 to clients still there), then
+     * closes every connection. */
+    queue_free(w->queue);
+    w->queue = NULL;
+    http_worker_stop_accepting(w);
+    http_worker_free(w);
+    if (w->stop_ev != NULL)
+        event_free(w->stop_ev);
+    if (w->grace_ev != NULL)
+        event_free(w->grace_ev);
+    clf_scorer_free(w->scorer);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    free(w);
+}
