@@ -103,8 +103,8 @@ queue_status_of(enum redis_result res)
 
 /* Sends and, when that fails, drops the call (its callback never runs). */
 static int
-queue_send(struct queue *q, struct queue_call *c, redis_reply_cb *fn,
-           int argc, const char **argv, const size_t *len)
+queue_send(struct queue *q, struct queue_call *c, redis_reply_cb *fn, int argc,
+           const char **argv, const size_t *len)
 {
     if (c == NULL || redis_command(q->redis, argc, argv, len, fn, c) != 0) {
         free(c);
@@ -173,8 +173,7 @@ queue_submit(struct queue *q, const char *id, const char *record,
     c = queue_call_new(cb, NULL, arg);
     if (c == NULL)
         return -1;
-    if (redis_eval(q->redis, q->submit, 3, 7, argv, len, on_submit, c) !=
-        0) {
+    if (redis_eval(q->redis, q->submit, 3, 7, argv, len, on_submit, c) != 0) {
         free(c);
         return -1;
     }
@@ -210,8 +209,7 @@ queue_get(struct queue *q, const char *id, queue_submit_cb *cb, void *arg)
     if (!queue_id_ok(id, &id_len))
         return -1;
     len[1] = queue_key(q, item, "item:", id, id_len);
-    return queue_send(q, queue_call_new(cb, NULL, arg), on_get, 3, argv,
-                      len);
+    return queue_send(q, queue_call_new(cb, NULL, arg), on_get, 3, argv, len);
 }
 
 static void

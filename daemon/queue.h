@@ -44,11 +44,11 @@ struct queue_config {
 };
 
 enum queue_status {
-    QUEUE_OK = 0,     /* stored now */
-    QUEUE_EXISTS,     /* the id was already queued or decided; the stored
-                         record is passed to the callback */
-    QUEUE_TIMEOUT,    /* no answer within timeout_ms */
-    QUEUE_ERROR,      /* not connected, Redis error, shutting down */
+    QUEUE_OK = 0,  /* stored now */
+    QUEUE_EXISTS,  /* the id was already queued or decided; the stored
+                      record is passed to the callback */
+    QUEUE_TIMEOUT, /* no answer within timeout_ms */
+    QUEUE_ERROR,   /* not connected, Redis error, shutting down */
 };
 
 /* record: the JSON text stored for the moderator (borrowed for the call).
@@ -83,8 +83,7 @@ int queue_submit(struct queue *q, const char *id, const char *record,
 
 /* Look up a stored item: QUEUE_OK with its record, or QUEUE_EXISTS never;
  * stored == NULL when unknown. */
-int queue_get(struct queue *q, const char *id, queue_submit_cb *cb,
-              void *arg);
+int queue_get(struct queue *q, const char *id, queue_submit_cb *cb, void *arg);
 
 /* Undecided items, claimed or not (O(1)). */
 int queue_length(struct queue *q, queue_count_cb *cb, void *arg);

@@ -85,7 +85,7 @@ struct redis {
     unsigned gen;
     int ready;
     int closing;
-    int cb_depth; /* > 0 while a user callback runs */
+    int cb_depth;     /* > 0 while a user callback runs */
     unsigned long rx; /* replies received on the current connection */
     size_t pending;
     unsigned long connects;
@@ -225,8 +225,8 @@ parse_userinfo(const char *p, size_t n, struct redis_url *out, char *err,
         set_msg(err, errlen, "URL credentials must read [user]:password@");
         return -1;
     }
-    if (percent_decode(p, (size_t)(colon - p), out->user,
-                       sizeof out->user) != 0 ||
+    if (percent_decode(p, (size_t)(colon - p), out->user, sizeof out->user) !=
+            0 ||
         percent_decode(colon + 1, n - (size_t)(colon - p) - 1, out->password,
                        sizeof out->password) != 0) {
         set_msg(err, errlen, "URL credentials too long or badly escaped");
@@ -266,8 +266,7 @@ parse_tcp(const char *p, struct redis_url *out, char *err, size_t errlen)
         host_end = colon ? colon : end;
         after = host_end;
     }
-    if (host_end == host ||
-        (size_t)(host_end - host) >= sizeof out->host) {
+    if (host_end == host || (size_t)(host_end - host) >= sizeof out->host) {
         set_msg(err, errlen, "URL: host missing or too long");
         return -1;
     }
@@ -347,8 +346,7 @@ notify(struct redis *r, int ready, const char *why)
 {
     if (r->closing || r->state_cb == NULL)
         return;
-    if (ready == r->notified_ready && !ready &&
-        strcmp(why, r->notified) == 0)
+    if (ready == r->notified_ready && !ready && strcmp(why, r->notified) == 0)
         return;
     r->notified_ready = ready;
     snprintf(r->notified, sizeof r->notified, "%s", why);
@@ -471,8 +469,8 @@ stall_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (r->ac == NULL || r->stall_gen != r->gen || r->rx != r->stall_rx)
         return;
-    snprintf(why, sizeof why, "%s: no reply for %u ms; reconnecting",
-             r->target, 2 * r->timeout_ms);
+    snprintf(why, sizeof why, "%s: no reply for %u ms; reconnecting", r->target,
+             2 * r->timeout_ms);
     conn_close(r, why);
 }
 
@@ -614,8 +612,8 @@ send_handshake(struct redis *r, redisAsyncContext *ac)
         argv[n] = r->password;
         len[n] = strlen(r->password);
         n++;
-        if (redisAsyncCommandArgv(ac, on_handshake_ok, "AUTH", n, argv,
-                                  len) != REDIS_OK)
+        if (redisAsyncCommandArgv(ac, on_handshake_ok, "AUTH", n, argv, len) !=
+            REDIS_OK)
             return -1;
     }
     if (r->url.db != 0) {
@@ -685,8 +683,7 @@ conn_start(struct redis *r)
         redisEnableKeepAlive(&ac->c);
     r->ac = ac;
     if (send_handshake(r, ac) != 0) {
-        snprintf(why, sizeof why, "%s: cannot queue the handshake",
-                 r->target);
+        snprintf(why, sizeof why, "%s: cannot queue the handshake", r->target);
         conn_close(r, why);
         return;
     }
@@ -707,8 +704,7 @@ req_free(struct redis_req *q)
 }
 
 static void
-req_finish(struct redis_req *q, enum redis_result res,
-           const redisReply *reply)
+req_finish(struct redis_req *q, enum redis_result res, const redisReply *reply)
 {
     struct redis *r = q->r;
 
@@ -757,8 +753,8 @@ on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     r->pending--;
     if (!q->done) {
         if (reply == NULL) {
-            set_err(r, "%s", r->closing ? "shutting down"
-                                        : "connection to Redis lost");
+            set_err(r, "%s",
+                    r->closing ? "shutting down" : "connection to Redis lost");
             req_finish(q, REDIS_RESULT_ERROR, NULL);
         } else if (reply->type == REDIS_REPLY_ERROR) {
             req_finish(q, REDIS_RESULT_ERROR, reply);
@@ -896,8 +892,8 @@ redis_eval(struct redis *r, struct redis_script *s, int numkeys, int argc,
         q->argvlen[1] = s->body_len;
         q->retried = 1; /* EVAL cannot answer NOSCRIPT */
     }
-    q->argvlen[2] = (size_t)snprintf(q->numkeys, sizeof q->numkeys, "%d",
-                                     numkeys);
+    q->argvlen[2] =
+        (size_t)snprintf(q->numkeys, sizeof q->numkeys, "%d", numkeys);
     q->argv[2] = q->numkeys;
     off = 0;
     for (int i = 0; i < argc; i++) {
@@ -931,8 +927,8 @@ redis_script_add(struct redis *r, const char *body)
 }
 
 struct redis *
-redis_new(struct event_base *base, const struct redis_config *cfg,
-          char *err, size_t errlen)
+redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
+          size_t errlen)
 {
     struct redis *r = calloc(1, sizeof *r);
     const char *pw;
@@ -962,8 +958,8 @@ redis_new(struct event_base *base, const struct redis_config *cfg,
         snprintf(r->target, sizeof r->target, "%s:%d", r->url.host,
                  r->url.port);
     r->base = base;
-    r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms
-                                    : REDIS_DEFAULT_TIMEOUT_MS;
+    r->timeout_ms =
+        cfg->timeout_ms ? cfg->timeout_ms : REDIS_DEFAULT_TIMEOUT_MS;
     r->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms
                                             : REDIS_DEFAULT_BACKOFF_MIN_MS;
     r->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms
@@ -975,8 +971,8 @@ redis_new(struct event_base *base, const struct redis_config *cfg,
     r->state_arg = cfg->state_arg;
     r->notified_ready = -1;
     gettimeofday(&now, NULL);
-    r->rng = (unsigned)now.tv_usec ^ (unsigned)(uintptr_t)r ^
-             (unsigned)getpid();
+    r->rng =
+        (unsigned)now.tv_usec ^ (unsigned)(uintptr_t)r ^ (unsigned)getpid();
     r->cmd_tv_storage.tv_sec = r->timeout_ms / 1000;
     r->cmd_tv_storage.tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000;
     r->cmd_tv = event_base_init_common_timeout(base, &r->cmd_tv_storage);
@@ -986,8 +982,7 @@ redis_new(struct event_base *base, const struct redis_config *cfg,
     r->handshake_ev = evtimer_new(base, handshake_timeout_cb, r);
     r->drop_ev = evtimer_new(base, drop_cb, r);
     r->stall_ev = evtimer_new(base, stall_cb, r);
-    if (!r->reconnect_ev || !r->handshake_ev || !r->drop_ev ||
-        !r->stall_ev) {
+    if (!r->reconnect_ev || !r->handshake_ev || !r->drop_ev || !r->stall_ev) {
         set_msg(err, errlen, "out of memory");
         goto fail;
     }

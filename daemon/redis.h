@@ -42,10 +42,10 @@ struct redisReply; /* <hiredis/hiredis.h> */
  * Credentials in the URL are percent-decoded. */
 struct redis_url {
     int is_unix;
-    char host[REDIS_URL_HOST_MAX]; /* TCP only */
-    int port;                      /* TCP only; default 6379 */
-    char path[REDIS_URL_PATH_MAX]; /* Unix only */
-    int db;                        /* default 0 */
+    char host[REDIS_URL_HOST_MAX];     /* TCP only */
+    int port;                          /* TCP only; default 6379 */
+    char path[REDIS_URL_PATH_MAX];     /* Unix only */
+    int db;                            /* default 0 */
     char user[REDIS_URL_CRED_MAX];     /* "" when none */
     char password[REDIS_URL_CRED_MAX]; /* "" when none */
 };
@@ -56,7 +56,7 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err,
                     size_t errlen);
 
 enum redis_result {
-    REDIS_RESULT_OK = 0, /* reply != NULL and not an error reply */
+    REDIS_RESULT_OK = 0,  /* reply != NULL and not an error reply */
     REDIS_RESULT_TIMEOUT, /* no reply within timeout_ms; reply == NULL */
     REDIS_RESULT_ERROR,   /* Redis answered an error (reply != NULL, its
                              str is the message), or the connection was
@@ -77,8 +77,8 @@ struct redis_config {
     const char *url;      /* borrowed for the call */
     const char *password; /* NULL: the URL's, if any; borrowed for the call */
     unsigned timeout_ms;  /* per command; 0 means 1000 */
-    unsigned backoff_min_ms; /* first reconnect delay; 0 means 50 */
-    unsigned backoff_max_ms; /* cap; 0 means 2000 */
+    unsigned backoff_min_ms;  /* first reconnect delay; 0 means 50 */
+    unsigned backoff_max_ms;  /* cap; 0 means 2000 */
     redis_state_cb *state_cb; /* NULL or called as described above */
     void *state_arg;
 };

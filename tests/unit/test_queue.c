@@ -286,7 +286,7 @@ static struct srv main_srv; /* shared by the tests that do not hurt it */
 static struct srv extra;    /* a test's own server, destroyed in teardown */
 #define MAX_QUEUES 8
 static struct queue *open_qs[MAX_QUEUES]; /* closed in teardown */
-static int tearing_down; /* results of a failed test's calls are dropped */
+static int tearing_down;      /* results of a failed test's calls are dropped */
 static struct event *cont_ev; /* SIGCONT timer of the late-reply test */
 static struct event_base *base;
 
@@ -454,19 +454,34 @@ test_url_parse(void **state)
     struct redis_url u;
     char err[256];
     static const char *bad[] = {
-        "", "garbage", "http://127.0.0.1:6379", "redis://", "redis://:6379",
-        "redis://h:0", "redis://h:65536", "redis://h:12a", "redis://h/x",
-        "redis://h/1/2", "redis://h?db=1", "redis://h h", "redis://user@h",
-        "redis://:pw%zz@h", "redis://:pw%4@h", "redis://[::1", "unix://rel",
-        "unix:///", "unix:///x?foo=1", "unix:///x?db=", "redis://h:99999999",
-        "unix:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "",
+        "garbage",
+        "http://127.0.0.1:6379",
+        "redis://",
+        "redis://:6379",
+        "redis://h:0",
+        "redis://h:65536",
+        "redis://h:12a",
+        "redis://h/x",
+        "redis://h/1/2",
+        "redis://h?db=1",
+        "redis://h h",
+        "redis://user@h",
+        "redis://:pw%zz@h",
+        "redis://:pw%4@h",
+        "redis://[::1",
+        "unix://rel",
+        "unix:///",
+        "unix:///x?foo=1",
+        "unix:///x?db=",
+        "redis://h:99999999",
+        ("unix:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
     };
 
     (void)state;
-    assert_int_equal(redis_url_parse("redis://127.0.0.1:6380/2", &u, err,
-                                     sizeof err),
-                     0);
+    assert_int_equal(
+        redis_url_parse("redis://127.0.0.1:6380/2", &u, err, sizeof err), 0);
     assert_false(u.is_unix);
     assert_string_equal(u.host, "127.0.0.1");
     assert_int_equal(u.port, 6380);
@@ -476,24 +491,20 @@ test_url_parse(void **state)
     assert_int_equal(u.port, 6379);
     assert_int_equal(u.db, 0);
     assert_int_equal(redis_url_parse("redis://h:1/", &u, err, sizeof err), 0);
-    assert_int_equal(redis_url_parse("redis://[::1]:7000/3", &u, err,
-                                     sizeof err),
-                     0);
+    assert_int_equal(
+        redis_url_parse("redis://[::1]:7000/3", &u, err, sizeof err), 0);
     assert_string_equal(u.host, "::1");
     assert_int_equal(u.port, 7000);
     assert_int_equal(u.db, 3);
-    assert_int_equal(redis_url_parse("redis://bob:p%40ss%3a@h:1/0", &u, err,
-                                     sizeof err),
-                     0);
+    assert_int_equal(
+        redis_url_parse("redis://bob:p%40ss%3a@h:1/0", &u, err, sizeof err), 0);
     assert_string_equal(u.user, "bob");
     assert_string_equal(u.password, "p@ss:");
-    assert_int_equal(redis_url_parse("redis://:x@y@h", &u, err, sizeof err),
-                     0);
+    assert_int_equal(redis_url_parse("redis://:x@y@h", &u, err, sizeof err), 0);
     assert_string_equal(u.password, "x@y");
     assert_string_equal(u.host, "h");
-    assert_int_equal(redis_url_parse("unix:///run/r.sock?db=4", &u, err,
-                                     sizeof err),
-                     0);
+    assert_int_equal(
+        redis_url_parse("unix:///run/r.sock?db=4", &u, err, sizeof err), 0);
     assert_true(u.is_unix);
     assert_string_equal(u.path, "/run/r.sock");
     assert_int_equal(u.db, 4);
@@ -505,9 +516,8 @@ test_url_parse(void **state)
         assert_int_equal(queue_url_check(bad[i], err, sizeof err), -1);
     }
     /* Reasons never carry the password. */
-    assert_int_equal(queue_url_check("redis://:hunter2@h:99999", err,
-                                     sizeof err),
-                     -1);
+    assert_int_equal(
+        queue_url_check("redis://:hunter2@h:99999", err, sizeof err), -1);
     assert_null(strstr(err, "hunter2"));
     assert_int_equal(queue_url_check(NULL, err, sizeof err), -1);
     assert_null(open_queue("garbage", NULL, "p:", 100));
@@ -574,8 +584,7 @@ test_submit_stores_fields(void **state)
         char big[QUEUE_ID_MAX + 2];
         memset(big, 'x', sizeof big - 1);
         big[sizeof big - 1] = '\0';
-        assert_int_equal(queue_submit(q, big, "x", 1, 1, 0, on_submit, &r),
-                         -1);
+        assert_int_equal(queue_submit(q, big, "x", 1, 1, 0, on_submit, &r), -1);
         big[QUEUE_ID_MAX] = '\0';
         submit_wait(q, big, "x", 1, 1, 0, &r);
         assert_int_equal(r.st, QUEUE_OK);
@@ -1111,9 +1120,8 @@ test_free_with_pending(void **state)
     for (int i = 0; i < 100; i++) {
         snprintf(id, sizeof id, "p%d", i);
         rq[i].q = q;
-        assert_int_equal(queue_submit(q, id, "p", 1, 1, 0, on_submit_resubmit,
-                                      &rq[i]),
-                         0);
+        assert_int_equal(
+            queue_submit(q, id, "p", 1, 1, 0, on_submit_resubmit, &rq[i]), 0);
     }
     close_queue(q); /* callbacks run inside, once each */
     for (int i = 0; i < 100; i++) {
