@@ -145,7 +145,8 @@ metrics_process(struct evbuffer *out)
 
 void
 metrics_render(struct evbuffer *out, const struct state *st,
-               long long queue_len, int redis_connected, unsigned workers)
+               long long queue_len, long long oldest_ms, int redis_connected,
+               unsigned workers)
 {
     static const char *const verdicts[3] = {"allow", "review", "reject"};
     size_t r, s, b;
@@ -158,6 +159,19 @@ metrics_render(struct evbuffer *out, const struct state *st,
                             "# TYPE modfilter_queue_length gauge\n"
                             "modfilter_queue_length %lld\n",
                             queue_len);
+    if (queue_len >= 0) {
+        double age = 0;
+
+        if (oldest_ms >= 0 && util_now_ms() > oldest_ms)
+            age = (double)(util_now_ms() - oldest_ms) / 1000.0;
+        evbuffer_add_printf(out,
+                            "# HELP modfilter_queue_oldest_age_seconds Age "
+                            "of the oldest undecided item (0 when empty).\n"
+                            "# TYPE modfilter_queue_oldest_age_seconds "
+                            "gauge\n"
+                            "modfilter_queue_oldest_age_seconds %.3f\n",
+                            age);
+    }
     evbuffer_add_printf(out,
                         "# HELP modfilter_redis_connected 1 when this "
                         "worker's Redis connection is up.\n"

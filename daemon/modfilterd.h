@@ -231,10 +231,11 @@ void metrics_request(enum metrics_route route, int status, double seconds);
 void metrics_verdict(enum clf_verdict v);
 void metrics_connections_add(long delta);
 long metrics_connections(void);
-/* Append the exposition text.  queue_len < 0: unknown (omitted). */
+/* Append the exposition text.  queue_len < 0: unknown (omitted);
+ * oldest_ms: received_ms of the oldest item, < 0 when none. */
 void metrics_render(struct evbuffer *out, const struct state *st,
-                    long long queue_len, int redis_connected,
-                    unsigned workers);
+                    long long queue_len, long long oldest_ms,
+                    int redis_connected, unsigned workers);
 
 /* ---- http.c: listeners, connections, limits, replies ------------------ */
 

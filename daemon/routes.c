@@ -40,6 +40,7 @@ struct route_ctx {
 struct route_pending {
     struct route_ctx ctx;
     json_t *reply; /* comments: the answer, "queued" still false */
+    long long queue_len; /* metrics */
 };
 
 static int
@@ -214,6 +215,16 @@ route_gone(void *arg)
     p->ctx.c = NULL;
 }
 
+/* The reply is about to be sent: the connection need not warn us. */
+static void
+route_pending_unhook(struct route_pending *p)
+{
+    if (p->ctx.c != NULL) {
+        p->ctx.c->gone = NULL;
+        p->ctx.c->gone_arg = NULL;
+    }
+}
+
 static void
 route_pending_free(struct route_pending *p)
 {
@@ -233,10 +244,7 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
     struct route_pending *p = arg;
     json_t *reply;
 
-    if (p->ctx.c != NULL) {
-        p->ctx.c->gone = NULL;
-        p->ctx.c->gone_arg = NULL;
-    }
+    route_pending_unhook(p);
     switch (st) {
     case QUEUE_OK:
         json_object_set_new(p->reply, "queued", json_true());
@@ -350,10 +358,7 @@ route_comment(struct route_ctx *ctx, int store)
     }
     if (queue_submit(ctx->w->queue, p->ctx.id, rec_text, strlen(rec_text),
                      now_ms, urgency, route_submitted, p) < 0) {
-        if (p->ctx.c != NULL) {
-            p->ctx.c->gone = NULL;
-            p->ctx.c->gone_arg = NULL;
-        }
+        route_pending_unhook(p);
         route_error(&p->ctx, 503, "unavailable",
                     "Redis is not connected; the comment is not queued, "
                     "retry later");
@@ -395,7 +400,7 @@ route_readyz(struct route_ctx *ctx)
 }
 
 static void
-route_metrics_send(struct route_ctx *ctx, long long n)
+route_metrics_send(struct route_ctx *ctx, long long n, long long oldest_ms)
 {
     struct evbuffer *buf = evbuffer_new();
     struct state *st = ctx->st;
@@ -407,11 +412,23 @@ route_metrics_send(struct route_ctx *ctx, long long n)
     }
     if (workers == 0)
         workers = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    metrics_render(buf, st, n,
+    metrics_render(buf, st, n, oldest_ms,
                    ctx->w->queue != NULL && queue_connected(ctx->w->queue),
                    workers);
     route_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
     evbuffer_free(buf);
+}
+
+/* /metrics asks Redis twice: the length, then the oldest item. */
+static void
+route_oldest(enum queue_status st, long long n, void *arg)
+{
+    struct route_pending *p = arg;
+
+    route_pending_unhook(p);
+    route_metrics_send(&p->ctx, p->queue_len,
+                       st == QUEUE_OK && p->queue_len > 0 ? n : -1);
+    route_pending_free(p);
 }
 
 static void
@@ -419,11 +436,12 @@ route_counted(enum queue_status st, long long n, void *arg)
 {
     struct route_pending *p = arg;
 
-    if (p->ctx.c != NULL) {
-        p->ctx.c->gone = NULL;
-        p->ctx.c->gone_arg = NULL;
-    }
-    route_metrics_send(&p->ctx, st == QUEUE_OK ? n : -1);
+    p->queue_len = st == QUEUE_OK ? n : -1;
+    if (st == QUEUE_OK && p->ctx.req != NULL &&
+        queue_oldest(p->ctx.w->queue, route_oldest, p) == 0)
+        return;
+    route_pending_unhook(p);
+    route_metrics_send(&p->ctx, p->queue_len, -1);
     route_pending_free(p);
 }
 
@@ -434,7 +452,7 @@ route_metrics(struct route_ctx *ctx)
 
     if (ctx->w->queue == NULL || !queue_connected(ctx->w->queue) ||
         (p = calloc(1, sizeof(*p))) == NULL) {
-        route_metrics_send(ctx, -1);
+        route_metrics_send(ctx, -1, -1);
         return;
     }
     p->ctx = *ctx;
@@ -446,11 +464,8 @@ route_metrics(struct route_ctx *ctx)
         p->ctx.c->gone_arg = p;
     }
     if (queue_length(p->ctx.w->queue, route_counted, p) < 0) {
-        if (p->ctx.c != NULL) {
-            p->ctx.c->gone = NULL;
-            p->ctx.c->gone_arg = NULL;
-        }
-        route_metrics_send(&p->ctx, -1);
+        route_pending_unhook(p);
+        route_metrics_send(&p->ctx, -1, -1);
         route_pending_free(p);
     }
 }
