@@ -39,7 +39,9 @@
 #define REDIS_DEFAULT_TIMEOUT_MS 1000u
 #define REDIS_DEFAULT_BACKOFF_MIN_MS 50u
 #define REDIS_DEFAULT_BACKOFF_MAX_MS 2000u
+#define REDIS_DEFAULT_IDLE_PING_MS 15000u
 #define REDIS_HANDSHAKE_MIN_MS 1000u /* floor for connect + AUTH + SELECT */
+#define REDIS_STABLE_MS 1000u /* a connection this old is retried at once */
 #define REDIS_ERR_MAX 512
 
 static atomic_ullong redis_errors;
@@ -76,6 +78,7 @@ struct redis {
     char *password;                       /* NULL or owned; wiped on free */
     unsigned timeout_ms;
     unsigned backoff_min_ms, backoff_max_ms, backoff_ms;
+    unsigned idle_ping_ms;
     struct timeval cmd_tv_storage;
     const struct timeval *cmd_tv; /* a libevent common timeout when possible */
     redis_state_cb *state_cb;
@@ -85,8 +88,11 @@ struct redis {
     unsigned gen;
     int ready;
     int closing;
-    int cb_depth;     /* > 0 while a user callback runs */
-    unsigned long rx; /* replies received on the current connection */
+    int cb_depth;            /* > 0 while a user callback runs */
+    unsigned long rx;        /* replies received on the current connection */
+    unsigned long sent;      /* commands sent, ever */
+    unsigned long idle_sent; /* sent at the last idle tick */
+    double ready_ms;         /* monotonic ms when it became ready; 0 */
     size_t pending;
     unsigned long connects;
 
@@ -94,6 +100,7 @@ struct redis {
     struct event *handshake_ev; /* bounds connect + AUTH + SELECT + PING */
     struct event *drop_ev;      /* deferred close, from hiredis callbacks */
     struct event *stall_ev;     /* a timed-out command saw no progress */
+    struct event *idle_ev;      /* periodic: PING an idle connection */
     unsigned drop_gen;
     int drop_armed;
     char drop_why[REDIS_ERR_MAX];
@@ -108,6 +115,15 @@ struct redis {
 };
 
 static void conn_start(struct redis *r);
+
+static double
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 /* ---- URL parsing ------------------------------------------------------ */
 
@@ -378,7 +394,13 @@ schedule_reconnect(struct redis *r)
 static void
 conn_lost(struct redis *r, const char *why)
 {
+    /* A connection that worked for a while (and was then closed by the
+     * server's idle `timeout`, CLIENT KILL, a failover...) is made again
+     * at once; failed attempts back off. */
+    int stable = r->ready_ms > 0 && mono_ms() - r->ready_ms >= REDIS_STABLE_MS;
+
     r->ready = 0;
+    r->ready_ms = 0;
     r->ac = NULL;
     r->drop_armed = 0;
     evtimer_del(r->handshake_ev);
@@ -387,7 +409,11 @@ conn_lost(struct redis *r, const char *why)
         return;
     set_err(r, "%s", why);
     notify(r, 0, why);
-    if (!evtimer_pending(r->reconnect_ev, NULL))
+    if (evtimer_pending(r->reconnect_ev, NULL))
+        return;
+    if (stable)
+        event_active(r->reconnect_ev, EV_TIMEOUT, 1);
+    else
         schedule_reconnect(r);
 }
 
@@ -434,6 +460,31 @@ drop_cb(evutil_socket_t fd, short what, void *arg)
         return;
     snprintf(why, sizeof why, "%s", r->drop_why);
     conn_close(r, why);
+}
+
+static void
+on_idle_ping(enum redis_result res, const redisReply *reply, void *arg)
+{
+    (void)res;
+    (void)reply;
+    (void)arg;
+}
+
+/* A connection nobody uses is still checked now and then, so that a
+ * half-open TCP connection or a server that closes idle clients is found
+ * before a comment needs it (and /readyz tells the truth). */
+static void
+idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis *r = arg;
+    const char *argv[1] = {"PING"};
+    size_t len[1] = {4};
+
+    (void)fd;
+    (void)what;
+    if (r->ready && r->sent == r->idle_sent && r->pending == 0)
+        redis_command(r, 1, argv, len, on_idle_ping, NULL);
+    r->idle_sent = r->sent;
 }
 
 static void
@@ -571,6 +622,7 @@ on_ping(redisAsyncContext *ac, void *reply_, void *unused)
     if (r->drop_armed && r->drop_gen == r->gen)
         return; /* AUTH or SELECT failed before */
     r->ready = 1;
+    r->ready_ms = mono_ms();
     r->connects++;
     r->backoff_ms = r->backoff_min_ms;
     evtimer_del(r->handshake_ev);
@@ -832,6 +884,7 @@ req_send(struct redis *r, struct redis_req *q, int argc, const char **argv,
     q->rx_at_send = r->rx;
     evtimer_add(q->timer, r->cmd_tv);
     r->pending++;
+    r->sent++;
     return 0;
 }
 
@@ -967,6 +1020,8 @@ redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
     if (r->backoff_max_ms < r->backoff_min_ms)
         r->backoff_max_ms = r->backoff_min_ms;
     r->backoff_ms = r->backoff_min_ms;
+    r->idle_ping_ms =
+        cfg->idle_ping_ms ? cfg->idle_ping_ms : REDIS_DEFAULT_IDLE_PING_MS;
     r->state_cb = cfg->state_cb;
     r->state_arg = cfg->state_arg;
     r->notified_ready = -1;
@@ -982,9 +1037,16 @@ redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
     r->handshake_ev = evtimer_new(base, handshake_timeout_cb, r);
     r->drop_ev = evtimer_new(base, drop_cb, r);
     r->stall_ev = evtimer_new(base, stall_cb, r);
-    if (!r->reconnect_ev || !r->handshake_ev || !r->drop_ev || !r->stall_ev) {
+    r->idle_ev = event_new(base, -1, EV_PERSIST, idle_cb, r);
+    if (!r->reconnect_ev || !r->handshake_ev || !r->drop_ev || !r->stall_ev ||
+        !r->idle_ev) {
         set_msg(err, errlen, "out of memory");
         goto fail;
+    }
+    {
+        struct timeval tv = {r->idle_ping_ms / 1000,
+                             (suseconds_t)(r->idle_ping_ms % 1000) * 1000};
+        event_add(r->idle_ev, &tv);
     }
     /* The first attempt runs from the loop, so that no callback runs
      * before the caller holds the handle. */
@@ -1018,6 +1080,8 @@ redis_free(struct redis *r)
         event_free(r->drop_ev);
     if (r->stall_ev)
         event_free(r->stall_ev);
+    if (r->idle_ev)
+        event_free(r->idle_ev);
     for (s = r->scripts; s != NULL; s = next) {
         next = s->next;
         free(s->body);

@@ -79,6 +79,7 @@ struct redis_config {
     unsigned timeout_ms;  /* per command; 0 means 1000 */
     unsigned backoff_min_ms;  /* first reconnect delay; 0 means 50 */
     unsigned backoff_max_ms;  /* cap; 0 means 2000 */
+    unsigned idle_ping_ms;    /* PING a connection idle this long; 0: 15000 */
     redis_state_cb *state_cb; /* NULL or called as described above */
     void *state_arg;
 };

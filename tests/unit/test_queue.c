@@ -288,6 +288,7 @@ static struct srv extra;    /* a test's own server, destroyed in teardown */
 static struct queue *open_qs[MAX_QUEUES]; /* closed in teardown */
 static int tearing_down;      /* results of a failed test's calls are dropped */
 static struct event *cont_ev; /* SIGCONT timer of the late-reply test */
+static struct redis *open_r;  /* a test's bare connection */
 static struct event_base *base;
 
 typedef int cond_fn(void *);
@@ -1148,6 +1149,75 @@ test_free_with_pending(void **state)
     queue_free(NULL);
 }
 
+static int
+redis_is_ready(void *r)
+{
+    return redis_ready(r);
+}
+
+static int
+went_down(void *st)
+{
+    return ((struct states *)st)->downs > 0;
+}
+
+static void
+test_idle_ping_and_fast_reconnect(void **state)
+{
+    struct srv *s = &extra;
+    struct states st1 = {0}, st2 = {0};
+    struct redis_config rc = {0};
+    struct queue *q;
+    redisReply *h;
+    char url[64], err[256];
+    double t0;
+
+    (void)state;
+    assert_int_equal(srv_start(s), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
+    rc.url = url;
+    rc.timeout_ms = 1000;
+    rc.backoff_min_ms = 1000; /* a retry after a failure waits >= 500 ms */
+    rc.idle_ping_ms = 200;
+    rc.state_cb = on_state;
+    rc.state_arg = &st1;
+    open_r = redis_new(base, &rc, err, sizeof err);
+    assert_non_null(open_r);
+    q = open_queue(url, NULL, "t13:", 1000); /* idle PING every 15 s */
+    queue_set_state_cb(q, on_state, &st2);
+    assert_int_equal(run_until(redis_is_ready, open_r, 5000), 0);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+
+    /* The server closes clients idle for a second: PINGs keep one
+     * connection alive; the other is closed and made again at once. */
+    h = srv_cmd(s, "CONFIG SET timeout 1");
+    assert_non_null(h);
+    freeReplyObject(h);
+    run_for(3500);
+    assert_int_equal(st1.downs, 0);
+    assert_true(redis_ready(open_r));
+    assert_true(st2.downs >= 1);
+    assert_true(st2.ups >= 2);
+    h = srv_cmd(s, "CONFIG SET timeout 0");
+    freeReplyObject(h);
+    assert_int_equal(run_until(is_connected, q, 2000), 0);
+
+    /* A connection that had worked is made again without backoff. */
+    run_for(1100);
+    t0 = now_ms();
+    h = srv_cmd(s, "CLIENT KILL TYPE normal");
+    assert_non_null(h);
+    assert_int_equal(h->type, REDIS_REPLY_INTEGER);
+    assert_true(h->integer >= 2);
+    freeReplyObject(h);
+    assert_int_equal(run_until(went_down, &st1, 2000), 0);
+    assert_int_equal(run_until(redis_is_ready, open_r, 2000), 0);
+    assert_true(now_ms() - t0 < 400);
+    assert_int_equal(st1.ups, 2);
+    assert_int_equal(redis_connect_count(open_r), 2);
+    close_queue(q);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static int
@@ -1161,6 +1231,8 @@ teardown(void **state)
             queue_free(open_qs[i]);
             open_qs[i] = NULL;
         }
+    redis_free(open_r);
+    open_r = NULL;
     tearing_down = 0;
     if (cont_ev != NULL)
         event_free(cont_ev);
@@ -1210,6 +1282,7 @@ main(void)
         cmocka_unit_test_teardown(test_timeout_stuck_reconnects, teardown),
         cmocka_unit_test_teardown(test_absent_then_started, teardown),
         cmocka_unit_test_teardown(test_killed_and_restarted, teardown),
+        cmocka_unit_test_teardown(test_idle_ping_and_fast_reconnect, teardown),
         cmocka_unit_test_teardown(test_free_with_pending, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
