@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# modfilterd -t and start-up errors: "file:line: reason", non-zero exit.
+source "$(dirname "$0")/lib.sh"
+train_model
+D="$BIN/modfilterd"
+ok() { "$D" -t -c "$CONF" --set model.path="$TMP/m.mfm" "$@" >"$TMP/out" 2>&1; echo $?; }
+expect_eq "shipped config" 0 "$(ok)"
+expect_grep "-t says OK" 'OK' "$TMP/out"
+expect_eq "missing model" 1 "$(ok --set model.path="$TMP/none.mfm")"
+expect_grep "missing model message" 'none.mfm' "$TMP/out"
+head -c 100 "$TMP/m.mfm" > "$TMP/trunc.mfm"
+expect_eq "truncated model" 1 "$(ok --set model.path="$TMP/trunc.mfm")"
+expect_eq "bad --set value" 1 "$(ok --set limits.max_body=12)"
+expect_grep "--set message" '^--set: limits.max_body: 12 is out of range' "$TMP/out"
+expect_eq "unknown --set key" 1 "$(ok --set server.nope=1)"
+expect_eq "malformed --set" 1 "$(ok --set nodot)"
+expect_eq "threshold override" 0 "$(ok --set thresholds.abuse_review=0.3 --set thresholds.abuse_reject=0.8)"
+expect_eq "override review > reject" 1 "$(ok --set thresholds.abuse_review=0.9 --set thresholds.abuse_reject=0.8)"
+expect_eq "bad redis url" 1 "$(ok --set redis.url=http://x)"
+expect_eq "no listener" 1 "$(ok --set server.listen=)"
+
+conf_err() { # name file-content expected-line-regex
+    printf "$2" > "$TMP/c.conf"
+    "$D" -t -c "$TMP/c.conf" --set model.path="$TMP/m.mfm" >"$TMP/out" 2>&1
+    expect_eq "$1 exit" 1 "$?"
+    expect_grep "$1 message" "^$TMP/c.conf:$3" "$TMP/out"
+}
+conf_err "unknown key" '[server]\nlisten = 127.0.0.1:0\nbogus = 1\n' '3: server.bogus: unknown key'
+conf_err "unknown section" '\n[nope]\nx = 1\n' '3: unknown section \[nope\]'
+conf_err "not a number" '[limits]\n; comment\nmax_body = lots\n' '3: limits.max_body: "lots" is not'
+conf_err "out of range" '[thresholds]\nreview = 1.5\n' '2: thresholds.review: 1.5 is out of range'
+conf_err "syntax" '[server]\nlisten\n' '2: syntax error'
+conf_err "bad order" '[queue]\norder = newest\n' '2: queue.order: "newest" is not one of'
+conf_err "bad verdicts" '[queue]\nverdicts = review,maybe\n' '2: queue.verdicts: "maybe"'
+conf_err "review > reject" '[thresholds]\nreview = 0.9\nreject = 0.5\n' '2: thresholds.review: 0.9 is above'
+conf_err "bad token" '[auth]\nsubmit_tokens = blog\n' '2: auth.submit_tokens: a token entry must be name:token'
+conf_err "short token" '[auth]\n\nmoderator_tokens = a:short\n' '3: auth.moderator_tokens: token "a" must be'
+long=$(printf 'x%.0s' $(seq 250))
+conf_err "long line" "[auth]\nsubmit_tokens = a:$long\n" '2: line longer than'
+printf 'blog:good-token-123456\nbad line\n' > "$TMP/tok"
+"$D" -t -c "$CONF" --set model.path="$TMP/m.mfm" --set auth.submit_tokens_file="$TMP/tok" >"$TMP/out" 2>&1
+expect_eq "token file exit" 1 "$?"
+expect_grep "token file message" "^$TMP/tok:2: a token entry must be name:token" "$TMP/out"
+"$D" -t -c "$TMP/missing.conf" >"$TMP/out" 2>&1
+expect_eq "missing config" 1 "$?"
+expect_grep "missing config message" "missing.conf: No such file" "$TMP/out"
+"$D" -t --bogus >"$TMP/out" 2>&1
+expect_eq "bad flag" 2 "$?"
+
+# a port already taken stops start-up
+python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)' > "$TMP/busy" &
+BUSY=$!
+wait_for 5 test -s "$TMP/busy"
+timeout 20 "$D" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set server.listen=127.0.0.1:$(cat "$TMP/busy") >"$TMP/out" 2>&1
+expect_eq "busy port exit" 1 "$?"
+expect_grep "busy port message" 'Address already in use' "$TMP/out"
+kill "$BUSY"; wait "$BUSY" 2>/dev/null
+finish
