@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,11 +772,13 @@ test_unix_socket(void **state)
     char url[200];
     struct queue *q;
     struct res r;
+    struct states st;
     redisReply *h;
     redisContext *c;
 
     (void)state;
     snprintf(url, sizeof url, "unix://%s?db=3", main_srv.sock);
+    memset(&st, 0, sizeof st);
     q = open_queue(url, NULL, "t5:", 2000);
     assert_non_null(q);
     assert_int_equal(run_until(is_connected, q, 5000), 0);
@@ -793,6 +796,23 @@ test_unix_socket(void **state)
     redisFree(c);
     /* Not in db 0. */
     assert_int_equal(srv_int(&main_srv, "EXISTS %s", "t5:item:u1", NULL), 0);
+    close_queue(q);
+
+    /* A database Redis does not have; a socket that is not there. */
+    snprintf(url, sizeof url, "unix://%s?db=99", main_srv.sock);
+    q = open_queue(url, NULL, "t5:", 2000);
+    queue_set_state_cb(q, on_state, &st);
+    run_for(200);
+    assert_false(queue_connected(q));
+    assert_non_null(strstr(st.why, "SELECT failed"));
+    close_queue(q);
+    snprintf(url, sizeof url, "unix://%s.missing", main_srv.sock);
+    q = open_queue(url, NULL, "t5:", 2000);
+    queue_set_state_cb(q, on_state, &st);
+    run_for(200);
+    assert_false(queue_connected(q));
+    assert_non_null(strstr(st.why, "No such file"));
+    assert_non_null(strstr(queue_last_error(q), "No such file"));
     close_queue(q);
 }
 
@@ -1218,6 +1238,77 @@ test_idle_ping_and_fast_reconnect(void **state)
     close_queue(q);
 }
 
+/* One worker thread of the daemon: its own loop, its own queue. */
+struct worker_run {
+    pthread_t thread;
+    int index, ok, refused, failed;
+    struct flood f;
+};
+
+static void *
+worker_main(void *arg)
+{
+    struct worker_run *w = arg;
+    struct event_base *b = event_base_new();
+    struct queue_config cfg = {NULL, NULL, "t14:", 5000};
+    char url[64], id[32];
+    struct queue *q;
+    double end = now_ms() + 10000;
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", main_srv.port);
+    cfg.url = url;
+    q = queue_new(b, &cfg);
+    while (q != NULL && !queue_connected(q) && now_ms() < end)
+        event_base_loop(b, EVLOOP_ONCE);
+    memset(w->f.rec, 'w', sizeof w->f.rec);
+    w->f.q = q;
+    w->f.total = 250;
+    for (int i = 0; q != NULL && i < 250; i++) {
+        snprintf(id, sizeof id, "w%d-%d", w->index, i);
+        if (queue_submit(q, id, w->f.rec, 10, i, 0, on_flood, &w->f) == 0)
+            w->f.sent = w->f.total; /* no refills */
+        else
+            w->failed++;
+    }
+    while (q != NULL && w->f.done < 250 - w->failed && now_ms() < end)
+        event_base_loop(b, EVLOOP_ONCE);
+    w->ok = w->f.ok;
+    queue_free(q);
+    /* Refused commands count in the process-wide counter. */
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", free_port());
+    q = queue_new(b, &cfg);
+    for (int i = 0; q != NULL && i < 1000; i++)
+        if (queue_submit(q, "x", "x", 1, 1, 0, on_submit, NULL) != 0)
+            w->refused++;
+    queue_free(q);
+    event_base_free(b);
+    return NULL;
+}
+
+static void
+test_worker_threads(void **state)
+{
+    static struct worker_run w[4];
+    unsigned long long errs = queue_error_count();
+
+    (void)state;
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 4; i++) {
+        w[i].index = i;
+        assert_int_equal(pthread_create(&w[i].thread, NULL, worker_main, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(w[i].thread, NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(w[i].failed, 0);
+        assert_int_equal(w[i].ok, 250);
+        assert_int_equal(w[i].refused, 1000);
+    }
+    assert_int_equal(queue_error_count(), errs + 4000);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t14:queue", NULL), 1000);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static int
@@ -1283,6 +1374,7 @@ main(void)
         cmocka_unit_test_teardown(test_absent_then_started, teardown),
         cmocka_unit_test_teardown(test_killed_and_restarted, teardown),
         cmocka_unit_test_teardown(test_idle_ping_and_fast_reconnect, teardown),
+        cmocka_unit_test_teardown(test_worker_threads, teardown),
         cmocka_unit_test_teardown(test_free_with_pending, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
