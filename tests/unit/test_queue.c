@@ -766,19 +766,40 @@ test_1000_in_flight(void **state)
     srv_int(&main_srv, "DEL %s %s", "t4:queue", "t4:queue:urgent");
 }
 
+/* A queue on url never gets ready, and says why (never the password). */
+static void
+expect_never_ready(const char *url, const char *password, const char *why)
+{
+    struct states st = {0};
+    struct queue *q = open_queue(url, password, "t5:", 500);
+    struct res r;
+
+    assert_non_null(q);
+    queue_set_state_cb(q, on_state, &st);
+    run_for(400);
+    assert_false(queue_connected(q));
+    assert_true(st.downs >= 1);
+    assert_int_equal(st.ups, 0);
+    if (strstr(st.why, why) == NULL)
+        fail_msg("'%s' does not say '%s'", st.why, why);
+    assert_non_null(strstr(queue_last_error(q), why));
+    if (password != NULL)
+        assert_null(strstr(st.why, password));
+    assert_int_equal(queue_submit(q, "x", "x", 1, 1, 0, on_submit, &r), -1);
+    close_queue(q);
+}
+
 static void
 test_unix_socket(void **state)
 {
     char url[200];
     struct queue *q;
     struct res r;
-    struct states st;
     redisReply *h;
     redisContext *c;
 
     (void)state;
     snprintf(url, sizeof url, "unix://%s?db=3", main_srv.sock);
-    memset(&st, 0, sizeof st);
     q = open_queue(url, NULL, "t5:", 2000);
     assert_non_null(q);
     assert_int_equal(run_until(is_connected, q, 5000), 0);
@@ -800,20 +821,9 @@ test_unix_socket(void **state)
 
     /* A database Redis does not have; a socket that is not there. */
     snprintf(url, sizeof url, "unix://%s?db=99", main_srv.sock);
-    q = open_queue(url, NULL, "t5:", 2000);
-    queue_set_state_cb(q, on_state, &st);
-    run_for(200);
-    assert_false(queue_connected(q));
-    assert_non_null(strstr(st.why, "SELECT failed"));
-    close_queue(q);
+    expect_never_ready(url, NULL, "SELECT failed");
     snprintf(url, sizeof url, "unix://%s.missing", main_srv.sock);
-    q = open_queue(url, NULL, "t5:", 2000);
-    queue_set_state_cb(q, on_state, &st);
-    run_for(200);
-    assert_false(queue_connected(q));
-    assert_non_null(strstr(st.why, "No such file"));
-    assert_non_null(strstr(queue_last_error(q), "No such file"));
-    close_queue(q);
+    expect_never_ready(url, NULL, "No such file");
 }
 
 static void
@@ -830,27 +840,9 @@ test_auth(void **state)
     assert_int_equal(srv_start(s), 0);
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
 
-    /* Wrong password: never ready, the reason says why, no password. */
-    q = open_queue(url, "wrong", "t6:", 500);
-    assert_non_null(q);
-    queue_set_state_cb(q, on_state, &st);
-    run_for(400);
-    assert_false(queue_connected(q));
-    assert_true(st.downs >= 1);
-    assert_int_equal(st.ups, 0);
-    assert_non_null(strstr(st.why, "AUTH failed"));
-    assert_null(strstr(st.why, "wrong"));
-    assert_int_equal(queue_submit(q, "x", "x", 1, 1, 0, on_submit, &r), -1);
-    close_queue(q);
-
-    /* No password at all: the first command fails with NOAUTH. */
-    memset(&st, 0, sizeof st);
-    q = open_queue(url, NULL, "t6:", 500);
-    queue_set_state_cb(q, on_state, &st);
-    run_for(300);
-    assert_false(queue_connected(q));
-    assert_non_null(strstr(st.why, "NOAUTH"));
-    close_queue(q);
+    /* Wrong password, or none: never ready, the reason says why. */
+    expect_never_ready(url, "wrong", "AUTH failed");
+    expect_never_ready(url, NULL, "NOAUTH");
 
     /* The right one, from the config and from the URL. */
     memset(&st, 0, sizeof st);
