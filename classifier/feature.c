@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* short keys: the call costs more than the hash */
 #include <xxhash.h>
 
 enum meta_prop {
@@ -168,13 +169,13 @@ pad_word(const struct text_token *t, char buf[CHARGRAM_WORD_MAX + 3])
     return len + 2;
 }
 
-/* Character n-grams of the padded word. */
-static int
-add_chargrams(struct feat_set *fs, const struct clf_settings *s,
-              const struct text_token *t, uint32_t tok)
+unsigned
+feat_word_grams(const struct clf_settings *s, const struct text_doc *doc,
+                const struct feat *bundle, struct feat *out)
 {
+    const struct text_token *t = &doc->tokens[bundle->tok];
     char buf[CHARGRAM_WORD_MAX + 3];
-    unsigned starts[CHARGRAM_WORD_MAX + 3], n_chars = 0;
+    unsigned starts[CHARGRAM_WORD_MAX + 3], n_chars = 0, k = 0;
     size_t blen = pad_word(t, buf);
     for (size_t i = 0; i < blen; i += u8len((unsigned char)buf[i]))
         starts[n_chars++] = (unsigned)i;
@@ -182,14 +183,17 @@ add_chargrams(struct feat_set *fs, const struct clf_settings *s,
     for (unsigned n = s->chargram_min; n <= s->chargram_max; n++) {
         if (n > n_chars)
             break;
-        for (unsigned i = 0; i + n <= n_chars; i++) {
+        for (unsigned i = 0; i + n <= n_chars && k < FEAT_GRAMS_MAX; i++) {
             unsigned off = starts[i], glen = starts[i + n] - off;
-            uint64_t key = XXH3_64bits_withSeed(buf + off, glen, FEAT_CHARS);
-            if (add(fs, key, FEAT_CHARS, glen, off, tok) < 0)
-                return -1;
+            uint64_t h = XXH3_64bits_withSeed(buf + off, glen, FEAT_CHARS);
+            out[k++] = (struct feat){.key = feat_key_with_family(h, FEAT_CHARS),
+                                     .family = FEAT_CHARS,
+                                     .arg = (uint8_t)glen,
+                                     .off = (uint16_t)off,
+                                     .tok = bundle->tok};
         }
     }
-    return 0;
+    return k;
 }
 
 static int
@@ -247,8 +251,12 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         if ((s->features & CLF_FEAT_PAIRS) && prev_i != UINT32_MAX &&
             add(fs, pair_key(prev, key), FEAT_PAIR, 0, 0, prev_i) < 0)
             return -1;
-        if ((s->features & CLF_FEAT_CHARGRAMS) && (t->kind == TEXT_WORD || t->kind == TEXT_URL || t->kind == TEXT_NUMBER) &&
-            add_chargrams(fs, s, t, i) < 0)
+        if ((s->features & CLF_FEAT_CHARGRAMS) &&
+            (t->kind == TEXT_WORD || t->kind == TEXT_URL ||
+             t->kind == TEXT_NUMBER) &&
+            add(fs, XXH3_64bits_withSeed(t->surface, t->surface_len,
+                                         FEAT_CHARS),
+                FEAT_CHARS, 0, 0, i) < 0)
             return -1;
         prev = key;
         prev_i = i;

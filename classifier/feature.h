@@ -46,11 +46,20 @@ feat_key_family(uint64_t key)
 struct feat {
     uint64_t key;
     uint8_t family; /* enum feat_family */
-    uint8_t arg;    /* meta: which property; chars: n-gram length */
-    uint16_t off;   /* chars: byte offset in the surface */
+    uint8_t arg;    /* meta: which property; chars: n-gram length in bytes,
+                       0 for a bundle (a word standing for its n-grams) */
+    uint16_t off;   /* chars: byte offset in the padded surface */
     uint32_t tok;   /* token index (first of a pair); meta: bucket value */
 };
 
+/*
+ * A comment's features.  Word-level features (words, URLs, pairs, meta)
+ * form a set: each key once.  Character n-grams are counted per distinct
+ * word: the set holds one bundle per distinct word (family FEAT_CHARS,
+ * arg 0, key = the hash of its surface), and feat_word_grams() lists the
+ * word's n-grams.  So a word's n-gram evidence depends on the word alone,
+ * and a scorer may cache it by surface form (model.c does).
+ */
 struct feat_set {
     struct feat *v; /* owned; n of them, unique keys */
     size_t n, cap;
@@ -66,6 +75,21 @@ void feat_set_release(struct feat_set *fs);
  * Replaces the set's contents.  Returns 0, or -1 when out of memory. */
 int feat_extract(struct feat_set *fs, const struct clf_settings *s,
                  const struct text_doc *doc);
+
+static inline int
+feat_is_bundle(const struct feat *f)
+{
+    return f->family == FEAT_CHARS && f->arg == 0;
+}
+
+/* Most n-grams one word can have (8 lengths over a 50-byte padded word). */
+#define FEAT_GRAMS_MAX 400
+
+/* The character n-grams of a bundle's word, in out (FEAT_GRAMS_MAX room);
+ * returns how many.  A gram that occurs twice in the word is listed twice. */
+unsigned feat_word_grams(const struct clf_settings *s,
+                         const struct text_doc *doc, const struct feat *bundle,
+                         struct feat *out);
 
 /* "word:stupid", "pair:check_out", "meta:links=2" into buf (truncated to
  * len with a NUL).  doc must be the one the feature was extracted from. */

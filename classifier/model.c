@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,23 @@
 #include "model.h"
 #include "text.h"
 
+/* A word's n-gram evidence per head, cached by the word's surface hash:
+ * entries of [u64 key][float sum per head][u16 known per head], 8-aligned,
+ * in WCACHE_BYTES.  Direct-mapped: a collision overwrites.  Key 0 marks an
+ * empty entry. */
+#define WCACHE_BYTES (2u << 20)
+
 struct clf_scorer {
     struct text_analyzer *ta;
     struct text_doc doc;
     struct feat_set fs;
-    uint64_t *keys; /* the feature keys of the current comment */
-    size_t keys_cap;
+    struct feat *all; /* every feature, bundles expanded (n_all) */
+    uint64_t *keys;   /* their keys */
+    size_t n_all, all_cap;
+    struct feat *grams; /* FEAT_GRAMS_MAX: one word's n-grams */
+    unsigned char *cache;   /* WCACHE_BYTES */
+    size_t cache_stride, cache_mask; /* entry size; entries - 1 */
+    uint64_t cache_version; /* the model version the cache holds */
 };
 
 enum clf_status
@@ -67,12 +79,14 @@ clf_settings_init(struct clf_settings *s)
     s->features = CLF_FEAT_ALL;
     s->max_bytes = 8192;
     s->max_tokens = 1024;
-    s->chargram_min = 2;
-    s->chargram_max = 5;
+    s->chargram_min = 3;
+    s->chargram_max = 4;
     s->alpha = 0.5;
     s->min_df = 2;
     for (unsigned i = 0; i < 8; i++)
-        s->weights[i] = i == 6 ? 0.2 : 1.0; /* chars: see README */
+        s->weights[i] = 1.0;
+    s->weights[6] = 0.3; /* chars: see README */
+    s->weights[7] = 3.0; /* meta */
     s->min_examples = 50;
     s->min_known = 3;
 }
@@ -131,6 +145,15 @@ clf_verdict_name(enum clf_verdict v)
 
 /* ---- model ------------------------------------------------------------ */
 
+/* Versions tell scorers' caches that a model changed; unique in the process
+ * (a freed model's address may come back with other counts). */
+uint64_t
+model_next_version(void)
+{
+    static _Atomic uint64_t last;
+    return ++last;
+}
+
 void
 model_init_logtab(struct clf_model *m)
 {
@@ -145,6 +168,7 @@ clf_model_new(const struct clf_settings *s)
     if (!m)
         return NULL;
     m->settings = *s;
+    m->version = model_next_version();
     m->ft.stride = 2;
     snprintf(m->id, sizeof m->id, "%016llx", 0ULL);
     model_init_logtab(m);
@@ -181,6 +205,7 @@ clf_model_clone(const struct clf_model *src)
     if (!m)
         return NULL;
     *m = *src;
+    m->version = model_next_version();
     m->ft.slots = NULL;
     m->ex.keys = NULL;
     m->ex.vals = NULL;
@@ -288,6 +313,7 @@ model_add_label(struct clf_model *m, const char *name)
         m->ft.slots = slots;
     }
     m->ft.stride = stride;
+    m->version = model_next_version();
     snprintf(h->name, sizeof h->name, "%s", name);
     h->cal_a = 1.0;
     h->ece = NAN;
@@ -421,8 +447,11 @@ clf_scorer_new(void)
     struct clf_scorer *sc = calloc(1, sizeof *sc);
     if (!sc)
         return NULL;
-    if (!(sc->ta = text_analyzer_new())) {
-        free(sc);
+    sc->ta = text_analyzer_new();
+    sc->grams = malloc(FEAT_GRAMS_MAX * sizeof *sc->grams);
+    sc->cache = malloc(WCACHE_BYTES);
+    if (!sc->ta || !sc->grams || !sc->cache) {
+        clf_scorer_free(sc);
         return NULL;
     }
     feat_set_init(&sc->fs);
@@ -436,11 +465,14 @@ clf_scorer_free(struct clf_scorer *sc)
         return;
     text_analyzer_free(sc->ta);
     feat_set_release(&sc->fs);
+    free(sc->all);
     free(sc->keys);
+    free(sc->grams);
+    free(sc->cache);
     free(sc);
 }
 
-/* Analyse and extract the comment's features into sc->fs and sc->keys. */
+/* Analyse the comment and extract its feature set into sc->fs. */
 static int
 scorer_features(struct clf_scorer *sc, const struct clf_model *m,
                 const char *text, size_t len, const char *lang_hint)
@@ -449,16 +481,47 @@ scorer_features(struct clf_scorer *sc, const struct clf_model *m,
             0 ||
         feat_extract(&sc->fs, &m->settings, &sc->doc) < 0)
         return -1;
-    if (sc->fs.n > sc->keys_cap) {
-        size_t cap = sc->fs.cap;
+    return 0;
+}
+
+static int
+all_push(struct clf_scorer *sc, const struct feat *f)
+{
+    if (sc->n_all == sc->all_cap) {
+        size_t cap = sc->all_cap ? sc->all_cap * 2 : 1024;
+        struct feat *all = realloc(sc->all, cap * sizeof *all);
         uint64_t *keys = realloc(sc->keys, cap * sizeof *keys);
-        if (!keys)
+        if (all)
+            sc->all = all;
+        if (keys)
+            sc->keys = keys;
+        if (!all || !keys)
             return -1;
-        sc->keys = keys;
-        sc->keys_cap = cap;
+        sc->all_cap = cap;
     }
-    for (size_t i = 0; i < sc->fs.n; i++)
-        sc->keys[i] = sc->fs.v[i].key;
+    sc->keys[sc->n_all] = f->key;
+    sc->all[sc->n_all++] = *f;
+    return 0;
+}
+
+/* Every feature of the current comment, bundles expanded into their
+ * n-grams, into sc->all and sc->keys (learning and reasons need them). */
+static int
+scorer_expand(struct clf_scorer *sc, const struct clf_model *m)
+{
+    sc->n_all = 0;
+    for (size_t i = 0; i < sc->fs.n; i++) {
+        const struct feat *f = &sc->fs.v[i];
+        if (!feat_is_bundle(f)) {
+            if (all_push(sc, f) < 0)
+                return -1;
+            continue;
+        }
+        unsigned n = feat_word_grams(&m->settings, &sc->doc, f, sc->grams);
+        for (unsigned k = 0; k < n; k++)
+            if (all_push(sc, &sc->grams[k]) < 0)
+                return -1;
+    }
     return 0;
 }
 
@@ -473,7 +536,7 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
     size_t top[CLF_MAX_REASONS];
     double w[CLF_MAX_REASONS];
     unsigned n = 0;
-    for (size_t i = 0; i < sc->fs.n; i++) {
+    for (size_t i = 0; i < sc->n_all; i++) {
         const uint32_t *slot = ftable_find(&m->ft, sc->keys[i]);
         if (!slot)
             continue;
@@ -497,10 +560,42 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
     }
     r->n_reasons = n;
     for (unsigned j = 0; j < n; j++) {
-        feat_name(&sc->fs.v[top[j]], &sc->doc, r->reasons[j].feature,
+        feat_name(&sc->all[top[j]], &sc->doc, r->reasons[j].feature,
                   sizeof r->reasons[j].feature);
         r->reasons[j].weight = w[j];
     }
+}
+
+/* Per head: the sum of a word's n-gram weights without the per-feature
+ * constant (added later, since it moves whenever any count does), and how
+ * many of its n-grams the head knows. */
+static void
+word_evidence(struct clf_scorer *sc, const struct clf_model *m,
+              const struct feat *bundle, unsigned char *entry)
+{
+    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
+    double wc = m->settings.weights[FEAT_CHARS];
+    unsigned n = feat_word_grams(&m->settings, &sc->doc, bundle, sc->grams);
+    double acc[CLF_MAX_LABELS] = {0};
+    uint16_t known[CLF_MAX_LABELS] = {0};
+    for (unsigned k = 0; k < n; k++) {
+        const uint32_t *slot = ftable_find(&m->ft, sc->grams[k].key);
+        if (!slot)
+            continue;
+        for (unsigned h = 0; h < m->n_labels; h++) {
+            uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
+            if (c0 + c1 < min_df)
+                continue;
+            acc[h] += wc * (model_logc(m, c1) - model_logc(m, c0));
+            known[h]++;
+        }
+    }
+    float sum[CLF_MAX_LABELS];
+    for (unsigned h = 0; h < m->n_labels; h++)
+        sum[h] = (float)acc[h];
+    memcpy(entry, &bundle->key, 8);
+    memcpy(entry + 8, sum, m->n_labels * sizeof *sum);
+    memcpy(entry + 8 + 4 * m->n_labels, known, m->n_labels * sizeof *known);
 }
 
 enum clf_status
@@ -508,22 +603,80 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
           size_t len, const char *lang_hint, int with_reasons,
           struct clf_result *out)
 {
-    if (scorer_features(sc, m, text, len, lang_hint) < 0)
+    if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
+        (with_reasons && scorer_expand(sc, m) < 0))
         return CLF_ENOMEM;
     out->n_labels = m->n_labels;
     snprintf(out->lang, sizeof out->lang, "%s", sc->doc.lang);
     out->invalid_bytes = sc->doc.stats.n_invalid;
     out->truncated = (int)sc->doc.stats.truncated;
+    if (sc->cache_version != m->version) {
+        /* Another model, or this one learned: every cached word is stale. */
+        size_t stride = (8 + 6 * m->n_labels + 7) & ~(size_t)7, n = 1;
+        while (n * 2 * stride <= WCACHE_BYTES)
+            n *= 2;
+        memset(sc->cache, 0, WCACHE_BYTES);
+        sc->cache_stride = stride;
+        sc->cache_mask = n - 1;
+        sc->cache_version = m->version;
+    }
+    /* One pass over the features for every head.  Word-level features are
+     * looked up (fetched a few ahead: the table is larger than the cache);
+     * a word's n-gram evidence comes from the word cache when it can. */
+    double sum[CLF_MAX_LABELS], base[CLF_MAX_LABELS];
+    unsigned known[CLF_MAX_LABELS];
+    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
+    double wc = m->settings.weights[FEAT_CHARS];
+    for (unsigned h = 0; h < m->n_labels; h++) {
+        const struct head *hd = &m->heads[h];
+        base[h] = head_base(m, hd, (double)hd->total[0], (double)hd->total[1]);
+        sum[h] = 0;
+        known[h] = 0;
+    }
+    enum { AHEAD = 8 };
+    const struct feat *v = sc->fs.v;
+    size_t n = sc->fs.n;
+    for (size_t i = 0; i < n && i < AHEAD; i++)
+        ftable_prefetch(&m->ft, v[i].key);
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            ftable_prefetch(&m->ft, v[i + AHEAD].key);
+        if (feat_is_bundle(&v[i])) {
+            unsigned char *e =
+                sc->cache + (v[i].key & sc->cache_mask) * sc->cache_stride;
+            uint64_t key;
+            memcpy(&key, e, 8);
+            if (key != v[i].key)
+                word_evidence(sc, m, &v[i], e);
+            for (unsigned h = 0; h < m->n_labels; h++) {
+                float ws;
+                uint16_t wk;
+                memcpy(&ws, e + 8 + 4 * h, sizeof ws);
+                memcpy(&wk, e + 8 + 4 * m->n_labels + 2 * h, sizeof wk);
+                sum[h] += ws + wc * base[h] * wk;
+                known[h] += wk;
+            }
+            continue;
+        }
+        const uint32_t *slot = ftable_find(&m->ft, v[i].key);
+        if (!slot)
+            continue;
+        for (unsigned h = 0; h < m->n_labels; h++) {
+            uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
+            if (c0 + c1 < min_df)
+                continue;
+            sum[h] += weight(m, v[i].key, c0, c1, base[h]);
+            known[h]++;
+        }
+    }
     for (unsigned h = 0; h < m->n_labels; h++) {
         const struct head *hd = &m->heads[h];
         struct clf_label_result *r = &out->labels[h];
-        unsigned known;
-        double raw = model_raw_score(m, h, sc->keys, sc->fs.n, -1, &known);
         r->label = hd->name;
-        r->score = model_calibrated(m, h, raw);
+        r->score = model_calibrated(m, h, sum[h]);
         r->unsure = hd->docs[0] + hd->docs[1] < m->settings.min_examples ||
                     hd->docs[0] == 0 || hd->docs[1] == 0 ||
-                    known < m->settings.min_known;
+                    known[h] < m->settings.min_known;
         r->n_reasons = 0;
         if (with_reasons)
             head_reasons(sc, m, h, r);
@@ -545,7 +698,8 @@ apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
              int value, int dir)
 {
     struct head *hd = &m->heads[h];
-    for (size_t i = 0; i < sc->fs.n; i++) {
+    m->version = model_next_version();
+    for (size_t i = 0; i < sc->n_all; i++) {
         uint32_t *slot = dir > 0 ? ftable_upsert(&m->ft, sc->keys[i])
                                  : ftable_find(&m->ft, sc->keys[i]);
         if (!slot) {
@@ -567,10 +721,10 @@ apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
     }
     if (dir > 0) {
         hd->docs[value]++;
-        hd->total[value] += sc->fs.n;
+        hd->total[value] += sc->n_all;
     } else {
         hd->docs[value] -= hd->docs[value] ? 1 : 0;
-        hd->total[value] -= hd->total[value] >= sc->fs.n ? sc->fs.n
+        hd->total[value] -= hd->total[value] >= sc->n_all ? sc->n_all
                                                           : hd->total[value];
     }
     return 0;
@@ -592,16 +746,16 @@ reservoir_offer(struct head *hd, const struct clf_scorer *sc, uint64_t ex_key,
             return;
         slot = (uint32_t)j;
     }
-    uint64_t *keys = malloc((sc->fs.n ? sc->fs.n : 1) * sizeof *keys);
+    uint64_t *keys = malloc((sc->n_all ? sc->n_all : 1) * sizeof *keys);
     if (!keys)
         return; /* calibration sample one smaller; counts are exact */
-    memcpy(keys, sc->keys, sc->fs.n * sizeof *keys);
+    memcpy(keys, sc->keys, sc->n_all * sizeof *keys);
     struct res_example *e = &hd->res[slot];
     if (slot < hd->n_res)
         free(e->keys);
     else
         hd->n_res++;
-    *e = (struct res_example){ex_key, keys, (uint32_t)sc->fs.n, (uint8_t)value};
+    *e = (struct res_example){ex_key, keys, (uint32_t)sc->n_all, (uint8_t)value};
 }
 
 static void
@@ -642,7 +796,8 @@ clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     enum clf_status st = learn_check(m, label, value, 1, &h, err);
     if (st)
         return st;
-    if (scorer_features(sc, m, text, len, lang_hint) < 0)
+    if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
+        scorer_expand(sc, m) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
     uint64_t ex_key = example_key(sc->fs.fold_hash, label);
     int known = exset_get(&m->ex, ex_key);
@@ -678,7 +833,8 @@ clf_unlearn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     *outcome = CLF_UNKNOWN;
     if (h < 0)
         return CLF_OK;
-    if (scorer_features(sc, m, text, len, lang_hint) < 0)
+    if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
+        scorer_expand(sc, m) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
     uint64_t ex_key = example_key(sc->fs.fold_hash, label);
     if (exset_get(&m->ex, ex_key) != value)

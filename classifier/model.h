@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "classifier.h"
 
@@ -65,18 +66,51 @@ struct clf_model {
     struct exset ex;
     char event_id[64];
     char id[17];
+    uint64_t version; /* changes with every change of counts */
     double logtab[LOGTAB_SIZE]; /* log(c + alpha) */
 };
 
+static inline uint64_t
+ftable_slot_key(const uint32_t *slot)
+{
+    uint64_t key;
+    memcpy(&key, slot, sizeof key);
+    return key;
+}
+
 /* The slot of key, or NULL. */
-uint32_t *ftable_find(const struct ftable *ft, uint64_t key);
+static inline uint32_t *
+ftable_find(const struct ftable *ft, uint64_t key)
+{
+    if (!ft->cap)
+        return NULL;
+    key = key ? key : 1; /* 0 marks an empty slot */
+    size_t mask = ft->cap - 1;
+    for (size_t i = key & mask;; i = (i + 1) & mask) {
+        uint32_t *slot = ft->slots + i * ft->stride;
+        uint64_t k = ftable_slot_key(slot);
+        if (k == key)
+            return slot;
+        if (!k)
+            return NULL;
+    }
+}
+
+/* Start loading the home slot of key into the cache. */
+static inline void
+ftable_prefetch(const struct ftable *ft, uint64_t key)
+{
+    if (ft->cap)
+        __builtin_prefetch(ft->slots + (key & (ft->cap - 1)) * ft->stride);
+}
 /* The slot of key, inserted with zero counts if new; NULL on ENOMEM. */
 uint32_t *ftable_upsert(struct ftable *ft, uint64_t key);
-uint64_t ftable_slot_key(const uint32_t *slot);
 
 int exset_put(struct exset *ex, uint64_t key, uint8_t val); /* 0 / -1 */
 int exset_get(const struct exset *ex, uint64_t key);        /* val or -1 */
 void exset_del(struct exset *ex, uint64_t key);
+
+uint64_t model_next_version(void);
 
 /* Add a head; returns its index or -1 (too many labels / ENOMEM). */
 int model_add_label(struct clf_model *m, const char *name);

@@ -94,6 +94,18 @@ put_str(struct wbuf *b, const char *s, size_t field)
     put(b, tmp, field);
 }
 
+static int
+worth_keeping(const struct clf_model *m, const uint32_t *slot)
+{
+    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
+    if (!ftable_slot_key(slot))
+        return 0;
+    for (unsigned h = 0; h < m->n_labels; h++)
+        if (slot[2 + 2 * h] + slot[3 + 2 * h] >= min_df)
+            return 1;
+    return 0;
+}
+
 static void
 write_body(struct wbuf *b, const struct clf_model *m)
 {
@@ -142,23 +154,17 @@ write_body(struct wbuf *b, const struct clf_model *m)
         }
     }
 
-    /* Features some head still counts. */
+    /* Features some head can use: seen in at least min_df examples.  The
+     * rarer ones never count when scoring, and leaving them out halves the
+     * table (a feature seen once more after loading starts again from 1). */
     uint64_t n = 0;
     unsigned ncounts = 2 * m->n_labels;
-    for (size_t i = 0; i < m->ft.cap; i++) {
-        const uint32_t *slot = m->ft.slots + i * m->ft.stride;
-        uint32_t any = 0;
-        for (unsigned c = 0; c < ncounts; c++)
-            any |= slot[2 + c];
-        n += ftable_slot_key(slot) && any;
-    }
+    for (size_t i = 0; i < m->ft.cap; i++)
+        n += worth_keeping(m, m->ft.slots + i * m->ft.stride);
     put_u64(b, n);
     for (size_t i = 0; i < m->ft.cap; i++) {
         const uint32_t *slot = m->ft.slots + i * m->ft.stride;
-        uint32_t any = 0;
-        for (unsigned c = 0; c < ncounts; c++)
-            any |= slot[2 + c];
-        if (!ftable_slot_key(slot) || !any)
+        if (!worth_keeping(m, slot))
             continue;
         put_u64(b, ftable_slot_key(slot));
         for (unsigned c = 0; c < ncounts; c++)

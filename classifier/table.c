@@ -14,31 +14,6 @@ fix_key(uint64_t key)
     return key ? key : 1;
 }
 
-uint64_t
-ftable_slot_key(const uint32_t *slot)
-{
-    uint64_t key;
-    memcpy(&key, slot, sizeof key);
-    return key;
-}
-
-uint32_t *
-ftable_find(const struct ftable *ft, uint64_t key)
-{
-    if (!ft->cap)
-        return NULL;
-    key = fix_key(key);
-    size_t mask = ft->cap - 1;
-    for (size_t i = key & mask;; i = (i + 1) & mask) {
-        uint32_t *slot = ft->slots + i * ft->stride;
-        uint64_t k = ftable_slot_key(slot);
-        if (k == key)
-            return slot;
-        if (!k)
-            return NULL;
-    }
-}
-
 static int
 ftable_grow(struct ftable *ft)
 {
