@@ -1,0 +1,32 @@
+/*
+ * stem.h - one language's Snowball stemmer with a bounded stem cache
+ * (internal to the classifier library).
+ *
+ * Stemming a word costs ~100 ns; comments repeat a small vocabulary, so a
+ * direct-mapped cache keyed by the word's XXH3 hash answers most lookups.
+ * A colliding word simply overwrites the slot (bounded memory, no
+ * allocation after stem_new).  Not thread-safe: one per analyzer.
+ */
+#ifndef MODFILTER_STEM_H
+#define MODFILTER_STEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct stem;
+
+/* A stemmer for a Snowball language name.  NULL if libstemmer does not know
+ * the language or memory is short. */
+struct stem *stem_new(const char *snowball_name);
+void stem_free(struct stem *st); /* NULL-safe */
+
+/*
+ * The stem of word (len bytes, already lower case UTF-8; hash =
+ * XXH3_64bits(word, len)).  Returns a pointer valid until the next call on
+ * st and sets *out_len; the bytes are not NUL-terminated.  NULL when the
+ * stemmer runs out of memory.
+ */
+const char *stem_word(struct stem *st, const char *word, size_t len,
+                      uint64_t hash, size_t *out_len);
+
+#endif

@@ -1,0 +1,1741 @@
+/*
+ * text.c - raw comment bytes to typed, folded, stemmed tokens (see text.h).
+ *
+ * The per-comment path has three passes over bounded buffers:
+ *
+ *  1. clean (text_clean): decode UTF-8 (invalid sequences -> U+FFFD,
+ *     counted), decode HTML entities, drop invisible characters (counted;
+ *     they never split a word), NFKC case folding, and classify each code
+ *     point (letter, digit, mark, space, punctuation, emoji).  ASCII bytes go
+ *     through a table and never reach utf8proc; other code points are folded
+ *     one at a time with utf8proc_decompose_char and recomposed with their
+ *     combining marks.
+ *  2. tokenise (text_tokenize): URLs (+ their host), e-mail addresses,
+ *     @mentions, emoji, numbers and words; words are de-obfuscated
+ *     (text_word_build) on the way.
+ *  3. detect the language from the words, then stem the words with that
+ *     language's cached Snowball stemmer.
+ *
+ * Choices worth knowing (the golden files in tests/golden/text/ show them):
+ *
+ *  - HTML entities (&amp; &lt; &gt; &quot; &apos; &nbsp; a few quotes and
+ *    dashes, and every numeric &#NNN; / &#xHH;) are decoded, once more when
+ *    doubly escaped (&amp;#8220;), so "&amp;" is the punctuation "&" and
+ *    never the word "amp", and "&#128514;" is the emoji it names.
+ *  - Apostrophes inside words are dropped: "don't" -> "dont", "it's" ->
+ *    "its", so the spellings with and without one meet.
+ *  - Emoji: one token per emoji; skin-tone modifiers, variation selectors
+ *    and tag characters are dropped (👍🏽 == 👍), ZWJ sequences stay one
+ *    token, two regional indicators make one flag, a keycap is one token.
+ *  - Obfuscation (TEXT_F_OBFUSCATED): see text_word_build() for the exact
+ *    rules: leet digits, symbols as letters, masked letters ("f*ck"),
+ *    stretched letters, s p a c e d letters, Cyrillic/Greek look-alikes,
+ *    invisible characters and stray combining marks inside a word.
+ *  - Words are capped at TEXT_WORD_CP code points and URLs at TEXT_URL_LEN
+ *    bytes (the rest of such a token is consumed and dropped).
+ */
+#include "text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <utf8proc.h>
+
+#define XXH_INLINE_ALL /* hashing a short word is cheaper inlined */
+#include <xxhash.h>
+
+#include "lang.h"
+#include "stem.h"
+
+#define TEXT_DEFAULT_MAX_BYTES 8192u
+#define TEXT_DEFAULT_MAX_TOKENS 1024u
+#define TEXT_WORD_CP 64   /* code points kept of one word */
+#define TEXT_URL_LEN 256  /* bytes kept of one URL */
+#define TEXT_HOST_CP 255  /* host names are never longer (bounds rescans) */
+#define TEXT_NAME_CP 64   /* mention and e-mail local-part length */
+#define TEXT_DETECT_WORDS 200 /* words looked at for language detection */
+#define TEXT_STEM_MIN 3   /* shorter words are kept as they are */
+
+/* Code point classes after cleaning. */
+enum {
+    C_SPACE = 0,
+    C_PUNCT, /* punctuation, symbols, U+FFFD: never part of a word */
+    C_LETTER,
+    C_DIGIT,
+    C_MARK,  /* combining mark that did not compose (non-Latin scripts) */
+    C_EMOJI,
+    C_EXT,   /* ZWJ / keycap inside an emoji sequence */
+    C_MASK,  /* word builder only: '*' standing for hidden letters */
+};
+
+/* Per code point flags. */
+#define F_UP 0x01u    /* upper case in the original text */
+#define F_INV 0x02u   /* an invisible character was removed just before */
+#define F_ZALGO 0x04u /* stray combining marks were dropped after it */
+#define F_SYM 0x08u   /* word builder: a letter made from a digit/symbol */
+
+/* ASCII classes: a table instead of utf8proc for the common case. */
+static const uint8_t text_ascii_class[128] = {
+    [0 ... 0x20] = C_SPACE,    [0x21 ... 0x2f] = C_PUNCT,
+    [0x30 ... 0x39] = C_DIGIT, [0x3a ... 0x40] = C_PUNCT,
+    [0x41 ... 0x5a] = C_LETTER, [0x5b ... 0x60] = C_PUNCT,
+    [0x61 ... 0x7a] = C_LETTER, [0x7b ... 0x7e] = C_PUNCT,
+    [0x7f] = C_SPACE,
+};
+
+struct text_wch { /* one code point of the word being built */
+    uint32_t c;
+    uint8_t cls, fl;
+};
+
+struct text_tok { /* arena offsets until the end of the call */
+    uint32_t str, len, surf, surf_len;
+    uint64_t hash; /* of the surface, words only */
+    uint8_t kind, flags;
+};
+
+struct text_stemmer {
+    const char *name; /* libstemmer's static name */
+    struct stem *st;  /* NULL until first used, or if it failed */
+    int failed;
+};
+
+/* The settings' languages resolved once (settings rarely change). */
+struct text_config {
+    int valid;
+    unsigned n; /* configured languages, as given */
+    char given[CLF_MAX_LANGUAGES][CLF_LANG_MAX];
+    char given_def[CLF_LANG_MAX];
+    const char *name[CLF_MAX_LANGUAGES]; /* libstemmer's name, or NULL */
+    const char *code[CLF_MAX_LANGUAGES];
+    int id[CLF_MAX_LANGUAGES]; /* enum lang_id or -1 */
+    unsigned mask;             /* 1 << id of every configured language */
+    const char *def;           /* default language, resolved */
+    int cyrillic_ok, greek_ok; /* a configured language writes them */
+};
+
+struct text_analyzer {
+    /* cleaned code points, classes and flags (parallel arrays) */
+    uint32_t *cp;
+    uint8_t *cls, *fl;
+    size_t n, cap;
+
+    char *arena; /* token strings, NUL-terminated */
+    size_t arena_len, arena_cap;
+
+    struct text_tok *toks;
+    struct text_token *out;
+    size_t n_toks, toks_cap;
+
+    struct text_wch wbuf[TEXT_WORD_CP];
+    unsigned wn;
+
+    struct lang_table *words;
+    struct text_stemmer stemmers[CLF_MAX_LANGUAGES];
+    struct text_config cfg;
+
+    /* per call */
+    struct text_stats stats;
+    size_t max_tokens;
+    int full;          /* max_tokens reached */
+    int oom;           /* an allocation failed */
+    uint8_t pending;   /* F_INV for the next code point */
+    uint32_t last_punct, punct_run;
+    unsigned n_es_marks; /* ñ ¿ ¡ */
+    unsigned n_script[3]; /* Cyrillic, Greek, Arabic letters */
+};
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+struct text_analyzer *
+text_analyzer_new(void)
+{
+    struct text_analyzer *ta = calloc(1, sizeof(*ta));
+    if (!ta)
+        return NULL;
+    ta->words = lang_table_new();
+    if (!ta->words) {
+        free(ta);
+        return NULL;
+    }
+    return ta;
+}
+
+void
+text_analyzer_free(struct text_analyzer *ta)
+{
+    if (!ta)
+        return;
+    for (unsigned i = 0; i < CLF_MAX_LANGUAGES; i++)
+        stem_free(ta->stemmers[i].st);
+    lang_table_free(ta->words);
+    free(ta->cp);
+    free(ta->cls);
+    free(ta->fl);
+    free(ta->arena);
+    free(ta->toks);
+    free(ta->out);
+    free(ta);
+}
+
+/* Make room for `more` code points; buffers only grow. */
+static int
+text_reserve_cp(struct text_analyzer *ta, size_t more)
+{
+    if (ta->n + more <= ta->cap)
+        return 0;
+    size_t cap = ta->cap ? ta->cap : 256;
+    while (cap < ta->n + more)
+        cap *= 2;
+    uint32_t *cp = realloc(ta->cp, cap * sizeof(*cp));
+    if (!cp)
+        goto fail;
+    ta->cp = cp;
+    uint8_t *cls = realloc(ta->cls, cap);
+    if (!cls)
+        goto fail;
+    ta->cls = cls;
+    uint8_t *fl = realloc(ta->fl, cap);
+    if (!fl)
+        goto fail;
+    ta->fl = fl;
+    ta->cap = cap;
+    return 0;
+fail:
+    ta->oom = 1;
+    return -1;
+}
+
+static int
+text_reserve_arena(struct text_analyzer *ta, size_t more)
+{
+    if (ta->arena_len + more <= ta->arena_cap)
+        return 0;
+    size_t cap = ta->arena_cap ? ta->arena_cap : 1024;
+    while (cap < ta->arena_len + more)
+        cap *= 2;
+    char *a = realloc(ta->arena, cap);
+    if (!a) {
+        ta->oom = 1;
+        return -1;
+    }
+    ta->arena = a;
+    ta->arena_cap = cap;
+    return 0;
+}
+
+/* ---- pass 1: cleaning ----------------------------------------------------- */
+
+/*
+ * Decode one UTF-8 sequence strictly (no overlongs, surrogates or values
+ * over U+10FFFF).  An invalid sequence yields U+FFFD and consumes its
+ * maximal valid prefix (at least one byte), as Unicode recommends.
+ */
+static size_t
+text_utf8_next(const unsigned char *s, size_t len, uint32_t *out, int *bad)
+{
+    unsigned b = s[0];
+    size_t need;
+    uint32_t c;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    *bad = 0;
+    if (b < 0x80) {
+        *out = b;
+        return 1;
+    }
+    if (b >= 0xc2 && b <= 0xdf) {
+        need = 1;
+        c = b & 0x1f;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        need = 2;
+        c = b & 0x0f;
+        if (b == 0xe0)
+            lo = 0xa0;
+        else if (b == 0xed)
+            hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        need = 3;
+        c = b & 0x07;
+        if (b == 0xf0)
+            lo = 0x90;
+        else if (b == 0xf4)
+            hi = 0x8f;
+    } else {
+        goto invalid1;
+    }
+    for (size_t k = 1; k <= need; k++) {
+        if (k >= len || s[k] < lo || s[k] > hi) {
+            *out = 0xfffd;
+            *bad = 1;
+            return k;
+        }
+        c = (c << 6) | (s[k] & 0x3f);
+        lo = 0x80;
+        hi = 0xbf;
+    }
+    *out = c;
+    return need + 1;
+invalid1:
+    *out = 0xfffd;
+    *bad = 1;
+    return 1;
+}
+
+struct text_entity {
+    const char *name;
+    uint32_t cp;
+};
+
+static const struct text_entity text_entities[] = {
+    {"amp", '&'},       {"lt", '<'},        {"gt", '>'},
+    {"quot", '"'},      {"apos", '\''},     {"nbsp", ' '},
+    {"hellip", 0x2026}, {"mdash", 0x2014},  {"ndash", 0x2013},
+    {"lsquo", 0x2018},  {"rsquo", 0x2019},  {"ldquo", 0x201c},
+    {"rdquo", 0x201d},  {"laquo", 0xab},    {"raquo", 0xbb},
+};
+
+/* An HTML entity at s (s[0] == '&'): bytes used, or 0 if there is none. */
+static size_t
+text_entity(const char *s, size_t len, uint32_t *out)
+{
+    size_t i = 1;
+    if (len < 3)
+        return 0;
+    if (s[1] == '#') {
+        uint32_t v = 0;
+        unsigned digits = 0;
+        int hex = (len > 2 && (s[2] == 'x' || s[2] == 'X'));
+        i = hex ? 3 : 2;
+        for (; i < len && digits < 8; i++, digits++) {
+            unsigned char ch = (unsigned char)s[i];
+            unsigned d;
+            if (ch >= '0' && ch <= '9')
+                d = ch - '0';
+            else if (hex && (ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+                d = (ch | 0x20) - 'a' + 10;
+            else
+                break;
+            v = v * (hex ? 16 : 10) + d;
+        }
+        if (digits == 0 || digits >= 8 || i >= len || s[i] != ';')
+            return 0;
+        if (v == 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+            return 0;
+        *out = v;
+        return i + 1;
+    }
+    for (size_t e = 0; e < sizeof(text_entities) / sizeof(text_entities[0]);
+         e++) {
+        size_t n = strlen(text_entities[e].name);
+        if (len >= n + 2 && memcmp(s + 1, text_entities[e].name, n) == 0 &&
+            s[n + 1] == ';') {
+            *out = text_entities[e].cp;
+            return n + 2;
+        }
+    }
+    return 0;
+}
+
+static void
+text_push(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl)
+{
+    size_t n = ta->n++;
+    ta->cp[n] = c;
+    ta->cls[n] = cls;
+    ta->fl[n] = fl | ta->pending;
+    ta->pending = 0;
+    if (cls == C_PUNCT) {
+        ta->punct_run = (c == ta->last_punct) ? ta->punct_run + 1 : 1;
+        ta->last_punct = c;
+        if (ta->punct_run > ta->stats.max_punct_run)
+            ta->stats.max_punct_run = ta->punct_run;
+    } else {
+        ta->last_punct = 0;
+    }
+    if (cls != C_EXT)
+        ta->stats.n_chars++;
+    if (cls == C_LETTER)
+        ta->stats.n_letters++;
+}
+
+static inline void
+text_push_ascii(struct text_analyzer *ta, unsigned char b)
+{
+    uint8_t cls = text_ascii_class[b];
+    uint8_t fl = 0;
+    if (b >= 'A' && b <= 'Z') {
+        b = (unsigned char)(b + 32);
+        fl = F_UP;
+        ta->stats.n_upper++;
+    }
+    text_push(ta, b, cls, fl);
+}
+
+static int
+text_is_latin(uint32_t c)
+{
+    return c < 0x250 || (c >= 0x1e00 && c <= 0x1eff);
+}
+
+static uint8_t
+text_class_of(uint32_t c, const utf8proc_property_t *p)
+{
+    if (c < 0x80)
+        return text_ascii_class[c];
+    switch (p->category) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+        return C_LETTER;
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+        return C_MARK;
+    case UTF8PROC_CATEGORY_ND:
+        return C_DIGIT;
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_CC:
+        return C_SPACE;
+    default:
+        return C_PUNCT;
+    }
+}
+
+/* A combining mark after the last code point: compose it when Unicode has
+ * the composition ("n" + U+0303 -> "ñ"); drop it when it cannot compose onto
+ * a Latin letter (Zalgo text); keep it otherwise (other scripts). */
+static void
+text_push_mark(struct text_analyzer *ta, uint32_t m)
+{
+    size_t n = ta->n;
+    if (n > 0 && ta->cls[n - 1] == C_LETTER) {
+        utf8proc_int32_t b[2] = {(utf8proc_int32_t)ta->cp[n - 1],
+                                 (utf8proc_int32_t)m};
+        if (utf8proc_normalize_utf32(b, 2, UTF8PROC_COMPOSE | UTF8PROC_STABLE) ==
+            1) {
+            ta->cp[n - 1] = (uint32_t)b[0];
+            return;
+        }
+        if (text_is_latin(ta->cp[n - 1])) {
+            ta->fl[n - 1] |= F_ZALGO;
+            return;
+        }
+    }
+    if (n > 0 && (ta->cls[n - 1] == C_MARK || ta->cls[n - 1] == C_LETTER))
+        text_push(ta, m, C_MARK, 0);
+    /* a mark with nothing to sit on is dropped */
+}
+
+static void
+text_count_script(struct text_analyzer *ta, uint32_t c)
+{
+    if (c >= 0x400 && c <= 0x4ff)
+        ta->n_script[0]++;
+    else if (c >= 0x370 && c <= 0x3ff)
+        ta->n_script[1]++;
+    else if (c >= 0x600 && c <= 0x6ff)
+        ta->n_script[2]++;
+}
+
+/* One non-ASCII code point of the input. */
+static void
+text_push_unicode(struct text_analyzer *ta, uint32_t c)
+{
+    size_t n = ta->n;
+    uint8_t prev = n ? ta->cls[n - 1] : C_SPACE;
+    int in_emoji = (prev == C_EMOJI || prev == C_EXT);
+
+    if (c == 0xf1 || c == 0xd1 || c == 0xbf || c == 0xa1)
+        ta->n_es_marks++; /* ñ Ñ ¿ ¡ */
+    /* Latin-1 letters are already NFKC case-folded apart from their case:
+     * the accents of Spanish text skip utf8proc. */
+    if (c >= 0xe0 && c <= 0xfe && c != 0xf7) {
+        text_push(ta, c, C_LETTER, 0);
+        return;
+    }
+    if (c >= 0xc0 && c <= 0xde && c != 0xd7) {
+        ta->stats.n_upper++;
+        text_push(ta, c + 0x20, C_LETTER, F_UP);
+        return;
+    }
+    if (c == 0x200d) { /* ZWJ: glue inside an emoji sequence, else invisible */
+        if (in_emoji) {
+            text_push(ta, c, C_EXT, 0);
+            return;
+        }
+        goto invisible;
+    }
+    if (c >= 0xfe00 && c <= 0xfe0f) { /* variation selectors */
+        if (in_emoji || (n && (ta->cp[n - 1] == '#' || ta->cp[n - 1] == '*' ||
+                               ta->cls[n - 1] == C_DIGIT)))
+            return; /* presentation only; not counted */
+        goto invisible;
+    }
+    if (c >= 0x1f3fb && c <= 0x1f3ff)
+        return; /* skin tones: normalised away, 👍🏽 == 👍 */
+    if (c >= 0xe0020 && c <= 0xe007f && in_emoji)
+        return; /* tag sequence of a subdivision flag */
+    if (c == 0x20e3 && n &&
+        (ta->cls[n - 1] == C_DIGIT || ta->cp[n - 1] == '#' ||
+         ta->cp[n - 1] == '*')) {
+        ta->cls[n - 1] = C_EMOJI; /* keycap: "1⃣" is one emoji */
+        text_push(ta, c, C_EXT, 0);
+        return;
+    }
+
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)c);
+    if (p->ignorable)
+        goto invisible;
+    if (p->boundclass == UTF8PROC_BOUNDCLASS_REGIONAL_INDICATOR ||
+        (p->boundclass == UTF8PROC_BOUNDCLASS_EXTENDED_PICTOGRAPHIC &&
+         c >= 0x2190)) {
+        text_push(ta, c, C_EMOJI, 0);
+        return;
+    }
+    switch (p->category) {
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_CC:
+        text_push(ta, ' ', C_SPACE, 0);
+        return;
+    default:
+        break;
+    }
+
+    int upper = (p->category == UTF8PROC_CATEGORY_LU ||
+                 p->category == UTF8PROC_CATEGORY_LT);
+    if (upper)
+        ta->stats.n_upper++;
+    utf8proc_int32_t buf[32];
+    int last_bound = 0;
+    utf8proc_ssize_t k = utf8proc_decompose_char(
+        (utf8proc_int32_t)c, buf, 32,
+        UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_DECOMPOSE, &last_bound);
+    if (k <= 0 || k > 32) {
+        buf[0] = (utf8proc_int32_t)c;
+        k = 1;
+    }
+    for (utf8proc_ssize_t i = 0; i < k; i++) {
+        uint32_t d = (uint32_t)buf[i];
+        const utf8proc_property_t *pd =
+            d < 0x80 ? NULL : utf8proc_get_property(buf[i]);
+        uint8_t cls = text_class_of(d, pd);
+        if (cls == C_MARK && pd && pd->category == UTF8PROC_CATEGORY_MN) {
+            text_push_mark(ta, d);
+            continue;
+        }
+        if (cls == C_LETTER)
+            text_count_script(ta, d);
+        text_push(ta, d, cls, (upper && cls == C_LETTER) ? F_UP : 0);
+    }
+    return;
+
+invisible:
+    ta->stats.n_invisible++;
+    ta->pending = F_INV;
+}
+
+static int
+text_clean(struct text_analyzer *ta, const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+
+    if (text_reserve_cp(ta, len + 64) < 0)
+        return -1;
+    while (i < len) {
+        uint32_t c;
+        unsigned char b = s[i];
+
+        if (b < 0x80 && b != '&') {
+            /* the ASCII fast path: a table, no utf8proc; the buffers hold
+             * len + 64 code points beyond every non-ASCII expansion */
+            size_t n = ta->n;
+            uint32_t *cp = ta->cp;
+            uint8_t *cls = ta->cls, *fl = ta->fl;
+            uint32_t letters = 0, upper = 0, start = (uint32_t)n;
+            uint32_t last = ta->last_punct, run = ta->punct_run;
+            uint32_t max_run = ta->stats.max_punct_run;
+            uint8_t pending = ta->pending;
+            do {
+                uint8_t k = text_ascii_class[b];
+                uint8_t up = (uint8_t)((unsigned)(b - 'A') < 26u);
+                cp[n] = b | (uint32_t)(up << 5);
+                cls[n] = k;
+                fl[n] = up | pending; /* F_UP == 1 */
+                pending = 0;
+                n++;
+                upper += up;
+                letters += k == C_LETTER;
+                if (k == C_PUNCT) {
+                    run = b == last ? run + 1 : 1;
+                    last = b;
+                    max_run = run > max_run ? run : max_run;
+                } else {
+                    last = 0;
+                }
+                if (++i == len)
+                    break;
+                b = s[i];
+            } while (b < 0x80 && b != '&');
+            ta->n = n;
+            ta->pending = pending;
+            ta->last_punct = last;
+            ta->punct_run = run;
+            ta->stats.max_punct_run = max_run;
+            ta->stats.n_chars += (uint32_t)n - start;
+            ta->stats.n_letters += letters;
+            ta->stats.n_upper += upper;
+            continue;
+        }
+        /* worst case of one input code point: an NFKC expansion of 18 */
+        if (ta->n + (len - i) + 40 > ta->cap &&
+            text_reserve_cp(ta, (len - i) + 64) < 0)
+            return -1;
+        if (b == '&') {
+            size_t used = text_entity(text + i, len - i, &c);
+            if (!used) {
+                text_push_ascii(ta, b);
+                i++;
+                continue;
+            }
+            i += used;
+            if (c == '&' && i < len) { /* doubly escaped: "&amp;#39;" */
+                char tmp[16] = "&";
+                size_t m = len - i < sizeof(tmp) - 1 ? len - i : sizeof(tmp) - 1;
+                memcpy(tmp + 1, text + i, m);
+                uint32_t c2;
+                size_t used2 = text_entity(tmp, m + 1, &c2);
+                if (used2) {
+                    i += used2 - 1;
+                    c = c2;
+                }
+            }
+        } else {
+            int bad;
+            i += text_utf8_next(s + i, len - i, &c, &bad);
+            if (bad)
+                ta->stats.n_invalid++;
+        }
+        if (c < 0x80)
+            text_push_ascii(ta, (unsigned char)c);
+        else
+            text_push_unicode(ta, c);
+    }
+    return 0;
+}
+
+/* ---- pass 2: tokens ----------------------------------------------------- */
+
+/* Room for every token the cleaned text can make: each token but a HOST
+ * consumes at least one code point, and a HOST follows a URL of 3 or more. */
+static int
+text_reserve_toks(struct text_analyzer *ta)
+{
+    size_t need = ta->n + 1 < ta->max_tokens ? ta->n + 1 : ta->max_tokens;
+    if (need <= ta->toks_cap)
+        return 0;
+    size_t cap = ta->toks_cap ? ta->toks_cap : 64;
+    while (cap < need)
+        cap *= 2;
+    struct text_tok *t = realloc(ta->toks, cap * sizeof(*t));
+    if (!t)
+        goto oom;
+    ta->toks = t;
+    struct text_token *o = realloc(ta->out, cap * sizeof(*o));
+    if (!o)
+        goto oom;
+    ta->out = o;
+    ta->toks_cap = cap;
+    return 0;
+oom:
+    ta->oom = 1;
+    return -1;
+}
+
+static inline int
+text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off,
+             uint32_t len, uint8_t flags)
+{
+    if (ta->n_toks >= ta->max_tokens || ta->n_toks >= ta->toks_cap) {
+        ta->full = 1;
+        ta->stats.truncated = 1;
+        return -1;
+    }
+    struct text_tok *t = &ta->toks[ta->n_toks++];
+    t->str = t->surf = off;
+    t->len = t->surf_len = len;
+    t->kind = kind;
+    t->flags = flags;
+    t->hash = 0;
+    if (kind == TEXT_URL)
+        ta->stats.n_urls++;
+    else if (kind == TEXT_EMOJI)
+        ta->stats.n_emoji++;
+    return 0;
+}
+
+static size_t
+text_utf8_put(char *dst, uint32_t c)
+{
+    if (c < 0x80) {
+        dst[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        dst[0] = (char)(0xc0 | (c >> 6));
+        dst[1] = (char)(0x80 | (c & 0x3f));
+        return 2;
+    }
+    if (c < 0x10000) {
+        dst[0] = (char)(0xe0 | (c >> 12));
+        dst[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+        dst[2] = (char)(0x80 | (c & 0x3f));
+        return 3;
+    }
+    dst[0] = (char)(0xf0 | (c >> 18));
+    dst[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+    dst[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+    dst[3] = (char)(0x80 | (c & 0x3f));
+    return 4;
+}
+
+/* Append code points [a, b) to the arena as a NUL-terminated string, at most
+ * max_len bytes; returns 0 and the offset/length, or -1. */
+static int
+text_emit_range(struct text_analyzer *ta, size_t a, size_t b, size_t max_len,
+                uint32_t *off, uint32_t *len)
+{
+    if (text_reserve_arena(ta, (b - a) * 4 + 1) < 0)
+        return -1;
+    char *p = ta->arena + ta->arena_len;
+    size_t l = 0;
+    for (size_t i = a; i < b; i++) {
+        char tmp[4];
+        size_t k = text_utf8_put(tmp, ta->cp[i]);
+        if (l + k > max_len)
+            break;
+        memcpy(p + l, tmp, k);
+        l += k;
+    }
+    p[l] = '\0';
+    *off = (uint32_t)ta->arena_len;
+    *len = (uint32_t)l;
+    ta->arena_len += l + 1;
+    return 0;
+}
+
+static inline uint32_t
+text_cp(const struct text_analyzer *ta, size_t i)
+{
+    return i < ta->n ? ta->cp[i] : 0;
+}
+
+static inline uint8_t
+text_cls(const struct text_analyzer *ta, size_t i)
+{
+    return i < ta->n ? ta->cls[i] : C_SPACE;
+}
+
+static inline int
+text_is_wordc(uint8_t cls)
+{
+    return cls == C_LETTER || cls == C_DIGIT || cls == C_MARK;
+}
+
+/* Does the text at i start with the ASCII string s? */
+static int
+text_match(const struct text_analyzer *ta, size_t i, const char *s)
+{
+    for (; *s; s++, i++)
+        if (text_cp(ta, i) != (unsigned char)*s)
+            return 0;
+    return 1;
+}
+
+static int
+text_is_label_char(const struct text_analyzer *ta, size_t i)
+{
+    uint8_t k = text_cls(ta, i);
+    return text_is_wordc(k) || text_cp(ta, i) == '-' || text_cp(ta, i) == '_';
+}
+
+/* Host name labels from h: returns the end; *labels and the last label's
+ * start.  Bounded to TEXT_HOST_CP code points. */
+static size_t
+text_scan_host(const struct text_analyzer *ta, size_t h, unsigned *labels,
+               size_t *last)
+{
+    size_t j = h;
+    *labels = 0;
+    *last = h;
+    while (j - h < TEXT_HOST_CP) {
+        size_t s = j;
+        while (j - h < TEXT_HOST_CP && text_is_label_char(ta, j))
+            j++;
+        if (j == s)
+            break;
+        (*labels)++;
+        *last = s;
+        if (text_cp(ta, j) == '.' && text_is_label_char(ta, j + 1)) {
+            j++;
+            continue;
+        }
+        break;
+    }
+    return j;
+}
+
+/* Top-level domains that make a bare "name.tld" a URL. */
+static const char text_tlds[] =
+    " com net org info biz io co me ly gl gd tk ml ga cf gq xyz top ru cn de "
+    "uk es mx ar br fr it nl us ca au in tv cc ws be eu ch at pl jp kr se fi "
+    "dk pt cl pe ve uy ec bo py gt cr pa do hn ni sv pr ie nz za edu gov mil "
+    "int online site club shop app dev link live store vip win bid loan "
+    "click pw su to tw mobi name pro asia tech news blog fun icu buzz cam ";
+
+static int
+text_known_tld(const struct text_analyzer *ta, size_t a, size_t b)
+{
+    char t[10];
+    if (b - a < 2 || b - a > 6)
+        return 0;
+    t[0] = ' ';
+    for (size_t i = a; i < b; i++) {
+        uint32_t c = ta->cp[i];
+        if (c < 'a' || c > 'z')
+            return 0;
+        t[1 + i - a] = (char)c;
+    }
+    t[1 + b - a] = ' ';
+    t[2 + b - a] = '\0';
+    return strstr(text_tlds, t) != NULL;
+}
+
+/* A URL at i: "http(s)://...", "www.x.y" or "name.tld[/path]".  Emits URL and
+ * HOST tokens and returns the end, or returns i when there is none. */
+static size_t
+text_try_url(struct text_analyzer *ta, size_t i)
+{
+    size_t h = i;
+    int scheme = 0;
+    if (text_match(ta, i, "https://")) {
+        h = i + 8;
+        scheme = 1;
+    } else if (text_match(ta, i, "http://")) {
+        h = i + 7;
+        scheme = 1;
+    }
+    int www = text_match(ta, h, "www.");
+    unsigned labels;
+    size_t last;
+    size_t hend = text_scan_host(ta, h, &labels, &last);
+    if (scheme) {
+        if (labels < 1)
+            return i;
+    } else if (www) {
+        if (labels < 3)
+            return i;
+    } else {
+        if (labels < 2 || !text_known_tld(ta, last, hend))
+            return i;
+        uint32_t before = i ? ta->cp[i - 1] : ' ';
+        if (before == '@' || before == '.' || text_cp(ta, hend) == '@')
+            return i;
+    }
+    if (text_is_wordc(text_cls(ta, hend)))
+        return i; /* the host was cut by the length bound */
+
+    size_t j = hend;
+    if (text_cp(ta, j) == ':' && text_cls(ta, j + 1) == C_DIGIT) {
+        j++;
+        while (text_cls(ta, j) == C_DIGIT)
+            j++;
+    }
+    uint32_t c = text_cp(ta, j);
+    if (c == '/' || c == '?' || c == '#') {
+        while (j < ta->n) {
+            uint8_t k = ta->cls[j];
+            c = ta->cp[j];
+            if (k == C_SPACE || k == C_EMOJI || k == C_EXT || c == '<' ||
+                c == '>' || c == '"')
+                break;
+            j++;
+        }
+        /* trailing punctuation belongs to the sentence, except a ")" that
+         * closes a "(" of the URL ("wiki/Spam_(food)") */
+        int open = 0;
+        for (size_t k = hend; k < j; k++)
+            open += (ta->cp[k] == '(') - (ta->cp[k] == ')');
+        while (j > hend && ta->cp[j - 1] < 0x80 && ta->cp[j - 1] != 0 &&
+               strchr(".,;:!?)]}'*", (int)ta->cp[j - 1])) {
+            if (ta->cp[j - 1] == ')' && open >= 0)
+                break;
+            open += ta->cp[j - 1] == ')';
+            j--;
+        }
+    }
+    size_t start = h + (www ? 4 : 0);
+    size_t end = j;
+    if (end > hend && ta->cp[end - 1] == '/')
+        end--; /* "x.com/" == "x.com" */
+    uint32_t off, len;
+    if (text_emit_range(ta, start, end, TEXT_URL_LEN, &off, &len) < 0 ||
+        text_tok_add(ta, TEXT_URL, off, len, 0) < 0)
+        return j;
+    if (text_emit_range(ta, start, hend, TEXT_URL_LEN, &off, &len) < 0 ||
+        text_tok_add(ta, TEXT_HOST, off, len, 0) < 0)
+        return j;
+    return j;
+}
+
+/* An e-mail address at i, or i. */
+static size_t
+text_try_email(struct text_analyzer *ta, size_t i)
+{
+    size_t j = i;
+    while (j - i <= TEXT_NAME_CP) {
+        uint32_t c = text_cp(ta, j);
+        if (text_is_wordc(text_cls(ta, j)) || c == '.' || c == '_' ||
+            c == '%' || c == '+' || c == '-')
+            j++;
+        else
+            break;
+    }
+    if (text_cp(ta, j) != '@' || j == i)
+        return i;
+    unsigned labels;
+    size_t last;
+    size_t hend = text_scan_host(ta, j + 1, &labels, &last);
+    if (labels < 2 || hend - last < 2)
+        return i;
+    for (size_t k = last; k < hend; k++)
+        if (ta->cls[k] != C_LETTER)
+            return i;
+    uint32_t off, len;
+    if (text_emit_range(ta, i, hend, TEXT_URL_LEN, &off, &len) == 0)
+        text_tok_add(ta, TEXT_EMAIL, off, len, 0);
+    return hend;
+}
+
+/* "@name" at i (ta->cp[i] == '@'), or i. */
+static size_t
+text_try_mention(struct text_analyzer *ta, size_t i)
+{
+    size_t j = i + 1;
+    if (i > 0 && text_is_wordc(ta->cls[i - 1]))
+        return i;
+    while (text_is_wordc(text_cls(ta, j)) || text_cp(ta, j) == '_')
+        j++;
+    if (j == i + 1)
+        return i;
+    size_t end = j - (i + 1) > TEXT_NAME_CP ? i + 1 + TEXT_NAME_CP : j;
+    uint32_t off, len;
+    if (text_emit_range(ta, i + 1, end, TEXT_URL_LEN, &off, &len) == 0)
+        text_tok_add(ta, TEXT_MENTION, off, len, 0);
+    return j;
+}
+
+/* One emoji at i (class C_EMOJI) with its ZWJ / keycap / flag partners. */
+static size_t
+text_emoji(struct text_analyzer *ta, size_t i)
+{
+    size_t j = i + 1;
+    int ri = (ta->cp[i] >= 0x1f1e6 && ta->cp[i] <= 0x1f1ff);
+
+    if (text_reserve_arena(ta, 64) < 0)
+        return ta->n;
+    size_t off = ta->arena_len, l = 0;
+    l += text_utf8_put(ta->arena + off, ta->cp[i]);
+    if (ri && text_cp(ta, j) >= 0x1f1e6 && text_cp(ta, j) <= 0x1f1ff) {
+        l += text_utf8_put(ta->arena + off + l, ta->cp[j]);
+        j++;
+    }
+    while (j < ta->n && ta->cls[j] == C_EXT) {
+        uint32_t c = ta->cp[j];
+        if (c == 0x200d && text_cls(ta, j + 1) == C_EMOJI && l + 8 < 56) {
+            l += text_utf8_put(ta->arena + off + l, c);
+            l += text_utf8_put(ta->arena + off + l, ta->cp[j + 1]);
+            j += 2;
+            continue;
+        }
+        if (c == 0x20e3 && l + 4 < 56)
+            l += text_utf8_put(ta->arena + off + l, c);
+        j++;
+    }
+    ta->arena[off + l] = '\0';
+    ta->arena_len += l + 1;
+    text_tok_add(ta, TEXT_EMOJI, (uint32_t)off, (uint32_t)l, 0);
+    return j;
+}
+
+/* A number at i: digits with . or , between digits.  Returns i when letters
+ * follow (then it is a word such as "4th" or "5hit"). */
+static size_t
+text_try_number(struct text_analyzer *ta, size_t i)
+{
+    size_t j = i;
+    while (text_cls(ta, j) == C_DIGIT)
+        j++;
+    while ((text_cp(ta, j) == '.' || text_cp(ta, j) == ',') &&
+           text_cls(ta, j + 1) == C_DIGIT) {
+        j++;
+        while (text_cls(ta, j) == C_DIGIT)
+            j++;
+    }
+    uint8_t k = text_cls(ta, j);
+    uint32_t c = text_cp(ta, j);
+    if (k == C_LETTER || k == C_MARK ||
+        ((c == '*' || c == '$' || c == '@' || c == '!' || c == '\'') &&
+         text_cls(ta, j + 1) == C_LETTER))
+        return i;
+    uint32_t off, len;
+    if (text_emit_range(ta, i, j, 32, &off, &len) == 0)
+        text_tok_add(ta, TEXT_NUMBER, off, len, 0);
+    return j;
+}
+
+/* ---- words and their de-obfuscation -------------------------------------- */
+
+static void
+text_wpush(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl)
+{
+    if (ta->wn < TEXT_WORD_CP)
+        ta->wbuf[ta->wn++] = (struct text_wch){c, cls, fl};
+}
+
+/* Leet digits as letters. */
+static uint32_t
+text_leet(uint32_t d)
+{
+    switch (d) {
+    case '0': return 'o';
+    case '1': return 'i';
+    case '3': return 'e';
+    case '4': return 'a';
+    case '5': return 's';
+    case '7': return 't';
+    default: return 0;
+    }
+}
+
+/* Letters after a leading digit that make an ordinal, a unit or a time, not
+ * leetspeak: "4th", "5pm", "3kg". */
+static const char text_units[] =
+    " st nd rd th s am pm k m g d h x mb gb kb km cm mm kg lb lbs ml mg mph "
+    "min hr hrs yr yrs ft in pc ";
+
+/* Cyrillic and Greek letters that look like Latin ones (lower case). */
+static uint32_t
+text_homoglyph(uint32_t c)
+{
+    switch (c) {
+    case 0x430: return 'a'; /* а */
+    case 0x432: return 'b'; /* в (small capital B) */
+    case 0x435: return 'e'; /* е */
+    case 0x451: return 'e'; /* ё */
+    case 0x43a: return 'k'; /* к */
+    case 0x43c: return 'm'; /* м */
+    case 0x43d: return 'h'; /* н (small capital H) */
+    case 0x43e: return 'o'; /* о */
+    case 0x440: return 'p'; /* р */
+    case 0x441: return 'c'; /* с */
+    case 0x442: return 't'; /* т */
+    case 0x443: return 'y'; /* у */
+    case 0x445: return 'x'; /* х */
+    case 0x44c: return 'b'; /* ь */
+    case 0x455: return 's'; /* ѕ */
+    case 0x456: return 'i'; /* і */
+    case 0x457: return 'i'; /* ї */
+    case 0x458: return 'j'; /* ј */
+    case 0x4bb: return 'h'; /* һ */
+    case 0x4cf: return 'l'; /* ӏ */
+    case 0x501: return 'd'; /* ԁ */
+    case 0x51b: return 'q'; /* ԛ */
+    case 0x51d: return 'w'; /* ԝ */
+    case 0x3b1: return 'a'; /* α */
+    case 0x3b2: return 'b'; /* β */
+    case 0x3b5: return 'e'; /* ε */
+    case 0x3b7: return 'n'; /* η */
+    case 0x3b9: return 'i'; /* ι */
+    case 0x3ba: return 'k'; /* κ */
+    case 0x3bc: return 'u'; /* μ */
+    case 0x3bd: return 'v'; /* ν */
+    case 0x3bf: return 'o'; /* ο */
+    case 0x3c1: return 'p'; /* ρ */
+    case 0x3c4: return 't'; /* τ */
+    case 0x3c5: return 'u'; /* υ */
+    case 0x3c7: return 'x'; /* χ */
+    case 0x3c9: return 'w'; /* ω */
+    case 0x3b3: return 'y'; /* γ */
+    case 0x131: return 'i'; /* ı dotless i */
+    case 0x251: return 'a'; /* ɑ */
+    case 0x261: return 'g'; /* ɡ */
+    default: return 0;
+    }
+}
+
+/* Common profanity, for resolving masked words: "f**k" matches exactly one
+ * entry (one letter per '*'), so it becomes "fuck"; "s**t" (shit? slut?)
+ * stays masked as "s*t". */
+static const char *const text_masked_words[] = {
+    "fuck", "fucking", "fucked", "fucker", "fuckin", "motherfucker", "shit",
+    "bullshit", "bitch", "bitches", "ass", "asshole", "cunt", "dick", "cock",
+    "pussy", "damn", "hell", "bastard", "slut", "whore", "nigger", "nigga",
+    "niggas", "fag", "faggot", "retard", "crap", "piss", "twat", "wanker",
+    "puta", "puto", "putos", "putas", "pendejo", "pendeja", "mierda",
+    "cabron", "chinga", "chingada", "verga", "culero", "culo", "joder",
+    "marica", "maricon", "perra", "zorra", "pinche", "mamon",
+};
+
+/* Resolve the masked word in wbuf (C_MASK entries) against the list. */
+static int
+text_unmask(struct text_analyzer *ta)
+{
+    const char *found = NULL;
+    for (size_t w = 0;
+         w < sizeof(text_masked_words) / sizeof(text_masked_words[0]); w++) {
+        const char *m = text_masked_words[w];
+        if (strlen(m) != ta->wn)
+            continue;
+        unsigned k = 0;
+        for (; k < ta->wn; k++)
+            if (ta->wbuf[k].cls != C_MASK &&
+                ta->wbuf[k].c != (unsigned char)m[k])
+                break;
+        if (k < ta->wn)
+            continue;
+        if (found)
+            return 0; /* ambiguous */
+        found = m;
+    }
+    if (!found)
+        return 0;
+    for (unsigned k = 0; k < ta->wn; k++)
+        if (ta->wbuf[k].cls == C_MASK)
+            ta->wbuf[k] = (struct text_wch){(unsigned char)found[k], C_LETTER,
+                                            F_SYM};
+    return 1;
+}
+
+/* May a run of the same letter c be kept twice ("cool", "kill", "free")?
+ * Letters that rarely double in English or Spanish collapse to one
+ * ("stuuupid" -> "stupid", "siiii" -> "si"); a trailing 'o' too ("noooo"). */
+static int
+text_keeps_double(uint32_t c, int trailing)
+{
+    if (c == 'o')
+        return !trailing;
+    return c > 0 && c < 0x80 && strchr("bcdeflmnprstgxz", (int)c) != NULL;
+}
+
+/*
+ * Turn wbuf (a word's code points as written) into the word's surface and
+ * emit it.  obf: the caller already changed it (symbols, spacing).  Rules,
+ * in order:
+ *  1. leet digits 0 1 3 4 5 7 -> o i e a s t, only in a word that also has
+ *     letters: a digit group between letters ("id10t", "n00b"); a single
+ *     leading digit before 2+ letters that are not an ordinal or unit
+ *     ("5hit" but not "4th", "5pm"); a single trailing digit once another
+ *     group was mapped ("h3ll0").  Pure numbers never reach here; other
+ *     mixes stay as written ("mp3", "covid19", "gr8").
+ *  2. masks: '*' and '#' inside a word (or trailing after at most three
+ *     letters) hide letters; a word that matches exactly one entry of
+ *     text_masked_words becomes it, else every run of masks becomes one
+ *     '*' ("f*ck" -> "fuck", "s**t" -> "s*t").
+ *  3. look-alikes: Cyrillic/Greek letters that look Latin become Latin when
+ *     the word mixes them with Latin letters, or is made only of them and
+ *     no configured language writes that script ("іdiot", "ѕрам").
+ *  4. stretched letters: a run of 3+ of the same letter becomes two when
+ *     text_keeps_double() says so, else one ("stuuupid" -> "stupid",
+ *     "gooood" -> "good", "noooo" -> "no").
+ *  5. laughter: "jajajaja" / "hahaha" (a two-letter unit 3+ times) ->
+ *     "jaja" / "haha" (not an obfuscation).
+ * Steps 1-4 and removed invisible characters or stray combining marks set
+ * TEXT_F_OBFUSCATED.  TEXT_F_UPPER: at least two letters as written, all
+ * upper case.
+ */
+static void
+text_word_build(struct text_analyzer *ta, int obf)
+{
+    struct text_wch *w = ta->wbuf;
+    unsigned n = ta->wn;
+    unsigned letters = 0, upper = 0, masks = 0;
+
+    for (unsigned k = 0; k < n; k++) {
+        if (w[k].cls == C_LETTER && !(w[k].fl & F_SYM)) {
+            letters++;
+            upper += (w[k].fl & F_UP) != 0;
+        }
+        if (w[k].cls == C_MASK)
+            masks++;
+        if ((k > 0 && (w[k].fl & F_INV)) || (w[k].fl & F_ZALGO))
+            obf = 1;
+    }
+    uint8_t flags = (letters >= 2 && upper == letters) ? TEXT_F_UPPER : 0;
+
+    /* 1. leet digits */
+    int mapped = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned a = 0; a < n;) {
+            if (w[a].cls != C_DIGIT) {
+                a++;
+                continue;
+            }
+            unsigned b = a, ok = 1;
+            while (b < n && w[b].cls == C_DIGIT)
+                ok &= text_leet(w[b++].c) != 0;
+            int before = a > 0 && w[a - 1].cls == C_LETTER;
+            int after = b < n && w[b].cls == C_LETTER;
+            int map = 0;
+            if (ok && pass == 0 && before && after && b - a <= 3) {
+                map = 1;
+            } else if (ok && pass == 0 && a == 0 && after && b - a == 1 &&
+                       w[a].c != '4') { /* "4ever", "4real": for */
+                char suf[10] = " ";
+                unsigned e = b, l = 0;
+                for (; e < n && w[e].cls == C_LETTER && l < 6; e++, l++)
+                    suf[1 + l] = (char)(w[e].c < 0x80 ? w[e].c : '?');
+                suf[1 + l] = ' ';
+                suf[2 + l] = '\0';
+                int whole = (e == n || w[e].cls != C_LETTER);
+                map = l >= 2 && !(whole && strstr(text_units, suf));
+            } else if (ok && pass == 1 && mapped && before && b == n &&
+                       b - a == 1) {
+                map = 1;
+            }
+            if (map) {
+                for (unsigned k = a; k < b; k++)
+                    w[k] = (struct text_wch){text_leet(w[k].c), C_LETTER,
+                                             F_SYM};
+                mapped = 1;
+                obf = 1;
+            }
+            a = b;
+        }
+    }
+
+    /* 2. masks */
+    if (masks) {
+        obf = 1;
+        if (!text_unmask(ta)) {
+            unsigned o = 0;
+            for (unsigned k = 0; k < n; k++)
+                if (!(w[k].cls == C_MASK && o > 0 && w[o - 1].cls == C_MASK))
+                    w[o++] = w[k];
+            n = o;
+        }
+    }
+
+    /* 3. look-alike letters */
+    unsigned latin = 0, alike = 0, other = 0;
+    int script_ok = 0;
+    for (unsigned k = 0; k < n; k++) {
+        if (w[k].cls != C_LETTER)
+            continue;
+        uint32_t c = w[k].c;
+        if (c >= 0x100 && text_homoglyph(c)) {
+            int cyrillic = c >= 0x400 && c < 0x530;
+            int greek = c >= 0x370 && c < 0x400;
+            alike++;
+            if ((cyrillic && ta->cfg.cyrillic_ok) || (greek && ta->cfg.greek_ok))
+                script_ok = 1;
+        } else if (text_is_latin(c)) {
+            latin++;
+        } else {
+            other++;
+        }
+    }
+    if (alike && !other && (latin || !script_ok)) {
+        for (unsigned k = 0; k < n; k++)
+            if (w[k].cls == C_LETTER && w[k].c >= 0x100 &&
+                text_homoglyph(w[k].c))
+                w[k].c = text_homoglyph(w[k].c);
+        obf = 1;
+    }
+
+    /* 4. stretched letters */
+    unsigned o = 0;
+    for (unsigned k = 0; k < n;) {
+        unsigned e = k + 1;
+        while (e < n && w[e].c == w[k].c && w[k].cls == C_LETTER)
+            e++;
+        unsigned keep = e - k;
+        if (keep >= 3) {
+            keep = text_keeps_double(w[k].c, e == n) ? 2 : 1;
+            obf = 1;
+        }
+        for (unsigned r = 0; r < keep; r++)
+            w[o++] = w[k];
+        k = e;
+    }
+    n = o;
+
+    /* 5. laughter */
+    if (n >= 6 && n % 2 == 0 && w[0].c != w[1].c) {
+        unsigned k = 2;
+        while (k < n && w[k].c == w[k % 2].c && w[k].cls == C_LETTER)
+            k++;
+        if (k == n && w[0].cls == C_LETTER && w[1].cls == C_LETTER)
+            n = 4;
+    }
+
+    if (obf)
+        flags |= TEXT_F_OBFUSCATED;
+    if (n == 0 || text_reserve_arena(ta, n * 4 + 1) < 0)
+        return;
+    size_t off = ta->arena_len, l = 0;
+    for (unsigned k = 0; k < n; k++)
+        l += text_utf8_put(ta->arena + off + l,
+                           w[k].cls == C_MASK ? '*' : w[k].c);
+    ta->arena[off + l] = '\0';
+    ta->arena_len += l + 1;
+    if (text_tok_add(ta, TEXT_WORD, (uint32_t)off, (uint32_t)l, flags) == 0)
+        ta->toks[ta->n_toks - 1].hash = XXH3_64bits(ta->arena + off, l);
+}
+
+/* s p a c e d, s.p.a.c.e.d, s-p-a-c-e-d or s_p_a_c_e_d letters from i: at
+ * least three single letters with the same one-character separator become
+ * one word.  Returns the end, or i. */
+static size_t
+text_try_spaced(struct text_analyzer *ta, size_t i)
+{
+    uint32_t sep = text_cp(ta, i + 1);
+    if (!(sep == ' ' || sep == '.' || sep == '-' || sep == '_'))
+        return i;
+    size_t j = i, count = 0, upper = 0;
+    for (;;) {
+        /* j is a single letter: take it */
+        count++;
+        upper += (ta->fl[j] & F_UP) != 0;
+        size_t nx = j + 2;
+        if (text_cp(ta, j + 1) != sep || text_cls(ta, nx) != C_LETTER ||
+            text_is_wordc(text_cls(ta, nx + 1)))
+            break; /* no single letter after the separator */
+        /* ...nor one that starts a chain of its own ("t U.S.A.") */
+        uint32_t other = text_cp(ta, nx + 1);
+        if (other != sep &&
+            (other == ' ' || other == '.' || other == '-' || other == '_') &&
+            text_cls(ta, nx + 2) == C_LETTER &&
+            !text_is_wordc(text_cls(ta, nx + 3)))
+            break;
+        j = nx;
+    }
+    if (count < 3)
+        return i;
+    ta->wn = 0;
+    for (size_t k = i; k <= j; k += 2)
+        text_wpush(ta, ta->cp[k], C_LETTER, ta->fl[k]);
+    /* "U.S.A." is an acronym, not an obfuscation */
+    text_word_build(ta, !(sep == '.' && upper == count));
+    return j + 1;
+}
+
+/* A word at i: letters, digits and marks, with apostrophes, masks and
+ * letter-like symbols where they sit inside a word (text_word_build). */
+static size_t
+text_word(struct text_analyzer *ta, size_t i)
+{
+    size_t j = i;
+    unsigned letters = 0, digits = 0;
+    int obf = 0;
+
+    ta->wn = 0;
+    while (j < ta->n) {
+        uint8_t k = ta->cls[j];
+        uint32_t c = ta->cp[j];
+        int prev_letter = j > i && ta->cls[j - 1] == C_LETTER;
+        int next_letter = text_cls(ta, j + 1) == C_LETTER;
+
+        if (text_is_wordc(k)) {
+            text_wpush(ta, c, k, ta->fl[j]);
+            letters += k == C_LETTER;
+            digits += k == C_DIGIT;
+            j++;
+        } else if (c == '\'' || c == 0x2019 || c == 0x2018 || c == 0x2bc) {
+            if (!(prev_letter && next_letter))
+                break;
+            j++; /* dropped: "don't" -> "dont" */
+        } else if ((c == '@' || c == '!' || c == '|') && prev_letter &&
+                   next_letter && letters <= 2) {
+            text_wpush(ta, c == '@' ? 'a' : c == '!' ? 'i' : 'l', C_LETTER,
+                       F_SYM);
+            obf = 1;
+            j++;
+        } else if (c == '$' || c == '*' || (c == '#' && j > i)) {
+            size_t m = j;
+            while (m < ta->n && ta->cp[m] == c)
+                m++;
+            int lead = j == i && c == '$' && m == j + 1 &&
+                       text_cls(ta, m) == C_LETTER;
+            int inner = prev_letter && text_cls(ta, m) == C_LETTER;
+            int trail = prev_letter && letters <= (c == '$' ? 2u : 3u) &&
+                        digits == 0 && !text_is_wordc(text_cls(ta, m));
+            if (!(lead || inner || trail))
+                break;
+            for (; j < m; j++) {
+                if (c == '$')
+                    text_wpush(ta, 's', C_LETTER, F_SYM);
+                else
+                    text_wpush(ta, '*', C_MASK, 0);
+            }
+            obf = 1;
+        } else {
+            break;
+        }
+    }
+    if (j == i)
+        return i + 1;
+    if (letters == 0 && ta->wn && ta->wbuf[0].cls == C_DIGIT) {
+        /* digits with masks ("1**2"): only the number counts */
+        size_t e = i;
+        while (text_cls(ta, e) == C_DIGIT)
+            e++;
+        uint32_t off, len;
+        if (text_emit_range(ta, i, e, 32, &off, &len) == 0)
+            text_tok_add(ta, TEXT_NUMBER, off, len, 0);
+        return j;
+    }
+    text_word_build(ta, obf);
+    return j;
+}
+
+/* Emit the word [i, e) straight from the cleaned text when it is plain:
+ * ASCII letters only, nothing removed inside it, no stretched letters, and
+ * not continued by anything text_word() would take in.  Returns e, or i
+ * when the word needs text_word(). */
+static size_t
+text_word_plain(struct text_analyzer *ta, size_t i, size_t e)
+{
+    const uint32_t *cp = ta->cp;
+    const uint8_t *fl = ta->fl, *cls = ta->cls;
+    size_t n = e - i;
+
+    if (n > TEXT_WORD_CP)
+        return i;
+    uint32_t nx = text_cp(ta, e);
+    if (nx == '\'' || nx == 0x2019 || nx == 0x2018 || nx == 0x2bc ||
+        nx == '@' || nx == '!' || nx == '|' || nx == '$' || nx == '*' ||
+        nx == '#' || text_cls(ta, e) == C_MARK)
+        return i;
+    if (text_reserve_arena(ta, n + 1) < 0)
+        return e;
+    char *p = ta->arena + ta->arena_len;
+    unsigned upper = fl[i] & F_UP;
+    uint8_t inside = fl[i] & F_ZALGO;
+    uint32_t prev = 0, prev2 = 0;
+    for (size_t k = i; k < e; k++) {
+        uint32_t c = cp[k];
+        if (c >= 0x80 || cls[k] != C_LETTER || (c == prev && c == prev2))
+            return i;
+        *p++ = (char)c;
+        prev2 = prev;
+        prev = c;
+    }
+    for (size_t k = i + 1; k < e; k++) {
+        upper += fl[k] & F_UP;
+        inside |= fl[k];
+    }
+    if (inside & (F_ZALGO | F_INV))
+        return i; /* something was removed inside the word */
+    if (n >= 6 && cp[i] == cp[i + 2] && cp[i + 1] == cp[i + 3])
+        return i; /* may be laughter */
+    *p = '\0';
+    p -= n;
+    uint32_t off = (uint32_t)ta->arena_len;
+    ta->arena_len += n + 1;
+    uint8_t flags = (n >= 2 && upper == n) ? TEXT_F_UPPER : 0;
+    if (text_tok_add(ta, TEXT_WORD, off, (uint32_t)n, flags) == 0)
+        ta->toks[ta->n_toks - 1].hash = XXH3_64bits(p, n);
+    return e;
+}
+
+static void
+text_tokenize(struct text_analyzer *ta)
+{
+    size_t i = 0;
+    while (i < ta->n && !ta->full) {
+        uint8_t k = ta->cls[i];
+        uint32_t c = ta->cp[i];
+        size_t j = i;
+
+        if (k == C_LETTER || k == C_DIGIT) {
+            /* the letters and digits from i; what follows them says which
+             * kinds of token are possible */
+            size_t e = i + 1;
+            while (e < ta->n && (ta->cls[e] == C_LETTER ||
+                                 ta->cls[e] == C_DIGIT))
+                e++;
+            uint32_t nx = text_cp(ta, e);
+            if (nx == '.' || nx == ':' || nx == '-' || nx == '_' ||
+                nx == '@' || nx == '+' || nx == '%') {
+                j = text_try_url(ta, i);
+                if (j == i)
+                    j = text_try_email(ta, i);
+            }
+            if (j == i && k == C_LETTER && e == i + 1)
+                j = text_try_spaced(ta, i);
+            if (j == i && k == C_DIGIT)
+                j = text_try_number(ta, i);
+            if (j == i && k == C_LETTER)
+                j = text_word_plain(ta, i, e);
+            if (j == i)
+                j = text_word(ta, i);
+        } else if (k == C_EMOJI) {
+            j = text_emoji(ta, i);
+        } else if (c == '@') {
+            j = text_try_mention(ta, i);
+        } else if (c == '$' && text_cls(ta, i + 1) == C_LETTER) {
+            j = text_word(ta, i);
+        }
+        i = j > i ? j : i + 1;
+    }
+}
+
+/* ---- pass 3: language and stems ---------------------------------------- */
+
+/* Resolve the settings' language names unless they are the ones already
+ * resolved. */
+static void
+text_config(struct text_analyzer *ta, const struct clf_settings *s)
+{
+    struct text_config *c = &ta->cfg;
+    unsigned n = s->n_languages < CLF_MAX_LANGUAGES ? s->n_languages
+                                                    : CLF_MAX_LANGUAGES;
+    if (c->valid && c->n == n &&
+        memcmp(c->given, s->languages, sizeof(c->given)) == 0 &&
+        memcmp(c->given_def, s->default_language, sizeof(c->given_def)) == 0)
+        return;
+    memset(c, 0, sizeof(*c));
+    c->n = n;
+    memcpy(c->given, s->languages, sizeof(c->given));
+    memcpy(c->given_def, s->default_language, sizeof(c->given_def));
+    char name[CLF_LANG_MAX];
+    snprintf(name, sizeof(name), "%s", s->default_language);
+    const char *def = lang_name(name);
+    int def_ok = 0;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%s", s->languages[i]);
+        c->name[i] = lang_name(name);
+        c->code[i] = c->name[i] ? lang_code(c->name[i]) : NULL;
+        c->id[i] = lang_id(c->name[i]);
+        if (c->id[i] >= 0)
+            c->mask |= 1u << c->id[i];
+        if (c->name[i] && c->name[i] == def)
+            def_ok = 1;
+        if (c->name[i] && (strcmp(c->name[i], "russian") == 0 ||
+                           strcmp(c->name[i], "serbian") == 0))
+            c->cyrillic_ok = 1;
+        if (c->name[i] && strcmp(c->name[i], "greek") == 0)
+            c->greek_ok = 1;
+    }
+    if (!def || (n > 0 && !def_ok)) {
+        def = NULL;
+        for (unsigned i = 0; i < n && !def; i++)
+            def = c->name[i];
+    }
+    c->def = def ? def : lang_name("english");
+    c->valid = 1;
+}
+
+/* A hint naming a configured language: that language, else NULL. */
+static const char *
+text_hint(const struct text_config *c, const char *hint)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->name[i] && (strcasecmp(hint, c->name[i]) == 0 ||
+                           strcasecmp(hint, c->code[i]) == 0))
+            return c->name[i];
+    const char *h = lang_name(hint); /* "es-MX", "nb", ... */
+    for (unsigned i = 0; h && i < c->n; i++)
+        if (c->name[i] == h)
+            return h;
+    return NULL;
+}
+
+/*
+ * Pick the language: a configured hint wins; otherwise each configured
+ * language scores 2 points per function word of its list among the first
+ * TEXT_DETECT_WORDS words, 1 point per ñ ¿ ¡ (Spanish, at most 2), and a
+ * script (Cyrillic, Greek, Arabic) scores 2 points per letter when most
+ * letters are in it.  The best language needs at least 4 points (two
+ * function words) and a strict lead; otherwise the default language.
+ */
+static const char *
+text_detect(struct text_analyzer *ta, const char *hint)
+{
+    const struct text_config *c = &ta->cfg;
+    if (hint && *hint) {
+        const char *h = text_hint(c, hint);
+        if (h)
+            return h;
+    }
+    if (c->n <= 1 || !c->mask)
+        return c->def;
+
+    unsigned score[LANG_COUNT] = {0};
+    unsigned seen = 0;
+    for (size_t t = 0; t < ta->n_toks && seen < TEXT_DETECT_WORDS; t++) {
+        const struct text_tok *tk = &ta->toks[t];
+        if (tk->kind != TEXT_WORD)
+            continue;
+        seen++;
+        unsigned m = lang_table_mask(ta->words, ta->arena + tk->surf,
+                                     tk->surf_len, tk->hash) &
+                     c->mask;
+        for (unsigned id = 0; m; id++, m >>= 1)
+            if (m & 1)
+                score[id] += 2;
+    }
+    score[LANG_ES] += ta->n_es_marks < 2 ? ta->n_es_marks : 2;
+    static const int scripts[3] = {LANG_RU, LANG_EL, LANG_AR};
+    for (int k = 0; k < 3; k++)
+        if (ta->n_script[k] * 2 > ta->stats.n_letters)
+            score[scripts[k]] += 2 * ta->n_script[k];
+
+    const char *best = NULL;
+    unsigned best_score = 0, second = 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        unsigned sc = c->id[i] >= 0 ? score[c->id[i]] : 0;
+        if (sc > best_score) {
+            second = best_score;
+            best_score = sc;
+            best = c->name[i];
+        } else if (sc > second) {
+            second = sc;
+        }
+    }
+    if (!best || best_score < 4 || best_score == second)
+        return c->def;
+    return best;
+}
+
+static struct stem *
+text_stemmer(struct text_analyzer *ta, const char *name)
+{
+    unsigned i = 0;
+    for (; i < CLF_MAX_LANGUAGES && ta->stemmers[i].name; i++)
+        if (ta->stemmers[i].name == name)
+            break;
+    if (i == CLF_MAX_LANGUAGES)
+        return NULL; /* more languages than a model can hold */
+    struct text_stemmer *ts = &ta->stemmers[i];
+    if (!ts->name)
+        ts->name = name;
+    if (!ts->st && !ts->failed) {
+        ts->st = stem_new(name);
+        ts->failed = ts->st == NULL;
+    }
+    return ts->st;
+}
+
+static void
+text_stem_all(struct text_analyzer *ta, const char *lang)
+{
+    struct stem *st = text_stemmer(ta, lang);
+    if (!st)
+        return; /* words keep their surface */
+    for (size_t t = 0; t < ta->n_toks; t++) {
+        struct text_tok *tk = &ta->toks[t];
+        if (tk->kind != TEXT_WORD || tk->surf_len < TEXT_STEM_MIN)
+            continue;
+        size_t len;
+        const char *r = stem_word(st, ta->arena + tk->surf, tk->surf_len,
+                                  tk->hash, &len);
+        if (!r) {
+            ta->oom = 1;
+            return;
+        }
+        if (text_reserve_arena(ta, len + 1) < 0)
+            return;
+        memcpy(ta->arena + ta->arena_len, r, len);
+        ta->arena[ta->arena_len + len] = '\0';
+        tk->str = (uint32_t)ta->arena_len;
+        tk->len = (uint32_t)len;
+        ta->arena_len += len + 1;
+    }
+}
+
+/* ---- entry points --------------------------------------------------------- */
+
+int
+text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
+             const char *text, size_t len, const char *lang_hint,
+             struct text_doc *out)
+{
+    size_t max_bytes = s->max_bytes ? s->max_bytes : TEXT_DEFAULT_MAX_BYTES;
+
+    memset(&ta->stats, 0, sizeof(ta->stats));
+    ta->n = ta->n_toks = ta->arena_len = 0;
+    ta->max_tokens = s->max_tokens ? s->max_tokens : TEXT_DEFAULT_MAX_TOKENS;
+    ta->full = ta->oom = 0;
+    ta->pending = 0;
+    ta->last_punct = ta->punct_run = 0;
+    ta->n_es_marks = 0;
+    memset(ta->n_script, 0, sizeof(ta->n_script));
+    text_config(ta, s);
+    memset(out, 0, sizeof(*out));
+    if (!text)
+        len = 0;
+
+    if (len > max_bytes) {
+        /* cut at a character boundary: back up to the lead byte of the
+         * sequence the limit falls into (at most 3 bytes) */
+        size_t cut = max_bytes;
+        const unsigned char *u = (const unsigned char *)text;
+        for (int k = 0; k < 3 && cut > 0 && (u[cut] & 0xc0) == 0x80; k++)
+            cut--;
+        if ((u[cut] & 0xc0) == 0x80)
+            cut = max_bytes; /* not UTF-8 there anyway */
+        len = cut;
+        ta->stats.truncated = 1;
+    }
+    if (text_clean(ta, text, len) < 0)
+        return -1;
+    if (text_reserve_toks(ta) < 0)
+        return -1;
+    text_tokenize(ta);
+    if (ta->oom)
+        return -1;
+
+    const char *lang = text_detect(ta, lang_hint);
+    text_stem_all(ta, lang);
+    if (ta->oom)
+        return -1;
+
+    for (size_t t = 0; t < ta->n_toks; t++) {
+        const struct text_tok *tk = &ta->toks[t];
+        ta->out[t] = (struct text_token){
+            .str = ta->arena + tk->str,
+            .len = tk->len,
+            .surface = ta->arena + tk->surf,
+            .surface_len = tk->surf_len,
+            .kind = tk->kind,
+            .flags = tk->flags,
+        };
+    }
+    out->tokens = ta->out;
+    out->n_tokens = (unsigned)ta->n_toks;
+    out->stats = ta->stats;
+    snprintf(out->lang, sizeof(out->lang), "%s", lang);
+    return 0;
+}
+
+const char *
+text_language_name(const char *code_or_name)
+{
+    return lang_name(code_or_name);
+}
+
+const char *
+text_language_code(const char *name)
+{
+    return lang_code(name);
+}
