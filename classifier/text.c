@@ -144,6 +144,7 @@ struct text_analyzer {
     uint32_t last_punct, punct_run;
     unsigned n_es_marks; /* ñ ¿ ¡ */
     unsigned n_script[3]; /* Cyrillic, Greek, Arabic letters */
+    unsigned n_unlike[2]; /* Cyrillic, Greek letters unlike any Latin one */
 };
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -422,6 +423,8 @@ text_push_mark(struct text_analyzer *ta, uint32_t m)
             ta->cp[n - 1] = (uint32_t)b[0];
             return;
         }
+        if (m == 0x307 && ta->cp[n - 1] == 'i')
+            return; /* "İ" folds to "i" + dot above: plain "i" */
         if (text_is_latin(ta->cp[n - 1])) {
             ta->fl[n - 1] |= F_ZALGO;
             return;
@@ -432,15 +435,20 @@ text_push_mark(struct text_analyzer *ta, uint32_t m)
     /* a mark with nothing to sit on is dropped */
 }
 
+static uint32_t text_homoglyph(uint32_t c);
+
 static void
 text_count_script(struct text_analyzer *ta, uint32_t c)
 {
-    if (c >= 0x400 && c <= 0x4ff)
+    if (c >= 0x400 && c <= 0x4ff) {
         ta->n_script[0]++;
-    else if (c >= 0x370 && c <= 0x3ff)
+        ta->n_unlike[0] += !text_homoglyph(c);
+    } else if (c >= 0x370 && c <= 0x3ff) {
         ta->n_script[1]++;
-    else if (c >= 0x600 && c <= 0x6ff)
+        ta->n_unlike[1] += !text_homoglyph(c);
+    } else if (c >= 0x600 && c <= 0x6ff) {
         ta->n_script[2]++;
+    }
 }
 
 /* One non-ASCII code point of the input. */
@@ -730,6 +738,16 @@ text_emit_range(struct text_analyzer *ta, size_t a, size_t b, size_t max_len,
     *len = (uint32_t)l;
     ta->arena_len += l + 1;
     return 0;
+}
+
+/* Scripts written without spaces between words: each character is a word
+ * of its own (Han ideographs, kana). */
+static inline int
+text_is_cjk(uint32_t c)
+{
+    return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x4dbf) ||
+           (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) ||
+           (c >= 0x20000 && c <= 0x2ffff);
 }
 
 static inline uint32_t
@@ -1234,9 +1252,12 @@ text_word_build(struct text_analyzer *ta, int obf)
         }
     }
 
-    /* 3. look-alike letters */
+    /* 3. look-alike letters (a text that also has Cyrillic or Greek letters
+     * unlike any Latin one is real Cyrillic or Greek: its words stay) */
     unsigned latin = 0, alike = 0, other = 0;
     int script_ok = 0;
+    int cyrillic_ok = ta->cfg.cyrillic_ok || ta->n_unlike[0] > 0;
+    int greek_ok = ta->cfg.greek_ok || ta->n_unlike[1] > 0;
     for (unsigned k = 0; k < n; k++) {
         if (w[k].cls != C_LETTER)
             continue;
@@ -1245,7 +1266,7 @@ text_word_build(struct text_analyzer *ta, int obf)
             int cyrillic = c >= 0x400 && c < 0x530;
             int greek = c >= 0x370 && c < 0x400;
             alike++;
-            if ((cyrillic && ta->cfg.cyrillic_ok) || (greek && ta->cfg.greek_ok))
+            if ((cyrillic && cyrillic_ok) || (greek && greek_ok))
                 script_ok = 1;
         } else if (text_is_latin(c)) {
             latin++;
@@ -1355,6 +1376,8 @@ text_word(struct text_analyzer *ta, size_t i)
         int next_letter = text_cls(ta, j + 1) == C_LETTER;
 
         if (text_is_wordc(k)) {
+            if (c >= 0x3040 && text_is_cjk(c) && (j > i || ta->wn))
+                break; /* an ideograph ends the word before it */
             text_wpush(ta, c, k, ta->fl[j]);
             letters += k == C_LETTER;
             digits += k == C_DIGIT;
@@ -1486,6 +1509,14 @@ text_tokenize(struct text_analyzer *ta)
                 j = text_try_number(ta, i);
             if (j == i && k == C_LETTER)
                 j = text_word_plain(ta, i, e);
+            if (j == i && c >= 0x3040 && text_is_cjk(c)) {
+                uint32_t off, len;
+                if (text_emit_range(ta, i, i + 1, 8, &off, &len) == 0 &&
+                    text_tok_add(ta, TEXT_WORD, off, len, 0) == 0)
+                    ta->toks[ta->n_toks - 1].hash =
+                        XXH3_64bits(ta->arena + off, len);
+                j = i + 1;
+            }
             if (j == i)
                 j = text_word(ta, i);
         } else if (k == C_EMOJI) {
@@ -1680,6 +1711,7 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
     ta->last_punct = ta->punct_run = 0;
     ta->n_es_marks = 0;
     memset(ta->n_script, 0, sizeof(ta->n_script));
+    memset(ta->n_unlike, 0, sizeof(ta->n_unlike));
     text_config(ta, s);
     memset(out, 0, sizeof(*out));
     if (!text)

@@ -290,6 +290,7 @@ static void golden_emoji(void **st) { (void)st; golden("emoji"); }
 static void golden_invalid(void **st) { (void)st; golden("invalid"); }
 static void golden_invisible(void **st) { (void)st; golden("invisible"); }
 static void golden_entities(void **st) { (void)st; golden("entities"); }
+static void golden_scripts(void **st) { (void)st; golden("scripts"); }
 
 /* ---- edge cases ----------------------------------------------------------- */
 
@@ -882,6 +883,7 @@ main(int argc, char **argv)
         cmocka_unit_test(golden_invalid),
         cmocka_unit_test(golden_invisible),
         cmocka_unit_test(golden_entities),
+        cmocka_unit_test(golden_scripts),
         cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_1mb, setup, teardown),
