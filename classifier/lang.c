@@ -73,26 +73,25 @@ struct lang_iso {
 };
 
 static const struct lang_iso lang_isos[] = {
-    {"ar", "arabic"},     {"hy", "armenian"},   {"eu", "basque"},
-    {"ca", "catalan"},    {"da", "danish"},     {"nl", "dutch"},
-    {"en", "english"},    {"fi", "finnish"},    {"fr", "french"},
-    {"de", "german"},     {"el", "greek"},      {"hi", "hindi"},
-    {"hu", "hungarian"},  {"id", "indonesian"}, {"ga", "irish"},
-    {"it", "italian"},    {"lt", "lithuanian"}, {"ne", "nepali"},
-    {"no", "norwegian"},  {"nb", "norwegian"},  {"pt", "portuguese"},
-    {"ro", "romanian"},   {"ru", "russian"},    {"sr", "serbian"},
-    {"es", "spanish"},    {"sv", "swedish"},    {"ta", "tamil"},
-    {"tr", "turkish"},    {"yi", "yiddish"},
+    {"ar", "arabic"},    {"hy", "armenian"},   {"eu", "basque"},
+    {"ca", "catalan"},   {"da", "danish"},     {"nl", "dutch"},
+    {"en", "english"},   {"fi", "finnish"},    {"fr", "french"},
+    {"de", "german"},    {"el", "greek"},      {"hi", "hindi"},
+    {"hu", "hungarian"}, {"id", "indonesian"}, {"ga", "irish"},
+    {"it", "italian"},   {"lt", "lithuanian"}, {"ne", "nepali"},
+    {"no", "norwegian"}, {"nb", "norwegian"},  {"pt", "portuguese"},
+    {"ro", "romanian"},  {"ru", "russian"},    {"sr", "serbian"},
+    {"es", "spanish"},   {"sv", "swedish"},    {"ta", "tamil"},
+    {"tr", "turkish"},   {"yi", "yiddish"},
 };
 
 static const char *const lang_id_names[LANG_COUNT] = {
-    "english", "spanish", "french", "portuguese", "italian",
-    "german",  "dutch",   "russian", "greek",     "arabic",
+    "english", "spanish", "french",  "portuguese", "italian",
+    "german",  "dutch",   "russian", "greek",      "arabic",
 };
 
 int
-lang_id(const char *snowball_name)
-{
+lang_id(const char *snowball_name) {
     if (!snowball_name)
         return -1;
     for (int i = 0; i < LANG_COUNT; i++)
@@ -102,8 +101,7 @@ lang_id(const char *snowball_name)
 }
 
 const char *
-lang_name(const char *code_or_name)
-{
+lang_name(const char *code_or_name) {
     char buf[32];
     size_t n = 0;
 
@@ -137,8 +135,7 @@ lang_name(const char *code_or_name)
 }
 
 const char *
-lang_code(const char *name)
-{
+lang_code(const char *name) {
     if (!name)
         return NULL;
     for (size_t i = 0; i < sizeof(lang_isos) / sizeof(lang_isos[0]); i++)
@@ -163,8 +160,7 @@ struct lang_table {
 };
 
 static struct lang_slot *
-lang_table_find(struct lang_table *t, const char *w, size_t len, uint64_t h)
-{
+lang_table_find(struct lang_table *t, const char *w, size_t len, uint64_t h) {
     for (uint32_t i = (uint32_t)h;; i++) {
         struct lang_slot *s = &t->slots[i & (LANG_TABLE_SLOTS - 1)];
         if (!s->word ||
@@ -174,8 +170,7 @@ lang_table_find(struct lang_table *t, const char *w, size_t len, uint64_t h)
 }
 
 struct lang_table *
-lang_table_new(void)
-{
+lang_table_new(void) {
     struct lang_table *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
@@ -202,15 +197,13 @@ lang_table_new(void)
 }
 
 void
-lang_table_free(struct lang_table *t)
-{
+lang_table_free(struct lang_table *t) {
     free(t);
 }
 
 unsigned
 lang_table_mask(const struct lang_table *t, const char *word, size_t len,
-                uint64_t hash)
-{
+                uint64_t hash) {
     if (len == 0 || len > 16)
         return 0;
     /* The 64-bit hash and the length decide (a false hit costs a point of

@@ -43,7 +43,7 @@ const char *lang_code(const char *name);
 /* The function-word table: built once per analyzer (no global state). */
 struct lang_table;
 
-struct lang_table *lang_table_new(void); /* NULL if out of memory */
+struct lang_table *lang_table_new(void);    /* NULL if out of memory */
 void lang_table_free(struct lang_table *t); /* NULL-safe */
 
 /* Bit mask (1u << lang_id) of the lists holding word (len bytes, folded

@@ -50,38 +50,39 @@
 
 #define TEXT_DEFAULT_MAX_BYTES 8192u
 #define TEXT_DEFAULT_MAX_TOKENS 1024u
-#define TEXT_WORD_CP 64   /* code points kept of one word */
-#define TEXT_URL_LEN 256  /* bytes kept of one URL */
-#define TEXT_HOST_CP 255  /* host names are never longer (bounds rescans) */
-#define TEXT_NAME_CP 64   /* mention and e-mail local-part length */
+#define TEXT_WORD_CP 64       /* code points kept of one word */
+#define TEXT_URL_LEN 256      /* bytes kept of one URL */
+#define TEXT_HOST_CP 255      /* host names are never longer (bounds rescans) */
+#define TEXT_NAME_CP 64       /* mention and e-mail local-part length */
 #define TEXT_DETECT_WORDS 200 /* words looked at for language detection */
-#define TEXT_STEM_MIN 3   /* shorter words are kept as they are */
+#define TEXT_STEM_MIN 3       /* shorter words are kept as they are */
 
 /* Code point classes after cleaning. */
 enum {
-    C_SPACE = 0,
-    C_PUNCT, /* punctuation, symbols, U+FFFD: never part of a word */
-    C_LETTER,
-    C_DIGIT,
-    C_MARK,  /* combining mark that did not compose (non-Latin scripts) */
-    C_EMOJI,
-    C_EXT,   /* ZWJ / keycap inside an emoji sequence */
-    C_MASK,  /* word builder only: '*' standing for hidden letters */
+    TEXT_C_SPACE = 0,
+    TEXT_C_PUNCT, /* punctuation, symbols, U+FFFD: never part of a word */
+    TEXT_C_LETTER,
+    TEXT_C_DIGIT,
+    TEXT_C_MARK, /* combining mark that did not compose (non-Latin scripts) */
+    TEXT_C_EMOJI,
+    TEXT_C_EXT,  /* ZWJ / keycap inside an emoji sequence */
+    TEXT_C_MASK, /* word builder only: '*' standing for hidden letters */
 };
 
 /* Per code point flags. */
-#define F_UP 0x01u    /* upper case in the original text */
-#define F_INV 0x02u   /* an invisible character was removed just before */
-#define F_ZALGO 0x04u /* stray combining marks were dropped after it */
-#define F_SYM 0x08u   /* word builder: a letter made from a digit/symbol */
+#define TEXT_FL_UP 0x01u    /* upper case in the original text */
+#define TEXT_FL_INV 0x02u   /* an invisible character was removed just before */
+#define TEXT_FL_ZALGO 0x04u /* stray combining marks were dropped after it */
+#define TEXT_FL_SYM 0x08u   /* word builder: a letter made from a digit/symbol \
+                             */
 
 /* ASCII classes: a table instead of utf8proc for the common case. */
 static const uint8_t text_ascii_class[128] = {
-    [0 ... 0x20] = C_SPACE,    [0x21 ... 0x2f] = C_PUNCT,
-    [0x30 ... 0x39] = C_DIGIT, [0x3a ... 0x40] = C_PUNCT,
-    [0x41 ... 0x5a] = C_LETTER, [0x5b ... 0x60] = C_PUNCT,
-    [0x61 ... 0x7a] = C_LETTER, [0x7b ... 0x7e] = C_PUNCT,
-    [0x7f] = C_SPACE,
+    [0 ... 0x20] = TEXT_C_SPACE,     [0x21 ... 0x2f] = TEXT_C_PUNCT,
+    [0x30 ... 0x39] = TEXT_C_DIGIT,  [0x3a ... 0x40] = TEXT_C_PUNCT,
+    [0x41 ... 0x5a] = TEXT_C_LETTER, [0x5b ... 0x60] = TEXT_C_PUNCT,
+    [0x61 ... 0x7a] = TEXT_C_LETTER, [0x7b ... 0x7e] = TEXT_C_PUNCT,
+    [0x7f] = TEXT_C_SPACE,
 };
 
 struct text_wch { /* one code point of the word being built */
@@ -138,11 +139,11 @@ struct text_analyzer {
     /* per call */
     struct text_stats stats;
     size_t max_tokens;
-    int full;          /* max_tokens reached */
-    int oom;           /* an allocation failed */
-    uint8_t pending;   /* F_INV for the next code point */
+    int full;        /* max_tokens reached */
+    int oom;         /* an allocation failed */
+    uint8_t pending; /* TEXT_FL_INV for the next code point */
     uint32_t last_punct, punct_run;
-    unsigned n_es_marks; /* ñ ¿ ¡ */
+    unsigned n_es_marks;  /* ñ ¿ ¡ */
     unsigned n_script[3]; /* Cyrillic, Greek, Arabic letters */
     unsigned n_unlike[2]; /* Cyrillic, Greek letters unlike any Latin one */
 };
@@ -150,8 +151,7 @@ struct text_analyzer {
 /* ---- lifecycle ---------------------------------------------------------- */
 
 struct text_analyzer *
-text_analyzer_new(void)
-{
+text_analyzer_new(void) {
     struct text_analyzer *ta = calloc(1, sizeof(*ta));
     if (!ta)
         return NULL;
@@ -164,8 +164,7 @@ text_analyzer_new(void)
 }
 
 void
-text_analyzer_free(struct text_analyzer *ta)
-{
+text_analyzer_free(struct text_analyzer *ta) {
     if (!ta)
         return;
     for (unsigned i = 0; i < CLF_MAX_LANGUAGES; i++)
@@ -182,8 +181,7 @@ text_analyzer_free(struct text_analyzer *ta)
 
 /* Make room for `more` code points; buffers only grow. */
 static int
-text_reserve_cp(struct text_analyzer *ta, size_t more)
-{
+text_reserve_cp(struct text_analyzer *ta, size_t more) {
     if (ta->n + more <= ta->cap)
         return 0;
     size_t cap = ta->cap ? ta->cap : 256;
@@ -209,8 +207,7 @@ fail:
 }
 
 static int
-text_reserve_arena(struct text_analyzer *ta, size_t more)
-{
+text_reserve_arena(struct text_analyzer *ta, size_t more) {
     if (ta->arena_len + more <= ta->arena_cap)
         return 0;
     size_t cap = ta->arena_cap ? ta->arena_cap : 1024;
@@ -226,7 +223,8 @@ text_reserve_arena(struct text_analyzer *ta, size_t more)
     return 0;
 }
 
-/* ---- pass 1: cleaning ----------------------------------------------------- */
+/* ---- pass 1: cleaning -----------------------------------------------------
+ */
 
 /*
  * Decode one UTF-8 sequence strictly (no overlongs, surrogates or values
@@ -234,8 +232,7 @@ text_reserve_arena(struct text_analyzer *ta, size_t more)
  * maximal valid prefix (at least one byte), as Unicode recommends.
  */
 static size_t
-text_utf8_next(const unsigned char *s, size_t len, uint32_t *out, int *bad)
-{
+text_utf8_next(const unsigned char *s, size_t len, uint32_t *out, int *bad) {
     unsigned b = s[0];
     size_t need;
     uint32_t c;
@@ -290,17 +287,15 @@ struct text_entity {
 };
 
 static const struct text_entity text_entities[] = {
-    {"amp", '&'},       {"lt", '<'},        {"gt", '>'},
-    {"quot", '"'},      {"apos", '\''},     {"nbsp", ' '},
-    {"hellip", 0x2026}, {"mdash", 0x2014},  {"ndash", 0x2013},
-    {"lsquo", 0x2018},  {"rsquo", 0x2019},  {"ldquo", 0x201c},
-    {"rdquo", 0x201d},  {"laquo", 0xab},    {"raquo", 0xbb},
+    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},        {"quot", '"'},
+    {"apos", '\''},    {"nbsp", ' '},     {"hellip", 0x2026}, {"mdash", 0x2014},
+    {"ndash", 0x2013}, {"lsquo", 0x2018}, {"rsquo", 0x2019},  {"ldquo", 0x201c},
+    {"rdquo", 0x201d}, {"laquo", 0xab},   {"raquo", 0xbb},
 };
 
 /* An HTML entity at s (s[0] == '&'): bytes used, or 0 if there is none. */
 static size_t
-text_entity(const char *s, size_t len, uint32_t *out)
-{
+text_entity(const char *s, size_t len, uint32_t *out) {
     size_t i = 1;
     if (len < 3)
         return 0;
@@ -340,14 +335,13 @@ text_entity(const char *s, size_t len, uint32_t *out)
 }
 
 static void
-text_push(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl)
-{
+text_push(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl) {
     size_t n = ta->n++;
     ta->cp[n] = c;
     ta->cls[n] = cls;
     ta->fl[n] = fl | ta->pending;
     ta->pending = 0;
-    if (cls == C_PUNCT) {
+    if (cls == TEXT_C_PUNCT) {
         ta->punct_run = (c == ta->last_punct) ? ta->punct_run + 1 : 1;
         ta->last_punct = c;
         if (ta->punct_run > ta->stats.max_punct_run)
@@ -355,34 +349,31 @@ text_push(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl)
     } else {
         ta->last_punct = 0;
     }
-    if (cls != C_EXT)
+    if (cls != TEXT_C_EXT)
         ta->stats.n_chars++;
-    if (cls == C_LETTER)
+    if (cls == TEXT_C_LETTER)
         ta->stats.n_letters++;
 }
 
 static inline void
-text_push_ascii(struct text_analyzer *ta, unsigned char b)
-{
+text_push_ascii(struct text_analyzer *ta, unsigned char b) {
     uint8_t cls = text_ascii_class[b];
     uint8_t fl = 0;
     if (b >= 'A' && b <= 'Z') {
         b = (unsigned char)(b + 32);
-        fl = F_UP;
+        fl = TEXT_FL_UP;
         ta->stats.n_upper++;
     }
     text_push(ta, b, cls, fl);
 }
 
 static int
-text_is_latin(uint32_t c)
-{
+text_is_latin(uint32_t c) {
     return c < 0x250 || (c >= 0x1e00 && c <= 0x1eff);
 }
 
 static uint8_t
-text_class_of(uint32_t c, const utf8proc_property_t *p)
-{
+text_class_of(uint32_t c, const utf8proc_property_t *p) {
     if (c < 0x80)
         return text_ascii_class[c];
     switch (p->category) {
@@ -391,20 +382,20 @@ text_class_of(uint32_t c, const utf8proc_property_t *p)
     case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM:
     case UTF8PROC_CATEGORY_LO:
-        return C_LETTER;
+        return TEXT_C_LETTER;
     case UTF8PROC_CATEGORY_MN:
     case UTF8PROC_CATEGORY_MC:
     case UTF8PROC_CATEGORY_ME:
-        return C_MARK;
+        return TEXT_C_MARK;
     case UTF8PROC_CATEGORY_ND:
-        return C_DIGIT;
+        return TEXT_C_DIGIT;
     case UTF8PROC_CATEGORY_ZS:
     case UTF8PROC_CATEGORY_ZL:
     case UTF8PROC_CATEGORY_ZP:
     case UTF8PROC_CATEGORY_CC:
-        return C_SPACE;
+        return TEXT_C_SPACE;
     default:
-        return C_PUNCT;
+        return TEXT_C_PUNCT;
     }
 }
 
@@ -412,34 +403,33 @@ text_class_of(uint32_t c, const utf8proc_property_t *p)
  * the composition ("n" + U+0303 -> "ñ"); drop it when it cannot compose onto
  * a Latin letter (Zalgo text); keep it otherwise (other scripts). */
 static void
-text_push_mark(struct text_analyzer *ta, uint32_t m)
-{
+text_push_mark(struct text_analyzer *ta, uint32_t m) {
     size_t n = ta->n;
-    if (n > 0 && ta->cls[n - 1] == C_LETTER) {
+    if (n > 0 && ta->cls[n - 1] == TEXT_C_LETTER) {
         utf8proc_int32_t b[2] = {(utf8proc_int32_t)ta->cp[n - 1],
                                  (utf8proc_int32_t)m};
-        if (utf8proc_normalize_utf32(b, 2, UTF8PROC_COMPOSE | UTF8PROC_STABLE) ==
-            1) {
+        if (utf8proc_normalize_utf32(b, 2,
+                                     UTF8PROC_COMPOSE | UTF8PROC_STABLE) == 1) {
             ta->cp[n - 1] = (uint32_t)b[0];
             return;
         }
         if (m == 0x307 && ta->cp[n - 1] == 'i')
             return; /* "İ" folds to "i" + dot above: plain "i" */
         if (text_is_latin(ta->cp[n - 1])) {
-            ta->fl[n - 1] |= F_ZALGO;
+            ta->fl[n - 1] |= TEXT_FL_ZALGO;
             return;
         }
     }
-    if (n > 0 && (ta->cls[n - 1] == C_MARK || ta->cls[n - 1] == C_LETTER))
-        text_push(ta, m, C_MARK, 0);
+    if (n > 0 &&
+        (ta->cls[n - 1] == TEXT_C_MARK || ta->cls[n - 1] == TEXT_C_LETTER))
+        text_push(ta, m, TEXT_C_MARK, 0);
     /* a mark with nothing to sit on is dropped */
 }
 
 static uint32_t text_homoglyph(uint32_t c);
 
 static void
-text_count_script(struct text_analyzer *ta, uint32_t c)
-{
+text_count_script(struct text_analyzer *ta, uint32_t c) {
     if (c >= 0x400 && c <= 0x4ff) {
         ta->n_script[0]++;
         ta->n_unlike[0] += !text_homoglyph(c);
@@ -453,35 +443,34 @@ text_count_script(struct text_analyzer *ta, uint32_t c)
 
 /* One non-ASCII code point of the input. */
 static void
-text_push_unicode(struct text_analyzer *ta, uint32_t c)
-{
+text_push_unicode(struct text_analyzer *ta, uint32_t c) {
     size_t n = ta->n;
-    uint8_t prev = n ? ta->cls[n - 1] : C_SPACE;
-    int in_emoji = (prev == C_EMOJI || prev == C_EXT);
+    uint8_t prev = n ? ta->cls[n - 1] : TEXT_C_SPACE;
+    int in_emoji = (prev == TEXT_C_EMOJI || prev == TEXT_C_EXT);
 
     if (c == 0xf1 || c == 0xd1 || c == 0xbf || c == 0xa1)
         ta->n_es_marks++; /* ñ Ñ ¿ ¡ */
     /* Latin-1 letters are already NFKC case-folded apart from their case:
      * the accents of Spanish text skip utf8proc. */
     if (c >= 0xe0 && c <= 0xfe && c != 0xf7) {
-        text_push(ta, c, C_LETTER, 0);
+        text_push(ta, c, TEXT_C_LETTER, 0);
         return;
     }
     if (c >= 0xc0 && c <= 0xde && c != 0xd7) {
         ta->stats.n_upper++;
-        text_push(ta, c + 0x20, C_LETTER, F_UP);
+        text_push(ta, c + 0x20, TEXT_C_LETTER, TEXT_FL_UP);
         return;
     }
     if (c == 0x200d) { /* ZWJ: glue inside an emoji sequence, else invisible */
         if (in_emoji) {
-            text_push(ta, c, C_EXT, 0);
+            text_push(ta, c, TEXT_C_EXT, 0);
             return;
         }
         goto invisible;
     }
     if (c >= 0xfe00 && c <= 0xfe0f) { /* variation selectors */
         if (in_emoji || (n && (ta->cp[n - 1] == '#' || ta->cp[n - 1] == '*' ||
-                               ta->cls[n - 1] == C_DIGIT)))
+                               ta->cls[n - 1] == TEXT_C_DIGIT)))
             return; /* presentation only; not counted */
         goto invisible;
     }
@@ -490,10 +479,10 @@ text_push_unicode(struct text_analyzer *ta, uint32_t c)
     if (c >= 0xe0020 && c <= 0xe007f && in_emoji)
         return; /* tag sequence of a subdivision flag */
     if (c == 0x20e3 && n &&
-        (ta->cls[n - 1] == C_DIGIT || ta->cp[n - 1] == '#' ||
+        (ta->cls[n - 1] == TEXT_C_DIGIT || ta->cp[n - 1] == '#' ||
          ta->cp[n - 1] == '*')) {
-        ta->cls[n - 1] = C_EMOJI; /* keycap: "1⃣" is one emoji */
-        text_push(ta, c, C_EXT, 0);
+        ta->cls[n - 1] = TEXT_C_EMOJI; /* keycap: "1⃣" is one emoji */
+        text_push(ta, c, TEXT_C_EXT, 0);
         return;
     }
 
@@ -503,7 +492,7 @@ text_push_unicode(struct text_analyzer *ta, uint32_t c)
     if (p->boundclass == UTF8PROC_BOUNDCLASS_REGIONAL_INDICATOR ||
         (p->boundclass == UTF8PROC_BOUNDCLASS_EXTENDED_PICTOGRAPHIC &&
          c >= 0x2190)) {
-        text_push(ta, c, C_EMOJI, 0);
+        text_push(ta, c, TEXT_C_EMOJI, 0);
         return;
     }
     switch (p->category) {
@@ -511,7 +500,7 @@ text_push_unicode(struct text_analyzer *ta, uint32_t c)
     case UTF8PROC_CATEGORY_ZL:
     case UTF8PROC_CATEGORY_ZP:
     case UTF8PROC_CATEGORY_CC:
-        text_push(ta, ' ', C_SPACE, 0);
+        text_push(ta, ' ', TEXT_C_SPACE, 0);
         return;
     default:
         break;
@@ -535,24 +524,23 @@ text_push_unicode(struct text_analyzer *ta, uint32_t c)
         const utf8proc_property_t *pd =
             d < 0x80 ? NULL : utf8proc_get_property(buf[i]);
         uint8_t cls = text_class_of(d, pd);
-        if (cls == C_MARK && pd && pd->category == UTF8PROC_CATEGORY_MN) {
+        if (cls == TEXT_C_MARK && pd && pd->category == UTF8PROC_CATEGORY_MN) {
             text_push_mark(ta, d);
             continue;
         }
-        if (cls == C_LETTER)
+        if (cls == TEXT_C_LETTER)
             text_count_script(ta, d);
-        text_push(ta, d, cls, (upper && cls == C_LETTER) ? F_UP : 0);
+        text_push(ta, d, cls, (upper && cls == TEXT_C_LETTER) ? TEXT_FL_UP : 0);
     }
     return;
 
 invisible:
     ta->stats.n_invisible++;
-    ta->pending = F_INV;
+    ta->pending = TEXT_FL_INV;
 }
 
 static int
-text_clean(struct text_analyzer *ta, const char *text, size_t len)
-{
+text_clean(struct text_analyzer *ta, const char *text, size_t len) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
 
@@ -577,12 +565,12 @@ text_clean(struct text_analyzer *ta, const char *text, size_t len)
                 uint8_t up = (uint8_t)((unsigned)(b - 'A') < 26u);
                 cp[n] = b | (uint32_t)(up << 5);
                 cls[n] = k;
-                fl[n] = up | pending; /* F_UP == 1 */
+                fl[n] = up | pending; /* TEXT_FL_UP == 1 */
                 pending = 0;
                 n++;
                 upper += up;
-                letters += k == C_LETTER;
-                if (k == C_PUNCT) {
+                letters += k == TEXT_C_LETTER;
+                if (k == TEXT_C_PUNCT) {
                     run = b == last ? run + 1 : 1;
                     last = b;
                     max_run = run > max_run ? run : max_run;
@@ -617,7 +605,8 @@ text_clean(struct text_analyzer *ta, const char *text, size_t len)
             i += used;
             if (c == '&' && i < len) { /* doubly escaped: "&amp;#39;" */
                 char tmp[16] = "&";
-                size_t m = len - i < sizeof(tmp) - 1 ? len - i : sizeof(tmp) - 1;
+                size_t m =
+                    len - i < sizeof(tmp) - 1 ? len - i : sizeof(tmp) - 1;
                 memcpy(tmp + 1, text + i, m);
                 uint32_t c2;
                 size_t used2 = text_entity(tmp, m + 1, &c2);
@@ -645,8 +634,7 @@ text_clean(struct text_analyzer *ta, const char *text, size_t len)
 /* Room for every token the cleaned text can make: each token but a HOST
  * consumes at least one code point, and a HOST follows a URL of 3 or more. */
 static int
-text_reserve_toks(struct text_analyzer *ta)
-{
+text_reserve_toks(struct text_analyzer *ta) {
     size_t need = ta->n + 1 < ta->max_tokens ? ta->n + 1 : ta->max_tokens;
     if (need <= ta->toks_cap)
         return 0;
@@ -669,9 +657,8 @@ oom:
 }
 
 static inline int
-text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off,
-             uint32_t len, uint8_t flags)
-{
+text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off, uint32_t len,
+             uint8_t flags) {
     if (ta->n_toks >= ta->max_tokens || ta->n_toks >= ta->toks_cap) {
         ta->full = 1;
         ta->stats.truncated = 1;
@@ -691,8 +678,7 @@ text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off,
 }
 
 static size_t
-text_utf8_put(char *dst, uint32_t c)
-{
+text_utf8_put(char *dst, uint32_t c) {
     if (c < 0x80) {
         dst[0] = (char)c;
         return 1;
@@ -719,8 +705,7 @@ text_utf8_put(char *dst, uint32_t c)
  * max_len bytes; returns 0 and the offset/length, or -1. */
 static int
 text_emit_range(struct text_analyzer *ta, size_t a, size_t b, size_t max_len,
-                uint32_t *off, uint32_t *len)
-{
+                uint32_t *off, uint32_t *len) {
     if (text_reserve_arena(ta, (b - a) * 4 + 1) < 0)
         return -1;
     char *p = ta->arena + ta->arena_len;
@@ -743,35 +728,30 @@ text_emit_range(struct text_analyzer *ta, size_t a, size_t b, size_t max_len,
 /* Scripts written without spaces between words: each character is a word
  * of its own (Han ideographs, kana). */
 static inline int
-text_is_cjk(uint32_t c)
-{
+text_is_cjk(uint32_t c) {
     return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x4dbf) ||
            (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) ||
            (c >= 0x20000 && c <= 0x2ffff);
 }
 
 static inline uint32_t
-text_cp(const struct text_analyzer *ta, size_t i)
-{
+text_cp(const struct text_analyzer *ta, size_t i) {
     return i < ta->n ? ta->cp[i] : 0;
 }
 
 static inline uint8_t
-text_cls(const struct text_analyzer *ta, size_t i)
-{
-    return i < ta->n ? ta->cls[i] : C_SPACE;
+text_cls(const struct text_analyzer *ta, size_t i) {
+    return i < ta->n ? ta->cls[i] : TEXT_C_SPACE;
 }
 
 static inline int
-text_is_wordc(uint8_t cls)
-{
-    return cls == C_LETTER || cls == C_DIGIT || cls == C_MARK;
+text_is_wordc(uint8_t cls) {
+    return cls == TEXT_C_LETTER || cls == TEXT_C_DIGIT || cls == TEXT_C_MARK;
 }
 
 /* Does the text at i start with the ASCII string s? */
 static int
-text_match(const struct text_analyzer *ta, size_t i, const char *s)
-{
+text_match(const struct text_analyzer *ta, size_t i, const char *s) {
     for (; *s; s++, i++)
         if (text_cp(ta, i) != (unsigned char)*s)
             return 0;
@@ -779,8 +759,7 @@ text_match(const struct text_analyzer *ta, size_t i, const char *s)
 }
 
 static int
-text_is_label_char(const struct text_analyzer *ta, size_t i)
-{
+text_is_label_char(const struct text_analyzer *ta, size_t i) {
     uint8_t k = text_cls(ta, i);
     return text_is_wordc(k) || text_cp(ta, i) == '-' || text_cp(ta, i) == '_';
 }
@@ -789,8 +768,7 @@ text_is_label_char(const struct text_analyzer *ta, size_t i)
  * start.  Bounded to TEXT_HOST_CP code points. */
 static size_t
 text_scan_host(const struct text_analyzer *ta, size_t h, unsigned *labels,
-               size_t *last)
-{
+               size_t *last) {
     size_t j = h;
     *labels = 0;
     *last = h;
@@ -820,8 +798,7 @@ static const char text_tlds[] =
     "click pw su to tw mobi name pro asia tech news blog fun icu buzz cam ";
 
 static int
-text_known_tld(const struct text_analyzer *ta, size_t a, size_t b)
-{
+text_known_tld(const struct text_analyzer *ta, size_t a, size_t b) {
     char t[10];
     if (b - a < 2 || b - a > 6)
         return 0;
@@ -840,8 +817,7 @@ text_known_tld(const struct text_analyzer *ta, size_t a, size_t b)
 /* A URL at i: "http(s)://...", "www.x.y" or "name.tld[/path]".  Emits URL and
  * HOST tokens and returns the end, or returns i when there is none. */
 static size_t
-text_try_url(struct text_analyzer *ta, size_t i)
-{
+text_try_url(struct text_analyzer *ta, size_t i) {
     size_t h = i;
     int scheme = 0;
     if (text_match(ta, i, "https://")) {
@@ -872,9 +848,9 @@ text_try_url(struct text_analyzer *ta, size_t i)
         return i; /* the host was cut by the length bound */
 
     size_t j = hend;
-    if (text_cp(ta, j) == ':' && text_cls(ta, j + 1) == C_DIGIT) {
+    if (text_cp(ta, j) == ':' && text_cls(ta, j + 1) == TEXT_C_DIGIT) {
         j++;
-        while (text_cls(ta, j) == C_DIGIT)
+        while (text_cls(ta, j) == TEXT_C_DIGIT)
             j++;
     }
     uint32_t c = text_cp(ta, j);
@@ -882,8 +858,8 @@ text_try_url(struct text_analyzer *ta, size_t i)
         while (j < ta->n) {
             uint8_t k = ta->cls[j];
             c = ta->cp[j];
-            if (k == C_SPACE || k == C_EMOJI || k == C_EXT || c == '<' ||
-                c == '>' || c == '"')
+            if (k == TEXT_C_SPACE || k == TEXT_C_EMOJI || k == TEXT_C_EXT ||
+                c == '<' || c == '>' || c == '"')
                 break;
             j++;
         }
@@ -916,8 +892,7 @@ text_try_url(struct text_analyzer *ta, size_t i)
 
 /* An e-mail address at i, or i. */
 static size_t
-text_try_email(struct text_analyzer *ta, size_t i)
-{
+text_try_email(struct text_analyzer *ta, size_t i) {
     size_t j = i;
     while (j - i <= TEXT_NAME_CP) {
         uint32_t c = text_cp(ta, j);
@@ -935,7 +910,7 @@ text_try_email(struct text_analyzer *ta, size_t i)
     if (labels < 2 || hend - last < 2)
         return i;
     for (size_t k = last; k < hend; k++)
-        if (ta->cls[k] != C_LETTER)
+        if (ta->cls[k] != TEXT_C_LETTER)
             return i;
     uint32_t off, len;
     if (text_emit_range(ta, i, hend, TEXT_URL_LEN, &off, &len) == 0)
@@ -945,8 +920,7 @@ text_try_email(struct text_analyzer *ta, size_t i)
 
 /* "@name" at i (ta->cp[i] == '@'), or i. */
 static size_t
-text_try_mention(struct text_analyzer *ta, size_t i)
-{
+text_try_mention(struct text_analyzer *ta, size_t i) {
     size_t j = i + 1;
     if (i > 0 && text_is_wordc(ta->cls[i - 1]))
         return i;
@@ -961,10 +935,9 @@ text_try_mention(struct text_analyzer *ta, size_t i)
     return j;
 }
 
-/* One emoji at i (class C_EMOJI) with its ZWJ / keycap / flag partners. */
+/* One emoji at i (class TEXT_C_EMOJI) with its ZWJ / keycap / flag partners. */
 static size_t
-text_emoji(struct text_analyzer *ta, size_t i)
-{
+text_emoji(struct text_analyzer *ta, size_t i) {
     size_t j = i + 1;
     int ri = (ta->cp[i] >= 0x1f1e6 && ta->cp[i] <= 0x1f1ff);
 
@@ -976,9 +949,9 @@ text_emoji(struct text_analyzer *ta, size_t i)
         l += text_utf8_put(ta->arena + off + l, ta->cp[j]);
         j++;
     }
-    while (j < ta->n && ta->cls[j] == C_EXT) {
+    while (j < ta->n && ta->cls[j] == TEXT_C_EXT) {
         uint32_t c = ta->cp[j];
-        if (c == 0x200d && text_cls(ta, j + 1) == C_EMOJI && l + 8 < 56) {
+        if (c == 0x200d && text_cls(ta, j + 1) == TEXT_C_EMOJI && l + 8 < 56) {
             l += text_utf8_put(ta->arena + off + l, c);
             l += text_utf8_put(ta->arena + off + l, ta->cp[j + 1]);
             j += 2;
@@ -997,22 +970,21 @@ text_emoji(struct text_analyzer *ta, size_t i)
 /* A number at i: digits with . or , between digits.  Returns i when letters
  * follow (then it is a word such as "4th" or "5hit"). */
 static size_t
-text_try_number(struct text_analyzer *ta, size_t i)
-{
+text_try_number(struct text_analyzer *ta, size_t i) {
     size_t j = i;
-    while (text_cls(ta, j) == C_DIGIT)
+    while (text_cls(ta, j) == TEXT_C_DIGIT)
         j++;
     while ((text_cp(ta, j) == '.' || text_cp(ta, j) == ',') &&
-           text_cls(ta, j + 1) == C_DIGIT) {
+           text_cls(ta, j + 1) == TEXT_C_DIGIT) {
         j++;
-        while (text_cls(ta, j) == C_DIGIT)
+        while (text_cls(ta, j) == TEXT_C_DIGIT)
             j++;
     }
     uint8_t k = text_cls(ta, j);
     uint32_t c = text_cp(ta, j);
-    if (k == C_LETTER || k == C_MARK ||
+    if (k == TEXT_C_LETTER || k == TEXT_C_MARK ||
         ((c == '*' || c == '$' || c == '@' || c == '!' || c == '\'') &&
-         text_cls(ta, j + 1) == C_LETTER))
+         text_cls(ta, j + 1) == TEXT_C_LETTER))
         return i;
     uint32_t off, len;
     if (text_emit_range(ta, i, j, 32, &off, &len) == 0)
@@ -1023,24 +995,29 @@ text_try_number(struct text_analyzer *ta, size_t i)
 /* ---- words and their de-obfuscation -------------------------------------- */
 
 static void
-text_wpush(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl)
-{
+text_wpush(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl) {
     if (ta->wn < TEXT_WORD_CP)
         ta->wbuf[ta->wn++] = (struct text_wch){c, cls, fl};
 }
 
 /* Leet digits as letters. */
 static uint32_t
-text_leet(uint32_t d)
-{
+text_leet(uint32_t d) {
     switch (d) {
-    case '0': return 'o';
-    case '1': return 'i';
-    case '3': return 'e';
-    case '4': return 'a';
-    case '5': return 's';
-    case '7': return 't';
-    default: return 0;
+    case '0':
+        return 'o';
+    case '1':
+        return 'i';
+    case '3':
+        return 'e';
+    case '4':
+        return 'a';
+    case '5':
+        return 's';
+    case '7':
+        return 't';
+    default:
+        return 0;
     }
 }
 
@@ -1052,51 +1029,92 @@ static const char text_units[] =
 
 /* Cyrillic and Greek letters that look like Latin ones (lower case). */
 static uint32_t
-text_homoglyph(uint32_t c)
-{
+text_homoglyph(uint32_t c) {
     switch (c) {
-    case 0x430: return 'a'; /* а */
-    case 0x432: return 'b'; /* в (small capital B) */
-    case 0x435: return 'e'; /* е */
-    case 0x451: return 'e'; /* ё */
-    case 0x43a: return 'k'; /* к */
-    case 0x43c: return 'm'; /* м */
-    case 0x43d: return 'h'; /* н (small capital H) */
-    case 0x43e: return 'o'; /* о */
-    case 0x440: return 'p'; /* р */
-    case 0x441: return 'c'; /* с */
-    case 0x442: return 't'; /* т */
-    case 0x443: return 'y'; /* у */
-    case 0x445: return 'x'; /* х */
-    case 0x44c: return 'b'; /* ь */
-    case 0x455: return 's'; /* ѕ */
-    case 0x456: return 'i'; /* і */
-    case 0x457: return 'i'; /* ї */
-    case 0x458: return 'j'; /* ј */
-    case 0x4bb: return 'h'; /* һ */
-    case 0x4cf: return 'l'; /* ӏ */
-    case 0x501: return 'd'; /* ԁ */
-    case 0x51b: return 'q'; /* ԛ */
-    case 0x51d: return 'w'; /* ԝ */
-    case 0x3b1: return 'a'; /* α */
-    case 0x3b2: return 'b'; /* β */
-    case 0x3b5: return 'e'; /* ε */
-    case 0x3b7: return 'n'; /* η */
-    case 0x3b9: return 'i'; /* ι */
-    case 0x3ba: return 'k'; /* κ */
-    case 0x3bc: return 'u'; /* μ */
-    case 0x3bd: return 'v'; /* ν */
-    case 0x3bf: return 'o'; /* ο */
-    case 0x3c1: return 'p'; /* ρ */
-    case 0x3c4: return 't'; /* τ */
-    case 0x3c5: return 'u'; /* υ */
-    case 0x3c7: return 'x'; /* χ */
-    case 0x3c9: return 'w'; /* ω */
-    case 0x3b3: return 'y'; /* γ */
-    case 0x131: return 'i'; /* ı dotless i */
-    case 0x251: return 'a'; /* ɑ */
-    case 0x261: return 'g'; /* ɡ */
-    default: return 0;
+    case 0x430:
+        return 'a'; /* а */
+    case 0x432:
+        return 'b'; /* в (small capital B) */
+    case 0x435:
+        return 'e'; /* е */
+    case 0x451:
+        return 'e'; /* ё */
+    case 0x43a:
+        return 'k'; /* к */
+    case 0x43c:
+        return 'm'; /* м */
+    case 0x43d:
+        return 'h'; /* н (small capital H) */
+    case 0x43e:
+        return 'o'; /* о */
+    case 0x440:
+        return 'p'; /* р */
+    case 0x441:
+        return 'c'; /* с */
+    case 0x442:
+        return 't'; /* т */
+    case 0x443:
+        return 'y'; /* у */
+    case 0x445:
+        return 'x'; /* х */
+    case 0x44c:
+        return 'b'; /* ь */
+    case 0x455:
+        return 's'; /* ѕ */
+    case 0x456:
+        return 'i'; /* і */
+    case 0x457:
+        return 'i'; /* ї */
+    case 0x458:
+        return 'j'; /* ј */
+    case 0x4bb:
+        return 'h'; /* һ */
+    case 0x4cf:
+        return 'l'; /* ӏ */
+    case 0x501:
+        return 'd'; /* ԁ */
+    case 0x51b:
+        return 'q'; /* ԛ */
+    case 0x51d:
+        return 'w'; /* ԝ */
+    case 0x3b1:
+        return 'a'; /* α */
+    case 0x3b2:
+        return 'b'; /* β */
+    case 0x3b5:
+        return 'e'; /* ε */
+    case 0x3b7:
+        return 'n'; /* η */
+    case 0x3b9:
+        return 'i'; /* ι */
+    case 0x3ba:
+        return 'k'; /* κ */
+    case 0x3bc:
+        return 'u'; /* μ */
+    case 0x3bd:
+        return 'v'; /* ν */
+    case 0x3bf:
+        return 'o'; /* ο */
+    case 0x3c1:
+        return 'p'; /* ρ */
+    case 0x3c4:
+        return 't'; /* τ */
+    case 0x3c5:
+        return 'u'; /* υ */
+    case 0x3c7:
+        return 'x'; /* χ */
+    case 0x3c9:
+        return 'w'; /* ω */
+    case 0x3b3:
+        return 'y'; /* γ */
+    case 0x131:
+        return 'i'; /* ı dotless i */
+    case 0x251:
+        return 'a'; /* ɑ */
+    case 0x261:
+        return 'g'; /* ɡ */
+    default:
+        return 0;
     }
 }
 
@@ -1104,19 +1122,20 @@ text_homoglyph(uint32_t c)
  * entry (one letter per '*'), so it becomes "fuck"; "s**t" (shit? slut?)
  * stays masked as "s*t". */
 static const char *const text_masked_words[] = {
-    "fuck", "fucking", "fucked", "fucker", "fuckin", "motherfucker", "shit",
-    "bullshit", "bitch", "bitches", "ass", "asshole", "cunt", "dick", "cock",
-    "pussy", "damn", "hell", "bastard", "slut", "whore", "nigger", "nigga",
-    "niggas", "fag", "faggot", "retard", "crap", "piss", "twat", "wanker",
-    "puta", "puto", "putos", "putas", "pendejo", "pendeja", "mierda",
-    "cabron", "chinga", "chingada", "verga", "culero", "culo", "joder",
-    "marica", "maricon", "perra", "zorra", "pinche", "mamon",
+    "fuck",    "fucking",  "fucked", "fucker",  "fuckin",   "motherfucker",
+    "shit",    "bullshit", "bitch",  "bitches", "ass",      "asshole",
+    "cunt",    "dick",     "cock",   "pussy",   "damn",     "hell",
+    "bastard", "slut",     "whore",  "nigger",  "nigga",    "niggas",
+    "fag",     "faggot",   "retard", "crap",    "piss",     "twat",
+    "wanker",  "puta",     "puto",   "putos",   "putas",    "pendejo",
+    "pendeja", "mierda",   "cabron", "chinga",  "chingada", "verga",
+    "culero",  "culo",     "joder",  "marica",  "maricon",  "perra",
+    "zorra",   "pinche",   "mamon",
 };
 
-/* Resolve the masked word in wbuf (C_MASK entries) against the list. */
+/* Resolve the masked word in wbuf (TEXT_C_MASK entries) against the list. */
 static int
-text_unmask(struct text_analyzer *ta)
-{
+text_unmask(struct text_analyzer *ta) {
     const char *found = NULL;
     for (size_t w = 0;
          w < sizeof(text_masked_words) / sizeof(text_masked_words[0]); w++) {
@@ -1125,7 +1144,7 @@ text_unmask(struct text_analyzer *ta)
             continue;
         unsigned k = 0;
         for (; k < ta->wn; k++)
-            if (ta->wbuf[k].cls != C_MASK &&
+            if (ta->wbuf[k].cls != TEXT_C_MASK &&
                 ta->wbuf[k].c != (unsigned char)m[k])
                 break;
         if (k < ta->wn)
@@ -1137,9 +1156,9 @@ text_unmask(struct text_analyzer *ta)
     if (!found)
         return 0;
     for (unsigned k = 0; k < ta->wn; k++)
-        if (ta->wbuf[k].cls == C_MASK)
-            ta->wbuf[k] = (struct text_wch){(unsigned char)found[k], C_LETTER,
-                                            F_SYM};
+        if (ta->wbuf[k].cls == TEXT_C_MASK)
+            ta->wbuf[k] = (struct text_wch){(unsigned char)found[k],
+                                            TEXT_C_LETTER, TEXT_FL_SYM};
     return 1;
 }
 
@@ -1147,8 +1166,7 @@ text_unmask(struct text_analyzer *ta)
  * Letters that rarely double in English or Spanish collapse to one
  * ("stuuupid" -> "stupid", "siiii" -> "si"); a trailing 'o' too ("noooo"). */
 static int
-text_keeps_double(uint32_t c, int trailing)
-{
+text_keeps_double(uint32_t c, int trailing) {
     if (c == 'o')
         return !trailing;
     return c > 0 && c < 0x80 && strchr("bcdeflmnprstgxz", (int)c) != NULL;
@@ -1181,20 +1199,19 @@ text_keeps_double(uint32_t c, int trailing)
  * upper case.
  */
 static void
-text_word_build(struct text_analyzer *ta, int obf)
-{
+text_word_build(struct text_analyzer *ta, int obf) {
     struct text_wch *w = ta->wbuf;
     unsigned n = ta->wn;
     unsigned letters = 0, upper = 0, masks = 0;
 
     for (unsigned k = 0; k < n; k++) {
-        if (w[k].cls == C_LETTER && !(w[k].fl & F_SYM)) {
+        if (w[k].cls == TEXT_C_LETTER && !(w[k].fl & TEXT_FL_SYM)) {
             letters++;
-            upper += (w[k].fl & F_UP) != 0;
+            upper += (w[k].fl & TEXT_FL_UP) != 0;
         }
-        if (w[k].cls == C_MASK)
+        if (w[k].cls == TEXT_C_MASK)
             masks++;
-        if ((k > 0 && (w[k].fl & F_INV)) || (w[k].fl & F_ZALGO))
+        if ((k > 0 && (w[k].fl & TEXT_FL_INV)) || (w[k].fl & TEXT_FL_ZALGO))
             obf = 1;
     }
     uint8_t flags = (letters >= 2 && upper == letters) ? TEXT_F_UPPER : 0;
@@ -1203,15 +1220,15 @@ text_word_build(struct text_analyzer *ta, int obf)
     int mapped = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (unsigned a = 0; a < n;) {
-            if (w[a].cls != C_DIGIT) {
+            if (w[a].cls != TEXT_C_DIGIT) {
                 a++;
                 continue;
             }
             unsigned b = a, ok = 1;
-            while (b < n && w[b].cls == C_DIGIT)
+            while (b < n && w[b].cls == TEXT_C_DIGIT)
                 ok &= text_leet(w[b++].c) != 0;
-            int before = a > 0 && w[a - 1].cls == C_LETTER;
-            int after = b < n && w[b].cls == C_LETTER;
+            int before = a > 0 && w[a - 1].cls == TEXT_C_LETTER;
+            int after = b < n && w[b].cls == TEXT_C_LETTER;
             int map = 0;
             if (ok && pass == 0 && before && after && b - a <= 3) {
                 map = 1;
@@ -1219,11 +1236,11 @@ text_word_build(struct text_analyzer *ta, int obf)
                        w[a].c != '4') { /* "4ever", "4real": for */
                 char suf[10] = " ";
                 unsigned e = b, l = 0;
-                for (; e < n && w[e].cls == C_LETTER && l < 6; e++, l++)
+                for (; e < n && w[e].cls == TEXT_C_LETTER && l < 6; e++, l++)
                     suf[1 + l] = (char)(w[e].c < 0x80 ? w[e].c : '?');
                 suf[1 + l] = ' ';
                 suf[2 + l] = '\0';
-                int whole = (e == n || w[e].cls != C_LETTER);
+                int whole = (e == n || w[e].cls != TEXT_C_LETTER);
                 map = l >= 2 && !(whole && strstr(text_units, suf));
             } else if (ok && pass == 1 && mapped && before && b == n &&
                        b - a == 1) {
@@ -1231,8 +1248,8 @@ text_word_build(struct text_analyzer *ta, int obf)
             }
             if (map) {
                 for (unsigned k = a; k < b; k++)
-                    w[k] = (struct text_wch){text_leet(w[k].c), C_LETTER,
-                                             F_SYM};
+                    w[k] = (struct text_wch){text_leet(w[k].c), TEXT_C_LETTER,
+                                             TEXT_FL_SYM};
                 mapped = 1;
                 obf = 1;
             }
@@ -1246,7 +1263,8 @@ text_word_build(struct text_analyzer *ta, int obf)
         if (!text_unmask(ta)) {
             unsigned o = 0;
             for (unsigned k = 0; k < n; k++)
-                if (!(w[k].cls == C_MASK && o > 0 && w[o - 1].cls == C_MASK))
+                if (!(w[k].cls == TEXT_C_MASK && o > 0 &&
+                      w[o - 1].cls == TEXT_C_MASK))
                     w[o++] = w[k];
             n = o;
         }
@@ -1259,7 +1277,7 @@ text_word_build(struct text_analyzer *ta, int obf)
     int cyrillic_ok = ta->cfg.cyrillic_ok || ta->n_unlike[0] > 0;
     int greek_ok = ta->cfg.greek_ok || ta->n_unlike[1] > 0;
     for (unsigned k = 0; k < n; k++) {
-        if (w[k].cls != C_LETTER)
+        if (w[k].cls != TEXT_C_LETTER)
             continue;
         uint32_t c = w[k].c;
         if (c >= 0x100 && text_homoglyph(c)) {
@@ -1276,7 +1294,7 @@ text_word_build(struct text_analyzer *ta, int obf)
     }
     if (alike && !other && (latin || !script_ok)) {
         for (unsigned k = 0; k < n; k++)
-            if (w[k].cls == C_LETTER && w[k].c >= 0x100 &&
+            if (w[k].cls == TEXT_C_LETTER && w[k].c >= 0x100 &&
                 text_homoglyph(w[k].c))
                 w[k].c = text_homoglyph(w[k].c);
         obf = 1;
@@ -1286,7 +1304,7 @@ text_word_build(struct text_analyzer *ta, int obf)
     unsigned o = 0;
     for (unsigned k = 0; k < n;) {
         unsigned e = k + 1;
-        while (e < n && w[e].c == w[k].c && w[k].cls == C_LETTER)
+        while (e < n && w[e].c == w[k].c && w[k].cls == TEXT_C_LETTER)
             e++;
         unsigned keep = e - k;
         if (keep >= 3) {
@@ -1302,9 +1320,9 @@ text_word_build(struct text_analyzer *ta, int obf)
     /* 5. laughter */
     if (n >= 6 && n % 2 == 0 && w[0].c != w[1].c) {
         unsigned k = 2;
-        while (k < n && w[k].c == w[k % 2].c && w[k].cls == C_LETTER)
+        while (k < n && w[k].c == w[k % 2].c && w[k].cls == TEXT_C_LETTER)
             k++;
-        if (k == n && w[0].cls == C_LETTER && w[1].cls == C_LETTER)
+        if (k == n && w[0].cls == TEXT_C_LETTER && w[1].cls == TEXT_C_LETTER)
             n = 4;
     }
 
@@ -1315,7 +1333,7 @@ text_word_build(struct text_analyzer *ta, int obf)
     size_t off = ta->arena_len, l = 0;
     for (unsigned k = 0; k < n; k++)
         l += text_utf8_put(ta->arena + off + l,
-                           w[k].cls == C_MASK ? '*' : w[k].c);
+                           w[k].cls == TEXT_C_MASK ? '*' : w[k].c);
     ta->arena[off + l] = '\0';
     ta->arena_len += l + 1;
     if (text_tok_add(ta, TEXT_WORD, (uint32_t)off, (uint32_t)l, flags) == 0)
@@ -1326,8 +1344,7 @@ text_word_build(struct text_analyzer *ta, int obf)
  * least three single letters with the same one-character separator become
  * one word.  Returns the end, or i. */
 static size_t
-text_try_spaced(struct text_analyzer *ta, size_t i)
-{
+text_try_spaced(struct text_analyzer *ta, size_t i) {
     uint32_t sep = text_cp(ta, i + 1);
     if (!(sep == ' ' || sep == '.' || sep == '-' || sep == '_'))
         return i;
@@ -1335,16 +1352,16 @@ text_try_spaced(struct text_analyzer *ta, size_t i)
     for (;;) {
         /* j is a single letter: take it */
         count++;
-        upper += (ta->fl[j] & F_UP) != 0;
+        upper += (ta->fl[j] & TEXT_FL_UP) != 0;
         size_t nx = j + 2;
-        if (text_cp(ta, j + 1) != sep || text_cls(ta, nx) != C_LETTER ||
+        if (text_cp(ta, j + 1) != sep || text_cls(ta, nx) != TEXT_C_LETTER ||
             text_is_wordc(text_cls(ta, nx + 1)))
             break; /* no single letter after the separator */
         /* ...nor one that starts a chain of its own ("t U.S.A.") */
         uint32_t other = text_cp(ta, nx + 1);
         if (other != sep &&
             (other == ' ' || other == '.' || other == '-' || other == '_') &&
-            text_cls(ta, nx + 2) == C_LETTER &&
+            text_cls(ta, nx + 2) == TEXT_C_LETTER &&
             !text_is_wordc(text_cls(ta, nx + 3)))
             break;
         j = nx;
@@ -1353,7 +1370,7 @@ text_try_spaced(struct text_analyzer *ta, size_t i)
         return i;
     ta->wn = 0;
     for (size_t k = i; k <= j; k += 2)
-        text_wpush(ta, ta->cp[k], C_LETTER, ta->fl[k]);
+        text_wpush(ta, ta->cp[k], TEXT_C_LETTER, ta->fl[k]);
     /* "U.S.A." is an acronym, not an obfuscation */
     text_word_build(ta, !(sep == '.' && upper == count));
     return j + 1;
@@ -1362,8 +1379,7 @@ text_try_spaced(struct text_analyzer *ta, size_t i)
 /* A word at i: letters, digits and marks, with apostrophes, masks and
  * letter-like symbols where they sit inside a word (text_word_build). */
 static size_t
-text_word(struct text_analyzer *ta, size_t i)
-{
+text_word(struct text_analyzer *ta, size_t i) {
     size_t j = i;
     unsigned letters = 0, digits = 0;
     int obf = 0;
@@ -1372,15 +1388,15 @@ text_word(struct text_analyzer *ta, size_t i)
     while (j < ta->n) {
         uint8_t k = ta->cls[j];
         uint32_t c = ta->cp[j];
-        int prev_letter = j > i && ta->cls[j - 1] == C_LETTER;
-        int next_letter = text_cls(ta, j + 1) == C_LETTER;
+        int prev_letter = j > i && ta->cls[j - 1] == TEXT_C_LETTER;
+        int next_letter = text_cls(ta, j + 1) == TEXT_C_LETTER;
 
         if (text_is_wordc(k)) {
             if (c >= 0x3040 && text_is_cjk(c) && (j > i || ta->wn))
                 break; /* an ideograph ends the word before it */
             text_wpush(ta, c, k, ta->fl[j]);
-            letters += k == C_LETTER;
-            digits += k == C_DIGIT;
+            letters += k == TEXT_C_LETTER;
+            digits += k == TEXT_C_DIGIT;
             j++;
         } else if (c == '\'' || c == 0x2019 || c == 0x2018 || c == 0x2bc) {
             if (!(prev_letter && next_letter))
@@ -1388,8 +1404,11 @@ text_word(struct text_analyzer *ta, size_t i)
             j++; /* dropped: "don't" -> "dont" */
         } else if ((c == '@' || c == '!' || c == '|') && prev_letter &&
                    next_letter && letters <= 2) {
-            text_wpush(ta, c == '@' ? 'a' : c == '!' ? 'i' : 'l', C_LETTER,
-                       F_SYM);
+            text_wpush(ta,
+                       c == '@'   ? 'a'
+                       : c == '!' ? 'i'
+                                  : 'l',
+                       TEXT_C_LETTER, TEXT_FL_SYM);
             obf = 1;
             j++;
         } else if (c == '$' || c == '*' || (c == '#' && j > i)) {
@@ -1397,17 +1416,17 @@ text_word(struct text_analyzer *ta, size_t i)
             while (m < ta->n && ta->cp[m] == c)
                 m++;
             int lead = j == i && c == '$' && m == j + 1 &&
-                       text_cls(ta, m) == C_LETTER;
-            int inner = prev_letter && text_cls(ta, m) == C_LETTER;
+                       text_cls(ta, m) == TEXT_C_LETTER;
+            int inner = prev_letter && text_cls(ta, m) == TEXT_C_LETTER;
             int trail = prev_letter && letters <= (c == '$' ? 2u : 3u) &&
                         digits == 0 && !text_is_wordc(text_cls(ta, m));
             if (!(lead || inner || trail))
                 break;
             for (; j < m; j++) {
                 if (c == '$')
-                    text_wpush(ta, 's', C_LETTER, F_SYM);
+                    text_wpush(ta, 's', TEXT_C_LETTER, TEXT_FL_SYM);
                 else
-                    text_wpush(ta, '*', C_MASK, 0);
+                    text_wpush(ta, '*', TEXT_C_MASK, 0);
             }
             obf = 1;
         } else {
@@ -1416,10 +1435,10 @@ text_word(struct text_analyzer *ta, size_t i)
     }
     if (j == i)
         return i + 1;
-    if (letters == 0 && ta->wn && ta->wbuf[0].cls == C_DIGIT) {
+    if (letters == 0 && ta->wn && ta->wbuf[0].cls == TEXT_C_DIGIT) {
         /* digits with masks ("1**2"): only the number counts */
         size_t e = i;
-        while (text_cls(ta, e) == C_DIGIT)
+        while (text_cls(ta, e) == TEXT_C_DIGIT)
             e++;
         uint32_t off, len;
         if (text_emit_range(ta, i, e, 32, &off, &len) == 0)
@@ -1435,8 +1454,7 @@ text_word(struct text_analyzer *ta, size_t i)
  * not continued by anything text_word() would take in.  Returns e, or i
  * when the word needs text_word(). */
 static size_t
-text_word_plain(struct text_analyzer *ta, size_t i, size_t e)
-{
+text_word_plain(struct text_analyzer *ta, size_t i, size_t e) {
     const uint32_t *cp = ta->cp;
     const uint8_t *fl = ta->fl, *cls = ta->cls;
     size_t n = e - i;
@@ -1446,27 +1464,27 @@ text_word_plain(struct text_analyzer *ta, size_t i, size_t e)
     uint32_t nx = text_cp(ta, e);
     if (nx == '\'' || nx == 0x2019 || nx == 0x2018 || nx == 0x2bc ||
         nx == '@' || nx == '!' || nx == '|' || nx == '$' || nx == '*' ||
-        nx == '#' || text_cls(ta, e) == C_MARK)
+        nx == '#' || text_cls(ta, e) == TEXT_C_MARK)
         return i;
     if (text_reserve_arena(ta, n + 1) < 0)
         return e;
     char *p = ta->arena + ta->arena_len;
-    unsigned upper = fl[i] & F_UP;
-    uint8_t inside = fl[i] & F_ZALGO;
+    unsigned upper = fl[i] & TEXT_FL_UP;
+    uint8_t inside = fl[i] & TEXT_FL_ZALGO;
     uint32_t prev = 0, prev2 = 0;
     for (size_t k = i; k < e; k++) {
         uint32_t c = cp[k];
-        if (c >= 0x80 || cls[k] != C_LETTER || (c == prev && c == prev2))
+        if (c >= 0x80 || cls[k] != TEXT_C_LETTER || (c == prev && c == prev2))
             return i;
         *p++ = (char)c;
         prev2 = prev;
         prev = c;
     }
     for (size_t k = i + 1; k < e; k++) {
-        upper += fl[k] & F_UP;
+        upper += fl[k] & TEXT_FL_UP;
         inside |= fl[k];
     }
-    if (inside & (F_ZALGO | F_INV))
+    if (inside & (TEXT_FL_ZALGO | TEXT_FL_INV))
         return i; /* something was removed inside the word */
     if (n >= 6 && cp[i] == cp[i + 2] && cp[i + 1] == cp[i + 3])
         return i; /* may be laughter */
@@ -1481,33 +1499,32 @@ text_word_plain(struct text_analyzer *ta, size_t i, size_t e)
 }
 
 static void
-text_tokenize(struct text_analyzer *ta)
-{
+text_tokenize(struct text_analyzer *ta) {
     size_t i = 0;
     while (i < ta->n && !ta->full) {
         uint8_t k = ta->cls[i];
         uint32_t c = ta->cp[i];
         size_t j = i;
 
-        if (k == C_LETTER || k == C_DIGIT) {
+        if (k == TEXT_C_LETTER || k == TEXT_C_DIGIT) {
             /* the letters and digits from i; what follows them says which
              * kinds of token are possible */
             size_t e = i + 1;
-            while (e < ta->n && (ta->cls[e] == C_LETTER ||
-                                 ta->cls[e] == C_DIGIT))
+            while (e < ta->n &&
+                   (ta->cls[e] == TEXT_C_LETTER || ta->cls[e] == TEXT_C_DIGIT))
                 e++;
             uint32_t nx = text_cp(ta, e);
-            if (nx == '.' || nx == ':' || nx == '-' || nx == '_' ||
-                nx == '@' || nx == '+' || nx == '%') {
+            if (nx == '.' || nx == ':' || nx == '-' || nx == '_' || nx == '@' ||
+                nx == '+' || nx == '%') {
                 j = text_try_url(ta, i);
                 if (j == i)
                     j = text_try_email(ta, i);
             }
-            if (j == i && k == C_LETTER && e == i + 1)
+            if (j == i && k == TEXT_C_LETTER && e == i + 1)
                 j = text_try_spaced(ta, i);
-            if (j == i && k == C_DIGIT)
+            if (j == i && k == TEXT_C_DIGIT)
                 j = text_try_number(ta, i);
-            if (j == i && k == C_LETTER)
+            if (j == i && k == TEXT_C_LETTER)
                 j = text_word_plain(ta, i, e);
             if (j == i && c >= 0x3040 && text_is_cjk(c)) {
                 uint32_t off, len;
@@ -1519,11 +1536,11 @@ text_tokenize(struct text_analyzer *ta)
             }
             if (j == i)
                 j = text_word(ta, i);
-        } else if (k == C_EMOJI) {
+        } else if (k == TEXT_C_EMOJI) {
             j = text_emoji(ta, i);
         } else if (c == '@') {
             j = text_try_mention(ta, i);
-        } else if (c == '$' && text_cls(ta, i + 1) == C_LETTER) {
+        } else if (c == '$' && text_cls(ta, i + 1) == TEXT_C_LETTER) {
             j = text_word(ta, i);
         }
         i = j > i ? j : i + 1;
@@ -1535,11 +1552,10 @@ text_tokenize(struct text_analyzer *ta)
 /* Resolve the settings' language names unless they are the ones already
  * resolved. */
 static void
-text_config(struct text_analyzer *ta, const struct clf_settings *s)
-{
+text_config(struct text_analyzer *ta, const struct clf_settings *s) {
     struct text_config *c = &ta->cfg;
-    unsigned n = s->n_languages < CLF_MAX_LANGUAGES ? s->n_languages
-                                                    : CLF_MAX_LANGUAGES;
+    unsigned n =
+        s->n_languages < CLF_MAX_LANGUAGES ? s->n_languages : CLF_MAX_LANGUAGES;
     if (c->valid && c->n == n &&
         memcmp(c->given, s->languages, sizeof(c->given)) == 0 &&
         memcmp(c->given_def, s->default_language, sizeof(c->given_def)) == 0)
@@ -1578,8 +1594,7 @@ text_config(struct text_analyzer *ta, const struct clf_settings *s)
 
 /* A hint naming a configured language: that language, else NULL. */
 static const char *
-text_hint(const struct text_config *c, const char *hint)
-{
+text_hint(const struct text_config *c, const char *hint) {
     for (unsigned i = 0; i < c->n; i++)
         if (c->name[i] && (strcasecmp(hint, c->name[i]) == 0 ||
                            strcasecmp(hint, c->code[i]) == 0))
@@ -1600,8 +1615,7 @@ text_hint(const struct text_config *c, const char *hint)
  * function words) and a strict lead; otherwise the default language.
  */
 static const char *
-text_detect(struct text_analyzer *ta, const char *hint)
-{
+text_detect(struct text_analyzer *ta, const char *hint) {
     const struct text_config *c = &ta->cfg;
     if (hint && *hint) {
         const char *h = text_hint(c, hint);
@@ -1649,8 +1663,7 @@ text_detect(struct text_analyzer *ta, const char *hint)
 }
 
 static struct stem *
-text_stemmer(struct text_analyzer *ta, const char *name)
-{
+text_stemmer(struct text_analyzer *ta, const char *name) {
     unsigned i = 0;
     for (; i < CLF_MAX_LANGUAGES && ta->stemmers[i].name; i++)
         if (ta->stemmers[i].name == name)
@@ -1668,8 +1681,7 @@ text_stemmer(struct text_analyzer *ta, const char *name)
 }
 
 static void
-text_stem_all(struct text_analyzer *ta, const char *lang)
-{
+text_stem_all(struct text_analyzer *ta, const char *lang) {
     struct stem *st = text_stemmer(ta, lang);
     if (!st)
         return; /* words keep their surface */
@@ -1678,8 +1690,8 @@ text_stem_all(struct text_analyzer *ta, const char *lang)
         if (tk->kind != TEXT_WORD || tk->surf_len < TEXT_STEM_MIN)
             continue;
         size_t len;
-        const char *r = stem_word(st, ta->arena + tk->surf, tk->surf_len,
-                                  tk->hash, &len);
+        const char *r =
+            stem_word(st, ta->arena + tk->surf, tk->surf_len, tk->hash, &len);
         if (!r) {
             ta->oom = 1;
             return;
@@ -1694,13 +1706,13 @@ text_stem_all(struct text_analyzer *ta, const char *lang)
     }
 }
 
-/* ---- entry points --------------------------------------------------------- */
+/* ---- entry points ---------------------------------------------------------
+ */
 
 int
 text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
              const char *text, size_t len, const char *lang_hint,
-             struct text_doc *out)
-{
+             struct text_doc *out) {
     size_t max_bytes = s->max_bytes ? s->max_bytes : TEXT_DEFAULT_MAX_BYTES;
 
     memset(&ta->stats, 0, sizeof(ta->stats));
@@ -1761,13 +1773,11 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
 }
 
 const char *
-text_language_name(const char *code_or_name)
-{
+text_language_name(const char *code_or_name) {
     return lang_name(code_or_name);
 }
 
 const char *
-text_language_code(const char *name)
-{
+text_language_code(const char *name) {
     return lang_code(name);
 }

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 
 #include <cmocka.h>
 
@@ -30,14 +30,13 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 static void
-settings_init(struct clf_settings *s, const char *langs)
-{
+settings_init(struct clf_settings *s, const char *langs) {
     memset(s, 0, sizeof(*s));
     const char *p = langs;
     while (*p && s->n_languages < CLF_MAX_LANGUAGES) {
         size_t n = strcspn(p, ",");
-        snprintf(s->languages[s->n_languages++], CLF_LANG_MAX, "%.*s",
-                 (int)n, p);
+        snprintf(s->languages[s->n_languages++], CLF_LANG_MAX, "%.*s", (int)n,
+                 p);
         p += n;
         if (*p == ',')
             p++;
@@ -54,8 +53,7 @@ struct buf {
 };
 
 static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
+buf_add(struct buf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
@@ -70,8 +68,7 @@ buf_add(struct buf *b, const char *s, size_t n)
 }
 
 static void __attribute__((format(printf, 2, 3)))
-buf_printf(struct buf *b, const char *fmt, ...)
-{
+buf_printf(struct buf *b, const char *fmt, ...) {
     char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -82,8 +79,7 @@ buf_printf(struct buf *b, const char *fmt, ...)
 }
 
 static int
-hexval(int c)
-{
+hexval(int c) {
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -94,8 +90,7 @@ hexval(int c)
 }
 
 static size_t
-put_utf8(char *d, uint32_t c)
-{
+put_utf8(char *d, uint32_t c) {
     if (c < 0x80) {
         d[0] = (char)c;
         return 1;
@@ -120,8 +115,7 @@ put_utf8(char *d, uint32_t c)
 
 /* Decode the golden-file escapes of line (in place); returns the length. */
 static size_t
-unescape(char *line)
-{
+unescape(char *line) {
     char *o = line;
     for (char *p = line; *p;) {
         if (*p != '\\' || !p[1]) {
@@ -152,16 +146,14 @@ unescape(char *line)
 }
 
 static const char *
-kind_name(unsigned k)
-{
+kind_name(unsigned k) {
     static const char *const names[] = {"word",  "number",  "url",  "host",
                                         "email", "mention", "emoji"};
     return k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
 
 static void
-dump_doc(struct buf *b, const struct text_doc *d)
-{
+dump_doc(struct buf *b, const struct text_doc *d) {
     const struct text_stats *st = &d->stats;
     buf_printf(b,
                "  lang=%s chars=%u letters=%u upper=%u emoji=%u urls=%u "
@@ -185,8 +177,7 @@ dump_doc(struct buf *b, const struct text_doc *d)
 }
 
 static char *
-read_file(const char *path, size_t *len)
-{
+read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
@@ -205,8 +196,7 @@ read_file(const char *path, size_t *len)
 /* Dump every line of an .in text (modified in place) into out. */
 static void
 dump_lines(struct text_analyzer *ta, const struct clf_settings *s, char *in,
-           struct buf *out)
-{
+           struct buf *out) {
     char *save = NULL;
     for (char *line = strtok_r(in, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
@@ -223,8 +213,7 @@ dump_lines(struct text_analyzer *ta, const struct clf_settings *s, char *in,
 }
 
 static void
-golden(const char *name)
-{
+golden(const char *name) {
     const char *top = getenv("TOP");
     char in_path[4096], out_path[4096];
     snprintf(in_path, sizeof(in_path), "%s/tests/golden/text/%s.in",
@@ -282,36 +271,70 @@ golden(const char *name)
     free(got.p);
 }
 
-static void golden_english(void **st) { (void)st; golden("english"); }
-static void golden_spanish(void **st) { (void)st; golden("spanish"); }
-static void golden_obfuscation(void **st) { (void)st; golden("obfuscation"); }
-static void golden_urls(void **st) { (void)st; golden("urls"); }
-static void golden_emoji(void **st) { (void)st; golden("emoji"); }
-static void golden_invalid(void **st) { (void)st; golden("invalid"); }
-static void golden_invisible(void **st) { (void)st; golden("invisible"); }
-static void golden_entities(void **st) { (void)st; golden("entities"); }
-static void golden_scripts(void **st) { (void)st; golden("scripts"); }
+static void
+golden_english(void **st) {
+    (void)st;
+    golden("english");
+}
+static void
+golden_spanish(void **st) {
+    (void)st;
+    golden("spanish");
+}
+static void
+golden_obfuscation(void **st) {
+    (void)st;
+    golden("obfuscation");
+}
+static void
+golden_urls(void **st) {
+    (void)st;
+    golden("urls");
+}
+static void
+golden_emoji(void **st) {
+    (void)st;
+    golden("emoji");
+}
+static void
+golden_invalid(void **st) {
+    (void)st;
+    golden("invalid");
+}
+static void
+golden_invisible(void **st) {
+    (void)st;
+    golden("invisible");
+}
+static void
+golden_entities(void **st) {
+    (void)st;
+    golden("entities");
+}
+static void
+golden_scripts(void **st) {
+    (void)st;
+    golden("scripts");
+}
 
-/* ---- edge cases ----------------------------------------------------------- */
+/* ---- edge cases -----------------------------------------------------------
+ */
 
 static int
-setup(void **state)
-{
+setup(void **state) {
     struct text_analyzer *ta = text_analyzer_new();
     *state = ta;
     return ta ? 0 : -1;
 }
 
 static int
-teardown(void **state)
-{
+teardown(void **state) {
     text_analyzer_free(*state);
     return 0;
 }
 
 static void
-test_empty(void **state)
-{
+test_empty(void **state) {
     struct clf_settings s;
     struct text_doc d;
     settings_init(&s, "english,spanish");
@@ -331,16 +354,15 @@ test_empty(void **state)
 }
 
 static void
-test_only_invalid(void **state)
-{
+test_only_invalid(void **state) {
     struct clf_settings s;
     struct text_doc d;
     char bytes[300];
     settings_init(&s, "english,spanish");
     for (size_t i = 0; i < sizeof(bytes); i++)
         bytes[i] = (char)(0x80 + i % 0x40); /* lone continuation bytes */
-    assert_int_equal(
-        text_analyze(*state, &s, bytes, sizeof(bytes), NULL, &d), 0);
+    assert_int_equal(text_analyze(*state, &s, bytes, sizeof(bytes), NULL, &d),
+                     0);
     assert_int_equal(d.n_tokens, 0);
     assert_int_equal(d.stats.n_invalid, sizeof(bytes));
     assert_int_equal(d.stats.n_chars, sizeof(bytes)); /* U+FFFD each */
@@ -359,15 +381,15 @@ test_only_invalid(void **state)
 }
 
 static void
-test_truncate_1mb(void **state)
-{
+test_truncate_1mb(void **state) {
     struct clf_settings s;
     struct text_doc d;
     size_t len = 1u << 20;
     char *big = malloc(len);
     assert_non_null(big);
     /* "ñandú " repeated: two-byte characters so the cut must back up */
-    const char unit[] = "\xc3\xb1" "and\xc3\xba ";
+    const char unit[] = "\xc3\xb1"
+                        "and\xc3\xba ";
     for (size_t i = 0; i < len; i++)
         big[i] = unit[i % (sizeof(unit) - 1)];
     settings_init(&s, "english,spanish");
@@ -390,8 +412,7 @@ test_truncate_1mb(void **state)
 }
 
 static void
-test_limits(void **state)
-{
+test_limits(void **state) {
     struct clf_settings s;
     struct text_doc d;
     const char *t = "one two three four five";
@@ -430,21 +451,20 @@ test_limits(void **state)
     char longw[5000];
     memset(longw, 'k', sizeof(longw));
     s.max_tokens = 1024;
-    assert_int_equal(
-        text_analyze(*state, &s, longw, sizeof(longw), NULL, &d), 0);
+    assert_int_equal(text_analyze(*state, &s, longw, sizeof(longw), NULL, &d),
+                     0);
     assert_int_equal(d.n_tokens, 1);
     assert_string_equal(d.tokens[0].surface, "k");
     for (size_t i = 0; i < sizeof(longw); i++)
         longw[i] = (char)('a' + i % 26);
-    assert_int_equal(
-        text_analyze(*state, &s, longw, sizeof(longw), NULL, &d), 0);
+    assert_int_equal(text_analyze(*state, &s, longw, sizeof(longw), NULL, &d),
+                     0);
     assert_int_equal(d.n_tokens, 1);
     assert_int_equal(d.tokens[0].surface_len, 64);
 }
 
 static void
-test_lang_hint(void **state)
-{
+test_lang_hint(void **state) {
     struct clf_settings s;
     struct text_doc d;
     const char *t = "the cats are running to the house";
@@ -455,8 +475,7 @@ test_lang_hint(void **state)
 
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), "es", &d), 0);
     assert_string_equal(d.lang, "spanish");
-    assert_int_equal(text_analyze(*state, &s, t, strlen(t), "Spanish", &d),
-                     0);
+    assert_int_equal(text_analyze(*state, &s, t, strlen(t), "Spanish", &d), 0);
     assert_string_equal(d.lang, "spanish");
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), "es-MX", &d), 0);
     assert_string_equal(d.lang, "spanish");
@@ -504,8 +523,7 @@ test_lang_hint(void **state)
 }
 
 static void
-test_language_names(void **state)
-{
+test_language_names(void **state) {
     (void)state;
     assert_string_equal(text_language_name("en"), "english");
     assert_string_equal(text_language_name("es"), "spanish");
@@ -525,8 +543,7 @@ test_language_names(void **state)
 }
 
 static void
-test_reuse(void **state)
-{
+test_reuse(void **state) {
     /* the same analyzer over many calls gives the same answers (the stem
      * cache and reused buffers keep no state between comments) */
     struct clf_settings s;
@@ -555,8 +572,7 @@ test_reuse(void **state)
 }
 
 static void
-test_fuzz_regressions(void **state)
-{
+test_fuzz_regressions(void **state) {
     /* inputs that once broke the tokeniser (from fuzz/fuzz_text.c) */
     static const struct {
         const char *s;
@@ -566,12 +582,12 @@ test_fuzz_regressions(void **state)
         {"&amp;", 5},
         {"&amp;&", 6},
         {"&amp;#1114111;", 14},
-        {"\xe2\x83\xa3", 3},                    /* keycap mark alone */
-        {"1\xef\xb8\x8f\xe2\x83\xa3", 7},       /* 1️⃣ */
-        {"\xf0\x9f\x91\x8d\xe2\x80\x8d", 7},    /* 👍 + ZWJ at the end */
-        {"\xe2\x80\x8d\xf0\x9f\x91\x8d", 7},    /* ZWJ before an emoji */
-        {"a\xcc\x81\xcc\x81\xcc\x81", 7},       /* a + 3 acute accents */
-        {"\xcc\x81", 2},                        /* a mark alone */
+        {"\xe2\x83\xa3", 3},                 /* keycap mark alone */
+        {"1\xef\xb8\x8f\xe2\x83\xa3", 7},    /* 1️⃣ */
+        {"\xf0\x9f\x91\x8d\xe2\x80\x8d", 7}, /* 👍 + ZWJ at the end */
+        {"\xe2\x80\x8d\xf0\x9f\x91\x8d", 7}, /* ZWJ before an emoji */
+        {"a\xcc\x81\xcc\x81\xcc\x81", 7},    /* a + 3 acute accents */
+        {"\xcc\x81", 2},                     /* a mark alone */
         {"http://", 7},
         {"www.", 4},
         {"@", 1},
@@ -599,13 +615,13 @@ test_fuzz_regressions(void **state)
     }
 }
 
-/* ---- tools ---------------------------------------------------------------- */
+/* ---- tools ----------------------------------------------------------------
+ */
 
 /* Decode a JSON string whose opening quote is just before p; returns the
  * position after the closing quote. */
 static const char *
-json_string(const char *p, struct buf *out)
-{
+json_string(const char *p, struct buf *out) {
     out->len = 0;
     buf_add(out, "", 0);
     while (*p && *p != '"') {
@@ -641,8 +657,7 @@ json_string(const char *p, struct buf *out)
 /* Minimal JSON: the string value of a top-level key of the object on line,
  * decoded into out.  Returns 0 when found. */
 static int
-json_get(const char *line, const char *key, struct buf *out)
-{
+json_get(const char *line, const char *key, struct buf *out) {
     size_t klen = strlen(key);
     int depth = 0;
     for (const char *p = line; *p;) {
@@ -676,8 +691,7 @@ json_get(const char *line, const char *key, struct buf *out)
 }
 
 static int
-langacc(int argc, char **argv)
-{
+langacc(int argc, char **argv) {
     static const char *const configs[] = {
         "english,spanish",
         "english,spanish,french,portuguese,italian,german,dutch",
@@ -731,17 +745,15 @@ langacc(int argc, char **argv)
 }
 
 static double
-now_s(void)
-{
+now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static double
-bench_one(struct text_analyzer *ta, const struct clf_settings *s,
-          char **texts, size_t *lens, size_t n, unsigned rounds)
-{
+bench_one(struct text_analyzer *ta, const struct clf_settings *s, char **texts,
+          size_t *lens, size_t n, unsigned rounds) {
     struct text_doc d;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) /* warm up */
@@ -758,8 +770,7 @@ bench_one(struct text_analyzer *ta, const struct clf_settings *s,
 }
 
 static int
-bench(int argc, char **argv)
-{
+bench(int argc, char **argv) {
     static const char *const shorts[] = {
         "Check out my channel for more videos, thanks!",
         "This is the best song ever, I love it so much",
@@ -788,8 +799,7 @@ bench(int argc, char **argv)
     size_t sum = 0;
     for (size_t i = 0; i < N; i++)
         sum += lens[i];
-    printf("short ASCII (%zu bytes avg): %.0f ns/comment\n", sum / N,
-           ns_short);
+    printf("short ASCII (%zu bytes avg): %.0f ns/comment\n", sum / N, ns_short);
     for (size_t i = 0; i < N; i++) {
         free(texts[i]);
         texts[i] = malloc(600);
@@ -845,8 +855,7 @@ bench(int argc, char **argv)
 }
 
 static int
-dump_stdin(void)
-{
+dump_stdin(void) {
     size_t len;
     char *all = read_file("/dev/stdin", &len);
     struct clf_settings s;
@@ -865,8 +874,7 @@ dump_stdin(void)
 }
 
 int
-main(int argc, char **argv)
-{
+main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--langacc") == 0)
         return langacc(argc - 2, argv + 2);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0)
@@ -891,8 +899,7 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_lang_hint, setup, teardown),
         cmocka_unit_test(test_language_names),
         cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fuzz_regressions, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_regressions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
