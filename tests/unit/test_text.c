@@ -271,50 +271,12 @@ golden(const char *name) {
     free(got.p);
 }
 
+/* One golden file per test; its name is the test's initial state. */
+#define GOLDEN(name)                                                           \
+    { "golden_" name, golden_test, NULL, NULL, (void *)name }
 static void
-golden_english(void **st) {
-    (void)st;
-    golden("english");
-}
-static void
-golden_spanish(void **st) {
-    (void)st;
-    golden("spanish");
-}
-static void
-golden_obfuscation(void **st) {
-    (void)st;
-    golden("obfuscation");
-}
-static void
-golden_urls(void **st) {
-    (void)st;
-    golden("urls");
-}
-static void
-golden_emoji(void **st) {
-    (void)st;
-    golden("emoji");
-}
-static void
-golden_invalid(void **st) {
-    (void)st;
-    golden("invalid");
-}
-static void
-golden_invisible(void **st) {
-    (void)st;
-    golden("invisible");
-}
-static void
-golden_entities(void **st) {
-    (void)st;
-    golden("entities");
-}
-static void
-golden_scripts(void **st) {
-    (void)st;
-    golden("scripts");
+golden_test(void **state) {
+    golden(*state);
 }
 
 /* ---- edge cases -----------------------------------------------------------
@@ -883,15 +845,15 @@ main(int argc, char **argv) {
         return dump_stdin();
 
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(golden_english),
-        cmocka_unit_test(golden_spanish),
-        cmocka_unit_test(golden_obfuscation),
-        cmocka_unit_test(golden_urls),
-        cmocka_unit_test(golden_emoji),
-        cmocka_unit_test(golden_invalid),
-        cmocka_unit_test(golden_invisible),
-        cmocka_unit_test(golden_entities),
-        cmocka_unit_test(golden_scripts),
+        GOLDEN("english"),
+        GOLDEN("spanish"),
+        GOLDEN("obfuscation"),
+        GOLDEN("urls"),
+        GOLDEN("emoji"),
+        GOLDEN("invalid"),
+        GOLDEN("invisible"),
+        GOLDEN("entities"),
+        GOLDEN("scripts"),
         cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_1mb, setup, teardown),
