@@ -91,7 +91,8 @@ static const char *const lang_id_names[LANG_COUNT] = {
 };
 
 int
-lang_id(const char *snowball_name) {
+lang_id(const char *snowball_name)
+{
     if (!snowball_name)
         return -1;
     for (int i = 0; i < LANG_COUNT; i++)
@@ -101,7 +102,8 @@ lang_id(const char *snowball_name) {
 }
 
 const char *
-lang_name(const char *code_or_name) {
+lang_name(const char *code_or_name)
+{
     char buf[32];
     size_t n = 0;
 
@@ -135,7 +137,8 @@ lang_name(const char *code_or_name) {
 }
 
 const char *
-lang_code(const char *name) {
+lang_code(const char *name)
+{
     if (!name)
         return NULL;
     for (size_t i = 0; i < sizeof(lang_isos) / sizeof(lang_isos[0]); i++)
@@ -160,7 +163,8 @@ struct lang_table {
 };
 
 static struct lang_slot *
-lang_table_find(struct lang_table *t, const char *w, size_t len, uint64_t h) {
+lang_table_find(struct lang_table *t, const char *w, size_t len, uint64_t h)
+{
     for (uint32_t i = (uint32_t)h;; i++) {
         struct lang_slot *s = &t->slots[i & (LANG_TABLE_SLOTS - 1)];
         if (!s->word ||
@@ -170,7 +174,8 @@ lang_table_find(struct lang_table *t, const char *w, size_t len, uint64_t h) {
 }
 
 struct lang_table *
-lang_table_new(void) {
+lang_table_new(void)
+{
     struct lang_table *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
@@ -197,13 +202,15 @@ lang_table_new(void) {
 }
 
 void
-lang_table_free(struct lang_table *t) {
+lang_table_free(struct lang_table *t)
+{
     free(t);
 }
 
 unsigned
 lang_table_mask(const struct lang_table *t, const char *word, size_t len,
-                uint64_t hash) {
+                uint64_t hash)
+{
     if (len == 0 || len > 16)
         return 0;
     /* The 64-bit hash and the length decide (a false hit costs a point of

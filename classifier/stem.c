@@ -24,7 +24,8 @@ struct stem {
 };
 
 struct stem *
-stem_new(const char *snowball_name) {
+stem_new(const char *snowball_name)
+{
     struct stem *st = calloc(1, sizeof(*st));
     if (!st)
         goto fail;
@@ -41,7 +42,8 @@ fail:
 }
 
 void
-stem_free(struct stem *st) {
+stem_free(struct stem *st)
+{
     if (!st)
         return;
     if (st->sb)
@@ -52,7 +54,8 @@ stem_free(struct stem *st) {
 
 const char *
 stem_word(struct stem *st, const char *word, size_t len, uint64_t hash,
-          size_t *out_len) {
+          size_t *out_len)
+{
     struct stem_slot *s = NULL;
 
     if (len > 0 && len <= STEM_WORD_MAX) {

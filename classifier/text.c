@@ -73,8 +73,9 @@ enum {
 #define TEXT_FL_UP 0x01u    /* upper case in the original text */
 #define TEXT_FL_INV 0x02u   /* an invisible character was removed just before */
 #define TEXT_FL_ZALGO 0x04u /* stray combining marks were dropped after it */
-#define TEXT_FL_SYM 0x08u   /* word builder: a letter made from a digit/symbol \
-                             */
+#define TEXT_FL_SYM                                                            \
+    0x08u /* word builder: a letter made from a digit/symbol                   \
+           */
 
 /* ASCII classes: a table instead of utf8proc for the common case. */
 static const uint8_t text_ascii_class[128] = {
@@ -151,7 +152,8 @@ struct text_analyzer {
 /* ---- lifecycle ---------------------------------------------------------- */
 
 struct text_analyzer *
-text_analyzer_new(void) {
+text_analyzer_new(void)
+{
     struct text_analyzer *ta = calloc(1, sizeof(*ta));
     if (!ta)
         return NULL;
@@ -164,7 +166,8 @@ text_analyzer_new(void) {
 }
 
 void
-text_analyzer_free(struct text_analyzer *ta) {
+text_analyzer_free(struct text_analyzer *ta)
+{
     if (!ta)
         return;
     for (unsigned i = 0; i < CLF_MAX_LANGUAGES; i++)
@@ -181,7 +184,8 @@ text_analyzer_free(struct text_analyzer *ta) {
 
 /* Make room for `more` code points; buffers only grow. */
 static int
-text_reserve_cp(struct text_analyzer *ta, size_t more) {
+text_reserve_cp(struct text_analyzer *ta, size_t more)
+{
     if (ta->n + more <= ta->cap)
         return 0;
     size_t cap = ta->cap ? ta->cap : 256;
@@ -207,7 +211,8 @@ fail:
 }
 
 static int
-text_reserve_arena(struct text_analyzer *ta, size_t more) {
+text_reserve_arena(struct text_analyzer *ta, size_t more)
+{
     if (ta->arena_len + more <= ta->arena_cap)
         return 0;
     size_t cap = ta->arena_cap ? ta->arena_cap : 1024;
@@ -232,7 +237,8 @@ text_reserve_arena(struct text_analyzer *ta, size_t more) {
  * maximal valid prefix (at least one byte), as Unicode recommends.
  */
 static size_t
-text_utf8_next(const unsigned char *s, size_t len, uint32_t *out, int *bad) {
+text_utf8_next(const unsigned char *s, size_t len, uint32_t *out, int *bad)
+{
     unsigned b = s[0];
     size_t need;
     uint32_t c;
@@ -295,7 +301,8 @@ static const struct text_entity text_entities[] = {
 
 /* An HTML entity at s (s[0] == '&'): bytes used, or 0 if there is none. */
 static size_t
-text_entity(const char *s, size_t len, uint32_t *out) {
+text_entity(const char *s, size_t len, uint32_t *out)
+{
     size_t i = 1;
     if (len < 3)
         return 0;
@@ -335,7 +342,8 @@ text_entity(const char *s, size_t len, uint32_t *out) {
 }
 
 static void
-text_push(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl) {
+text_push(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl)
+{
     size_t n = ta->n++;
     ta->cp[n] = c;
     ta->cls[n] = cls;
@@ -356,7 +364,8 @@ text_push(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl) {
 }
 
 static inline void
-text_push_ascii(struct text_analyzer *ta, unsigned char b) {
+text_push_ascii(struct text_analyzer *ta, unsigned char b)
+{
     uint8_t cls = text_ascii_class[b];
     uint8_t fl = 0;
     if (b >= 'A' && b <= 'Z') {
@@ -368,12 +377,14 @@ text_push_ascii(struct text_analyzer *ta, unsigned char b) {
 }
 
 static int
-text_is_latin(uint32_t c) {
+text_is_latin(uint32_t c)
+{
     return c < 0x250 || (c >= 0x1e00 && c <= 0x1eff);
 }
 
 static uint8_t
-text_class_of(uint32_t c, const utf8proc_property_t *p) {
+text_class_of(uint32_t c, const utf8proc_property_t *p)
+{
     if (c < 0x80)
         return text_ascii_class[c];
     switch (p->category) {
@@ -403,7 +414,8 @@ text_class_of(uint32_t c, const utf8proc_property_t *p) {
  * the composition ("n" + U+0303 -> "ñ"); drop it when it cannot compose onto
  * a Latin letter (Zalgo text); keep it otherwise (other scripts). */
 static void
-text_push_mark(struct text_analyzer *ta, uint32_t m) {
+text_push_mark(struct text_analyzer *ta, uint32_t m)
+{
     size_t n = ta->n;
     if (n > 0 && ta->cls[n - 1] == TEXT_C_LETTER) {
         utf8proc_int32_t b[2] = {(utf8proc_int32_t)ta->cp[n - 1],
@@ -429,7 +441,8 @@ text_push_mark(struct text_analyzer *ta, uint32_t m) {
 static uint32_t text_homoglyph(uint32_t c);
 
 static void
-text_count_script(struct text_analyzer *ta, uint32_t c) {
+text_count_script(struct text_analyzer *ta, uint32_t c)
+{
     if (c >= 0x400 && c <= 0x4ff) {
         ta->n_script[0]++;
         ta->n_unlike[0] += !text_homoglyph(c);
@@ -443,7 +456,8 @@ text_count_script(struct text_analyzer *ta, uint32_t c) {
 
 /* One non-ASCII code point of the input. */
 static void
-text_push_unicode(struct text_analyzer *ta, uint32_t c) {
+text_push_unicode(struct text_analyzer *ta, uint32_t c)
+{
     size_t n = ta->n;
     uint8_t prev = n ? ta->cls[n - 1] : TEXT_C_SPACE;
     int in_emoji = (prev == TEXT_C_EMOJI || prev == TEXT_C_EXT);
@@ -540,7 +554,8 @@ invisible:
 }
 
 static int
-text_clean(struct text_analyzer *ta, const char *text, size_t len) {
+text_clean(struct text_analyzer *ta, const char *text, size_t len)
+{
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
 
@@ -634,7 +649,8 @@ text_clean(struct text_analyzer *ta, const char *text, size_t len) {
 /* Room for every token the cleaned text can make: each token but a HOST
  * consumes at least one code point, and a HOST follows a URL of 3 or more. */
 static int
-text_reserve_toks(struct text_analyzer *ta) {
+text_reserve_toks(struct text_analyzer *ta)
+{
     size_t need = ta->n + 1 < ta->max_tokens ? ta->n + 1 : ta->max_tokens;
     if (need <= ta->toks_cap)
         return 0;
@@ -658,7 +674,8 @@ oom:
 
 static inline int
 text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off, uint32_t len,
-             uint8_t flags) {
+             uint8_t flags)
+{
     if (ta->n_toks >= ta->max_tokens || ta->n_toks >= ta->toks_cap) {
         ta->full = 1;
         ta->stats.truncated = 1;
@@ -678,7 +695,8 @@ text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off, uint32_t len,
 }
 
 static size_t
-text_utf8_put(char *dst, uint32_t c) {
+text_utf8_put(char *dst, uint32_t c)
+{
     if (c < 0x80) {
         dst[0] = (char)c;
         return 1;
@@ -705,7 +723,8 @@ text_utf8_put(char *dst, uint32_t c) {
  * max_len bytes; returns 0 and the offset/length, or -1. */
 static int
 text_emit_range(struct text_analyzer *ta, size_t a, size_t b, size_t max_len,
-                uint32_t *off, uint32_t *len) {
+                uint32_t *off, uint32_t *len)
+{
     if (text_reserve_arena(ta, (b - a) * 4 + 1) < 0)
         return -1;
     char *p = ta->arena + ta->arena_len;
@@ -728,30 +747,35 @@ text_emit_range(struct text_analyzer *ta, size_t a, size_t b, size_t max_len,
 /* Scripts written without spaces between words: each character is a word
  * of its own (Han ideographs, kana). */
 static inline int
-text_is_cjk(uint32_t c) {
+text_is_cjk(uint32_t c)
+{
     return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x4dbf) ||
            (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) ||
            (c >= 0x20000 && c <= 0x2ffff);
 }
 
 static inline uint32_t
-text_cp(const struct text_analyzer *ta, size_t i) {
+text_cp(const struct text_analyzer *ta, size_t i)
+{
     return i < ta->n ? ta->cp[i] : 0;
 }
 
 static inline uint8_t
-text_cls(const struct text_analyzer *ta, size_t i) {
+text_cls(const struct text_analyzer *ta, size_t i)
+{
     return i < ta->n ? ta->cls[i] : TEXT_C_SPACE;
 }
 
 static inline int
-text_is_wordc(uint8_t cls) {
+text_is_wordc(uint8_t cls)
+{
     return cls == TEXT_C_LETTER || cls == TEXT_C_DIGIT || cls == TEXT_C_MARK;
 }
 
 /* Does the text at i start with the ASCII string s? */
 static int
-text_match(const struct text_analyzer *ta, size_t i, const char *s) {
+text_match(const struct text_analyzer *ta, size_t i, const char *s)
+{
     for (; *s; s++, i++)
         if (text_cp(ta, i) != (unsigned char)*s)
             return 0;
@@ -759,7 +783,8 @@ text_match(const struct text_analyzer *ta, size_t i, const char *s) {
 }
 
 static int
-text_is_label_char(const struct text_analyzer *ta, size_t i) {
+text_is_label_char(const struct text_analyzer *ta, size_t i)
+{
     uint8_t k = text_cls(ta, i);
     return text_is_wordc(k) || text_cp(ta, i) == '-' || text_cp(ta, i) == '_';
 }
@@ -768,7 +793,8 @@ text_is_label_char(const struct text_analyzer *ta, size_t i) {
  * start.  Bounded to TEXT_HOST_CP code points. */
 static size_t
 text_scan_host(const struct text_analyzer *ta, size_t h, unsigned *labels,
-               size_t *last) {
+               size_t *last)
+{
     size_t j = h;
     *labels = 0;
     *last = h;
@@ -798,7 +824,8 @@ static const char text_tlds[] =
     "click pw su to tw mobi name pro asia tech news blog fun icu buzz cam ";
 
 static int
-text_known_tld(const struct text_analyzer *ta, size_t a, size_t b) {
+text_known_tld(const struct text_analyzer *ta, size_t a, size_t b)
+{
     char t[10];
     if (b - a < 2 || b - a > 6)
         return 0;
@@ -817,7 +844,8 @@ text_known_tld(const struct text_analyzer *ta, size_t a, size_t b) {
 /* A URL at i: "http(s)://...", "www.x.y" or "name.tld[/path]".  Emits URL and
  * HOST tokens and returns the end, or returns i when there is none. */
 static size_t
-text_try_url(struct text_analyzer *ta, size_t i) {
+text_try_url(struct text_analyzer *ta, size_t i)
+{
     size_t h = i;
     int scheme = 0;
     if (text_match(ta, i, "https://")) {
@@ -892,7 +920,8 @@ text_try_url(struct text_analyzer *ta, size_t i) {
 
 /* An e-mail address at i, or i. */
 static size_t
-text_try_email(struct text_analyzer *ta, size_t i) {
+text_try_email(struct text_analyzer *ta, size_t i)
+{
     size_t j = i;
     while (j - i <= TEXT_NAME_CP) {
         uint32_t c = text_cp(ta, j);
@@ -920,7 +949,8 @@ text_try_email(struct text_analyzer *ta, size_t i) {
 
 /* "@name" at i (ta->cp[i] == '@'), or i. */
 static size_t
-text_try_mention(struct text_analyzer *ta, size_t i) {
+text_try_mention(struct text_analyzer *ta, size_t i)
+{
     size_t j = i + 1;
     if (i > 0 && text_is_wordc(ta->cls[i - 1]))
         return i;
@@ -937,7 +967,8 @@ text_try_mention(struct text_analyzer *ta, size_t i) {
 
 /* One emoji at i (class TEXT_C_EMOJI) with its ZWJ / keycap / flag partners. */
 static size_t
-text_emoji(struct text_analyzer *ta, size_t i) {
+text_emoji(struct text_analyzer *ta, size_t i)
+{
     size_t j = i + 1;
     int ri = (ta->cp[i] >= 0x1f1e6 && ta->cp[i] <= 0x1f1ff);
 
@@ -970,7 +1001,8 @@ text_emoji(struct text_analyzer *ta, size_t i) {
 /* A number at i: digits with . or , between digits.  Returns i when letters
  * follow (then it is a word such as "4th" or "5hit"). */
 static size_t
-text_try_number(struct text_analyzer *ta, size_t i) {
+text_try_number(struct text_analyzer *ta, size_t i)
+{
     size_t j = i;
     while (text_cls(ta, j) == TEXT_C_DIGIT)
         j++;
@@ -995,14 +1027,16 @@ text_try_number(struct text_analyzer *ta, size_t i) {
 /* ---- words and their de-obfuscation -------------------------------------- */
 
 static void
-text_wpush(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl) {
+text_wpush(struct text_analyzer *ta, uint32_t c, uint8_t cls, uint8_t fl)
+{
     if (ta->wn < TEXT_WORD_CP)
         ta->wbuf[ta->wn++] = (struct text_wch){c, cls, fl};
 }
 
 /* Leet digits as letters. */
 static uint32_t
-text_leet(uint32_t d) {
+text_leet(uint32_t d)
+{
     switch (d) {
     case '0':
         return 'o';
@@ -1029,7 +1063,8 @@ static const char text_units[] =
 
 /* Cyrillic and Greek letters that look like Latin ones (lower case). */
 static uint32_t
-text_homoglyph(uint32_t c) {
+text_homoglyph(uint32_t c)
+{
     switch (c) {
     case 0x430:
         return 'a'; /* а */
@@ -1135,7 +1170,8 @@ static const char *const text_masked_words[] = {
 
 /* Resolve the masked word in wbuf (TEXT_C_MASK entries) against the list. */
 static int
-text_unmask(struct text_analyzer *ta) {
+text_unmask(struct text_analyzer *ta)
+{
     const char *found = NULL;
     for (size_t w = 0;
          w < sizeof(text_masked_words) / sizeof(text_masked_words[0]); w++) {
@@ -1166,7 +1202,8 @@ text_unmask(struct text_analyzer *ta) {
  * Letters that rarely double in English or Spanish collapse to one
  * ("stuuupid" -> "stupid", "siiii" -> "si"); a trailing 'o' too ("noooo"). */
 static int
-text_keeps_double(uint32_t c, int trailing) {
+text_keeps_double(uint32_t c, int trailing)
+{
     if (c == 'o')
         return !trailing;
     return c > 0 && c < 0x80 && strchr("bcdeflmnprstgxz", (int)c) != NULL;
@@ -1199,7 +1236,8 @@ text_keeps_double(uint32_t c, int trailing) {
  * upper case.
  */
 static void
-text_word_build(struct text_analyzer *ta, int obf) {
+text_word_build(struct text_analyzer *ta, int obf)
+{
     struct text_wch *w = ta->wbuf;
     unsigned n = ta->wn;
     unsigned letters = 0, upper = 0, masks = 0;
@@ -1344,7 +1382,8 @@ text_word_build(struct text_analyzer *ta, int obf) {
  * least three single letters with the same one-character separator become
  * one word.  Returns the end, or i. */
 static size_t
-text_try_spaced(struct text_analyzer *ta, size_t i) {
+text_try_spaced(struct text_analyzer *ta, size_t i)
+{
     uint32_t sep = text_cp(ta, i + 1);
     if (!(sep == ' ' || sep == '.' || sep == '-' || sep == '_'))
         return i;
@@ -1379,7 +1418,8 @@ text_try_spaced(struct text_analyzer *ta, size_t i) {
 /* A word at i: letters, digits and marks, with apostrophes, masks and
  * letter-like symbols where they sit inside a word (text_word_build). */
 static size_t
-text_word(struct text_analyzer *ta, size_t i) {
+text_word(struct text_analyzer *ta, size_t i)
+{
     size_t j = i;
     unsigned letters = 0, digits = 0;
     int obf = 0;
@@ -1449,14 +1489,15 @@ text_word(struct text_analyzer *ta, size_t i) {
     return j;
 }
 
-/* Emit the word [i, e) straight from the cleaned text when it is plain:
- * ASCII letters only, nothing removed inside it, no stretched letters, and
- * not continued by anything text_word() would take in.  Returns e, or i
- * when the word needs text_word(). */
+/* Emit the word [i, e) of ASCII letters (the caller checked) straight from
+ * the cleaned text when nothing else applies: nothing removed inside it, no
+ * stretched letters, no laughter, and not continued by anything text_word()
+ * would take in.  Returns e, or i when the word needs text_word(). */
 static size_t
-text_word_plain(struct text_analyzer *ta, size_t i, size_t e) {
+text_word_plain(struct text_analyzer *ta, size_t i, size_t e)
+{
     const uint32_t *cp = ta->cp;
-    const uint8_t *fl = ta->fl, *cls = ta->cls;
+    const uint8_t *fl = ta->fl;
     size_t n = e - i;
 
     if (n > TEXT_WORD_CP)
@@ -1469,27 +1510,25 @@ text_word_plain(struct text_analyzer *ta, size_t i, size_t e) {
     if (text_reserve_arena(ta, n + 1) < 0)
         return e;
     char *p = ta->arena + ta->arena_len;
-    unsigned upper = fl[i] & TEXT_FL_UP;
-    uint8_t inside = fl[i] & TEXT_FL_ZALGO;
+    unsigned upper = 0;
+    uint8_t inside = fl[i] & ~TEXT_FL_INV; /* removed before it: fine */
     uint32_t prev = 0, prev2 = 0;
-    for (size_t k = i; k < e; k++) {
-        uint32_t c = cp[k];
-        if (c >= 0x80 || cls[k] != TEXT_C_LETTER || (c == prev && c == prev2))
+    for (size_t k = 0; k < n; k++) {
+        uint32_t c = cp[i + k];
+        uint8_t f = fl[i + k];
+        if (c == prev && c == prev2)
             return i;
-        *p++ = (char)c;
+        p[k] = (char)c;
+        upper += f & TEXT_FL_UP;
+        inside |= k ? f : 0;
         prev2 = prev;
         prev = c;
     }
-    for (size_t k = i + 1; k < e; k++) {
-        upper += fl[k] & TEXT_FL_UP;
-        inside |= fl[k];
-    }
     if (inside & (TEXT_FL_ZALGO | TEXT_FL_INV))
         return i; /* something was removed inside the word */
-    if (n >= 6 && cp[i] == cp[i + 2] && cp[i + 1] == cp[i + 3])
+    if (n >= 6 && p[0] == p[2] && p[1] == p[3])
         return i; /* may be laughter */
-    *p = '\0';
-    p -= n;
+    p[n] = '\0';
     uint32_t off = (uint32_t)ta->arena_len;
     ta->arena_len += n + 1;
     uint8_t flags = (n >= 2 && upper == n) ? TEXT_F_UPPER : 0;
@@ -1499,7 +1538,8 @@ text_word_plain(struct text_analyzer *ta, size_t i, size_t e) {
 }
 
 static void
-text_tokenize(struct text_analyzer *ta) {
+text_tokenize(struct text_analyzer *ta)
+{
     size_t i = 0;
     while (i < ta->n && !ta->full) {
         uint8_t k = ta->cls[i];
@@ -1509,10 +1549,15 @@ text_tokenize(struct text_analyzer *ta) {
         if (k == TEXT_C_LETTER || k == TEXT_C_DIGIT) {
             /* the letters and digits from i; what follows them says which
              * kinds of token are possible */
-            size_t e = i + 1;
-            while (e < ta->n &&
-                   (ta->cls[e] == TEXT_C_LETTER || ta->cls[e] == TEXT_C_DIGIT))
+            size_t e = i;
+            uint32_t ored = 0; /* >= 0x80: not only ASCII letters */
+            while (e < ta->n) {
+                uint8_t ke = ta->cls[e];
+                if (ke != TEXT_C_LETTER && ke != TEXT_C_DIGIT)
+                    break;
+                ored |= ta->cp[e] | (ke == TEXT_C_DIGIT ? 0x80u : 0u);
                 e++;
+            }
             uint32_t nx = text_cp(ta, e);
             if (nx == '.' || nx == ':' || nx == '-' || nx == '_' || nx == '@' ||
                 nx == '+' || nx == '%') {
@@ -1524,7 +1569,7 @@ text_tokenize(struct text_analyzer *ta) {
                 j = text_try_spaced(ta, i);
             if (j == i && k == TEXT_C_DIGIT)
                 j = text_try_number(ta, i);
-            if (j == i && k == TEXT_C_LETTER)
+            if (j == i && ored < 0x80)
                 j = text_word_plain(ta, i, e);
             if (j == i && c >= 0x3040 && text_is_cjk(c)) {
                 uint32_t off, len;
@@ -1552,7 +1597,8 @@ text_tokenize(struct text_analyzer *ta) {
 /* Resolve the settings' language names unless they are the ones already
  * resolved. */
 static void
-text_config(struct text_analyzer *ta, const struct clf_settings *s) {
+text_config(struct text_analyzer *ta, const struct clf_settings *s)
+{
     struct text_config *c = &ta->cfg;
     unsigned n =
         s->n_languages < CLF_MAX_LANGUAGES ? s->n_languages : CLF_MAX_LANGUAGES;
@@ -1594,7 +1640,8 @@ text_config(struct text_analyzer *ta, const struct clf_settings *s) {
 
 /* A hint naming a configured language: that language, else NULL. */
 static const char *
-text_hint(const struct text_config *c, const char *hint) {
+text_hint(const struct text_config *c, const char *hint)
+{
     for (unsigned i = 0; i < c->n; i++)
         if (c->name[i] && (strcasecmp(hint, c->name[i]) == 0 ||
                            strcasecmp(hint, c->code[i]) == 0))
@@ -1615,7 +1662,8 @@ text_hint(const struct text_config *c, const char *hint) {
  * function words) and a strict lead; otherwise the default language.
  */
 static const char *
-text_detect(struct text_analyzer *ta, const char *hint) {
+text_detect(struct text_analyzer *ta, const char *hint)
+{
     const struct text_config *c = &ta->cfg;
     if (hint && *hint) {
         const char *h = text_hint(c, hint);
@@ -1663,7 +1711,8 @@ text_detect(struct text_analyzer *ta, const char *hint) {
 }
 
 static struct stem *
-text_stemmer(struct text_analyzer *ta, const char *name) {
+text_stemmer(struct text_analyzer *ta, const char *name)
+{
     unsigned i = 0;
     for (; i < CLF_MAX_LANGUAGES && ta->stemmers[i].name; i++)
         if (ta->stemmers[i].name == name)
@@ -1681,7 +1730,8 @@ text_stemmer(struct text_analyzer *ta, const char *name) {
 }
 
 static void
-text_stem_all(struct text_analyzer *ta, const char *lang) {
+text_stem_all(struct text_analyzer *ta, const char *lang)
+{
     struct stem *st = text_stemmer(ta, lang);
     if (!st)
         return; /* words keep their surface */
@@ -1712,7 +1762,8 @@ text_stem_all(struct text_analyzer *ta, const char *lang) {
 int
 text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
              const char *text, size_t len, const char *lang_hint,
-             struct text_doc *out) {
+             struct text_doc *out)
+{
     size_t max_bytes = s->max_bytes ? s->max_bytes : TEXT_DEFAULT_MAX_BYTES;
 
     memset(&ta->stats, 0, sizeof(ta->stats));
@@ -1773,11 +1824,13 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
 }
 
 const char *
-text_language_name(const char *code_or_name) {
+text_language_name(const char *code_or_name)
+{
     return lang_name(code_or_name);
 }
 
 const char *
-text_language_code(const char *name) {
+text_language_code(const char *name)
+{
     return lang_code(name);
 }

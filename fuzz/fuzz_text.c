@@ -17,7 +17,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
-check(const struct text_doc *d) {
+check(const struct text_doc *d)
+{
     for (unsigned i = 0; i < d->n_tokens; i++) {
         const struct text_token *t = &d->tokens[i];
         if (t->len == 0 || strlen(t->str) != t->len ||
@@ -27,7 +28,8 @@ check(const struct text_doc *d) {
 }
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     static const char *const hints[] = {"en", "es", "spanish", "xx", "", "fr"};
     struct clf_settings s;
     struct text_doc d;

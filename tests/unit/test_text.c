@@ -30,7 +30,8 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 static void
-settings_init(struct clf_settings *s, const char *langs) {
+settings_init(struct clf_settings *s, const char *langs)
+{
     memset(s, 0, sizeof(*s));
     const char *p = langs;
     while (*p && s->n_languages < CLF_MAX_LANGUAGES) {
@@ -53,7 +54,8 @@ struct buf {
 };
 
 static void
-buf_add(struct buf *b, const char *s, size_t n) {
+buf_add(struct buf *b, const char *s, size_t n)
+{
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
@@ -68,7 +70,8 @@ buf_add(struct buf *b, const char *s, size_t n) {
 }
 
 static void __attribute__((format(printf, 2, 3)))
-buf_printf(struct buf *b, const char *fmt, ...) {
+buf_printf(struct buf *b, const char *fmt, ...)
+{
     char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -79,7 +82,8 @@ buf_printf(struct buf *b, const char *fmt, ...) {
 }
 
 static int
-hexval(int c) {
+hexval(int c)
+{
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -90,7 +94,8 @@ hexval(int c) {
 }
 
 static size_t
-put_utf8(char *d, uint32_t c) {
+put_utf8(char *d, uint32_t c)
+{
     if (c < 0x80) {
         d[0] = (char)c;
         return 1;
@@ -115,7 +120,8 @@ put_utf8(char *d, uint32_t c) {
 
 /* Decode the golden-file escapes of line (in place); returns the length. */
 static size_t
-unescape(char *line) {
+unescape(char *line)
+{
     char *o = line;
     for (char *p = line; *p;) {
         if (*p != '\\' || !p[1]) {
@@ -146,14 +152,16 @@ unescape(char *line) {
 }
 
 static const char *
-kind_name(unsigned k) {
+kind_name(unsigned k)
+{
     static const char *const names[] = {"word",  "number",  "url",  "host",
                                         "email", "mention", "emoji"};
     return k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
 }
 
 static void
-dump_doc(struct buf *b, const struct text_doc *d) {
+dump_doc(struct buf *b, const struct text_doc *d)
+{
     const struct text_stats *st = &d->stats;
     buf_printf(b,
                "  lang=%s chars=%u letters=%u upper=%u emoji=%u urls=%u "
@@ -177,7 +185,8 @@ dump_doc(struct buf *b, const struct text_doc *d) {
 }
 
 static char *
-read_file(const char *path, size_t *len) {
+read_file(const char *path, size_t *len)
+{
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
@@ -196,7 +205,8 @@ read_file(const char *path, size_t *len) {
 /* Dump every line of an .in text (modified in place) into out. */
 static void
 dump_lines(struct text_analyzer *ta, const struct clf_settings *s, char *in,
-           struct buf *out) {
+           struct buf *out)
+{
     char *save = NULL;
     for (char *line = strtok_r(in, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
@@ -213,7 +223,8 @@ dump_lines(struct text_analyzer *ta, const struct clf_settings *s, char *in,
 }
 
 static void
-golden(const char *name) {
+golden(const char *name)
+{
     const char *top = getenv("TOP");
     char in_path[4096], out_path[4096];
     snprintf(in_path, sizeof(in_path), "%s/tests/golden/text/%s.in",
@@ -273,9 +284,12 @@ golden(const char *name) {
 
 /* One golden file per test; its name is the test's initial state. */
 #define GOLDEN(name)                                                           \
-    { "golden_" name, golden_test, NULL, NULL, (void *)name }
+    {                                                                          \
+        "golden_" name, golden_test, NULL, NULL, (void *)name                  \
+    }
 static void
-golden_test(void **state) {
+golden_test(void **state)
+{
     golden(*state);
 }
 
@@ -283,20 +297,23 @@ golden_test(void **state) {
  */
 
 static int
-setup(void **state) {
+setup(void **state)
+{
     struct text_analyzer *ta = text_analyzer_new();
     *state = ta;
     return ta ? 0 : -1;
 }
 
 static int
-teardown(void **state) {
+teardown(void **state)
+{
     text_analyzer_free(*state);
     return 0;
 }
 
 static void
-test_empty(void **state) {
+test_empty(void **state)
+{
     struct clf_settings s;
     struct text_doc d;
     settings_init(&s, "english,spanish");
@@ -316,7 +333,8 @@ test_empty(void **state) {
 }
 
 static void
-test_only_invalid(void **state) {
+test_only_invalid(void **state)
+{
     struct clf_settings s;
     struct text_doc d;
     char bytes[300];
@@ -343,7 +361,8 @@ test_only_invalid(void **state) {
 }
 
 static void
-test_truncate_1mb(void **state) {
+test_truncate_1mb(void **state)
+{
     struct clf_settings s;
     struct text_doc d;
     size_t len = 1u << 20;
@@ -374,7 +393,8 @@ test_truncate_1mb(void **state) {
 }
 
 static void
-test_limits(void **state) {
+test_limits(void **state)
+{
     struct clf_settings s;
     struct text_doc d;
     const char *t = "one two three four five";
@@ -426,7 +446,8 @@ test_limits(void **state) {
 }
 
 static void
-test_lang_hint(void **state) {
+test_lang_hint(void **state)
+{
     struct clf_settings s;
     struct text_doc d;
     const char *t = "the cats are running to the house";
@@ -485,7 +506,8 @@ test_lang_hint(void **state) {
 }
 
 static void
-test_language_names(void **state) {
+test_language_names(void **state)
+{
     (void)state;
     assert_string_equal(text_language_name("en"), "english");
     assert_string_equal(text_language_name("es"), "spanish");
@@ -505,7 +527,8 @@ test_language_names(void **state) {
 }
 
 static void
-test_reuse(void **state) {
+test_reuse(void **state)
+{
     /* the same analyzer over many calls gives the same answers (the stem
      * cache and reused buffers keep no state between comments) */
     struct clf_settings s;
@@ -534,7 +557,8 @@ test_reuse(void **state) {
 }
 
 static void
-test_fuzz_regressions(void **state) {
+test_fuzz_regressions(void **state)
+{
     /* inputs that once broke the tokeniser (from fuzz/fuzz_text.c) */
     static const struct {
         const char *s;
@@ -583,7 +607,8 @@ test_fuzz_regressions(void **state) {
 /* Decode a JSON string whose opening quote is just before p; returns the
  * position after the closing quote. */
 static const char *
-json_string(const char *p, struct buf *out) {
+json_string(const char *p, struct buf *out)
+{
     out->len = 0;
     buf_add(out, "", 0);
     while (*p && *p != '"') {
@@ -619,7 +644,8 @@ json_string(const char *p, struct buf *out) {
 /* Minimal JSON: the string value of a top-level key of the object on line,
  * decoded into out.  Returns 0 when found. */
 static int
-json_get(const char *line, const char *key, struct buf *out) {
+json_get(const char *line, const char *key, struct buf *out)
+{
     size_t klen = strlen(key);
     int depth = 0;
     for (const char *p = line; *p;) {
@@ -653,7 +679,8 @@ json_get(const char *line, const char *key, struct buf *out) {
 }
 
 static int
-langacc(int argc, char **argv) {
+langacc(int argc, char **argv)
+{
     static const char *const configs[] = {
         "english,spanish",
         "english,spanish,french,portuguese,italian,german,dutch",
@@ -707,7 +734,8 @@ langacc(int argc, char **argv) {
 }
 
 static double
-now_s(void) {
+now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
@@ -715,7 +743,8 @@ now_s(void) {
 
 static double
 bench_one(struct text_analyzer *ta, const struct clf_settings *s, char **texts,
-          size_t *lens, size_t n, unsigned rounds) {
+          size_t *lens, size_t n, unsigned rounds)
+{
     struct text_doc d;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) /* warm up */
@@ -732,7 +761,8 @@ bench_one(struct text_analyzer *ta, const struct clf_settings *s, char **texts,
 }
 
 static int
-bench(int argc, char **argv) {
+bench(int argc, char **argv)
+{
     static const char *const shorts[] = {
         "Check out my channel for more videos, thanks!",
         "This is the best song ever, I love it so much",
@@ -817,7 +847,8 @@ bench(int argc, char **argv) {
 }
 
 static int
-dump_stdin(void) {
+dump_stdin(void)
+{
     size_t len;
     char *all = read_file("/dev/stdin", &len);
     struct clf_settings s;
@@ -836,7 +867,8 @@ dump_stdin(void) {
 }
 
 int
-main(int argc, char **argv) {
+main(int argc, char **argv)
+{
     if (argc > 1 && strcmp(argv[1], "--langacc") == 0)
         return langacc(argc - 2, argv + 2);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0)
