@@ -18,6 +18,7 @@ lib_cleanup() {
     rm -rf "$TMP"
 }
 trap lib_cleanup EXIT
+[ -n "${KEEP_LOG:-}" ] && trap 'cat "$DLOG" >&2; lib_cleanup' EXIT
 
 # A TCP port nobody listens on right now.
 free_port() {

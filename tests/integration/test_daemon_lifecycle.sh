@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SIGHUP reloads config and model (a bad one keeps the running one);
+# SIGTERM answers the requests in flight, then exits 0.
+source "$(dirname "$0")/lib.sh"
+train_model
+start_redis
+cp "$CONF" "$TMP/d.conf"; CONF="$TMP/d.conf"
+start_daemon --set server.workers=2
+model_line() { curl -s "$URL/metrics" | grep '^modfilter_model_info'; }
+log_count_above() { [ "$(grep -cE "$1" "$DLOG")" -gt "$2" ]; }
+hup_and_wait() { # log-regex
+    local n; n=$(grep -cE "$1" "$DLOG")
+    kill -HUP "$DPID"
+    wait_for 20 log_count_above "$1" "$n"
+}
+id1=$(model_line); expect_grep "first model" 'version="1"' <(echo "$id1")
+
+# a good new model
+head -30 "$TOP/tests/data/tiny.jsonl" > "$TMP/part.jsonl"
+"$BIN/modfilter" train --model "$TMP/m2.mfm" "$TMP/part.jsonl" >/dev/null 2>&1
+mv "$TMP/m2.mfm" "$TMP/m.mfm"
+hup_and_wait 'reloaded: model' || { echo "FAIL: no reload"; FAILS=$((FAILS+1)); }
+id2=$(model_line)
+expect_grep "second model" 'version="2"' <(echo "$id2")
+[ "$id1" != "$id2" ] || { echo "FAIL: same model id after reload"; FAILS=$((FAILS+1)); }
+r=$(req POST /v1/score '{"text":"hello"}'); expect_eq "serving after reload" 200 "${r%% *}"
+
+# a corrupt model: refused, the running one stays
+cp "$TMP/m.mfm" "$TMP/good.mfm"
+head -c 200 "$TMP/good.mfm" > "$TMP/m.mfm"
+hup_and_wait 'reload: .*keeping' || { echo "FAIL: bad model not reported"; FAILS=$((FAILS+1)); }
+expect_eq "model kept" "$id2" "$(model_line)"
+r=$(req POST /v1/comments '{"text":"buy now cheap"}'); expect_eq "serving with kept model" 200 "${r%% *}"
+cp "$TMP/good.mfm" "$TMP/m.mfm"
+
+# a bad config: refused, with file:line
+printf '[queue]\nverdicts = sometimes\n' >> "$CONF"
+hup_and_wait 'reload: .*d.conf:[0-9]+: queue.verdicts' || { echo "FAIL: bad config not reported"; FAILS=$((FAILS+1)); }
+expect_eq "model kept after bad config" "$id2" "$(model_line)"
+r=$(req POST /v1/score '{"text":"hello"}'); expect_eq "serving with kept config" 200 "${r%% *}"
+
+# a good config change takes effect: nothing is queued any more
+cp "$TOP/config/modfilterd.conf" "$CONF"
+printf '[queue]\nverdicts = allow\n' >> "$CONF"
+hup_and_wait 'reloaded: model' || { echo "FAIL: no reload"; FAILS=$((FAILS+1)); }
+r=$(req POST /v1/comments '{"id":"after-hup","text":"you are an idiot"}')
+expect_eq "new queue.verdicts status" 200 "${r%% *}"
+expect_eq "new queue.verdicts applied" false "$(json queued)"
+cp "$TOP/config/modfilterd.conf" "$CONF"
+hup_and_wait 'reloaded: model'
+
+# SIGTERM while requests wait on Redis: every one is answered, exit 0
+rcli DEBUG SLEEP 0.8 >/dev/null &
+SLEEPER=$!
+sleep 0.1
+CURLS=()
+for i in $(seq 1 12); do
+    curl -s -m 10 -o "$TMP/inflight.$i" -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d "{\"id\":\"inflight-$i\",\"text\":\"buy cheap pills $i\"}" "$URL/v1/comments" > "$TMP/inflight.$i.code" &
+    CURLS+=($!)
+done
+sleep 0.3
+stop_daemon
+wait "${CURLS[@]}" "$SLEEPER"
+expect_eq "exit status after SIGTERM" 0 "$STOP_RC"
+for i in $(seq 1 12); do
+    expect_eq "in-flight $i status" 200 "$(cat "$TMP/inflight.$i.code")"
+    expect_grep "in-flight $i queued" '"queued":true' "$TMP/inflight.$i"
+done
+expect_eq "in-flight stored" 12 "$(rcli --scan --pattern 'modfilter:item:inflight-*' | wc -l)"
+expect_grep "stop logged" 'SIGTERM: stopping' "$DLOG"
+finish
