@@ -37,7 +37,7 @@ wait_for() {
 start_redis() { # [port]
     REDIS_PORT=${1:-${REDIS_PORT:-$(free_port)}}
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-        --appendonly no --dir "$TMP" --logfile "$TMP/redis.log" &
+        --appendonly no --enable-debug-command local --dir "$TMP" --logfile "$TMP/redis.log" &
     REDIS_PID=$!
     wait_for 10 redis-cli -p "$REDIS_PORT" ping || { echo "redis did not start"; exit 1; }
 }
