@@ -544,7 +544,12 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
         if (c0 + c1 < min_df)
             continue;
         double wi = hd->cal_a * weight(m, sc->keys[i], c0, c1, base);
-        unsigned j = n < CLF_MAX_REASONS ? n++ : CLF_MAX_REASONS;
+        unsigned j, dup = 0;
+        for (j = 0; j < n && !dup; j++) /* an n-gram of two words */
+            dup = sc->keys[top[j]] == sc->keys[i];
+        if (dup)
+            continue;
+        j = n < CLF_MAX_REASONS ? n++ : CLF_MAX_REASONS;
         if (j == CLF_MAX_REASONS) {
             if (fabs(wi) <= fabs(w[CLF_MAX_REASONS - 1]))
                 continue;

@@ -51,7 +51,7 @@ expect_eq "strict stops" 1 "$(wc -l <"$T/out")"
 # reasons, stdin, thresholds
 echo '{"id":"r","text":"check out my channel"}' |
     "$MF" score --model "$T/m.mfm" --reasons --set thresholds.reject=0 - >"$T/out"
-expect_grep "reasons present" '"reasons":{"spam":\[{"feature":"' "$T/out"
+expect_grep "reasons present" '"reasons":\{.*"spam":\[\{"feature":"' "$T/out"
 expect_grep "threshold override" '"verdict":"reject"' "$T/out"
 printf '[thresholds]\nreview = 1\nreject = 1\n' >"$T/t.conf"
 echo '{"id":"r","text":"a nice day"}' |
