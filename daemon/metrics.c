@@ -145,8 +145,8 @@ metrics_process(struct evbuffer *out)
 
 void
 metrics_render(struct evbuffer *out, const struct state *st,
-               long long queue_len, long long oldest_ms, int redis_connected,
-               unsigned workers)
+               long long queue_len, long long oldest_ms,
+               unsigned redis_connected, unsigned workers)
 {
     static const char *const verdicts[3] = {"allow", "review", "reject"};
     size_t r, s, b;
@@ -173,11 +173,11 @@ metrics_render(struct evbuffer *out, const struct state *st,
                             age);
     }
     evbuffer_add_printf(out,
-                        "# HELP modfilter_redis_connected 1 when this "
-                        "worker's Redis connection is up.\n"
+                        "# HELP modfilter_redis_connected Workers whose "
+                        "Redis connection is ready.\n"
                         "# TYPE modfilter_redis_connected gauge\n"
-                        "modfilter_redis_connected %d\n",
-                        redis_connected ? 1 : 0);
+                        "modfilter_redis_connected %u\n",
+                        redis_connected);
     evbuffer_add_printf(out,
                         "# HELP modfilter_redis_errors_total Failed or "
                         "timed-out Redis commands.\n"

@@ -235,7 +235,7 @@ long metrics_connections(void);
  * oldest_ms: received_ms of the oldest item, < 0 when none. */
 void metrics_render(struct evbuffer *out, const struct state *st,
                     long long queue_len, long long oldest_ms,
-                    int redis_connected, unsigned workers);
+                    unsigned redis_connected, unsigned workers);
 
 /* ---- http.c: listeners, connections, limits, replies ------------------ */
 
@@ -306,6 +306,8 @@ struct worker {
     unsigned long max_connections;
     unsigned redis_timeout_ms;
     int started;
+    int counted;     /* in worker_total */
+    int redis_ready; /* this worker's Redis connection is ready */
     pthread_t thread;
 };
 
@@ -319,6 +321,9 @@ int worker_start(struct worker *w);
 void worker_stop(struct worker *w);
 void worker_join(struct worker *w);
 void worker_free(struct worker *w); /* NULL-safe; after join */
+/* 1 when every worker's Redis connection is ready; counts in up/total
+ * (either may be NULL).  Any thread. */
+int worker_redis_ready(unsigned *up, unsigned *total);
 /* Called by routes/http when pending or writing drop, to finish a stop. */
 void worker_maybe_done(struct worker *w);
 

@@ -376,7 +376,8 @@ static void
 route_readyz(struct route_ctx *ctx)
 {
     const struct config *cfg = ctx->st->cfg;
-    int redis = ctx->w->queue != NULL && queue_connected(ctx->w->queue);
+    unsigned up, total;
+    int redis = worker_redis_ready(&up, &total);
     json_t *warnings = json_array(), *body;
 
     if (getuid() == 0 && !cfg->user[0])
@@ -388,6 +389,13 @@ route_readyz(struct route_ctx *ctx)
                               json_string("auth.submit_tokens is empty: "
                                           "submit routes serve loopback and "
                                           "Unix-socket clients only"));
+    if (!redis && up > 0) {
+        char msg[120];
+
+        snprintf(msg, sizeof(msg),
+                 "Redis connections ready in %u of %u workers", up, total);
+        json_array_append_new(warnings, json_string(msg));
+    }
     if (cfg->spool_path[0])
         json_array_append_new(warnings,
                               json_string("the spool is not built yet: a "
@@ -403,18 +411,14 @@ static void
 route_metrics_send(struct route_ctx *ctx, long long n, long long oldest_ms)
 {
     struct evbuffer *buf = evbuffer_new();
-    struct state *st = ctx->st;
-    unsigned workers = st ? st->cfg->workers : 0;
+    unsigned up = 0, workers = 0;
 
     if (buf == NULL) {
         route_send(ctx, 500, NULL, NULL);
         return;
     }
-    if (workers == 0)
-        workers = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    metrics_render(buf, st, n, oldest_ms,
-                   ctx->w->queue != NULL && queue_connected(ctx->w->queue),
-                   workers);
+    worker_redis_ready(&up, &workers);
+    metrics_render(buf, ctx->st, n, oldest_ms, up, workers);
     route_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
     evbuffer_free(buf);
 }

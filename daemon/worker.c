@@ -21,11 +21,19 @@
 
 #define WORKER_GRACE_MS 2000
 
+/* Workers, and those whose Redis connection is ready (atomics). */
+static unsigned worker_total, worker_redis_up;
+
 static void
 worker_redis_state(int ready, const char *why, void *arg)
 {
     struct worker *w = arg;
 
+    if (ready && !w->redis_ready)
+        __atomic_add_fetch(&worker_redis_up, 1, __ATOMIC_RELAXED);
+    else if (!ready && w->redis_ready)
+        __atomic_sub_fetch(&worker_redis_up, 1, __ATOMIC_RELAXED);
+    w->redis_ready = ready;
     /* Every worker has its own connection; one voice is enough. */
     if (w->index != 0) {
         log_debug("worker %u: redis %s%s%s", w->index,
@@ -72,6 +80,19 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
     tv.tv_usec = (ms % 1000) * 1000;
     evtimer_add(w->grace_ev, &tv);
     worker_maybe_done(w);
+}
+
+int
+worker_redis_ready(unsigned *up, unsigned *total)
+{
+    unsigned u = __atomic_load_n(&worker_redis_up, __ATOMIC_RELAXED);
+    unsigned t = __atomic_load_n(&worker_total, __ATOMIC_RELAXED);
+
+    if (up != NULL)
+        *up = u;
+    if (total != NULL)
+        *total = t;
+    return t > 0 && u == t;
 }
 
 void
@@ -123,6 +144,8 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     queue_set_state_cb(w->queue, worker_redis_state, w);
     if (http_worker_init(w, cfg, fds, n_fds) < 0)
         goto fail;
+    w->counted = 1;
+    __atomic_add_fetch(&worker_total, 1, __ATOMIC_RELAXED);
     return w;
 fail:
     worker_free(w);
@@ -170,6 +193,12 @@ worker_free(struct worker *w)
 {
     if (w == NULL)
         return;
+    if (w->counted)
+        __atomic_sub_fetch(&worker_total, 1, __ATOMIC_RELAXED);
+    if (w->redis_ready)
+        __atomic_sub_fetch(&worker_redis_up, 1, __ATOMIC_RELAXED);
+    w->redis_ready = 0;
+    queue_set_state_cb(w->queue, NULL, NULL);
     /* Fails what still waits on Redis (503 to clients still there), then
      * closes every connection. */
     queue_free(w->queue);
