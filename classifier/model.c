@@ -583,6 +583,8 @@ word_evidence(struct clf_scorer *sc, const struct clf_model *m,
     unsigned n = feat_word_grams(&m->settings, &sc->doc, bundle, sc->grams);
     double acc[CLF_MAX_LABELS] = {0};
     uint16_t known[CLF_MAX_LABELS] = {0};
+    for (unsigned k = 0; k < n; k++)
+        ftable_prefetch(&m->ft, sc->grams[k].key);
     for (unsigned k = 0; k < n; k++) {
         const uint32_t *slot = ftable_find(&m->ft, sc->grams[k].key);
         if (!slot)
@@ -625,9 +627,11 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         sc->cache_mask = n - 1;
         sc->cache_version = m->version;
     }
-    /* One pass over the features for every head.  Word-level features are
-     * looked up (fetched a few ahead: the table is larger than the cache);
-     * a word's n-gram evidence comes from the word cache when it can. */
+    /* One pass over the features for every head, after asking the CPU for
+     * every slot it will touch (the table is larger than the cache, and
+     * misses overlap only when they are known in advance).  Word-level
+     * features are looked up; a word's n-gram evidence comes from the word
+     * cache when it can. */
     double sum[CLF_MAX_LABELS], base[CLF_MAX_LABELS];
     unsigned known[CLF_MAX_LABELS];
     uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
@@ -638,14 +642,16 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         sum[h] = 0;
         known[h] = 0;
     }
-    enum { AHEAD = 8 };
     const struct feat *v = sc->fs.v;
     size_t n = sc->fs.n;
-    for (size_t i = 0; i < n && i < AHEAD; i++)
-        ftable_prefetch(&m->ft, v[i].key);
     for (size_t i = 0; i < n; i++) {
-        if (i + AHEAD < n)
-            ftable_prefetch(&m->ft, v[i + AHEAD].key);
+        if (feat_is_bundle(&v[i]))
+            __builtin_prefetch(sc->cache +
+                               (v[i].key & sc->cache_mask) * sc->cache_stride);
+        else
+            ftable_prefetch(&m->ft, v[i].key);
+    }
+    for (size_t i = 0; i < n; i++) {
         if (feat_is_bundle(&v[i])) {
             unsigned char *e =
                 sc->cache + (v[i].key & sc->cache_mask) * sc->cache_stride;
