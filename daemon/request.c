@@ -147,7 +147,8 @@ request_parse_comment(const char *body, size_t len,
         request_fail(err, 400, "invalid_json", "empty body");
         goto fail;
     }
-    out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                           &jerr);
     if (out->root == NULL) {
         request_fail(err, 400, "invalid_json",
                      "line %d, column %d: %s", jerr.line, jerr.column,

@@ -1,0 +1,274 @@
+/* Unit tests of daemon/request.c (request bodies, ids) and daemon/result.c
+ * (verdict, reply, stored record). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modfilterd.h"
+
+static int
+parse(const char *body, struct request_comment *rc, struct request_error *e)
+{
+    return request_parse_comment(body, strlen(body), rc, e);
+}
+
+static void
+expect_reject(const char *body, int status, const char *code,
+              const char *msg_part)
+{
+    struct request_comment rc;
+    struct request_error e;
+
+    memset(&e, 0, sizeof(e));
+    if (parse(body, &rc, &e) != -1)
+        fail_msg("accepted: %s", body);
+    assert_int_equal(e.status, status);
+    assert_string_equal(e.code, code);
+    if (strstr(e.msg, msg_part) == NULL)
+        fail_msg("body %s: message \"%s\" lacks \"%s\"", body, e.msg,
+                 msg_part);
+    assert_null(rc.root);
+}
+
+static void
+test_full(void **state)
+{
+    struct request_comment rc;
+    struct request_error e;
+
+    (void)state;
+    assert_int_equal(
+        parse("{\"id\":\"a.B_9:-\",\"text\":\"caf\\u00e9 ok\",\"author\":"
+              "{\"name\":\"N\",\"email\":\"e@x\",\"url\":\"http://u\","
+              "\"ip\":\"::1\"},\"post\":\"p\",\"lang\":\"es\"}",
+              &rc, &e),
+        0);
+    assert_string_equal(rc.id, "a.B_9:-");
+    assert_string_equal(rc.text, "caf\xc3\xa9 ok");
+    assert_int_equal(rc.text_len, 8);
+    assert_string_equal(rc.author_name, "N");
+    assert_string_equal(rc.author_email, "e@x");
+    assert_string_equal(rc.author_url, "http://u");
+    assert_string_equal(rc.author_ip, "::1");
+    assert_string_equal(rc.post, "p");
+    assert_string_equal(rc.lang, "es");
+    request_comment_release(&rc);
+    request_comment_release(&rc); /* idempotent */
+}
+
+static void
+test_minimal(void **state)
+{
+    struct request_comment rc;
+    struct request_error e;
+
+    (void)state;
+    assert_int_equal(parse(" {\"text\":\"hi\"} \n", &rc, &e), 0);
+    assert_null(rc.id);
+    assert_null(rc.author_name);
+    assert_null(rc.post);
+    assert_null(rc.lang);
+    assert_string_equal(rc.text, "hi");
+    request_comment_release(&rc);
+    assert_int_equal(parse("{\"text\":\"hi\",\"author\":{}}", &rc, &e), 0);
+    request_comment_release(&rc);
+}
+
+static void
+test_rejects(void **state)
+{
+    char body[400];
+    struct request_comment rc;
+    struct request_error e;
+
+    (void)state;
+    expect_reject("", 400, "invalid_json", "empty body");
+    expect_reject("{", 400, "invalid_json", "line 1");
+    expect_reject("{\"text\":\"a\"} x", 400, "invalid_json", "");
+    expect_reject("{\"text\":\"a\",\"text\":\"b\"}", 400, "invalid_json",
+                  "duplicate");
+    expect_reject("{\"text\":\"a\\u0000b\"}", 400, "invalid_json", "");
+    expect_reject("{\"text\":\"caf\xe9\"}", 400, "invalid_json", "");
+    expect_reject("[]", 400, "invalid_request", "not an array");
+    expect_reject("\"text\"", 400, "invalid_request", "a string");
+    expect_reject("{}", 400, "invalid_request", "\"text\" is required");
+    expect_reject("{\"id\":\"x\"}", 400, "invalid_request", "required");
+    expect_reject("{\"text\":\"\"}", 400, "invalid_request", "empty");
+    expect_reject("{\"text\":null}", 400, "invalid_request",
+                  "\"text\" must be a string, not null");
+    expect_reject("{\"text\":[\"a\"]}", 400, "invalid_request", "an array");
+    expect_reject("{\"text\":\"a\",\"id\":7}", 400, "invalid_request",
+                  "\"id\" must be a string, not a number");
+    expect_reject("{\"text\":\"a\",\"id\":\"\"}", 400, "invalid_request",
+                  "1-128");
+    expect_reject("{\"text\":\"a\",\"id\":\"a/b\"}", 400, "invalid_request",
+                  "1-128");
+    expect_reject("{\"text\":\"a\",\"id\":\"caf\\u00e9\"}", 400,
+                  "invalid_request", "1-128");
+    expect_reject("{\"text\":\"a\",\"author\":[]}", 400, "invalid_request",
+                  "\"author\" must be an object");
+    expect_reject("{\"text\":\"a\",\"author\":{\"name\":true}}", 400,
+                  "invalid_request", "\"author.name\" must be a string");
+    expect_reject("{\"text\":\"a\",\"author\":{\"nick\":\"x\"}}", 400,
+                  "invalid_request", "unknown field \"author.nick\"");
+    expect_reject("{\"text\":\"a\",\"extra\":1}", 400, "invalid_request",
+                  "unknown field \"extra\"");
+    expect_reject("{\"text\":\"a\",\"post\":12}", 400, "invalid_request",
+                  "\"post\" must be a string");
+    expect_reject("{\"text\":\"a\",\"lang\":\"a-very-long-language-tag-x\"}",
+                  400, "invalid_request", "\"lang\" is longer");
+    /* 128 id characters pass, 129 do not */
+    snprintf(body, sizeof(body), "{\"id\":\"%0128d\",\"text\":\"a\"}", 0);
+    assert_int_equal(parse(body, &rc, &e), 0);
+    assert_int_equal(strlen(rc.id), 128);
+    request_comment_release(&rc);
+    snprintf(body, sizeof(body), "{\"id\":\"%0129d\",\"text\":\"a\"}", 0);
+    expect_reject(body, 400, "invalid_request", "1-128");
+}
+
+static void
+test_ids(void **state)
+{
+    char a[48], b[48];
+
+    (void)state;
+    assert_true(request_id_valid("abc", 3));
+    assert_true(request_id_valid("A-Z.a_z:0-9", 11));
+    assert_false(request_id_valid("", 0));
+    assert_false(request_id_valid("a b", 3));
+    assert_false(request_id_valid("a\0b", 3));
+    request_make_id(a, sizeof(a));
+    request_make_id(b, sizeof(b));
+    assert_true(request_id_valid(a, strlen(a)));
+    assert_string_not_equal(a, b);
+    assert_int_equal(strlen(a), 28);
+}
+
+/* ---- result.c ------------------------------------------------------- */
+
+static void
+fake_result(struct clf_result *r, double spam, double abuse, int unsure)
+{
+    memset(r, 0, sizeof(*r));
+    r->n_labels = 2;
+    r->labels[0].label = "spam";
+    r->labels[0].score = spam;
+    r->labels[0].n_reasons = 1;
+    snprintf(r->labels[0].reasons[0].feature, CLF_FEATURE_NAME_MAX,
+             "url:bit.ly");
+    r->labels[0].reasons[0].weight = 1.5;
+    r->labels[1].label = "abuse";
+    r->labels[1].score = abuse;
+    r->labels[1].unsure = unsure;
+    snprintf(r->lang, sizeof(r->lang), "en");
+}
+
+static void
+test_verdict(void **state)
+{
+    struct config_error err;
+    struct state st;
+    struct clf_result r;
+
+    (void)state;
+    memset(&st, 0, sizeof(st));
+    st.cfg = config_new();
+    assert_int_equal(config_set_arg(st.cfg, "thresholds.abuse_review=0.3",
+                                    &err),
+                     0);
+    fake_result(&r, 0.1, 0.1, 0);
+    assert_int_equal(result_verdict(&st, &r), CLF_ALLOW);
+    fake_result(&r, 0.5, 0.1, 0);
+    assert_int_equal(result_verdict(&st, &r), CLF_REVIEW);
+    fake_result(&r, 0.1, 0.3, 0); /* the abuse override */
+    assert_int_equal(result_verdict(&st, &r), CLF_REVIEW);
+    fake_result(&r, 0.1, 0.1, 1); /* unsure: at least review */
+    assert_int_equal(result_verdict(&st, &r), CLF_REVIEW);
+    fake_result(&r, 0.95, 0.1, 1); /* the most severe label wins */
+    assert_int_equal(result_verdict(&st, &r), CLF_REJECT);
+    config_free(st.cfg);
+}
+
+static void
+test_reply_and_record(void **state)
+{
+    struct state st;
+    struct clf_result r;
+    struct request_comment rc;
+    struct request_error e;
+    json_t *reply, *rec, *back;
+    char *text;
+
+    (void)state;
+    fake_result(&r, 0.97, 0.02, 1);
+    reply = result_reply("c1", &r, CLF_REJECT, 0);
+    text = json_dumps(reply, JSON_COMPACT);
+    assert_string_equal(
+        text, "{\"id\":\"c1\",\"scores\":{\"spam\":0.96999999999999997,"
+              "\"abuse\":0.02},\"unsure\":[\"abuse\"],\"verdict\":\"reject\","
+              "\"queued\":false,\"lang\":\"en\",\"reasons\":{\"spam\":[{"
+              "\"feature\":\"url:bit.ly\",\"weight\":1.5}],\"abuse\":[]}}");
+    free(text);
+
+    memset(&st, 0, sizeof(st));
+    snprintf(st.model_id, sizeof(st.model_id), "00112233aabbccdd");
+    assert_int_equal(parse("{\"text\":\"t\",\"author\":{\"ip\":\"1.2.3.4\"},"
+                           "\"post\":\"p1\"}",
+                           &rc, &e),
+                     0);
+    rec = result_record("c1", &rc, &r, CLF_REJECT, &st, 1700000000123LL);
+    assert_string_equal(json_string_value(json_object_get(rec, "text")), "t");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rec, "author"), "ip")),
+                        "1.2.3.4");
+    assert_null(json_object_get(json_object_get(rec, "author"), "name"));
+    assert_string_equal(json_string_value(json_object_get(rec, "post")),
+                        "p1");
+    assert_string_equal(json_string_value(json_object_get(rec, "model_id")),
+                        "00112233aabbccdd");
+    assert_string_equal(
+        json_string_value(json_object_get(rec, "received_at")),
+        "2023-11-14T22:13:20.123Z");
+    assert_string_equal(
+        json_string_value(json_object_get(rec, "daemon_version")),
+        MODFILTERD_VERSION);
+    assert_non_null(json_object_get(rec, "reasons"));
+
+    /* An id already stored answers with the stored fields, queued true. */
+    text = json_dumps(rec, JSON_COMPACT);
+    back = result_reply_from_stored(text, strlen(text));
+    assert_non_null(back);
+    assert_true(json_is_true(json_object_get(back, "queued")));
+    assert_string_equal(json_string_value(json_object_get(back, "verdict")),
+                        "reject");
+    assert_null(json_object_get(back, "text"));
+    assert_null(json_object_get(back, "author"));
+    assert_true(json_equal(json_object_get(back, "scores"),
+                           json_object_get(reply, "scores")));
+    free(text);
+    assert_null(result_reply_from_stored("[1]", 3));
+    assert_null(result_reply_from_stored("{", 1));
+    json_decref(back);
+    json_decref(rec);
+    json_decref(reply);
+    request_comment_release(&rc);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full),    cmocka_unit_test(test_minimal),
+        cmocka_unit_test(test_rejects), cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_verdict), cmocka_unit_test(test_reply_and_record),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
