@@ -3,98 +3,22 @@
  * line out) and `modfilter explain` (one text, for people).
  */
 #include <errno.h>
-#include <ini.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "modfilterd.h"
 
-/* Review and reject thresholds: defaults and per-label overrides, the same
- * keys and defaults as the daemon's [thresholds] section. */
-struct thresholds {
-    double review, reject;
-    unsigned n;
-    struct {
-        char label[CLF_LABEL_MAX];
-        double review, reject; /* NAN: use the default */
-    } per[CLF_MAX_LABELS];
-};
-
-static void
-thresholds_init(struct thresholds *t)
-{
-    memset(t, 0, sizeof *t);
-    t->review = 0.5;
-    t->reject = 0.95;
-}
-
-/* Set thresholds.KEY (KEY: review, reject, LABEL_review, LABEL_reject). */
-static int
-thresholds_set(struct thresholds *t, const char *key, const char *value)
-{
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || !(v >= 0 && v <= 1))
-        return -1;
-    const char *us = strrchr(key, '_');
-    const char *kind = us ? us + 1 : key;
-    int is_review = !strcmp(kind, "review");
-    if (!is_review && strcmp(kind, "reject"))
-        return -1;
-    if (!us) {
-        *(is_review ? &t->review : &t->reject) = v;
-        return 0;
-    }
-    size_t n = (size_t)(us - key);
-    if (n == 0 || n >= CLF_LABEL_MAX)
-        return -1;
-    unsigned i;
-    for (i = 0; i < t->n; i++)
-        if (strlen(t->per[i].label) == n && !strncmp(t->per[i].label, key, n))
-            break;
-    if (i == t->n) {
-        if (t->n == CLF_MAX_LABELS)
-            return -1;
-        snprintf(t->per[i].label, CLF_LABEL_MAX, "%.*s", (int)n, key);
-        t->per[i].review = t->per[i].reject = -1;
-        t->n++;
-    }
-    *(is_review ? &t->per[i].review : &t->per[i].reject) = v;
-    return 0;
-}
-
-static void
-thresholds_get(const struct thresholds *t, const char *label, double *review,
-               double *reject)
-{
-    *review = t->review;
-    *reject = t->reject;
-    for (unsigned i = 0; i < t->n; i++) {
-        if (strcmp(t->per[i].label, label))
-            continue;
-        if (t->per[i].review >= 0)
-            *review = t->per[i].review;
-        if (t->per[i].reject >= 0)
-            *reject = t->per[i].reject;
-    }
-}
-
-static int
-ini_cb(void *arg, const char *section, const char *key, const char *value)
-{
-    if (strcmp(section, "thresholds"))
-        return 1; /* other sections are the daemon's */
-    return thresholds_set(arg, key, value) == 0;
-}
-
+/* The verdict with the daemon's rule and thresholds ([thresholds] of the
+ * config: the same keys, defaults and code as modfilterd). */
 static enum clf_verdict
-verdict_of(const struct thresholds *t, const struct clf_result *r)
+verdict_of(const struct config *cfg, const struct clf_result *r)
 {
     enum clf_verdict v = CLF_ALLOW;
     for (unsigned h = 0; h < r->n_labels; h++) {
         double review, reject;
-        thresholds_get(t, r->labels[h].label, &review, &reject);
+        config_thresholds(cfg, r->labels[h].label, &review, &reject);
         enum clf_verdict lv = clf_label_verdict(
             r->labels[h].score, r->labels[h].unsure, review, reject);
         if (lv > v)
@@ -148,8 +72,8 @@ usage_score(void)
 
 /* Options shared by score and explain: model, -c, --set. */
 struct score_opts {
-    const char *model, *config;
-    struct thresholds t;
+    const char *model;
+    struct config *cfg; /* owned */
     int reasons, strict;
 };
 
@@ -168,61 +92,63 @@ score_opt(struct score_opts *o, int argc, char **argv, int *i)
         return -1;
     }
     const char *v = argv[++*i];
-    if (!strcmp(a, "--model")) {
+    struct config_error err;
+    if (!strcmp(a, "--model"))
         o->model = v;
-    } else if (!strcmp(a, "-c")) {
-        int line = ini_parse(v, ini_cb, &o->t);
-        if (line) {
-            fprintf(stderr, "%s:%d: %s\n", v, line > 0 ? line : 0,
-                    line > 0 ? "bad [thresholds] value" : strerror(errno));
-            return -1;
-        }
-    } else {
-        const char *eq = strchr(v, '=');
-        char key[128];
-        if (!eq || strncmp(v, "thresholds.", 11) ||
-            (size_t)(eq - v - 11) >= sizeof key) {
-            fprintf(stderr, "modfilter: --set wants thresholds.KEY=VALUE\n");
-            return -1;
-        }
-        snprintf(key, sizeof key, "%.*s", (int)(eq - v - 11), v + 11);
-        if (thresholds_set(&o->t, key, eq + 1) < 0) {
-            fprintf(stderr, "modfilter: --set %s: bad threshold\n", v);
-            return -1;
-        }
+    else if (!strcmp(a, "-c") ? config_load_file(o->cfg, v, &err)
+                              : config_set_arg(o->cfg, v, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
     }
     return 1;
+}
+
+/* The daemon's own checks: thresholds in range and review <= reject. */
+static int
+score_opts_check(struct score_opts *o)
+{
+    struct config_error err;
+    if (config_check(o->cfg, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 int
 cmd_score(int argc, char **argv)
 {
-    struct score_opts o = {0};
+    struct score_opts o = {.cfg = config_new()};
     const char *path = "-";
     struct clf_model *m = NULL;
     struct clf_scorer *sc = NULL;
     struct jsonl *j = NULL;
     struct clf_error err;
     int rc = EXIT_USAGE, n_paths = 0;
-    thresholds_init(&o.t);
+    if (!o.cfg) {
+        fprintf(stderr, "modfilter: out of memory\n");
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         int t = score_opt(&o, argc, argv, &i);
         if (t < 0)
-            return EXIT_USAGE;
+            goto out;
         if (t)
             continue;
         if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "modfilter: unknown option %s\n", argv[i]);
             usage_score();
-            return EXIT_USAGE;
+            goto out;
         }
         path = argv[i];
         n_paths++;
     }
     if (!o.model || n_paths > 1) {
         usage_score();
-        return EXIT_USAGE;
+        goto out;
     }
+    if (score_opts_check(&o) < 0)
+        goto out;
     rc = 1;
     if (clf_model_load(o.model, &m, &err)) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
@@ -252,7 +178,7 @@ cmd_score(int argc, char **argv)
             rc = 1;
             break;
         }
-        json_t *out = result_json(rec.id, &res, verdict_of(&o.t, &res),
+        json_t *out = result_json(rec.id, &res, verdict_of(o.cfg, &res),
                                   o.reasons);
         char *s = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (s)
@@ -268,36 +194,41 @@ out:
     jsonl_close(j);
     clf_scorer_free(sc);
     clf_model_free(m);
+    config_free(o.cfg);
     return rc;
 }
 
 int
 cmd_explain(int argc, char **argv)
 {
-    struct score_opts o = {0};
+    struct score_opts o = {.cfg = config_new()};
     const char *text = NULL;
     struct clf_model *m = NULL;
     struct clf_scorer *sc = NULL;
     struct clf_error err;
     struct clf_result res;
-    int rc = 1;
-    thresholds_init(&o.t);
+    int rc = EXIT_USAGE;
+    if (!o.cfg) {
+        fprintf(stderr, "modfilter: out of memory\n");
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         int t = score_opt(&o, argc, argv, &i);
         if (t < 0)
-            return EXIT_USAGE;
+            goto out;
         if (!t && !text && !(argv[i][0] == '-' && argv[i][1]))
             text = argv[i];
-        else if (!t) {
-            fprintf(stderr, "usage: modfilter explain --model M.mfm "
-                            "[-c FILE] [--set K=V] \"text\"\n");
-            return EXIT_USAGE;
-        }
+        else if (!t)
+            break;
     }
     if (!o.model || !text) {
-        fprintf(stderr, "usage: modfilter explain --model M.mfm \"text\"\n");
-        return EXIT_USAGE;
+        fprintf(stderr, "usage: modfilter explain --model M.mfm [-c FILE] "
+                        "[--set K=V] \"text\"\n");
+        goto out;
     }
+    if (score_opts_check(&o) < 0)
+        goto out;
+    rc = 1;
     if (clf_model_load(o.model, &m, &err)) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
         goto out;
@@ -307,13 +238,13 @@ cmd_explain(int argc, char **argv)
         fprintf(stderr, "modfilter: out of memory\n");
         goto out;
     }
-    enum clf_verdict v = verdict_of(&o.t, &res);
+    enum clf_verdict v = verdict_of(o.cfg, &res);
     printf("verdict: %s   language: %s%s\n", clf_verdict_name(v), res.lang,
            res.truncated ? "   (text truncated)" : "");
     for (unsigned h = 0; h < res.n_labels; h++) {
         const struct clf_label_result *l = &res.labels[h];
         double review, reject;
-        thresholds_get(&o.t, l->label, &review, &reject);
+        config_thresholds(o.cfg, l->label, &review, &reject);
         printf("%-8s %.3f  %s%s\n", l->label, l->score,
                clf_verdict_name(
                    clf_label_verdict(l->score, l->unsure, review, reject)),
@@ -326,5 +257,6 @@ cmd_explain(int argc, char **argv)
 out:
     clf_scorer_free(sc);
     clf_model_free(m);
+    config_free(o.cfg);
     return rc;
 }

@@ -50,7 +50,8 @@ expect_eq "strict stops" 1 "$(wc -l <"$T/out")"
 
 # reasons, stdin, thresholds
 echo '{"id":"r","text":"check out my channel"}' |
-    "$MF" score --model "$T/m.mfm" --reasons --set thresholds.reject=0 - >"$T/out"
+    "$MF" score --model "$T/m.mfm" --reasons --set thresholds.review=0 \
+        --set thresholds.reject=0 - >"$T/out"
 expect_grep "reasons present" '"reasons":\{.*"spam":\[\{"feature":"' "$T/out"
 expect_grep "threshold override" '"verdict":"reject"' "$T/out"
 printf '[thresholds]\nreview = 1\nreject = 1\n' >"$T/t.conf"
@@ -59,6 +60,9 @@ echo '{"id":"r","text":"a nice day"}' |
 expect_grep "thresholds from -c" '"verdict":"' "$T/out"
 "$MF" score --model "$T/m.mfm" --set thresholds.review=2 - </dev/null 2>/dev/null
 expect_eq "bad threshold is a usage error" 2 $?
+"$MF" score --model "$T/m.mfm" --set thresholds.spam_reject=0.2 - </dev/null 2>"$T/err"
+expect_eq "review above reject is a usage error" 2 $?
+expect_grep "review above reject message" "review threshold" "$T/err"
 
 # explain
 "$MF" explain --model "$T/m.mfm" "you stupid idiot" >"$T/out"
