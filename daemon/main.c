@@ -327,6 +327,11 @@ main(int argc, char **argv)
         log_init(0, o.verbose);
     }
 
+    /* An inherited SIG_IGN (nohup, a shell's background job) would discard
+     * these signals before sigwait() could take them. */
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
