@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +353,40 @@ test_long_text(void **state)
     clf_model_free(m);
 }
 
+/* After warm-up, scoring allocates nothing: the heap in use is the same
+ * after 2,000 more comments of every kind. */
+static void
+test_no_allocation_growth(void **state)
+{
+    (void)state;
+    struct clf_model *m = small_trained();
+    struct clf_scorer *sc = clf_scorer_new();
+    static const char *const texts[] = {
+        "check out my channel http://bit.ly/x now!!!",
+        "you IDIOT, stuuupid f*ck",
+        "Muy buen artículo, gracias por compartir 😀👍🏽",
+        "s p a m and i.d.i.o.t \xef\xbb\xbf and \xff\xfe invalid",
+        "lovely song number 7",
+    };
+    char buf[256];
+    struct clf_result r;
+    for (int round = 0; round < 2; round++) {
+        struct mallinfo2 before = mallinfo2();
+        for (int i = 0; i < 2000; i++) {
+            const char *t = texts[i % 5];
+            snprintf(buf, sizeof buf, "%s %d", t, i % 50);
+            assert_int_equal(clf_score(sc, m, buf, strlen(buf), NULL, i & 1,
+                                       &r),
+                             CLF_OK);
+        }
+        struct mallinfo2 after = mallinfo2();
+        if (round == 1) /* the first round warms the buffers up */
+            assert_int_equal(after.uordblks, before.uordblks);
+    }
+    clf_scorer_free(sc);
+    clf_model_free(m);
+}
+
 int
 main(void)
 {
@@ -363,6 +398,7 @@ main(void)
         cmocka_unit_test(test_model_file),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_long_text),
+        cmocka_unit_test(test_no_allocation_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
