@@ -121,8 +121,7 @@ main(int argc, char **argv)
         return 1;
     }
     printf("model load: %.1f ms, resident memory %.1f MiB (+%.1f MiB)\n",
-           (now() - t0) * 1e3, rss_kib() / 1024.0,
-           (rss_kib() - rss0) / 1024.0);
+           (now() - t0) * 1e3, rss_kib() / 1024.0, (rss_kib() - rss0) / 1024.0);
     struct text *texts = NULL;
     size_t n = load(argc - 2, argv + 2, &texts);
     size_t bytes = 0;
@@ -151,8 +150,8 @@ main(int argc, char **argv)
     score_all(sc, m, texts, n < 2000 ? n : 2000, 1); /* warm up */
     double short_rate = score_all(sc, m, texts, n, 3);
     double long_rate = score_all(sc, m, joined, nj, 3);
-    printf("score, dataset texts (%zu, mean %zu bytes): %.0f comments/s\n",
-           n, bytes / (n ? n : 1), short_rate);
+    printf("score, dataset texts (%zu, mean %zu bytes): %.0f comments/s\n", n,
+           bytes / (n ? n : 1), short_rate);
     printf("score, 300-600-byte comments (%zu): %.0f comments/s\n", nj,
            long_rate);
 
@@ -161,8 +160,8 @@ main(int argc, char **argv)
     t0 = now();
     for (size_t i = 0; i < n; i++)
         if (texts[i].label[0])
-            clf_learn(sc, fresh, texts[i].s, texts[i].len, NULL,
-                      texts[i].label, texts[i].value, &out, &err);
+            clf_learn(sc, fresh, texts[i].s, texts[i].len, NULL, texts[i].label,
+                      texts[i].value, &out, &err);
     printf("train (no calibration): %.0f comments/s\n", n / (now() - t0));
     t0 = now();
     clf_model_calibrate(fresh, &err);

@@ -26,8 +26,7 @@ platt_loss(const double *raw, const uint8_t *y, size_t n, double tpos,
     for (size_t i = 0; i < n; i++) {
         double t = y[i] ? tpos : tneg, z = a * raw[i] + b;
         /* -t log p - (1-t) log(1-p), with p = 1 / (1 + exp(-z)) */
-        loss += z >= 0 ? (1 - t) * z + log1p(exp(-z))
-                       : -t * z + log1p(exp(z));
+        loss += z >= 0 ? (1 - t) * z + log1p(exp(-z)) : -t * z + log1p(exp(z));
     }
     return loss;
 }
@@ -35,8 +34,7 @@ platt_loss(const double *raw, const uint8_t *y, size_t n, double tpos,
 /* Newton's method with backtracking (Lin, Lin and Weng's formulation of
  * Platt scaling), so that a nearly separable sample cannot diverge. */
 static void
-platt_fit(const double *raw, const uint8_t *y, size_t n, double *pa,
-          double *pb)
+platt_fit(const double *raw, const uint8_t *y, size_t n, double *pa, double *pb)
 {
     size_t npos = 0;
     for (size_t i = 0; i < n; i++)

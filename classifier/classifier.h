@@ -21,11 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLF_MAX_LABELS 8      /* heads a model may carry */
-#define CLF_LABEL_MAX 32      /* bytes of a label name, with its NUL */
-#define CLF_MAX_REASONS 5     /* reasons reported per label */
+#define CLF_MAX_LABELS 8  /* heads a model may carry */
+#define CLF_LABEL_MAX 32  /* bytes of a label name, with its NUL */
+#define CLF_MAX_REASONS 5 /* reasons reported per label */
 #define CLF_FEATURE_NAME_MAX 80
-#define CLF_LANG_MAX 24       /* "english", "spanish", ... with NUL */
+#define CLF_LANG_MAX 24 /* "english", "spanish", ... with NUL */
 #define CLF_MAX_LANGUAGES 8
 
 enum clf_status {
@@ -63,7 +63,7 @@ struct clf_settings {
     unsigned max_bytes; /* text beyond this is truncated, then scored */
     unsigned max_tokens;
     unsigned chargram_min, chargram_max; /* n-gram lengths in characters */
-    double alpha;          /* naive-Bayes additive smoothing */
+    double alpha;                        /* naive-Bayes additive smoothing */
     unsigned min_df;       /* features seen in fewer examples are ignored */
     double weights[8];     /* evidence weight per feature family: word,
                               url, email, mention, emoji, pair, chars, meta */
@@ -136,7 +136,7 @@ enum clf_status clf_model_calibrate(struct clf_model *m, struct clf_error *err);
 
 struct clf_scorer;
 
-struct clf_scorer *clf_scorer_new(void); /* NULL on allocation failure */
+struct clf_scorer *clf_scorer_new(void);     /* NULL on allocation failure */
 void clf_scorer_free(struct clf_scorer *sc); /* NULL-safe */
 
 struct clf_reason {
@@ -173,10 +173,10 @@ enum clf_status clf_score(struct clf_scorer *sc, const struct clf_model *m,
 /* ---- learning --------------------------------------------------------- */
 
 enum clf_learn_outcome {
-    CLF_LEARNED = 0,   /* counted */
-    CLF_DUPLICATE,     /* same folded text and value already known */
-    CLF_FORGOTTEN,     /* removed by clf_unlearn */
-    CLF_UNKNOWN,       /* clf_unlearn: not a known example */
+    CLF_LEARNED = 0, /* counted */
+    CLF_DUPLICATE,   /* same folded text and value already known */
+    CLF_FORGOTTEN,   /* removed by clf_unlearn */
+    CLF_UNKNOWN,     /* clf_unlearn: not a known example */
 };
 
 /*
@@ -193,9 +193,9 @@ enum clf_status clf_learn(struct clf_scorer *sc, struct clf_model *m,
 
 /* Forget an example learned before (exact inverse of clf_learn). */
 enum clf_status clf_unlearn(struct clf_scorer *sc, struct clf_model *m,
-                            const char *text, size_t len,
-                            const char *lang_hint, const char *label,
-                            int value, enum clf_learn_outcome *outcome,
+                            const char *text, size_t len, const char *lang_hint,
+                            const char *label, int value,
+                            enum clf_learn_outcome *outcome,
                             struct clf_error *err);
 
 /* ---- verdict ---------------------------------------------------------- */

@@ -208,10 +208,9 @@ add_meta(struct feat_set *fs, const struct text_doc *doc, int obfuscated)
     }
     while (len < N_LEN_BOUNDS && st->n_chars >= len_bounds[len])
         len++;
-    if (add(fs, meta_key(META_LINKS, links), FEAT_META, META_LINKS, 0,
-            links) < 0 ||
-        add(fs, meta_key(META_CAPS, caps), FEAT_META, META_CAPS, 0, caps) <
+    if (add(fs, meta_key(META_LINKS, links), FEAT_META, META_LINKS, 0, links) <
             0 ||
+        add(fs, meta_key(META_CAPS, caps), FEAT_META, META_CAPS, 0, caps) < 0 ||
         add(fs, meta_key(META_LEN, len), FEAT_META, META_LEN, 0, len) < 0)
         return -1;
     if (st->max_punct_run >= 3 &&
@@ -243,8 +242,7 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         uint64_t key = XXH3_64bits_withSeed(t->str, t->len, fam);
         fold = XXH3_64bits_withSeed(t->surface, t->surface_len, fold ^ t->kind);
         obfuscated |= t->flags & TEXT_F_OBFUSCATED;
-        if ((s->features & CLF_FEAT_WORDS) &&
-            add(fs, key, fam, 0, 0, i) < 0)
+        if ((s->features & CLF_FEAT_WORDS) && add(fs, key, fam, 0, 0, i) < 0)
             return -1;
         if (t->kind == TEXT_HOST)
             continue; /* its URL token stands for it in pairs */
@@ -254,8 +252,8 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         if ((s->features & CLF_FEAT_CHARGRAMS) &&
             (t->kind == TEXT_WORD || t->kind == TEXT_URL ||
              t->kind == TEXT_NUMBER) &&
-            add(fs, XXH3_64bits_withSeed(t->surface, t->surface_len,
-                                         FEAT_CHARS),
+            add(fs,
+                XXH3_64bits_withSeed(t->surface, t->surface_len, FEAT_CHARS),
                 FEAT_CHARS, 0, 0, i) < 0)
             return -1;
         prev = key;
@@ -282,10 +280,9 @@ feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
         if (f->arg == META_CAPS)
             snprintf(buf, len, "meta:caps=%s", caps_names[f->tok]);
         else if (f->arg == META_LEN)
-            snprintf(buf, len, "meta:len=%s%u",
-                     f->tok < N_LEN_BOUNDS ? "<" : ">=",
-                     len_bounds[f->tok < N_LEN_BOUNDS ? f->tok
-                                                      : N_LEN_BOUNDS - 1]);
+            snprintf(
+                buf, len, "meta:len=%s%u", f->tok < N_LEN_BOUNDS ? "<" : ">=",
+                len_bounds[f->tok < N_LEN_BOUNDS ? f->tok : N_LEN_BOUNDS - 1]);
         else if (f->arg == META_LINKS)
             snprintf(buf, len, "meta:links=%u%s", f->tok,
                      f->tok == 3 ? "+" : "");
@@ -299,9 +296,10 @@ feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
         uint32_t k = f->tok + 1;
         while (k < doc->n_tokens && doc->tokens[k].kind == TEXT_HOST)
             k++;
-        const struct text_token *u = &doc->tokens[k < doc->n_tokens ? k : f->tok];
-        snprintf(buf, len, "pair:%.*s_%.*s", (int)t->len, t->str,
-                 (int)u->len, u->str);
+        const struct text_token *u =
+            &doc->tokens[k < doc->n_tokens ? k : f->tok];
+        snprintf(buf, len, "pair:%.*s_%.*s", (int)t->len, t->str, (int)u->len,
+                 u->str);
         break;
     }
     case FEAT_CHARS: {

@@ -28,10 +28,10 @@ struct clf_scorer {
     struct feat *all; /* every feature, bundles expanded (n_all) */
     uint64_t *keys;   /* their keys */
     size_t n_all, all_cap;
-    struct feat *grams; /* FEAT_GRAMS_MAX: one word's n-grams */
-    unsigned char *cache;   /* WCACHE_BYTES */
+    struct feat *grams;              /* FEAT_GRAMS_MAX: one word's n-grams */
+    unsigned char *cache;            /* WCACHE_BYTES */
     size_t cache_stride, cache_mask; /* entry size; entries - 1 */
-    uint64_t cache_version; /* the model version the cache holds */
+    uint64_t cache_version;          /* the model version the cache holds */
 };
 
 enum clf_status
@@ -109,7 +109,7 @@ clf_settings_set_languages(struct clf_settings *s, const char *list,
             return model_fail(err, CLF_EINVAL, "unknown language '%s'", name);
         if (t.n_languages == CLF_MAX_LANGUAGES)
             return model_fail(err, CLF_EINVAL, "more than %d languages",
-                        CLF_MAX_LANGUAGES);
+                              CLF_MAX_LANGUAGES);
         snprintf(t.languages[t.n_languages++], CLF_LANG_MAX, "%s", canon);
         p += n;
         if (*p == ',')
@@ -281,8 +281,8 @@ clf_model_label_index(const struct clf_model *m, const char *label)
 }
 
 void
-clf_model_label_examples(const struct clf_model *m, unsigned i,
-                         uint64_t *n_neg, uint64_t *n_pos)
+clf_model_label_examples(const struct clf_model *m, unsigned i, uint64_t *n_neg,
+                         uint64_t *n_pos)
 {
     *n_neg = i < m->n_labels ? m->heads[i].docs[0] : 0;
     *n_pos = i < m->n_labels ? m->heads[i].docs[1] : 0;
@@ -342,7 +342,8 @@ clf_model_set_prior(struct clf_model *m, const char *label, double p,
     if (!valid_label(label))
         return model_fail(err, CLF_EINVAL, "bad label name '%s'", label);
     if (p >= 1.0 || isnan(p))
-        return model_fail(err, CLF_EINVAL, "prior for %s must be in (0,1)", label);
+        return model_fail(err, CLF_EINVAL, "prior for %s must be in (0,1)",
+                          label);
     int i = clf_model_label_index(m, label);
     if (i < 0 && (i = model_add_label(m, label)) < 0)
         return model_fail(err, CLF_ELIMIT, "cannot add label '%s'", label);
@@ -735,8 +736,8 @@ apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
         hd->total[value] += sc->n_all;
     } else {
         hd->docs[value] -= hd->docs[value] ? 1 : 0;
-        hd->total[value] -= hd->total[value] >= sc->n_all ? sc->n_all
-                                                          : hd->total[value];
+        hd->total[value] -=
+            hd->total[value] >= sc->n_all ? sc->n_all : hd->total[value];
     }
     return 0;
 }
@@ -766,7 +767,8 @@ reservoir_offer(struct head *hd, const struct clf_scorer *sc, uint64_t ex_key,
         free(e->keys);
     else
         hd->n_res++;
-    *e = (struct res_example){ex_key, keys, (uint32_t)sc->n_all, (uint8_t)value};
+    *e =
+        (struct res_example){ex_key, keys, (uint32_t)sc->n_all, (uint8_t)value};
 }
 
 static void
@@ -789,12 +791,12 @@ learn_check(struct clf_model *m, const char *label, int value, int create,
         return model_fail(err, CLF_EINVAL, "label value must be 0 or 1");
     if (!valid_label(label))
         return model_fail(err, CLF_EINVAL,
-                    "bad label name '%s' (a-z, 0-9, _ and -, at most %d)",
-                    label, CLF_LABEL_MAX - 1);
+                          "bad label name '%s' (a-z, 0-9, _ and -, at most %d)",
+                          label, CLF_LABEL_MAX - 1);
     *h = clf_model_label_index(m, label);
     if (*h < 0 && create && (*h = model_add_label(m, label)) < 0)
         return model_fail(err, CLF_ELIMIT, "cannot add label '%s' (at most %d)",
-                    label, CLF_MAX_LABELS);
+                          label, CLF_MAX_LABELS);
     return CLF_OK;
 }
 

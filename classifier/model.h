@@ -39,7 +39,7 @@ struct head {
     uint64_t vocab;    /* features with a count in this head */
     double cal_a, cal_b, cal_rate, ece; /* Platt fit; its sample's rate */
     int calibrated;
-    uint64_t seen; /* examples offered to the reservoir */
+    uint64_t seen;           /* examples offered to the reservoir */
     struct res_example *res; /* malloc'd, RESERVOIR_MAX */
     uint32_t n_res;
 };
@@ -66,7 +66,7 @@ struct clf_model {
     struct exset ex;
     char event_id[64];
     char id[17];
-    uint64_t version; /* changes with every change of counts */
+    uint64_t version;           /* changes with every change of counts */
     double logtab[LOGTAB_SIZE]; /* log(c + alpha) */
 };
 

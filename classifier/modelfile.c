@@ -491,24 +491,26 @@ parse(const unsigned char *p, size_t len, const char *path,
       struct clf_model **out, struct clf_error *err)
 {
     if (len < HEADER_LEN + 8 || memcmp(p, MAGIC, 8))
-        return model_fail(err, CLF_EFORMAT, "%s: not a modfilter model file", path);
+        return model_fail(err, CLF_EFORMAT, "%s: not a modfilter model file",
+                          path);
     struct rbuf r = {p, len, 8, 0};
     uint32_t version = get_u32(&r);
     get_u32(&r);
     uint64_t body = get_u64(&r);
     if (version != VERSION)
         return model_fail(err, CLF_EVERSION,
-                    "%s: model file version %u, this build reads %u", path,
-                    version, VERSION);
+                          "%s: model file version %u, this build reads %u",
+                          path, version, VERSION);
     if (body != len - HEADER_LEN - 8)
-        return model_fail(err, CLF_EFORMAT,
-                    "%s: truncated or overlong (%zu bytes, header says %llu)",
-                    path, len, (unsigned long long)(body + HEADER_LEN + 8));
+        return model_fail(
+            err, CLF_EFORMAT,
+            "%s: truncated or overlong (%zu bytes, header says %llu)", path,
+            len, (unsigned long long)(body + HEADER_LEN + 8));
     struct rbuf t = {p, len, len - 8, 0};
     uint64_t sum = get_u64(&t);
     if (XXH3_64bits(p, len - 8) != sum)
         return model_fail(err, CLF_EFORMAT, "%s: checksum mismatch (corrupted)",
-                    path);
+                          path);
     struct rbuf b = {p, len - 8, HEADER_LEN, 0};
     struct clf_model *m = NULL;
     const char *why = read_body(&b, &m);
@@ -524,8 +526,7 @@ parse(const unsigned char *p, size_t len, const char *path,
 }
 
 enum clf_status
-clf_model_load(const char *path, struct clf_model **out,
-               struct clf_error *err)
+clf_model_load(const char *path, struct clf_model **out, struct clf_error *err)
 {
     unsigned char *buf = NULL;
     struct stat sb;
@@ -540,7 +541,7 @@ clf_model_load(const char *path, struct clf_model **out,
     }
     if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAX_FILE) {
         st = model_fail(err, CLF_EFORMAT, "%s: not a regular file of sane size",
-                  path);
+                        path);
         goto out;
     }
     size_t len = (size_t)sb.st_size;
@@ -554,7 +555,8 @@ clf_model_load(const char *path, struct clf_model **out,
             continue;
         if (n <= 0) {
             st = model_fail(err, CLF_EIO, "%s: %s", path,
-                      n < 0 ? strerror(errno) : "file shrank while reading");
+                            n < 0 ? strerror(errno)
+                                  : "file shrank while reading");
             goto out;
         }
         off += (size_t)n;

@@ -126,8 +126,8 @@ exset_del(struct exset *ex, uint64_t key)
      * their home slot does not lie strictly between the hole and them. */
     for (size_t j = (i + 1) & mask; ex->keys[j]; j = (j + 1) & mask) {
         size_t home = ex->keys[j] & mask;
-        int between = i <= j ? (home > i && home <= j)
-                             : (home > i || home <= j);
+        int between =
+            i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (between)
             continue;
         ex->keys[i] = ex->keys[j];

@@ -175,8 +175,8 @@ run_fold(const struct train_opts *o, const char *label, struct item *items,
             continue;
         }
         enum clf_learn_outcome out;
-        if (clf_learn(sc, m, items[i].text, items[i].len, items[i].lang,
-                      label, items[i].y, &out, &err)) {
+        if (clf_learn(sc, m, items[i].text, items[i].len, items[i].lang, label,
+                      items[i].y, &out, &err)) {
             fprintf(stderr, "modfilter: %s\n", err.msg);
             goto out;
         }

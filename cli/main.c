@@ -36,8 +36,10 @@ main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train},     {"forget", cmd_forget},
-                {"score", cmd_score},     {"explain", cmd_explain},
+    } cmds[] = {{"train", cmd_train},
+                {"forget", cmd_forget},
+                {"score", cmd_score},
+                {"explain", cmd_explain},
                 {"eval", cmd_eval}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {

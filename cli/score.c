@@ -35,9 +35,9 @@ result_json(const char *id, const struct clf_result *r, enum clf_verdict v,
     json_object_set_new(o, "id", id ? json_string(id) : json_null());
     for (unsigned h = 0; h < r->n_labels; h++) {
         const struct clf_label_result *l = &r->labels[h];
-        json_object_set_new(scores, l->label,
-                            json_real((double)(long long)(l->score * 1e6 +
-                                                          0.5) / 1e6));
+        json_object_set_new(
+            scores, l->label,
+            json_real((double)(long long)(l->score * 1e6 + 0.5) / 1e6));
         if (l->unsure)
             json_array_append_new(unsure, json_string(l->label));
     }
@@ -64,10 +64,9 @@ result_json(const char *id, const struct clf_result *r, enum clf_verdict v,
 static void
 usage_score(void)
 {
-    fprintf(stderr,
-            "usage: modfilter score --model M.mfm [-c FILE] [--set "
-            "thresholds.KEY=V] [--reasons]\n"
-            "         [--strict] [FILE.jsonl | -]\n");
+    fprintf(stderr, "usage: modfilter score --model M.mfm [-c FILE] [--set "
+                    "thresholds.KEY=V] [--reasons]\n"
+                    "         [--strict] [FILE.jsonl | -]\n");
 }
 
 /* Options shared by score and explain: model, -c, --set. */
@@ -178,8 +177,8 @@ cmd_score(int argc, char **argv)
             rc = 1;
             break;
         }
-        json_t *out = result_json(rec.id, &res, verdict_of(o.cfg, &res),
-                                  o.reasons);
+        json_t *out =
+            result_json(rec.id, &res, verdict_of(o.cfg, &res), o.reasons);
         char *s = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (s)
             printf("%s\n", s);

@@ -90,9 +90,9 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
         return 1;
     }
     static const char *const with_value[] = {
-        "--languages", "--default-language", "--prior", "--features",
-        "--alpha", "--chargrams", "--max-bytes", "--max-tokens",
-        "--min-examples", "--weights", "--min-df"};
+        "--languages",    "--default-language", "--prior",     "--features",
+        "--alpha",        "--chargrams",        "--max-bytes", "--max-tokens",
+        "--min-examples", "--weights",          "--min-df"};
     size_t k;
     for (k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
         if (!strcmp(opt, with_value[k]))
@@ -115,9 +115,8 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
             if (!strcmp(s->languages[j], v))
                 break;
         if (j == s->n_languages) {
-            fprintf(stderr,
-                    "modfilter: --default-language must be one of "
-                    "--languages (set that first)\n");
+            fprintf(stderr, "modfilter: --default-language must be one of "
+                            "--languages (set that first)\n");
             return -1;
         }
         snprintf(s->default_language, CLF_LANG_MAX, "%s", v);
@@ -125,8 +124,8 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
         const char *eq = strchr(v, '=');
         char *end;
         double p = eq ? strtod(eq + 1, &end) : NAN;
-        if (!eq || eq == v || (size_t)(eq - v) >= CLF_LABEL_MAX ||
-            *end || !(p > 0 && p < 1) || o->n_priors == CLF_MAX_LABELS) {
+        if (!eq || eq == v || (size_t)(eq - v) >= CLF_LABEL_MAX || *end ||
+            !(p > 0 && p < 1) || o->n_priors == CLF_MAX_LABELS) {
             fprintf(stderr, "modfilter: --prior wants LABEL=P, 0<P<1\n");
             return -1;
         }
@@ -186,8 +185,8 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
 
 int
 train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
-           int forget, int strict, unsigned long *learned,
-           unsigned long *dups, unsigned long *errors)
+           int forget, int strict, unsigned long *learned, unsigned long *dups,
+           unsigned long *errors)
 {
     char msg[512];
     struct record rec;
@@ -200,8 +199,7 @@ train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
     while ((r = jsonl_next(j, &rec, msg, sizeof msg)) != 0) {
         if (r < 0 || rec.n_labels == 0) {
             if (r > 0)
-                snprintf(msg, sizeof msg, "%s: a record without labels",
-                         path);
+                snprintf(msg, sizeof msg, "%s: a record without labels", path);
             fprintf(stderr, "%s\n", msg);
             ++*errors;
             if (strict) {
@@ -213,10 +211,9 @@ train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
         for (unsigned k = 0; k < rec.n_labels; k++) {
             struct clf_error err;
             enum clf_learn_outcome out;
-            enum clf_status st =
-                (forget ? clf_unlearn : clf_learn)(
-                    sc, m, rec.text, rec.text_len, rec.lang, rec.labels[k],
-                    rec.values[k], &out, &err);
+            enum clf_status st = (forget ? clf_unlearn : clf_learn)(
+                sc, m, rec.text, rec.text_len, rec.lang, rec.labels[k],
+                rec.values[k], &out, &err);
             if (st) {
                 fprintf(stderr, "%s: %s\n", path, err.msg);
                 ++*errors;
@@ -326,8 +323,9 @@ run_train(int argc, char **argv, int forget)
     for (unsigned h = 0; h < clf_model_label_count(m); h++) {
         uint64_t neg, pos;
         clf_model_label_examples(m, h, &neg, &pos);
-        fprintf(stderr, "  %s: %llu positive, %llu negative, prior %.3f, "
-                        "calibration error %.4f\n",
+        fprintf(stderr,
+                "  %s: %llu positive, %llu negative, prior %.3f, "
+                "calibration error %.4f\n",
                 clf_model_label_name(m, h), (unsigned long long)pos,
                 (unsigned long long)neg, clf_model_prior(m, h),
                 clf_model_ece(m, h));

@@ -3,10 +3,10 @@
  * learning (idempotence, relabelling, unlearning), calibration, verdicts
  * and the model file (round trip, truncation, corruption, foreign files).
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 
 #include <cmocka.h>
 
@@ -42,9 +42,9 @@ learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
 {
     struct clf_error err;
     enum clf_learn_outcome out;
-    assert_int_equal(clf_learn(sc, m, text, strlen(text), "en", label, value,
-                               &out, &err),
-                     CLF_OK);
+    assert_int_equal(
+        clf_learn(sc, m, text, strlen(text), "en", label, value, &out, &err),
+        CLF_OK);
     assert_int_equal(out, want);
 }
 
@@ -54,8 +54,7 @@ raw_of(struct clf_model *m, const char *text)
     /* Feature keys of the text, through a scorer, then the raw sum. */
     struct clf_scorer *sc = clf_scorer_new();
     struct clf_result r;
-    assert_int_equal(clf_score(sc, m, text, strlen(text), "en", 0, &r),
-                     CLF_OK);
+    assert_int_equal(clf_score(sc, m, text, strlen(text), "en", 0, &r), CLF_OK);
     double p = r.labels[0].score;
     clf_scorer_free(sc);
     /* invert the calibration: z = a*raw + b */
@@ -123,21 +122,20 @@ test_idempotent_relabel_unlearn(void **state)
     learn(sc, m, "buy cheap pills", "abuse", 0, CLF_LEARNED);
     assert_int_equal(clf_model_label_count(m), 2);
     /* unlearning the wrong value does nothing */
-    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
-                                 1, &out, &err),
-                     CLF_OK);
+    assert_int_equal(
+        clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 1, &out, &err),
+        CLF_OK);
     assert_int_equal(out, CLF_UNKNOWN);
-    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
-                                 0, &out, &err),
-                     CLF_OK);
+    assert_int_equal(
+        clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 0, &out, &err),
+        CLF_OK);
     assert_int_equal(out, CLF_FORGOTTEN);
     assert_int_equal(m->heads[0].docs[0], 0);
     assert_int_equal(m->heads[0].total[0], 0);
     assert_int_equal(m->heads[0].vocab, 0);
     assert_int_equal(m->heads[0].n_res, 0);
     /* bad input */
-    assert_int_equal(clf_learn(sc, m, "x", 1, NULL, "Bad Label", 1, &out,
-                               &err),
+    assert_int_equal(clf_learn(sc, m, "x", 1, NULL, "Bad Label", 1, &out, &err),
                      CLF_EINVAL);
     assert_int_equal(clf_learn(sc, m, "x", 1, NULL, "spam", 2, &out, &err),
                      CLF_EINVAL);
@@ -159,8 +157,8 @@ test_calibration_and_prior(void **state)
         snprintf(text, sizeof text, "buy cheap pills now offer%d deal%d", i,
                  i % 7);
         learn(sc, m, text, "spam", 1, CLF_LEARNED);
-        snprintf(text, sizeof text, "nice post about gardens topic%d day%d",
-                 i, i % 5);
+        snprintf(text, sizeof text, "nice post about gardens topic%d day%d", i,
+                 i % 5);
         learn(sc, m, text, "spam", 0, CLF_LEARNED);
     }
     assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
@@ -217,8 +215,8 @@ small_trained(void)
     struct clf_scorer *sc = clf_scorer_new();
     char text[128];
     for (int i = 0; i < 40; i++) {
-        snprintf(text, sizeof text, "check out my channel %d http://x%d.com",
-                 i, i);
+        snprintf(text, sizeof text, "check out my channel %d http://x%d.com", i,
+                 i);
         learn(sc, m, text, "spam", 1, CLF_LEARNED);
         snprintf(text, sizeof text, "lovely song number %d", i);
         learn(sc, m, text, "spam", 0, CLF_LEARNED);
@@ -297,12 +295,11 @@ test_model_file(void **state)
     assert_int_equal(clf_model_parse(p, len, &bad, &err), CLF_EVERSION);
     assert_non_null(strstr(err.msg, "version"));
     /* foreign files */
-    assert_int_equal(clf_model_parse("hello world, not a model", 24, &bad,
-                                     &err),
-                     CLF_EFORMAT);
+    assert_int_equal(
+        clf_model_parse("hello world, not a model", 24, &bad, &err),
+        CLF_EFORMAT);
     assert_non_null(strstr(err.msg, "not a modfilter model"));
-    assert_int_equal(clf_model_load("/nonexistent/m.mfm", &bad, &err),
-                     CLF_EIO);
+    assert_int_equal(clf_model_load("/nonexistent/m.mfm", &bad, &err), CLF_EIO);
     assert_int_equal(clf_model_load(dir, &bad, &err), CLF_EFORMAT);
     free(p);
     clf_scorer_free(sc);
@@ -375,9 +372,8 @@ test_no_allocation_growth(void **state)
         for (int i = 0; i < 2000; i++) {
             const char *t = texts[i % 5];
             snprintf(buf, sizeof buf, "%s %d", t, i % 50);
-            assert_int_equal(clf_score(sc, m, buf, strlen(buf), NULL, i & 1,
-                                       &r),
-                             CLF_OK);
+            assert_int_equal(
+                clf_score(sc, m, buf, strlen(buf), NULL, i & 1, &r), CLF_OK);
         }
         struct mallinfo2 after = mallinfo2();
         if (round == 1) /* the first round warms the buffers up */
