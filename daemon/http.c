@@ -257,6 +257,14 @@ http_conn_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->evcon == NULL) {
         bufferevent_getcb(c->bev, &rd, &wr, &ev, &cbarg);
+        if (cbarg == NULL) {
+            /* Not an evhttp connection after all (cannot happen with
+             * libevent 2.1): leave it untracked rather than guess. */
+            log_warnx("worker %u: an accepted connection has no evhttp "
+                      "connection",
+                      w->index);
+            return;
+        }
         c->evcon = cbarg; /* evhttp passes its connection to its callbacks */
         evhttp_connection_set_closecb(c->evcon, http_conn_closed, c);
         c->local = http_addr_local(evhttp_connection_get_addr(c->evcon));
@@ -348,6 +356,12 @@ http_send(struct evhttp_request *req, struct http_conn *c, int status,
         if (c->deadline) {
             evtimer_del(c->timer);
             c->deadline = 0;
+        }
+        /* Bytes of a pipelined request already read start its clock. */
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+            struct evbuffer_cb_info info = {0, 1, 0};
+
+            http_conn_input(NULL, &info, c);
         }
         if (w->stopping)
             evhttp_add_header(h, "Connection", "close");

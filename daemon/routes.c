@@ -60,6 +60,29 @@ route_sanitize(const char *in, char *out, size_t len)
     out[i] = '\0';
 }
 
+static const char *
+route_method(struct evhttp_request *req)
+{
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "-";
+    }
+}
+
 /* The one exit of every request. */
 static void
 route_send(struct route_ctx *ctx, int status, const char *ctype,
@@ -72,13 +95,8 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
         char path[160];
 
         route_sanitize(evhttp_request_get_uri(ctx->req), path, sizeof(path));
-        log_info("%s %s %d %s %.2fms%s%s",
-                 evhttp_request_get_command(ctx->req) == EVHTTP_REQ_POST
-                     ? "POST"
-                     : evhttp_request_get_command(ctx->req) == EVHTTP_REQ_GET
-                           ? "GET"
-                           : "-",
-                 path, status, ctx->verdict ? ctx->verdict : "-", ms,
+        log_info("%s %s %d %s %.2fms%s%s", route_method(ctx->req), path,
+                 status, ctx->verdict ? ctx->verdict : "-", ms,
                  ctx->id[0] ? " id=" : "", ctx->id);
         http_send(ctx->req, ctx->c, status, ctype, body);
     } else {
