@@ -83,8 +83,7 @@ auth_add_pair(struct auth *a, enum auth_role role, const char *s, size_t len,
     }
     for (i = 0; i < name_len; i++)
         if (!auth_name_char((unsigned char)s[i])) {
-            snprintf(err, errlen,
-                     "a token name may hold only A-Za-z0-9._-@");
+            snprintf(err, errlen, "a token name may hold only A-Za-z0-9._-@");
             return -1;
         }
     if (tok_len < AUTH_MIN_TOKEN || tok_len > AUTH_TOKEN_MAX) {
@@ -134,8 +133,8 @@ auth_add_pair(struct auth *a, enum auth_role role, const char *s, size_t len,
 }
 
 int
-auth_add_list(struct auth *a, enum auth_role role, const char *list,
-              char *err, size_t errlen)
+auth_add_list(struct auth *a, enum auth_role role, const char *list, char *err,
+              size_t errlen)
 {
     const char *p = list, *end;
 
@@ -152,8 +151,8 @@ auth_add_list(struct auth *a, enum auth_role role, const char *list,
 }
 
 int
-auth_add_file(struct auth *a, enum auth_role role, const char *path,
-              char *err, size_t errlen)
+auth_add_file(struct auth *a, enum auth_role role, const char *path, char *err,
+              size_t errlen)
 {
     char *buf = NULL, *line, *save = NULL;
     char reason[200];
@@ -185,8 +184,7 @@ auth_add_file(struct auth *a, enum auth_role role, const char *path,
             size_t skip = strspn(line, " \t");
 
             if (skip < n && line[skip] != '#' &&
-                auth_add_pair(a, role, line, n, reason, sizeof(reason)) <
-                    0) {
+                auth_add_pair(a, role, line, n, reason, sizeof(reason)) < 0) {
                 snprintf(err, errlen, "%s:%u: %s", path, lineno, reason);
                 goto fail;
             }

@@ -18,11 +18,11 @@
 #include "queue.h"
 
 enum config_type {
-    CONFIG_STR,     /* char * */
-    CONFIG_UINT,    /* unsigned */
-    CONFIG_ULONG,   /* unsigned long */
-    CONFIG_ULL,     /* unsigned long long */
-    CONFIG_DOUBLE,  /* double */
+    CONFIG_STR,    /* char * */
+    CONFIG_UINT,   /* unsigned */
+    CONFIG_ULONG,  /* unsigned long */
+    CONFIG_ULL,    /* unsigned long long */
+    CONFIG_DOUBLE, /* double */
 };
 
 struct config_key {
@@ -30,58 +30,56 @@ struct config_key {
     enum config_type type;
     size_t offset;
     const char *def;
-    double min, max;      /* numbers */
-    const char *choices;  /* strings: "a|b" or NULL for free text */
+    double min, max;     /* numbers */
+    const char *choices; /* strings: "a|b" or NULL for free text */
 };
 
 #define OFF(f) offsetof(struct config, f)
 
 /* Keep in the order of config/modfilterd.conf. */
 static const struct config_key config_keys[] = {
-    {"server", "listen", CONFIG_STR, OFF(listen), "127.0.0.1:8080", 0, 0,
-     NULL},
+    {"server", "listen", CONFIG_STR, OFF(listen), "127.0.0.1:8080", 0, 0, NULL},
     {"server", "socket", CONFIG_STR, OFF(socket), "", 0, 0, NULL},
     {"server", "port_file", CONFIG_STR, OFF(port_file), "", 0, 0, NULL},
     {"server", "workers", CONFIG_UINT, OFF(workers), "0", 0, 256, NULL},
     {"server", "user", CONFIG_STR, OFF(user), "", 0, 0, NULL},
-    {"redis", "url", CONFIG_STR, OFF(redis_url), "redis://127.0.0.1:6379/0",
-     0, 0, NULL},
-    {"redis", "password_file", CONFIG_STR, OFF(redis_password_file), "", 0,
+    {"redis", "url", CONFIG_STR, OFF(redis_url), "redis://127.0.0.1:6379/0", 0,
      0, NULL},
+    {"redis", "password_file", CONFIG_STR, OFF(redis_password_file), "", 0, 0,
+     NULL},
     {"redis", "prefix", CONFIG_STR, OFF(redis_prefix), "modfilter:", 0, 0,
      NULL},
     {"redis", "timeout_ms", CONFIG_UINT, OFF(redis_timeout_ms), "1000", 10,
      60000, NULL},
-    {"model", "path", CONFIG_STR, OFF(model_path), "models/default.mfm", 0,
-     0, NULL},
-    {"model", "state_dir", CONFIG_STR, OFF(model_state_dir), "run/state", 0,
-     0, NULL},
-    {"auth", "submit_tokens", CONFIG_STR, OFF(submit_tokens), "", 0, 0,
+    {"model", "path", CONFIG_STR, OFF(model_path), "models/default.mfm", 0, 0,
      NULL},
-    {"auth", "moderator_tokens", CONFIG_STR, OFF(moderator_tokens), "", 0,
+    {"model", "state_dir", CONFIG_STR, OFF(model_state_dir), "run/state", 0, 0,
+     NULL},
+    {"auth", "submit_tokens", CONFIG_STR, OFF(submit_tokens), "", 0, 0, NULL},
+    {"auth", "moderator_tokens", CONFIG_STR, OFF(moderator_tokens), "", 0, 0,
+     NULL},
+    {"auth", "submit_tokens_file", CONFIG_STR, OFF(submit_tokens_file), "", 0,
      0, NULL},
-    {"auth", "submit_tokens_file", CONFIG_STR, OFF(submit_tokens_file), "",
-     0, 0, NULL},
     {"auth", "moderator_tokens_file", CONFIG_STR, OFF(moderator_tokens_file),
      "", 0, 0, NULL},
     {"thresholds", "review", CONFIG_DOUBLE, OFF(review), "0.5", 0, 1, NULL},
     {"thresholds", "reject", CONFIG_DOUBLE, OFF(reject), "0.95", 0, 1, NULL},
-    {"queue", "verdicts", CONFIG_STR, OFF(queue_verdicts), "review,reject",
-     0, 0, NULL},
+    {"queue", "verdicts", CONFIG_STR, OFF(queue_verdicts), "review,reject", 0,
+     0, NULL},
     {"queue", "order", CONFIG_STR, OFF(queue_order), "oldest", 0, 0,
      "oldest|urgent"},
     {"queue", "claim_ttl_s", CONFIG_UINT, OFF(queue_claim_ttl_s), "300", 1,
      86400, NULL},
-    {"queue", "undo_window_s", CONFIG_UINT, OFF(queue_undo_window_s), "900",
-     0, 604800, NULL},
-    {"limits", "max_body", CONFIG_ULONG, OFF(max_body), "65536", 256,
-     16777216, NULL},
+    {"queue", "undo_window_s", CONFIG_UINT, OFF(queue_undo_window_s), "900", 0,
+     604800, NULL},
+    {"limits", "max_body", CONFIG_ULONG, OFF(max_body), "65536", 256, 16777216,
+     NULL},
     {"limits", "max_headers", CONFIG_ULONG, OFF(max_headers), "8192", 1024,
      1048576, NULL},
-    {"limits", "max_connections", CONFIG_ULONG, OFF(max_connections), "4096",
-     1, 1000000, NULL},
-    {"limits", "request_timeout_s", CONFIG_UINT, OFF(request_timeout_s),
-     "10", 1, 3600, NULL},
+    {"limits", "max_connections", CONFIG_ULONG, OFF(max_connections), "4096", 1,
+     1000000, NULL},
+    {"limits", "request_timeout_s", CONFIG_UINT, OFF(request_timeout_s), "10",
+     1, 3600, NULL},
     {"limits", "idle_timeout_s", CONFIG_UINT, OFF(idle_timeout_s), "60", 1,
      86400, NULL},
     {"spool", "path", CONFIG_STR, OFF(spool_path), "run/spool", 0, 0, NULL},
@@ -109,10 +107,9 @@ config_note(struct config *c, size_t slot, const char *origin, unsigned line)
     c->where[slot].line = line;
 }
 
-static void
-config_fail(struct config_error *err, const char *origin, unsigned line,
-            const char *section, const char *key, const char *fmt, ...)
-    MF_PRINTF(6, 7);
+static void config_fail(struct config_error *err, const char *origin,
+                        unsigned line, const char *section, const char *key,
+                        const char *fmt, ...) MF_PRINTF(6, 7);
 
 static void
 config_fail(struct config_error *err, const char *origin, unsigned line,
@@ -127,9 +124,9 @@ config_fail(struct config_error *err, const char *origin, unsigned line,
     if (err == NULL)
         return;
     if (line > 0)
-        snprintf(err->msg, sizeof(err->msg), "%s:%u: %s%s%s%s%s", origin,
-                 line, section ? section : "", section ? "." : "",
-                 key ? key : "", key ? ": " : "", reason);
+        snprintf(err->msg, sizeof(err->msg), "%s:%u: %s%s%s%s%s", origin, line,
+                 section ? section : "", section ? "." : "", key ? key : "",
+                 key ? ": " : "", reason);
     else
         snprintf(err->msg, sizeof(err->msg), "%s: %s%s%s%s%s", origin,
                  section ? section : "", section ? "." : "", key ? key : "",
@@ -137,10 +134,9 @@ config_fail(struct config_error *err, const char *origin, unsigned line,
 }
 
 /* Where a table key was last set, for cross-key messages. */
-static void
-config_fail_at(struct config_error *err, const struct config *c,
-               const char *section, const char *key, const char *fmt, ...)
-    MF_PRINTF(5, 6);
+static void config_fail_at(struct config_error *err, const struct config *c,
+                           const char *section, const char *key,
+                           const char *fmt, ...) MF_PRINTF(5, 6);
 
 static void
 config_fail_at(struct config_error *err, const struct config *c,
@@ -230,8 +226,7 @@ config_store(struct config *c, const struct config_key *k, const char *value,
         }
         copy = strdup(value);
         if (copy == NULL) {
-            config_fail(err, origin, line, k->section, k->key,
-                        "out of memory");
+            config_fail(err, origin, line, k->section, k->key, "out of memory");
             return -1;
         }
         free(*slot);
@@ -248,8 +243,7 @@ config_store(struct config *c, const struct config_key *k, const char *value,
     }
     if (r == -2) {
         config_fail(err, origin, line, k->section, k->key,
-                    "%s is out of range %.15g..%.15g", value, k->min,
-                    k->max);
+                    "%s is out of range %.15g..%.15g", value, k->min, k->max);
         return -1;
     }
     switch (k->type) {
@@ -274,8 +268,7 @@ config_store(struct config *c, const struct config_key *k, const char *value,
 /* thresholds.LABEL_review / thresholds.LABEL_reject. */
 static int
 config_set_override(struct config *c, const char *key, const char *value,
-                    const char *origin, unsigned line,
-                    struct config_error *err)
+                    const char *origin, unsigned line, struct config_error *err)
 {
     const char *us = strrchr(key, '_');
     size_t label_len, i;
@@ -294,13 +287,11 @@ config_set_override(struct config *c, const char *key, const char *value,
     label_len = (size_t)(us - key);
     if (label_len == 0 || label_len >= CLF_LABEL_MAX) {
         config_fail(err, origin, line, "thresholds", key,
-                    "a label name must be 1-%d characters",
-                    CLF_LABEL_MAX - 1);
+                    "a label name must be 1-%d characters", CLF_LABEL_MAX - 1);
         return -1;
     }
     for (i = 0; i < label_len; i++)
-        if (!isalnum((unsigned char)key[i]) && key[i] != '_' &&
-            key[i] != '-') {
+        if (!isalnum((unsigned char)key[i]) && key[i] != '_' && key[i] != '-') {
             config_fail(err, origin, line, "thresholds", key,
                         "a label name holds only A-Za-z0-9_-");
             return -1;
@@ -331,10 +322,9 @@ config_set_override(struct config *c, const char *key, const char *value,
         t->reject = d;
     else
         t->review = d;
-    config_note(c,
-                CONFIG_N_KEYS + 2 * (size_t)(t - c->overrides) +
-                    (size_t)is_reject,
-                origin, line);
+    config_note(
+        c, CONFIG_N_KEYS + 2 * (size_t)(t - c->overrides) + (size_t)is_reject,
+        origin, line);
     return 0;
 }
 
@@ -381,8 +371,8 @@ config_new(void)
     if (c->where == NULL)
         goto fail;
     for (i = 0; i < CONFIG_N_KEYS; i++)
-        if (config_store(c, &config_keys[i], config_keys[i].def, "default",
-                         0, NULL) < 0)
+        if (config_store(c, &config_keys[i], config_keys[i].def, "default", 0,
+                         NULL) < 0)
             goto fail;
     return c;
 fail:
@@ -414,10 +404,10 @@ config_free(struct config *c)
 struct config_reader {
     struct config *c;
     const char *name;
-    FILE *f;                /* a file, or */
-    const char *buf, *end;  /* a buffer */
-    unsigned line;          /* lines handed to inih so far */
-    unsigned err_line;      /* first error of ours, 0 = none */
+    FILE *f;               /* a file, or */
+    const char *buf, *end; /* a buffer */
+    unsigned line;         /* lines handed to inih so far */
+    unsigned err_line;     /* first error of ours, 0 = none */
     struct config_error err;
 };
 
@@ -447,8 +437,8 @@ config_reader_line(char *str, int num, void *stream)
     while (ch != EOF) {
         if (ch == '\0' && r->err_line == 0) {
             r->err_line = r->line;
-            snprintf(r->err.msg, sizeof(r->err.msg), "%s:%u: NUL byte",
-                     r->name, r->line);
+            snprintf(r->err.msg, sizeof(r->err.msg), "%s:%u: NUL byte", r->name,
+                     r->line);
         }
         if (n < num - 1) {
             str[n++] = (char)ch;
@@ -509,8 +499,7 @@ config_parse_stream(struct config_reader *r, struct config_error *err)
 }
 
 int
-config_load_file(struct config *c, const char *path,
-                 struct config_error *err)
+config_load_file(struct config *c, const char *path, struct config_error *err)
 {
     struct config_reader r;
     int ret;
@@ -520,8 +509,7 @@ config_load_file(struct config *c, const char *path,
     r.name = path;
     r.f = fopen(path, "r");
     if (r.f == NULL) {
-        snprintf(err->msg, sizeof(err->msg), "%s: %s", path,
-                 strerror(errno));
+        snprintf(err->msg, sizeof(err->msg), "%s: %s", path, strerror(errno));
         return -1;
     }
     ret = config_parse_stream(&r, err);
@@ -662,8 +650,8 @@ config_check_tokens(struct config *c, struct config_error *err)
         return -1;
     }
     if (c->moderator_tokens_file[0] &&
-        auth_add_file(c->auth, AUTH_MODERATOR, c->moderator_tokens_file,
-                      reason, sizeof(reason)) < 0) {
+        auth_add_file(c->auth, AUTH_MODERATOR, c->moderator_tokens_file, reason,
+                      sizeof(reason)) < 0) {
         snprintf(err->msg, sizeof(err->msg), "%s", reason);
         return -1;
     }
@@ -747,13 +735,12 @@ config_check(struct config *c, struct config_error *err)
 
         config_thresholds(c, c->overrides[i].label, &rv, &rj);
         if (rv > rj) {
-            const struct config_where *w =
-                &c->where[CONFIG_N_KEYS + 2 * i];
+            const struct config_where *w = &c->where[CONFIG_N_KEYS + 2 * i];
 
             config_fail(err, w->origin[0] ? w->origin : "default", w->line,
                         "thresholds", c->overrides[i].label,
-                        "review threshold %g is above reject threshold %g",
-                        rv, rj);
+                        "review threshold %g is above reject threshold %g", rv,
+                        rj);
             return -1;
         }
     }

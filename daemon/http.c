@@ -132,8 +132,7 @@ http_listen_unix(const char *path)
             goto fail;
         }
         if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            log_warnx("server.socket %s: another process is listening",
-                      path);
+            log_warnx("server.socket %s: another process is listening", path);
             goto fail;
         }
         close(fd);
@@ -210,8 +209,7 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
     (void)evcon;
     if (c->gone != NULL)
         c->gone(c->gone_arg);
-    for (pp = &w->conns[http_bucket(c->evcon)]; *pp != NULL;
-         pp = &(*pp)->next)
+    for (pp = &w->conns[http_bucket(c->evcon)]; *pp != NULL; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             break;
@@ -310,8 +308,8 @@ http_bevcb(struct event_base *base, void *arg)
     c->timer = evtimer_new(base, http_conn_timer, c);
     if (c->bev == NULL || c->timer == NULL)
         goto fail;
-    c->in_cb = evbuffer_add_cb(bufferevent_get_input(c->bev),
-                               http_conn_input, c);
+    c->in_cb =
+        evbuffer_add_cb(bufferevent_get_input(c->bev), http_conn_input, c);
     if (c->in_cb == NULL)
         goto fail;
     /* Runs in this loop iteration, after evhttp has set up the
@@ -395,8 +393,8 @@ http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
     evhttp_set_timeout(w->http, (int)cfg->idle_timeout_s);
     evhttp_set_allowed_methods(
         w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                     EVHTTP_REQ_PATCH);
     evhttp_set_bevcb(w->http, http_bevcb, w);
     evhttp_set_gencb(w->http, routes_dispatch, w);
     for (i = 0; i < n_fds && i < 2; i++) {

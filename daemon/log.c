@@ -45,8 +45,7 @@ log_vemit(int prio, const char *tag, const char *suffix, const char *fmt,
         gmtime_r(&ts.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
         fprintf(stderr, "%s.%03ldZ modfilterd %s%s%s%s\n", stamp,
-                ts.tv_nsec / 1000000, tag, msg, suffix[0] ? ": " : "",
-                suffix);
+                ts.tv_nsec / 1000000, tag, msg, suffix[0] ? ": " : "", suffix);
     } else {
         syslog(prio, "%s%s%s%s", tag, msg, suffix[0] ? ": " : "", suffix);
     }

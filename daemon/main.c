@@ -158,8 +158,7 @@ main_warn_restart_keys(const struct config *old, const struct config *nw)
                       strs[i].name);
     if (old->workers != nw->workers ||
         old->redis_timeout_ms != nw->redis_timeout_ms ||
-        old->max_body != nw->max_body ||
-        old->max_headers != nw->max_headers ||
+        old->max_body != nw->max_body || old->max_headers != nw->max_headers ||
         old->max_connections != nw->max_connections ||
         old->request_timeout_s != nw->request_timeout_s ||
         old->idle_timeout_s != nw->idle_timeout_s)
@@ -358,9 +357,9 @@ main(int argc, char **argv)
         if (worker_start(workers[i]) < 0)
             goto out;
     log_info("modfilterd %s: %s%s%d%s%s, %u worker(s), model %s (%s)",
-             MODFILTERD_VERSION, cfg->listen[0] ? "listening on port " : "",
-             "", port, cfg->socket[0] ? ", socket " : "", cfg->socket,
-             n_workers, st->model_id, cfg->model_path);
+             MODFILTERD_VERSION, cfg->listen[0] ? "listening on port " : "", "",
+             port, cfg->socket[0] ? ", socket " : "", cfg->socket, n_workers,
+             st->model_id, cfg->model_path);
     if (auth_count(cfg->auth, AUTH_SUBMIT) == 0)
         log_info("auth.submit_tokens is empty: /v1/comments and /v1/score "
                  "serve loopback and Unix-socket clients only");

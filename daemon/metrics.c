@@ -21,16 +21,13 @@ static const int metrics_statuses[] = {200, 400, 401, 403, 404, 405, 408,
                                        413, 415, 429, 500, 501, 503, 0};
 #define METRICS_N_STATUS (sizeof(metrics_statuses) / sizeof(int))
 
-static const double metrics_buckets[] = {0.0005, 0.001, 0.0025, 0.005,
-                                         0.01,   0.025, 0.05,   0.1,
-                                         0.25,   0.5,   1,      2.5,
-                                         5,      10};
+static const double metrics_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                         0.025,  0.05,  0.1,    0.25,  0.5,
+                                         1,      2.5,   5,      10};
 #define METRICS_N_BUCKETS (sizeof(metrics_buckets) / sizeof(double))
 
-static unsigned long long metrics_requests[METRICS_N_ROUTES]
-                                          [METRICS_N_STATUS];
-static unsigned long long metrics_hist[METRICS_N_ROUTES]
-                                      [METRICS_N_BUCKETS + 1];
+static unsigned long long metrics_requests[METRICS_N_ROUTES][METRICS_N_STATUS];
+static unsigned long long metrics_hist[METRICS_N_ROUTES][METRICS_N_BUCKETS + 1];
 static unsigned long long metrics_sum_us[METRICS_N_ROUTES];
 static unsigned long long metrics_verdicts[3];
 static long metrics_conns;
@@ -197,8 +194,8 @@ metrics_render(struct evbuffer *out, const struct state *st,
                 evbuffer_add_printf(out,
                                     "modfilter_requests_total{route=\"%s\","
                                     "status=\"%d\"} %llu\n",
-                                    metrics_route_names[r],
-                                    metrics_statuses[s], v);
+                                    metrics_route_names[r], metrics_statuses[s],
+                                    v);
             else
                 evbuffer_add_printf(out,
                                     "modfilter_requests_total{route=\"%s\","
@@ -259,10 +256,9 @@ metrics_render(struct evbuffer *out, const struct state *st,
                                  "modfilter_model_info{id=\"");
         metrics_label(out, st->model_id);
         evbuffer_add_printf(out, "\",version=\"%u\"} 1\n", st->generation);
-        evbuffer_add_printf(out,
-                            "# HELP modfilter_label_examples Training "
-                            "examples behind each head, by class (0/1).\n"
-                            "# TYPE modfilter_label_examples gauge\n");
+        evbuffer_add_printf(out, "# HELP modfilter_label_examples Training "
+                                 "examples behind each head, by class (0/1).\n"
+                                 "# TYPE modfilter_label_examples gauge\n");
         n = clf_model_label_count(st->model);
         for (i = 0; i < n; i++) {
             uint64_t neg = 0, pos = 0;

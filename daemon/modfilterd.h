@@ -59,7 +59,7 @@ enum auth_role { AUTH_NONE = 0, AUTH_SUBMIT = 1, AUTH_MODERATOR = 2 };
 
 struct auth; /* immutable once built; safe to share between threads */
 
-struct auth *auth_new(void); /* NULL on allocation failure */
+struct auth *auth_new(void);    /* NULL on allocation failure */
 void auth_free(struct auth *a); /* NULL-safe */
 /* Add "name:token,name:token".  On error fills err ("reason") and returns
  * -1; the table keeps what was added before. */
@@ -110,10 +110,10 @@ struct config {
     struct config_where *where; /* per key: where it was last set */
 
     /* Derived by config_check(). */
-    unsigned verdict_mask;  /* bit (1 << CLF_xxx) per queued verdict */
-    int order_urgent;       /* queue.order = urgent */
-    char *redis_password;   /* from redis.password_file, or NULL */
-    struct auth *auth;      /* owned */
+    unsigned verdict_mask; /* bit (1 << CLF_xxx) per queued verdict */
+    int order_urgent;      /* queue.order = urgent */
+    char *redis_password;  /* from redis.password_file, or NULL */
+    struct auth *auth;     /* owned */
 };
 
 struct config_where;
@@ -122,7 +122,7 @@ struct config_error {
     char msg[512]; /* "file:line: reason" */
 };
 
-struct config *config_new(void); /* defaults; NULL on allocation failure */
+struct config *config_new(void);    /* defaults; NULL on allocation failure */
 void config_free(struct config *c); /* NULL-safe */
 /* Parse an INI file over the current values.  -1 with "file:line: reason"
  * on the first error. */
@@ -170,7 +170,7 @@ void state_publish(struct state *st);
 #define REQUEST_ID_MAX 128
 
 struct request_comment {
-    json_t *root; /* owned: the parsed body; the strings below live in it */
+    json_t *root;   /* owned: the parsed body; the strings below live in it */
     const char *id; /* NULL when absent */
     const char *text;
     size_t text_len;
@@ -249,9 +249,9 @@ struct http_conn {
     struct event *timer;             /* setup, then request deadline */
     struct evbuffer_cb_entry *in_cb; /* notices the first byte */
     struct http_conn *next;          /* worker's hash chain */
-    int local;    /* loopback or Unix-socket peer */
-    int deadline; /* timer armed for a request */
-    int writing;  /* a reply is being written */
+    int local;                       /* loopback or Unix-socket peer */
+    int deadline;                    /* timer armed for a request */
+    int writing;                     /* a reply is being written */
     /* A request waiting on Redis: gone(arg) runs if the connection closes
      * first (evhttp may then free the request; see routes.c). */
     void (*gone)(void *arg);
@@ -264,8 +264,8 @@ int http_listen_tcp(const char *hostport, int *port_out);
 int http_listen_unix(const char *path);
 /* Set up w->http on w->base with the limits of cfg, accepting on dup()s of
  * fds.  -1 on failure (logged). */
-int http_worker_init(struct worker *w, const struct config *cfg,
-                     const int *fds, unsigned n_fds);
+int http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
+                     unsigned n_fds);
 /* Stop accepting (the listeners of this worker close). */
 void http_worker_stop_accepting(struct worker *w);
 /* Free the evhttp and every connection. */
@@ -329,8 +329,8 @@ void worker_maybe_done(struct worker *w);
 
 /* ---- util.c ----------------------------------------------------------- */
 
-long long util_now_ms(void);   /* wall clock, ms since the epoch */
-double util_monotonic(void);   /* seconds, monotonic clock */
+long long util_now_ms(void); /* wall clock, ms since the epoch */
+double util_monotonic(void); /* seconds, monotonic clock */
 /* Read a whole small file (<= max bytes) into a malloc'd NUL-terminated
  * buffer; NULL with errno set on failure. */
 char *util_read_file(const char *path, size_t max, size_t *len);

@@ -15,9 +15,9 @@
 #define REQUEST_FIELD_MAX 2048 /* author fields, post */
 #define REQUEST_LANG_MAX 23
 
-static void
-request_fail(struct request_error *err, int status, const char *code,
-             const char *fmt, ...) MF_PRINTF(4, 5);
+static void request_fail(struct request_error *err, int status,
+                         const char *code, const char *fmt, ...)
+    MF_PRINTF(4, 5);
 
 static void
 request_fail(struct request_error *err, int status, const char *code,
@@ -74,8 +74,8 @@ request_type_name(const json_t *v)
 
 /* A string field bounded by max bytes; *out borrowed from v. */
 static int
-request_string(const char *field, const json_t *v, size_t max,
-               const char **out, size_t *out_len, struct request_error *err)
+request_string(const char *field, const json_t *v, size_t max, const char **out,
+               size_t *out_len, struct request_error *err)
 {
     if (!json_is_string(v)) {
         request_fail(err, 400, "invalid_request",
@@ -107,7 +107,8 @@ request_author(const json_t *author, struct request_comment *out,
                      request_type_name(author));
         return -1;
     }
-    json_object_foreach((json_t *)author, key, v) {
+    json_object_foreach((json_t *)author, key, v)
+    {
         const char **slot;
         char name[40];
 
@@ -134,8 +135,8 @@ request_author(const json_t *author, struct request_comment *out,
 }
 
 int
-request_parse_comment(const char *body, size_t len,
-                      struct request_comment *out, struct request_error *err)
+request_parse_comment(const char *body, size_t len, struct request_comment *out,
+                      struct request_error *err)
 {
     json_error_t jerr;
     const char *key;
@@ -147,12 +148,11 @@ request_parse_comment(const char *body, size_t len,
         request_fail(err, 400, "invalid_json", "empty body");
         goto fail;
     }
-    out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                           &jerr);
+    out->root =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (out->root == NULL) {
-        request_fail(err, 400, "invalid_json",
-                     "line %d, column %d: %s", jerr.line, jerr.column,
-                     jerr.text);
+        request_fail(err, 400, "invalid_json", "line %d, column %d: %s",
+                     jerr.line, jerr.column, jerr.text);
         goto fail;
     }
     if (!json_is_object(out->root)) {
@@ -161,10 +161,11 @@ request_parse_comment(const char *body, size_t len,
                      request_type_name(out->root));
         goto fail;
     }
-    json_object_foreach(out->root, key, v) {
+    json_object_foreach(out->root, key, v)
+    {
         if (!strcmp(key, "id")) {
-            if (request_string("id", v, REQUEST_ID_MAX + 1, &out->id, &n,
-                               err) < 0)
+            if (request_string("id", v, REQUEST_ID_MAX + 1, &out->id, &n, err) <
+                0)
                 goto fail;
             if (!request_id_valid(out->id, n)) {
                 request_fail(err, 400, "invalid_request",
@@ -181,8 +182,8 @@ request_parse_comment(const char *body, size_t len,
             if (request_author(v, out, err) < 0)
                 goto fail;
         } else if (!strcmp(key, "post")) {
-            if (request_string("post", v, REQUEST_FIELD_MAX, &out->post,
-                               NULL, err) < 0)
+            if (request_string("post", v, REQUEST_FIELD_MAX, &out->post, NULL,
+                               err) < 0)
                 goto fail;
         } else if (!strcmp(key, "lang")) {
             if (request_string("lang", v, REQUEST_LANG_MAX, &out->lang, &n,
@@ -197,13 +198,11 @@ request_parse_comment(const char *body, size_t len,
         }
     }
     if (out->text == NULL) {
-        request_fail(err, 400, "invalid_request",
-                     "\"text\" is required");
+        request_fail(err, 400, "invalid_request", "\"text\" is required");
         goto fail;
     }
     if (out->text_len == 0) {
-        request_fail(err, 400, "invalid_request",
-                     "\"text\" must not be empty");
+        request_fail(err, 400, "invalid_request", "\"text\" must not be empty");
         goto fail;
     }
     return 0;
@@ -246,7 +245,6 @@ void
 request_make_id(char *buf, size_t len)
 {
     /* Sorts by time; 64 random bits make two daemons' ids distinct. */
-    snprintf(buf, len, "%011llx-%016llx",
-             (unsigned long long)util_now_ms(),
+    snprintf(buf, len, "%011llx-%016llx", (unsigned long long)util_now_ms(),
              (unsigned long long)request_random());
 }

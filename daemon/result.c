@@ -18,8 +18,8 @@ result_verdict(const struct state *st, const struct clf_result *r)
 
     for (i = 0; i < r->n_labels; i++) {
         config_thresholds(st->cfg, r->labels[i].label, &review, &reject);
-        v = clf_label_verdict(r->labels[i].score, r->labels[i].unsure,
-                              review, reject);
+        v = clf_label_verdict(r->labels[i].score, r->labels[i].unsure, review,
+                              reject);
         if (v > worst)
             worst = v;
     }
@@ -54,10 +54,10 @@ result_add_scores(json_t *obj, const struct clf_result *r, int what)
         if (json_object_set_new(reasons, l->label, list))
             goto fail;
         for (j = 0; j < l->n_reasons; j++)
-            if (json_array_append_new(
-                    list, json_pack("{s:s, s:f}", "feature",
-                                    l->reasons[j].feature, "weight",
-                                    l->reasons[j].weight)))
+            if (json_array_append_new(list,
+                                      json_pack("{s:s, s:f}", "feature",
+                                                l->reasons[j].feature, "weight",
+                                                l->reasons[j].weight)))
                 goto fail;
     }
     if ((what & RESULT_SCORES) && (json_object_set(obj, "scores", scores) ||
@@ -85,8 +85,7 @@ result_reply(const char *id, const struct clf_result *r, enum clf_verdict v,
         result_add_scores(o, r, RESULT_SCORES) ||
         json_object_set_new(o, "verdict", json_string(clf_verdict_name(v))) ||
         json_object_set_new(o, "queued", json_boolean(queued)) ||
-        json_object_set_new(o, "lang",
-                            json_string(r->lang)) ||
+        json_object_set_new(o, "lang", json_string(r->lang)) ||
         result_add_scores(o, r, RESULT_REASONS))
         goto fail;
     return o;
@@ -132,15 +131,13 @@ result_record(const char *id, const struct request_comment *rc,
         result_set_str(author, "ip", rc->author_ip))
         goto fail;
     if (json_object_set_new(o, "id", json_string(id)) ||
-        json_object_set_new(o, "text",
-                            json_stringn(rc->text, rc->text_len)) ||
+        json_object_set_new(o, "text", json_stringn(rc->text, rc->text_len)) ||
         json_object_set(o, "author", author) ||
         result_set_str(o, "post", rc->post) ||
         result_add_scores(o, r, RESULT_SCORES) ||
         json_object_set_new(o, "verdict", json_string(clf_verdict_name(v))) ||
         result_add_scores(o, r, RESULT_REASONS) ||
-        json_object_set_new(o, "lang",
-                            json_string(r->lang)) ||
+        json_object_set_new(o, "lang", json_string(r->lang)) ||
         result_set_str(o, "lang_hint", rc->lang) ||
         json_object_set_new(o, "model_id", json_string(st->model_id)) ||
         json_object_set_new(o, "daemon_version",
@@ -159,8 +156,8 @@ fail:
 json_t *
 result_reply_from_stored(const char *stored, size_t len)
 {
-    static const char *const keys[] = {"id",   "scores", "unsure", "verdict",
-                                       "lang", "reasons"};
+    static const char *const keys[] = {"id",      "scores", "unsure",
+                                       "verdict", "lang",   "reasons"};
     json_t *rec, *o = NULL;
     size_t i;
 

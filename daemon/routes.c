@@ -39,7 +39,7 @@ struct route_ctx {
 /* A request waiting on Redis. */
 struct route_pending {
     struct route_ctx ctx;
-    json_t *reply; /* comments: the answer, "queued" still false */
+    json_t *reply;       /* comments: the answer, "queued" still false */
     long long queue_len; /* metrics */
 };
 
@@ -95,8 +95,8 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
         char path[160];
 
         route_sanitize(evhttp_request_get_uri(ctx->req), path, sizeof(path));
-        log_info("%s %s %d %s %.2fms%s%s", route_method(ctx->req), path,
-                 status, ctx->verdict ? ctx->verdict : "-", ms,
+        log_info("%s %s %d %s %.2fms%s%s", route_method(ctx->req), path, status,
+                 ctx->verdict ? ctx->verdict : "-", ms,
                  ctx->id[0] ? " id=" : "", ctx->id);
         http_send(ctx->req, ctx->c, status, ctype, body);
     } else {
@@ -131,9 +131,8 @@ route_json(struct route_ctx *ctx, int status, json_t *body)
         evbuffer_free(buf);
 }
 
-static void
-route_error(struct route_ctx *ctx, int status, const char *code,
-            const char *fmt, ...) MF_PRINTF(4, 5);
+static void route_error(struct route_ctx *ctx, int status, const char *code,
+                        const char *fmt, ...) MF_PRINTF(4, 5);
 
 static void
 route_error(struct route_ctx *ctx, int status, const char *code,
@@ -184,8 +183,9 @@ route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
         return 0;
     if (role == AUTH_NONE)
         route_error(ctx, 401, "unauthorized",
-                    hdr ? "unknown token" : "missing Authorization: Bearer "
-                                            "token");
+                    hdr ? "unknown token"
+                        : "missing Authorization: Bearer "
+                          "token");
     else
         route_error(ctx, 403, "forbidden",
                     "this token's role may not use this route");
@@ -328,8 +328,8 @@ route_comment(struct route_ctx *ctx, int store)
         snprintf(ctx->id, sizeof(ctx->id), "%s", rc.id);
     else
         request_make_id(ctx->id, sizeof(ctx->id));
-    cs = clf_score(ctx->w->scorer, st->model, rc.text, rc.text_len, rc.lang,
-                   1, &res);
+    cs = clf_score(ctx->w->scorer, st->model, rc.text, rc.text_len, rc.lang, 1,
+                   &res);
     if (cs != CLF_OK) {
         log_warnx("scoring %s: %s", ctx->id, clf_status_str(cs));
         route_error(ctx, 500, "internal", "scoring failed: %s",
@@ -353,9 +353,9 @@ route_comment(struct route_ctx *ctx, int store)
             urgency = res.labels[i].score;
     p = calloc(1, sizeof(*p));
     record = result_record(ctx->id, &rc, &res, v, st, now_ms);
-    rec_text = record ? json_dumps(record, JSON_COMPACT |
-                                               JSON_REAL_PRECISION(6))
-                      : NULL;
+    rec_text = record
+                   ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6))
+                   : NULL;
     if (p != NULL)
         p->reply = result_reply(ctx->id, &res, v, 0);
     if (p == NULL || p->reply == NULL || rec_text == NULL) {
@@ -515,12 +515,11 @@ struct route_def {
 static const struct route_def route_table[] = {
     {"/v1/comments", 0, ROUTE_COMMENTS, EVHTTP_REQ_POST, "POST",
      METRICS_ROUTE_COMMENTS},
-    {"/v1/score", 0, ROUTE_SCORE, EVHTTP_REQ_POST, "POST",
-     METRICS_ROUTE_SCORE},
+    {"/v1/score", 0, ROUTE_SCORE, EVHTTP_REQ_POST, "POST", METRICS_ROUTE_SCORE},
     {"/healthz", 0, ROUTE_HEALTHZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
      "GET, HEAD", METRICS_ROUTE_HEALTHZ},
-    {"/readyz", 0, ROUTE_READYZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
-     "GET, HEAD", METRICS_ROUTE_READYZ},
+    {"/readyz", 0, ROUTE_READYZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD",
+     METRICS_ROUTE_READYZ},
     {"/metrics", 0, ROUTE_METRICS, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
      "GET, HEAD", METRICS_ROUTE_METRICS},
     /* Moderator routes: a later release; 501 after the auth check. */

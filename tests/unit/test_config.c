@@ -1,9 +1,9 @@
 /* Unit tests of daemon/config.c and daemon/auth.c: defaults, ranges,
  * messages with file:line, --set, thresholds, token tables. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 
 #include <cmocka.h>
 
@@ -175,8 +175,10 @@ test_long_line(void **state)
 
     (void)state;
     /* An over-long line is one error on its own line, not two lines. */
-    snprintf(text, sizeof(text), "[auth]\nsubmit_tokens = a:%0300d\n"
-                                 "[nope]\n", 7);
+    snprintf(text, sizeof(text),
+             "[auth]\nsubmit_tokens = a:%0300d\n"
+             "[nope]\n",
+             7);
     expect_error(text, "t.conf:2: line longer than");
 }
 
@@ -188,9 +190,8 @@ test_nul_byte(void **state)
     static const char text[] = "[server]\nuser = a\0b\n";
 
     (void)state;
-    assert_int_equal(config_load_buffer(c, "t.conf", text, sizeof(text) - 1,
-                                        &err),
-                     -1);
+    assert_int_equal(
+        config_load_buffer(c, "t.conf", text, sizeof(text) - 1, &err), -1);
     assert_string_equal(err.msg, "t.conf:2: NUL byte");
     config_free(c);
 }
@@ -205,21 +206,18 @@ test_set_arg(void **state)
     (void)state;
     assert_int_equal(config_set_arg(c, "server.workers=4", &err), 0);
     assert_int_equal(c->workers, 4);
-    assert_int_equal(config_set_arg(c, "server.listen=127.0.0.1:0", &err),
-                     0);
+    assert_int_equal(config_set_arg(c, "server.listen=127.0.0.1:0", &err), 0);
     assert_string_equal(c->listen, "127.0.0.1:0");
     /* split at the first dot and the first '=' */
     assert_int_equal(config_set_arg(c, "model.path=a.b=c", &err), 0);
     assert_string_equal(c->model_path, "a.b=c");
     assert_int_equal(config_set_arg(c, "server.socket=", &err), 0);
     assert_string_equal(c->socket, "");
-    assert_int_equal(config_set_arg(c, "thresholds.spam_review=0.1", &err),
-                     0);
+    assert_int_equal(config_set_arg(c, "thresholds.spam_review=0.1", &err), 0);
     config_thresholds(c, "spam", &rv, &rj);
     assert_true(rv == 0.1 && rj == 0.95);
     assert_int_equal(config_set_arg(c, "workers=4", &err), -1);
-    assert_string_equal(err.msg,
-                        "--set workers=4: expected SECTION.KEY=VALUE");
+    assert_string_equal(err.msg, "--set workers=4: expected SECTION.KEY=VALUE");
     assert_int_equal(config_set_arg(c, "server.workers", &err), -1);
     assert_int_equal(config_set_arg(c, "server.=1", &err), -1);
     assert_int_equal(config_set_arg(c, "limits.max_body=1", &err), -1);
@@ -268,8 +266,7 @@ test_files(void **state)
     snprintf(set, sizeof(set), "auth.submit_tokens_file=%s", tok);
     assert_int_equal(config_set_arg(c, set, &err), 0);
     assert_int_equal(config_check(c, &err), -1);
-    snprintf(set, sizeof(set), "%s:2: a token entry must be name:token",
-             tok);
+    snprintf(set, sizeof(set), "%s:2: a token entry must be name:token", tok);
     assert_string_equal(err.msg, set);
     config_free(c);
     unlink(tok);
@@ -290,8 +287,7 @@ test_auth(void **state)
                                    err, sizeof(err)),
                      0);
     assert_int_equal(
-        auth_add_list(a, AUTH_MODERATOR, "alice:moderator-1", err,
-                      sizeof(err)),
+        auth_add_list(a, AUTH_MODERATOR, "alice:moderator-1", err, sizeof(err)),
         0);
     assert_int_equal(auth_count(a, AUTH_SUBMIT), 2);
     assert_int_equal(auth_count(a, AUTH_MODERATOR), 1);
@@ -301,24 +297,21 @@ test_auth(void **state)
     assert_int_equal(auth_check(a, "bearer  submit-two-2 ", &name),
                      AUTH_SUBMIT);
     assert_string_equal(name, "b2");
-    assert_int_equal(auth_check(a, "Bearer moderator-1", NULL),
-                     AUTH_MODERATOR);
+    assert_int_equal(auth_check(a, "Bearer moderator-1", NULL), AUTH_MODERATOR);
     assert_int_equal(auth_check(a, "Bearer submit-token-", &name), AUTH_NONE);
     assert_null(name);
-    assert_int_equal(auth_check(a, "Bearer submit-token-12", NULL),
-                     AUTH_NONE);
+    assert_int_equal(auth_check(a, "Bearer submit-token-12", NULL), AUTH_NONE);
     assert_int_equal(auth_check(a, "Bearer ", NULL), AUTH_NONE);
     assert_int_equal(auth_check(a, "Basic submit-token-1", NULL), AUTH_NONE);
     assert_int_equal(auth_check(a, "submit-token-1", NULL), AUTH_NONE);
     assert_int_equal(auth_check(a, NULL, NULL), AUTH_NONE);
     assert_int_equal(auth_check(NULL, "Bearer submit-token-1", NULL),
                      AUTH_NONE);
-    assert_int_equal(auth_add_list(a, AUTH_SUBMIT, "x:has space in", err,
-                                   sizeof(err)),
-                     -1);
-    assert_int_equal(auth_add_list(a, AUTH_SUBMIT, ":anonymous-token", err,
-                                   sizeof(err)),
-                     -1);
+    assert_int_equal(
+        auth_add_list(a, AUTH_SUBMIT, "x:has space in", err, sizeof(err)), -1);
+    assert_int_equal(
+        auth_add_list(a, AUTH_SUBMIT, ":anonymous-token", err, sizeof(err)),
+        -1);
     assert_int_equal(auth_add_list(a, AUTH_SUBMIT, "", err, sizeof(err)), 0);
     assert_int_equal(auth_add_list(a, AUTH_SUBMIT, " , ,", err, sizeof(err)),
                      0);

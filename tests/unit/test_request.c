@@ -1,9 +1,9 @@
 /* Unit tests of daemon/request.c (request bodies, ids) and daemon/result.c
  * (verdict, reply, stored record). */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 
 #include <cmocka.h>
 
@@ -32,8 +32,7 @@ expect_reject(const char *body, int status, const char *code,
     assert_int_equal(e.status, status);
     assert_string_equal(e.code, code);
     if (strstr(e.msg, msg_part) == NULL)
-        fail_msg("body %s: message \"%s\" lacks \"%s\"", body, e.msg,
-                 msg_part);
+        fail_msg("body %s: message \"%s\" lacks \"%s\"", body, e.msg, msg_part);
     assert_null(rc.root);
 }
 
@@ -180,9 +179,8 @@ test_verdict(void **state)
     (void)state;
     memset(&st, 0, sizeof(st));
     st.cfg = config_new();
-    assert_int_equal(config_set_arg(st.cfg, "thresholds.abuse_review=0.3",
-                                    &err),
-                     0);
+    assert_int_equal(
+        config_set_arg(st.cfg, "thresholds.abuse_review=0.3", &err), 0);
     fake_result(&r, 0.1, 0.1, 0);
     assert_int_equal(result_verdict(&st, &r), CLF_ALLOW);
     fake_result(&r, 0.5, 0.1, 0);
@@ -229,13 +227,11 @@ test_reply_and_record(void **state)
                             json_object_get(rec, "author"), "ip")),
                         "1.2.3.4");
     assert_null(json_object_get(json_object_get(rec, "author"), "name"));
-    assert_string_equal(json_string_value(json_object_get(rec, "post")),
-                        "p1");
+    assert_string_equal(json_string_value(json_object_get(rec, "post")), "p1");
     assert_string_equal(json_string_value(json_object_get(rec, "model_id")),
                         "00112233aabbccdd");
-    assert_string_equal(
-        json_string_value(json_object_get(rec, "received_at")),
-        "2023-11-14T22:13:20.123Z");
+    assert_string_equal(json_string_value(json_object_get(rec, "received_at")),
+                        "2023-11-14T22:13:20.123Z");
     assert_string_equal(
         json_string_value(json_object_get(rec, "daemon_version")),
         MODFILTERD_VERSION);
