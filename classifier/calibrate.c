@@ -100,46 +100,75 @@ ece(const double *p, const uint8_t *y, size_t n)
     return e;
 }
 
+/* Fit part p to the sampled examples whose language is li (li < 0: all).
+ * Leaves p uncalibrated when the sample has fewer than min_class examples
+ * of either class. */
+static void
+fit_part(struct head_part *p, const double *raw, const uint8_t *y,
+         const uint8_t *lang, size_t n, int li, size_t min_class, double *xs,
+         uint8_t *ys)
+{
+    size_t k = 0, npos = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (li >= 0 && lang[i] != li)
+            continue;
+        xs[k] = raw[i];
+        ys[k++] = y[i];
+        npos += y[i];
+    }
+    p->calibrated = 0;
+    if (npos < min_class || k - npos < min_class)
+        return;
+    platt_fit(xs, ys, k, &p->cal_a, &p->cal_b);
+    p->cal_rate = (double)npos / k;
+    p->calibrated = 1;
+}
+
 int
 model_fit_head(struct clf_model *m, unsigned h)
 {
     struct head *hd = &m->heads[h];
-    size_t n = hd->n_res, npos = 0;
-    for (size_t i = 0; i < n; i++)
-        npos += hd->res[i].value;
-    if (npos == 0 || npos == n) {
-        /* Nothing to fit: fall back to the raw log-odds and the rate. */
-        hd->cal_a = 1.0;
-        hd->cal_b = log((hd->docs[1] + 1.0) / (hd->docs[0] + 1.0));
-        hd->cal_rate = 0;
-        hd->ece = NAN;
-        hd->calibrated = 0;
-        return 0;
-    }
-    double *raw = malloc(n * sizeof *raw), *p = malloc(n * sizeof *p);
-    uint8_t *y = malloc(n);
-    if (!raw || !p || !y) {
-        free(raw);
-        free(p);
-        free(y);
-        return -1;
-    }
+    size_t n = hd->n_res;
+    double *raw = malloc((n ? n : 1) * sizeof *raw);
+    double *xs = malloc((n ? n : 1) * sizeof *xs);
+    uint8_t *y = malloc(n ? n : 1), *ys = malloc(n ? n : 1);
+    uint8_t *lang = malloc(n ? n : 1);
+    int rc = -1;
+    if (!raw || !xs || !y || !ys || !lang)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         const struct res_example *e = &hd->res[i];
         unsigned known;
-        raw[i] = model_raw_score(m, h, e->keys, e->n, e->value, &known);
+        raw[i] = model_raw_score(m, h, e->lang, e->keys, e->n, e->value,
+                                 &known);
         y[i] = e->value;
+        lang[i] = e->lang;
     }
-    platt_fit(raw, y, n, &hd->cal_a, &hd->cal_b);
-    hd->cal_rate = (double)npos / n;
-    for (size_t i = 0; i < n; i++)
-        p[i] = 1.0 / (1.0 + exp(-(hd->cal_a * raw[i] + hd->cal_b)));
-    hd->ece = ece(p, y, n);
-    hd->calibrated = 1;
+    fit_part(&hd->all, raw, y, lang, n, -1, 1, xs, ys);
+    if (!hd->all.calibrated) {
+        /* Nothing to fit: the raw log-odds and the data's rate. */
+        hd->all.cal_a = 1.0;
+        hd->all.cal_b =
+            log((hd->all.docs[1] + 1.0) / (hd->all.docs[0] + 1.0));
+        hd->all.cal_rate = 0;
+    }
+    for (unsigned li = 0; li < m->settings.n_languages; li++)
+        fit_part(&hd->lang[li], raw, y, lang, n, (int)li, PART_MIN_FIT, xs,
+                 ys);
+    /* Calibration error of what scoring will use, over the whole sample. */
+    for (size_t i = 0; i < n; i++) {
+        const struct head_part *p = head_calibration(hd, lang[i]);
+        xs[i] = 1.0 / (1.0 + exp(-(p->cal_a * raw[i] + p->cal_b)));
+    }
+    hd->ece = hd->all.calibrated ? ece(xs, y, n) : NAN;
+    rc = 0;
+out:
     free(raw);
-    free(p);
+    free(xs);
     free(y);
-    return 0;
+    free(ys);
+    free(lang);
+    return rc;
 }
 
 enum clf_status

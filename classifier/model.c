@@ -284,8 +284,8 @@ void
 clf_model_label_examples(const struct clf_model *m, unsigned i, uint64_t *n_neg,
                          uint64_t *n_pos)
 {
-    *n_neg = i < m->n_labels ? m->heads[i].docs[0] : 0;
-    *n_pos = i < m->n_labels ? m->heads[i].docs[1] : 0;
+    *n_neg = i < m->n_labels ? m->heads[i].all.docs[0] : 0;
+    *n_pos = i < m->n_labels ? m->heads[i].all.docs[1] : 0;
 }
 
 /* Widen every slot of the feature table by one head. */
@@ -315,7 +315,9 @@ model_add_label(struct clf_model *m, const char *name)
     m->ft.stride = stride;
     m->version = model_next_version();
     snprintf(h->name, sizeof h->name, "%s", name);
-    h->cal_a = 1.0;
+    h->all.cal_a = 1.0;
+    for (unsigned i = 0; i < CLF_MAX_LANGUAGES; i++)
+        h->lang[i].cal_a = 1.0;
     h->ece = NAN;
     return (int)m->n_labels++;
 }
@@ -359,8 +361,8 @@ clf_model_prior(const struct clf_model *m, unsigned i)
     const struct head *h = &m->heads[i];
     if (h->prior > 0)
         return h->prior;
-    uint64_t n = h->docs[0] + h->docs[1];
-    return n ? (double)h->docs[1] / n : 0.5;
+    uint64_t n = h->all.docs[0] + h->all.docs[1];
+    return n ? (double)h->all.docs[1] / n : 0.5;
 }
 
 const char *
@@ -378,7 +380,8 @@ clf_model_set_event_id(struct clf_model *m, const char *id)
 double
 clf_model_ece(const struct clf_model *m, unsigned i)
 {
-    return i < m->n_labels && m->heads[i].calibrated ? m->heads[i].ece : NAN;
+    return i < m->n_labels && m->heads[i].all.calibrated ? m->heads[i].ece
+                                                         : NAN;
 }
 
 /* ---- scoring ---------------------------------------------------------- */
@@ -400,12 +403,36 @@ weight(const struct clf_model *m, uint64_t key, uint32_t c0, uint32_t c1,
            (model_logc(m, c1) - model_logc(m, c0) + base);
 }
 
+unsigned
+model_lang_index(const struct clf_model *m, const char *name)
+{
+    const struct clf_settings *s = &m->settings;
+    unsigned dflt = 0;
+    for (unsigned i = 0; i < s->n_languages; i++) {
+        if (!strcmp(s->languages[i], name))
+            return i;
+        if (!strcmp(s->languages[i], s->default_language))
+            dflt = i;
+    }
+    return dflt;
+}
+
+/* The constant of every feature weight of a comment in language li. */
+static double
+lang_base(const struct clf_model *m, const struct head *hd, unsigned li)
+{
+    const struct head_part *p = head_totals(hd, li);
+    return head_base(m, hd, (double)p->total[0], (double)p->total[1]);
+}
+
 double
-model_raw_score(const struct clf_model *m, unsigned h, const uint64_t *keys,
-                size_t n, int skip_class, unsigned *known)
+model_raw_score(const struct clf_model *m, unsigned h, unsigned li,
+                const uint64_t *keys, size_t n, int skip_class,
+                unsigned *known)
 {
     const struct head *hd = &m->heads[h];
-    double t0 = (double)hd->total[0], t1 = (double)hd->total[1], sum = 0;
+    const struct head_part *p = head_totals(hd, li);
+    double t0 = (double)p->total[0], t1 = (double)p->total[1], sum = 0;
     if (skip_class == 1)
         t1 -= (double)n;
     else if (skip_class == 0)
@@ -432,13 +459,15 @@ model_raw_score(const struct clf_model *m, unsigned h, const uint64_t *keys,
 }
 
 double
-model_calibrated(const struct clf_model *m, unsigned h, double raw)
+model_calibrated(const struct clf_model *m, unsigned h, unsigned li,
+                 double raw)
 {
     const struct head *hd = &m->heads[h];
-    double z = hd->cal_a * raw + hd->cal_b;
-    if (hd->prior > 0 && hd->cal_rate > 0 && hd->cal_rate < 1)
+    const struct head_part *p = head_calibration(hd, li);
+    double z = p->cal_a * raw + p->cal_b;
+    if (hd->prior > 0 && p->cal_rate > 0 && p->cal_rate < 1)
         z += log(hd->prior / (1 - hd->prior)) -
-             log(hd->cal_rate / (1 - hd->cal_rate));
+             log(p->cal_rate / (1 - p->cal_rate));
     return 1.0 / (1.0 + exp(-z));
 }
 
@@ -532,7 +561,9 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
              struct clf_label_result *r)
 {
     const struct head *hd = &m->heads[h];
-    double base = head_base(m, hd, (double)hd->total[0], (double)hd->total[1]);
+    unsigned li = model_lang_index(m, sc->doc.lang);
+    double base = lang_base(m, hd, li);
+    double a = head_calibration(hd, li)->cal_a;
     uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
     size_t top[CLF_MAX_REASONS];
     double w[CLF_MAX_REASONS];
@@ -544,7 +575,7 @@ head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
         uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
         if (c0 + c1 < min_df)
             continue;
-        double wi = hd->cal_a * weight(m, sc->keys[i], c0, c1, base);
+        double wi = a * weight(m, sc->keys[i], c0, c1, base);
         unsigned j, dup = 0;
         for (j = 0; j < n && !dup; j++) /* an n-gram of two words */
             dup = sc->keys[top[j]] == sc->keys[i];
@@ -637,9 +668,9 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     unsigned known[CLF_MAX_LABELS];
     uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
     double wc = m->settings.weights[FEAT_CHARS];
+    unsigned li = model_lang_index(m, sc->doc.lang);
     for (unsigned h = 0; h < m->n_labels; h++) {
-        const struct head *hd = &m->heads[h];
-        base[h] = head_base(m, hd, (double)hd->total[0], (double)hd->total[1]);
+        base[h] = lang_base(m, &m->heads[h], li);
         sum[h] = 0;
         known[h] = 0;
     }
@@ -685,9 +716,10 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         const struct head *hd = &m->heads[h];
         struct clf_label_result *r = &out->labels[h];
         r->label = hd->name;
-        r->score = model_calibrated(m, h, sum[h]);
-        r->unsure = hd->docs[0] + hd->docs[1] < m->settings.min_examples ||
-                    hd->docs[0] == 0 || hd->docs[1] == 0 ||
+        r->score = model_calibrated(m, h, li, sum[h]);
+        r->unsure = hd->all.docs[0] + hd->all.docs[1] <
+                        m->settings.min_examples ||
+                    hd->all.docs[0] == 0 || hd->all.docs[1] == 0 ||
                     known[h] < m->settings.min_known;
         r->n_reasons = 0;
         if (with_reasons)
@@ -731,13 +763,18 @@ apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
         else if (before && !after)
             hd->vocab--;
     }
-    if (dir > 0) {
-        hd->docs[value]++;
-        hd->total[value] += sc->n_all;
-    } else {
-        hd->docs[value] -= hd->docs[value] ? 1 : 0;
-        hd->total[value] -=
-            hd->total[value] >= sc->n_all ? sc->n_all : hd->total[value];
+    struct head_part *parts[2] = {
+        &hd->all, &hd->lang[model_lang_index(m, sc->doc.lang)]};
+    for (int k = 0; k < 2; k++) {
+        struct head_part *p = parts[k];
+        if (dir > 0) {
+            p->docs[value]++;
+            p->total[value] += sc->n_all;
+        } else {
+            p->docs[value] -= p->docs[value] ? 1 : 0;
+            p->total[value] -=
+                p->total[value] >= sc->n_all ? sc->n_all : p->total[value];
+        }
     }
     return 0;
 }
@@ -745,8 +782,8 @@ apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
 /* Offer the example to the head's calibration reservoir (deterministic:
  * the replacement slot is drawn from the example's own key). */
 static void
-reservoir_offer(struct head *hd, const struct clf_scorer *sc, uint64_t ex_key,
-                int value)
+reservoir_offer(const struct clf_model *m, struct head *hd,
+                const struct clf_scorer *sc, uint64_t ex_key, int value)
 {
     uint64_t seen = hd->seen++;
     uint32_t slot;
@@ -767,8 +804,9 @@ reservoir_offer(struct head *hd, const struct clf_scorer *sc, uint64_t ex_key,
         free(e->keys);
     else
         hd->n_res++;
-    *e =
-        (struct res_example){ex_key, keys, (uint32_t)sc->n_all, (uint8_t)value};
+    *e = (struct res_example){ex_key, keys, (uint32_t)sc->n_all,
+                              (uint8_t)value,
+                              (uint8_t)model_lang_index(m, sc->doc.lang)};
 }
 
 static void
@@ -829,7 +867,7 @@ clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
         exset_del(&m->ex, ex_key);
         return model_fail(err, CLF_ENOMEM, "out of memory");
     }
-    reservoir_offer(&m->heads[h], sc, ex_key, value);
+    reservoir_offer(m, &m->heads[h], sc, ex_key, value);
     *outcome = CLF_LEARNED;
     return CLF_OK;
 }

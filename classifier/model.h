@@ -29,20 +29,58 @@ struct res_example {
     uint64_t *keys; /* malloc'd, n of them */
     uint32_t n;
     uint8_t value;
+    uint8_t lang; /* index in settings.languages */
 };
+
+/*
+ * What a head knows of its examples, over all languages or in one.
+ *
+ * Data sets in different languages come with different base rates
+ * (Davidson, English, 83% abusive; MEX-A3T, Spanish, 29%).  With one pair
+ * of class totals, every neutral English word would look abusive by that
+ * difference alone.  So a head keeps its class totals (the constant in
+ * every feature weight) and its calibration per language too, and uses a
+ * language's own once it has enough examples of it; the feature counts
+ * stay shared.
+ */
+struct head_part {
+    uint64_t docs[2];  /* examples per class */
+    uint64_t total[2]; /* feature occurrences per class */
+    double cal_a, cal_b, cal_rate; /* Platt fit; its sample's base rate */
+    int calibrated;
+};
+
+#define PART_MIN_DOCS 30 /* per class, for a language's own totals */
+#define PART_MIN_FIT 15  /* per class in the sample, for its own fit */
 
 struct head {
     char name[CLF_LABEL_MAX];
-    double prior;      /* base rate to calibrate for; 0 = the data's */
-    uint64_t docs[2];  /* examples per class */
-    uint64_t total[2]; /* feature occurrences per class */
-    uint64_t vocab;    /* features with a count in this head */
-    double cal_a, cal_b, cal_rate, ece; /* Platt fit; its sample's rate */
-    int calibrated;
+    double prior;   /* base rate to calibrate for; 0 = the data's */
+    uint64_t vocab; /* features with a count in this head */
+    struct head_part all;
+    struct head_part lang[CLF_MAX_LANGUAGES];
+    double ece;              /* of the last fit, over the whole sample */
     uint64_t seen;           /* examples offered to the reservoir */
     struct res_example *res; /* malloc'd, RESERVOIR_MAX */
     uint32_t n_res;
 };
+
+/* The part whose class totals a comment in language li uses. */
+static inline const struct head_part *
+head_totals(const struct head *hd, unsigned li)
+{
+    const struct head_part *p = &hd->lang[li];
+    return p->docs[0] >= PART_MIN_DOCS && p->docs[1] >= PART_MIN_DOCS
+               ? p
+               : &hd->all;
+}
+
+/* The part whose calibration a comment in language li uses. */
+static inline const struct head_part *
+head_calibration(const struct head *hd, unsigned li)
+{
+    return hd->lang[li].calibrated ? &hd->lang[li] : &hd->all;
+}
 
 /* Open addressing, linear probing; key 0 marks an empty slot. */
 struct ftable {
@@ -123,15 +161,20 @@ model_logc(const struct clf_model *m, uint32_t c)
     return c < LOGTAB_SIZE ? m->logtab[c] : log(c + m->settings.alpha);
 }
 
-/* Raw naive-Bayes log-odds of a head for a feature list, leaving out one
- * example of class `skip_class` containing exactly these keys (skip_class
- * -1: leave out nothing).  Sets *known to the number of known features. */
-double model_raw_score(const struct clf_model *m, unsigned h,
+/* Raw naive-Bayes log-odds of a head for a feature list of a comment in
+ * language li, leaving out one example of class `skip_class` containing
+ * exactly these keys (skip_class -1: leave out nothing).  Sets *known to
+ * the number of known features. */
+double model_raw_score(const struct clf_model *m, unsigned h, unsigned li,
                        const uint64_t *keys, size_t n, int skip_class,
                        unsigned *known);
 
-/* Calibrated probability from a raw score. */
-double model_calibrated(const struct clf_model *m, unsigned h, double raw);
+/* Calibrated probability from a raw score of a comment in language li. */
+double model_calibrated(const struct clf_model *m, unsigned h, unsigned li,
+                        double raw);
+
+/* Index of a language name in the settings (the default's if absent). */
+unsigned model_lang_index(const struct clf_model *m, const char *name);
 
 /* Fill err (may be NULL) with a message; returns st. */
 enum clf_status model_fail(struct clf_error *err, enum clf_status st,

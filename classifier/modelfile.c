@@ -132,22 +132,25 @@ write_body(struct wbuf *b, const struct clf_model *m)
         const struct head *hd = &m->heads[h];
         put_str(b, hd->name, CLF_LABEL_MAX);
         put_f64(b, hd->prior);
-        put_u64(b, hd->docs[0]);
-        put_u64(b, hd->docs[1]);
-        put_u64(b, hd->total[0]);
-        put_u64(b, hd->total[1]);
         put_u64(b, hd->vocab);
-        put_f64(b, hd->cal_a);
-        put_f64(b, hd->cal_b);
-        put_f64(b, hd->cal_rate);
         put_f64(b, hd->ece);
-        put_u32(b, (uint32_t)hd->calibrated);
+        for (unsigned li = 0; li <= s->n_languages; li++) {
+            const struct head_part *p = li ? &hd->lang[li - 1] : &hd->all;
+            put_u64(b, p->docs[0]);
+            put_u64(b, p->docs[1]);
+            put_u64(b, p->total[0]);
+            put_u64(b, p->total[1]);
+            put_f64(b, p->cal_a);
+            put_f64(b, p->cal_b);
+            put_f64(b, p->cal_rate);
+            put_u32(b, (uint32_t)p->calibrated);
+        }
         put_u64(b, hd->seen);
         put_u32(b, hd->n_res);
         for (uint32_t i = 0; i < hd->n_res; i++) {
             const struct res_example *e = &hd->res[i];
             put_u64(b, e->ex_key);
-            put_u32(b, e->value);
+            put_u32(b, e->value | (uint32_t)e->lang << 8);
             put_u32(b, e->n);
             for (uint32_t k = 0; k < e->n; k++)
                 put_u64(b, e->keys[k]);
@@ -378,28 +381,34 @@ read_settings(struct rbuf *r, struct clf_settings *s)
 }
 
 static const char *
-read_head(struct rbuf *r, struct head *hd)
+read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
 {
     get_str(r, hd->name, CLF_LABEL_MAX);
     hd->prior = get_f64(r);
-    hd->docs[0] = get_u64(r);
-    hd->docs[1] = get_u64(r);
-    hd->total[0] = get_u64(r);
-    hd->total[1] = get_u64(r);
     hd->vocab = get_u64(r);
-    hd->cal_a = get_f64(r);
-    hd->cal_b = get_f64(r);
-    hd->cal_rate = get_f64(r);
     hd->ece = get_f64(r);
-    hd->calibrated = (int)get_u32(r);
+    for (unsigned li = 0; li <= n_languages; li++) {
+        struct head_part *p = li ? &hd->lang[li - 1] : &hd->all;
+        p->docs[0] = get_u64(r);
+        p->docs[1] = get_u64(r);
+        p->total[0] = get_u64(r);
+        p->total[1] = get_u64(r);
+        p->cal_a = get_f64(r);
+        p->cal_b = get_f64(r);
+        p->cal_rate = get_f64(r);
+        p->calibrated = (int)get_u32(r);
+        if (!isfinite(p->cal_a) || !isfinite(p->cal_b) ||
+            !(p->cal_rate >= 0 && p->cal_rate <= 1) || p->calibrated < 0 ||
+            p->calibrated > 1)
+            return "label parameters out of range";
+    }
     hd->seen = get_u64(r);
     uint32_t n_res = get_u32(r);
     if (r->bad)
         return "truncated label";
     if (!hd->name[0])
         return "empty label name";
-    if (!(hd->prior >= 0 && hd->prior < 1) || !isfinite(hd->cal_a) ||
-        !isfinite(hd->cal_b) || !(hd->cal_rate >= 0 && hd->cal_rate <= 1))
+    if (!(hd->prior >= 0 && hd->prior < 1))
         return "label parameters out of range";
     if (n_res > RESERVOIR_MAX)
         return "calibration sample too large";
@@ -408,9 +417,11 @@ read_head(struct rbuf *r, struct head *hd)
         e->ex_key = get_u64(r);
         uint32_t value = get_u32(r);
         uint32_t n = get_u32(r);
-        if (r->bad || value > 1 || n > (r->len - r->off) / 8)
+        if (r->bad || (value & 0xff) > 1 || value >> 8 >= n_languages ||
+            n > (r->len - r->off) / 8)
             return "bad calibration sample";
-        e->value = (uint8_t)value;
+        e->value = (uint8_t)(value & 0xff);
+        e->lang = (uint8_t)(value >> 8);
         if (!(e->keys = malloc((n ? n : 1) * sizeof *e->keys)))
             return "out of memory";
         hd->n_res++;
@@ -447,7 +458,7 @@ read_body(struct rbuf *r, struct clf_model **out)
             return "duplicate label";
         if (model_add_label(m, name) < 0)
             return "out of memory";
-        if ((why = read_head(r, &m->heads[h])))
+        if ((why = read_head(r, &m->heads[h], s.n_languages)))
             return why;
     }
     uint64_t n = get_u64(r);

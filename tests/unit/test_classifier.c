@@ -58,9 +58,9 @@ raw_of(struct clf_model *m, const char *text)
     double p = r.labels[0].score;
     clf_scorer_free(sc);
     /* invert the calibration: z = a*raw + b */
-    const struct head *hd = &m->heads[0];
+    const struct head_part *cal = head_calibration(&m->heads[0], 0);
     double z = log(p / (1 - p));
-    return (z - hd->cal_b) / hd->cal_a;
+    return (z - cal->cal_b) / cal->cal_a;
 }
 
 /* pos: "cat dog", "cat fish"; neg: "dog bird"; alpha 1.
@@ -75,10 +75,10 @@ test_nb_arithmetic(void **state)
     learn(sc, m, "cat fish", "spam", 1, CLF_LEARNED);
     learn(sc, m, "dog bird", "spam", 0, CLF_LEARNED);
     const struct head *hd = &m->heads[0];
-    assert_int_equal(hd->docs[1], 2);
-    assert_int_equal(hd->docs[0], 1);
-    assert_int_equal(hd->total[1], 4);
-    assert_int_equal(hd->total[0], 2);
+    assert_int_equal(hd->all.docs[1], 2);
+    assert_int_equal(hd->all.docs[0], 1);
+    assert_int_equal(hd->all.total[1], 4);
+    assert_int_equal(hd->all.total[0], 2);
     assert_int_equal(hd->vocab, 4);
     double base = log(6.0 / 8.0);
     double want = (log(3) - log(1) + base) + (log(2) - log(2) + base);
@@ -95,7 +95,7 @@ test_nb_arithmetic(void **state)
             e = &hd->res[i];
     assert_non_null(e);
     unsigned known;
-    assert_float_equal(model_raw_score(m, 0, e->keys, e->n, 0, &known), 0.0,
+    assert_float_equal(model_raw_score(m, 0, e->lang, e->keys, e->n, 0, &known), 0.0,
                        1e-9);
     assert_int_equal(known, 1);
     clf_scorer_free(sc);
@@ -113,11 +113,11 @@ test_idempotent_relabel_unlearn(void **state)
     learn(sc, m, "buy cheap pills", "spam", 1, CLF_LEARNED);
     /* the same folded text counts once */
     learn(sc, m, "BUY   cheap pills", "spam", 1, CLF_DUPLICATE);
-    assert_int_equal(m->heads[0].docs[1], 1);
+    assert_int_equal(m->heads[0].all.docs[1], 1);
     /* relabelled: moves from 1 to 0 */
     learn(sc, m, "buy cheap pills", "spam", 0, CLF_LEARNED);
-    assert_int_equal(m->heads[0].docs[1], 0);
-    assert_int_equal(m->heads[0].docs[0], 1);
+    assert_int_equal(m->heads[0].all.docs[1], 0);
+    assert_int_equal(m->heads[0].all.docs[0], 1);
     /* another label is another head */
     learn(sc, m, "buy cheap pills", "abuse", 0, CLF_LEARNED);
     assert_int_equal(clf_model_label_count(m), 2);
@@ -130,8 +130,8 @@ test_idempotent_relabel_unlearn(void **state)
         clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 0, &out, &err),
         CLF_OK);
     assert_int_equal(out, CLF_FORGOTTEN);
-    assert_int_equal(m->heads[0].docs[0], 0);
-    assert_int_equal(m->heads[0].total[0], 0);
+    assert_int_equal(m->heads[0].all.docs[0], 0);
+    assert_int_equal(m->heads[0].all.total[0], 0);
     assert_int_equal(m->heads[0].vocab, 0);
     assert_int_equal(m->heads[0].n_res, 0);
     /* bad input */
@@ -162,8 +162,8 @@ test_calibration_and_prior(void **state)
         learn(sc, m, text, "spam", 0, CLF_LEARNED);
     }
     assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
-    assert_true(m->heads[0].calibrated);
-    assert_true(m->heads[0].cal_a > 0);
+    assert_true(m->heads[0].all.calibrated);
+    assert_true(m->heads[0].all.cal_a > 0);
     assert_true(clf_model_ece(m, 0) < 0.1);
     struct clf_result r;
     clf_score(sc, m, "cheap pills", 11, NULL, 1, &r);
