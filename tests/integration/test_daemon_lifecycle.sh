@@ -46,6 +46,14 @@ hup_and_wait 'reloaded: model' || { echo "FAIL: no reload"; FAILS=$((FAILS+1)); 
 r=$(req POST /v1/comments '{"id":"after-hup","text":"you are an idiot"}')
 expect_eq "new queue.verdicts status" 200 "${r%% *}"
 expect_eq "new queue.verdicts applied" false "$(json queued)"
+
+# tokens added by a reload apply at once
+cp "$TOP/config/modfilterd.conf" "$CONF"
+printf '[auth]\nsubmit_tokens = blog:reloaded-token-123\n' >> "$CONF"
+hup_and_wait 'reloaded: model'
+r=$(req POST /v1/score '{"text":"hello"}'); expect_eq "token now needed" 401 "${r%% *}"
+r=$(req POST /v1/score '{"text":"hello"}' -H 'Authorization: Bearer reloaded-token-123')
+expect_eq "reloaded token" 200 "${r%% *}"
 cp "$TOP/config/modfilterd.conf" "$CONF"
 hup_and_wait 'reloaded: model'
 
