@@ -304,7 +304,6 @@ route_comment(struct route_ctx *ctx, int store)
     struct request_comment rc;
     struct request_error rerr;
     struct clf_result res;
-    struct clf_error cerr;
     struct route_pending *p = NULL;
     struct state *st = ctx->st;
     enum clf_verdict v;
@@ -336,7 +335,6 @@ route_comment(struct route_ctx *ctx, int store)
                     clf_status_str(cs));
         goto done;
     }
-    (void)cerr;
     v = result_verdict(st, &res);
     metrics_verdict(v);
     ctx->verdict = clf_verdict_name(v);
