@@ -440,6 +440,8 @@ config_reader_line(char *str, int num, void *stream)
             snprintf(r->err.msg, sizeof(r->err.msg), "%s:%u: NUL byte", r->name,
                      r->line);
         }
+        if (ch == '\n')
+            break; /* inih needs no newline: it strips trailing blanks */
         if (n < num - 1) {
             str[n++] = (char)ch;
         } else if (r->err_line == 0) {
@@ -447,14 +449,10 @@ config_reader_line(char *str, int num, void *stream)
             snprintf(r->err.msg, sizeof(r->err.msg),
                      "%s:%u: line longer than %d bytes (put long lists in "
                      "a *_file key)",
-                     r->name, r->line, num - 2);
+                     r->name, r->line, num - 1);
         }
-        if (ch == '\n')
-            break;
         ch = config_reader_getc(r);
     }
-    if (n > 0 && str[n - 1] != '\n' && n == num - 1)
-        str[n - 1] = '\n';
     str[n] = '\0';
     return str;
 }

@@ -183,6 +183,27 @@ test_long_line(void **state)
 }
 
 static void
+test_longest_line(void **state)
+{
+    char text[300], token[200];
+    struct config_error err;
+    int ret;
+    struct config *c;
+
+    (void)state;
+    /* 199 bytes is the longest line; its last byte is kept. */
+    memset(token, 'x', sizeof(token));
+    snprintf(text, sizeof(text), "[auth]\nsubmit_tokens = a:%.*s9\n", 180,
+             token);
+    assert_int_equal(strlen(strchr(text, '\n') + 1), 200);
+    c = load(text, &err, &ret);
+    assert_int_equal(ret, 0);
+    assert_int_equal(strlen(c->submit_tokens), 183);
+    assert_int_equal(c->submit_tokens[182], '9');
+    config_free(c);
+}
+
+static void
 test_nul_byte(void **state)
 {
     struct config_error err;
@@ -323,10 +344,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),  cmocka_unit_test(test_shipped_file),
-        cmocka_unit_test(test_values),    cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_long_line), cmocka_unit_test(test_nul_byte),
-        cmocka_unit_test(test_set_arg),   cmocka_unit_test(test_files),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_longest_line),
+        cmocka_unit_test(test_set_arg),
+        cmocka_unit_test(test_files),
         cmocka_unit_test(test_auth),
     };
 
