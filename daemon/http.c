@@ -177,7 +177,7 @@ http_conn_of(struct worker *w, struct evhttp_request *req)
     return NULL;
 }
 
-static int
+int
 http_addr_local(const struct sockaddr *sa)
 {
     if (sa == NULL)

@@ -33,6 +33,7 @@ struct evhttp_request;
 struct bufferevent;
 struct evbuffer_cb_entry;
 struct queue;
+struct sockaddr;
 
 #if defined(__GNUC__)
 #define MF_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -270,6 +271,8 @@ int http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
 void http_worker_stop_accepting(struct worker *w);
 /* Free the evhttp and every connection. */
 void http_worker_free(struct worker *w);
+/* 1 for a loopback (127.0.0.0/8, ::1, ::ffff:127.x) or Unix-socket peer. */
+int http_addr_local(const struct sockaddr *sa);
 /* The connection of a request, NULL if unknown. */
 struct http_conn *http_conn_of(struct worker *w, struct evhttp_request *req);
 /* Send a reply; body may be NULL.  Ends the request's deadline. */
