@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 train_model
 start_redis
 cp "$CONF" "$TMP/d.conf"; CONF="$TMP/d.conf"
-start_daemon --set server.workers=2
+start_daemon --set server.workers=2 --set redis.timeout_ms=4000
 model_line() { curl -s "$URL/metrics" | grep '^modfilter_model_info'; }
 log_count_above() { [ "$(grep -cE "$1" "$DLOG")" -gt "$2" ]; }
 hup_and_wait() { # log-regex
@@ -58,7 +58,7 @@ cp "$TOP/config/modfilterd.conf" "$CONF"
 hup_and_wait 'reloaded: model'
 
 # SIGTERM while requests wait on Redis: every one is answered, exit 0
-rcli DEBUG SLEEP 0.8 >/dev/null &
+rcli DEBUG SLEEP 1.5 >/dev/null &
 SLEEPER=$!
 sleep 0.1
 CURLS=()
@@ -67,7 +67,9 @@ for i in $(seq 1 12); do
         -d "{\"id\":\"inflight-$i\",\"text\":\"buy cheap pills $i\"}" "$URL/v1/comments" > "$TMP/inflight.$i.code" &
     CURLS+=($!)
 done
-sleep 0.3
+clients() { [ "$(ss -Htn state established "( dport = :$PORT )" | wc -l)" -ge 12 ]; }
+wait_for 5 clients || echo "(only $(ss -Htn state established "( dport = :$PORT )" | wc -l) clients connected)"
+sleep 0.1
 stop_daemon
 wait "${CURLS[@]}" "$SLEEPER"
 expect_eq "exit status after SIGTERM" 0 "$STOP_RC"
