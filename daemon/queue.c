@@ -4,7 +4,9 @@
  *
  * Every call is one Redis command on the worker's connection (redis.c);
  * submitting is one Lua script so that "exists?" and "store + enqueue"
- * cannot interleave with another daemon's submit of the same id.
+ * cannot interleave with another daemon's submit of the same id, and so is
+ * every moderation step (list, show, claim, decide, undo, stats): each
+ * reads and writes the item hash, the sorted sets and the streams as one.
  */
 #include "queue.h"
 
@@ -38,6 +40,7 @@ static const char submit_lua[] =
 struct queue {
     struct redis *redis;
     struct redis_script *submit;
+    struct redis_script *list, *show, *claim, *decide, *undo, *stats;
     char prefix[QUEUE_PREFIX_MAX + 1];
     size_t prefix_len;
     queue_state_cb *state_cb;
@@ -48,6 +51,11 @@ struct queue {
 struct queue_call {
     queue_submit_cb *submit_cb; /* submit, get */
     queue_count_cb *count_cb;   /* length, oldest */
+    queue_page_cb *page_cb;     /* list, show, claim */
+    queue_decide_cb *decide_cb; /* decide, undo */
+    queue_history_cb *history_cb;
+    queue_stats_cb *stats_cb;
+    unsigned limit; /* history: the page size */
     void *arg;
 };
 
@@ -77,7 +85,7 @@ queue_id_ok(const char *id, size_t *len)
 static struct queue_call *
 queue_call_new(queue_submit_cb *scb, queue_count_cb *ccb, void *arg)
 {
-    struct queue_call *c = malloc(sizeof *c);
+    struct queue_call *c = calloc(1, sizeof *c);
 
     if (c == NULL)
         return NULL;
@@ -282,6 +290,703 @@ queue_oldest(struct queue *q, queue_count_cb *cb, void *arg)
                       len);
 }
 
+/* ---- moderation ------------------------------------------------------- */
+
+/* Put before each moderation script: Redis's clock in ms; byte order of two
+ * strings (Lua's < follows the server's locale); one item as nine reply
+ * fields (id, record, state, claimed_by, claim_expires_ms, decision,
+ * labels, decided_by, decided_at_ms), a claim shown only while it lasts. */
+static const char common_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local function before(a, b)\n"
+    "  for i = 1, math.min(#a, #b) do\n"
+    "    local x, y = a:byte(i), b:byte(i)\n"
+    "    if x ~= y then return x < y end\n"
+    "  end\n"
+    "  return #a < #b\n"
+    "end\n"
+    "local function item(out, p, id)\n"
+    "  local f = redis.call('HMGET', p .. 'item:' .. id, 'record', 'state',\n"
+    "    'claimed_by', 'claim_expires_ms', 'decision', 'labels',\n"
+    "    'decided_by', 'decided_at_ms')\n"
+    "  local exp = tonumber(f[4] or '') or 0\n"
+    "  local by = f[3] or ''\n"
+    "  if exp <= now then by = ''; exp = 0 end\n"
+    "  local v = {id, f[1] or '', f[2] or '', by, exp, f[5] or '',\n"
+    "    f[6] or '', f[7] or '', tonumber(f[8] or '') or 0}\n"
+    "  for i = 1, 9 do out[#out + 1] = v[i] end\n"
+    "end\n"
+    "local function str(v) if type(v) == 'string' then return v end\n"
+    "  return '' end\n";
+
+/* KEYS[1] the order's sorted set.  ARGV: prefix, limit, cursor ('' for the
+ * first page), urgent (1: highest score first).  A cursor whose item left
+ * the queue is placed where its score (kept in the item hash) puts it.
+ * Returns {now, length, next cursor or '', items...}; -1 for an unknown
+ * cursor. */
+static const char list_lua[] =
+    "local p, limit, c = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+    "local urgent = ARGV[4] == '1'\n"
+    "local start = 0\n"
+    "if c ~= '' then\n"
+    "  local rank\n"
+    "  if urgent then rank = redis.call('ZREVRANK', KEYS[1], c)\n"
+    "  else rank = redis.call('ZRANK', KEYS[1], c) end\n"
+    "  if rank then start = rank + 1 else\n"
+    "    local s = redis.call('HGET', p .. 'item:' .. c,\n"
+    "                         urgent and 'urgency' or 'received_ms')\n"
+    "    if not s then return -1 end\n"
+    "    local eq = redis.call('ZRANGEBYSCORE', KEYS[1], s, s)\n"
+    "    if urgent then\n"
+    "      start = redis.call('ZCOUNT', KEYS[1], '(' .. s, '+inf')\n"
+    "      for _, m in ipairs(eq) do\n"
+    "        if before(c, m) then start = start + 1 end end\n"
+    "    else\n"
+    "      start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. s)\n"
+    "      for _, m in ipairs(eq) do\n"
+    "        if before(m, c) then start = start + 1 end end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local ids\n"
+    "local last = start + limit\n"
+    "if urgent then ids = redis.call('ZREVRANGE', KEYS[1], start, last)\n"
+    "else ids = redis.call('ZRANGE', KEYS[1], start, last) end\n"
+    "local out = {now, redis.call('ZCARD', KEYS[1]), ''}\n"
+    "local n = #ids\n"
+    "if n > limit then n = limit; out[3] = ids[limit] end\n"
+    "for i = 1, n do item(out, p, ids[i]) end\n"
+    "return out\n";
+
+/* KEYS[1] item hash.  ARGV: prefix, id.  {now, 1, '', item} or 0. */
+static const char show_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "local out = {now, 1, ''}\n"
+    "item(out, ARGV[1], ARGV[2])\n"
+    "return out\n";
+
+/* KEYS[1] the order's sorted set, KEYS[2] claims (score = expiry ms).
+ * ARGV: prefix, n, by, ttl_ms, urgent.  Expired claims are dropped first;
+ * then the queue is walked in order, 100 ids at a time, claiming ids that
+ * have no claim left.  Returns {now, length, '', claimed items...}. */
+static const char claim_lua[] =
+    "local p, n, by = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+    "local exp, urgent = now + tonumber(ARGV[4]), ARGV[5] == '1'\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+    "local out = {now, redis.call('ZCARD', KEYS[1]), ''}\n"
+    "local got, start = 0, 0\n"
+    "while got < n do\n"
+    "  local ids\n"
+    "  local last = start + 99\n"
+    "  if urgent then ids = redis.call('ZREVRANGE', KEYS[1], start, last)\n"
+    "  else ids = redis.call('ZRANGE', KEYS[1], start, last) end\n"
+    "  if #ids == 0 then break end\n"
+    "  for _, id in ipairs(ids) do\n"
+    "    local key = p .. 'item:' .. id\n"
+    "    if got < n and not redis.call('ZSCORE', KEYS[2], id)\n"
+    "       and redis.call('EXISTS', key) == 1 then\n"
+    "      redis.call('ZADD', KEYS[2], exp, id)\n"
+    "      redis.call('HSET', key, 'claimed_by', by, 'claim_expires_ms', exp)\n"
+    "      item(out, p, id)\n"
+    "      got = got + 1\n"
+    "    end\n"
+    "  end\n"
+    "  start = start + 100\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: queue, queue:urgent, claims, decided, audit, training, stats, then
+ * one item hash per decision.  ARGV: by, review thresholds (JSON), count,
+ * then per decision id, approve|reject, labels ('' for the default).
+ * Returns, per decision, {status, verdict, labels, why}: 200 decided now,
+ * 404 unknown, 409 already decided (nothing written), 500 unreadable
+ * record.  Reads come before writes, so a failing decision writes
+ * nothing. */
+static const char decide_lua[] =
+    "local by, thr = ARGV[1], cjson.decode(ARGV[2])\n"
+    "local function defaults(rec, reject)\n"
+    "  local unsure, out, any = {}, {}, false\n"
+    "  if type(rec.unsure) == 'table' then\n"
+    "    for _, l in ipairs(rec.unsure) do unsure[l] = true end end\n"
+    "  if type(rec.scores) == 'table' then\n"
+    "    for l, s in pairs(rec.scores) do\n"
+    "      local r = thr[l] or thr['*'] or 0.5\n"
+    "      any = true\n"
+    "      out[l] = (reject and (unsure[l] or (type(s) == 'number'\n"
+    "                and s >= r))) and 1 or 0\n"
+    "    end\n"
+    "  end\n"
+    "  if not any then\n"
+    "    for l, _ in pairs(thr) do\n"
+    "      if l ~= '*' then out[l] = 0 end end\n"
+    "  end\n"
+    "  return cjson.encode(out)\n"
+    "end\n"
+    "local res = {}\n"
+    "for i = 1, tonumber(ARGV[3]) do\n"
+    "  local key, id = KEYS[7 + i], ARGV[1 + 3 * i]\n"
+    "  local decision, labels = ARGV[2 + 3 * i], ARGV[3 + 3 * i]\n"
+    "  local f = redis.call('HMGET', key, 'record', 'state', 'claimed_by',\n"
+    "                       'claim_expires_ms')\n"
+    "  local ok, rec = pcall(cjson.decode, f[1] or '')\n"
+    "  if not f[1] then res[i] = {404, '', '', ''}\n"
+    "  elseif f[2] ~= 'queued' then res[i] = {409, '', '', 'decided'}\n"
+    "  elseif not ok or type(rec) ~= 'table' then res[i] = {500, '', '', ''}\n"
+    "  else\n"
+    "    if labels == '' then\n"
+    "      labels = defaults(rec, decision == 'reject')\n"
+    "    end\n"
+    "    local prev = {state = 'queued'}\n"
+    "    if f[3] and (tonumber(f[4] or '') or 0) > now then\n"
+    "      prev.claimed_by = f[3]; prev.claim_expires_ms = tonumber(f[4]) end\n"
+    "    redis.call('ZREM', KEYS[1], id)\n"
+    "    redis.call('ZREM', KEYS[2], id)\n"
+    "    redis.call('ZREM', KEYS[3], id)\n"
+    "    redis.call('ZADD', KEYS[4], now, id)\n"
+    "    redis.call('HSET', key, 'state', 'decided', 'decision', decision,\n"
+    "               'labels', labels, 'decided_by', by, 'decided_at_ms', now)\n"
+    "    redis.call('HDEL', key, 'claimed_by', 'claim_expires_ms')\n"
+    "    redis.call('XADD', KEYS[5], '*', 'action', decision, 'id', id,\n"
+    "               'by', by, 'at_ms', now, 'labels', labels,\n"
+    "               'verdict', str(rec.verdict),\n"
+    "               'previous', cjson.encode(prev))\n"
+    "    redis.call('XADD', KEYS[6], '*', 'op', 'learn',\n"
+    "               'text', str(rec.text),\n"
+    "               'lang', str(rec.lang_hint), 'labels', labels,\n"
+    "               'source', 'decision', 'id', id, 'by', by, 'ts_ms', now)\n"
+    "    redis.call('HINCRBY', KEYS[7], decision, 1)\n"
+    "    res[i] = {200, str(rec.verdict), labels, ''}\n"
+    "  end\n"
+    "end\n"
+    "return res\n";
+
+/* KEYS: queue, queue:urgent, claims, decided, audit, training, stats, item.
+ * ARGV: id, by, window_ms.  Returns {{status, verdict, labels, why}} like
+ * decide_lua: 200 back in the queue, 404 unknown, 409 not decided or past
+ * the window. */
+static const char undo_lua[] =
+    "local id, by, key = ARGV[1], ARGV[2], KEYS[8]\n"
+    "local f = redis.call('HMGET', key, 'record', 'state', 'received_ms',\n"
+    "  'urgency', 'decision', 'labels', 'decided_by', 'decided_at_ms')\n"
+    "if not f[1] then return {{404, '', '', ''}} end\n"
+    "if f[2] ~= 'decided' then return {{409, '', '', 'not_decided'}} end\n"
+    "local at = tonumber(f[8] or '') or 0\n"
+    "if now - at > tonumber(ARGV[3]) then\n"
+    "  return {{409, '', '', 'window'}} end\n"
+    "local ok, rec = pcall(cjson.decode, f[1])\n"
+    "if not ok or type(rec) ~= 'table' then return {{500, '', '', ''}} end\n"
+    "local labels = f[6] or '{}'\n"
+    "local okl, lab = pcall(cjson.decode, labels)\n"
+    "local prev = cjson.encode({state = 'decided', decision = f[5] or '',\n"
+    "  labels = okl and lab or labels, decided_by = f[7] or '',\n"
+    "  decided_at_ms = at})\n"
+    "redis.call('ZADD', KEYS[1], f[3] or now, id)\n"
+    "redis.call('ZADD', KEYS[2], f[4] or 0, id)\n"
+    "redis.call('ZREM', KEYS[3], id)\n"
+    "redis.call('ZREM', KEYS[4], id)\n"
+    "redis.call('HSET', key, 'state', 'queued')\n"
+    "redis.call('HDEL', key, 'decision', 'labels', 'decided_by',\n"
+    "           'decided_at_ms', 'claimed_by', 'claim_expires_ms')\n"
+    "redis.call('XADD', KEYS[5], '*', 'action', 'undo', 'id', id, 'by', by,\n"
+    "           'at_ms', now, 'labels', labels, 'verdict', str(rec.verdict),\n"
+    "           'previous', prev)\n"
+    "redis.call('XADD', KEYS[6], '*', 'op', 'unlearn', 'text', str(rec.text),\n"
+    "           'lang', str(rec.lang_hint), 'labels', labels,\n"
+    "           'source', 'undo', 'id', id, 'by', by, 'ts_ms', now)\n"
+    "redis.call('HINCRBY', KEYS[7], 'undo', 1)\n"
+    "return {{200, str(rec.verdict), labels, ''}}\n";
+
+/* KEYS: queue, claims, stats.  Returns {now, length, oldest_ms or -1,
+ * claimed, approved, rejected, undone}. */
+static const char stats_lua[] =
+    "local o = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "local s = redis.call('HMGET', KEYS[3], 'approve', 'reject', 'undo')\n"
+    "return {now, redis.call('ZCARD', KEYS[1]), tonumber(o[2] or '-1'),\n"
+    "  redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf'),\n"
+    "  tonumber(s[1] or '0'), tonumber(s[2] or '0'), tonumber(s[3] or '0')}\n";
+
+/* The reply's strings are NUL-terminated (hiredis adds one). */
+static const char *
+queue_reply_str(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+        return r->str;
+    return "";
+}
+
+static const char *
+queue_reply_opt(const redisReply *r)
+{
+    const char *s = queue_reply_str(r);
+
+    return s[0] ? s : NULL;
+}
+
+static long long
+queue_reply_int(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+#define QUEUE_ITEM_FIELDS 9
+
+/* {now, length, cursor, items...} (list, show, claim) into a page. */
+static void
+on_page(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+    enum queue_status st = queue_status_of(res);
+    struct queue_item *items = NULL;
+    struct queue_page page;
+    size_t i;
+
+    free(arg);
+    memset(&page, 0, sizeof(page));
+    if (st == QUEUE_OK && reply->type == REDIS_REPLY_INTEGER) {
+        c.page_cb(QUEUE_NOT_FOUND, NULL, c.arg);
+        return;
+    }
+    if (st == QUEUE_OK &&
+        (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+         (reply->elements - 3) % QUEUE_ITEM_FIELDS != 0))
+        st = QUEUE_ERROR;
+    if (st != QUEUE_OK) {
+        c.page_cb(st, NULL, c.arg);
+        return;
+    }
+    page.now_ms = queue_reply_int(reply->element[0]);
+    page.length = queue_reply_int(reply->element[1]);
+    page.next_cursor = queue_reply_opt(reply->element[2]);
+    page.n = (reply->elements - 3) / QUEUE_ITEM_FIELDS;
+    if (page.n > 0) {
+        items = calloc(page.n, sizeof(*items));
+        if (items == NULL) {
+            c.page_cb(QUEUE_ERROR, NULL, c.arg);
+            return;
+        }
+    }
+    for (i = 0; i < page.n; i++) {
+        redisReply **f = reply->element + 3 + i * QUEUE_ITEM_FIELDS;
+
+        items[i].id = queue_reply_str(f[0]);
+        items[i].record = queue_reply_str(f[1]);
+        items[i].record_len = f[1]->type == REDIS_REPLY_STRING ? f[1]->len : 0;
+        items[i].state = queue_reply_str(f[2]);
+        items[i].claimed_by = queue_reply_opt(f[3]);
+        items[i].claim_expires_ms = queue_reply_int(f[4]);
+        items[i].decision = queue_reply_opt(f[5]);
+        items[i].labels = queue_reply_opt(f[6]);
+        items[i].decided_by = queue_reply_opt(f[7]);
+        items[i].decided_at_ms = queue_reply_int(f[8]);
+    }
+    page.items = items;
+    c.page_cb(QUEUE_OK, &page, c.arg);
+    free(items);
+}
+
+/* Runs one of the queue's scripts; argv[0..numkeys) are keys. */
+static int
+queue_eval(struct queue *q, struct redis_script *s, int numkeys, int argc,
+           const char **argv, const size_t *len, redis_reply_cb *fn,
+           struct queue_call *c)
+{
+    if (c == NULL ||
+        redis_eval(q->redis, s, numkeys, argc, argv, len, fn, c) != 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+static struct queue_call *
+queue_call_page(queue_page_cb *cb, void *arg)
+{
+    struct queue_call *c = queue_call_new(NULL, NULL, arg);
+
+    if (c != NULL)
+        c->page_cb = cb;
+    return c;
+}
+
+int
+queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
+           queue_page_cb *cb, void *arg)
+{
+    char zset[QUEUE_KEY_MAX], lim[16];
+    const char *argv[5];
+    size_t len[5], cur_len = 0;
+
+    if (limit < 1 || limit > QUEUE_LIMIT_MAX ||
+        (cursor != NULL && cursor[0] && !queue_id_ok(cursor, &cur_len)))
+        return -1;
+    argv[0] = zset;
+    len[0] = queue_key(q, zset, urgent ? "queue:urgent" : "queue", NULL, 0);
+    argv[1] = q->prefix;
+    len[1] = q->prefix_len;
+    argv[2] = lim;
+    len[2] = (size_t)snprintf(lim, sizeof(lim), "%u", limit);
+    argv[3] = cur_len ? cursor : "";
+    len[3] = cur_len;
+    argv[4] = urgent ? "1" : "0";
+    len[4] = 1;
+    return queue_eval(q, q->list, 1, 5, argv, len, on_page,
+                      queue_call_page(cb, arg));
+}
+
+int
+queue_show(struct queue *q, const char *id, queue_page_cb *cb, void *arg)
+{
+    char item[QUEUE_KEY_MAX];
+    const char *argv[3];
+    size_t len[3], id_len;
+
+    if (!queue_id_ok(id, &id_len))
+        return -1;
+    argv[0] = item;
+    len[0] = queue_key(q, item, "item:", id, id_len);
+    argv[1] = q->prefix;
+    len[1] = q->prefix_len;
+    argv[2] = id;
+    len[2] = id_len;
+    return queue_eval(q, q->show, 1, 3, argv, len, on_page,
+                      queue_call_page(cb, arg));
+}
+
+int
+queue_claim(struct queue *q, int urgent, unsigned n, const char *by,
+            unsigned ttl_s, queue_page_cb *cb, void *arg)
+{
+    char zset[QUEUE_KEY_MAX], claims[QUEUE_KEY_MAX], num[16], ttl[24];
+    const char *argv[7];
+    size_t len[7];
+
+    if (n < 1 || n > QUEUE_LIMIT_MAX || by == NULL)
+        return -1;
+    argv[0] = zset;
+    len[0] = queue_key(q, zset, urgent ? "queue:urgent" : "queue", NULL, 0);
+    argv[1] = claims;
+    len[1] = queue_key(q, claims, "claims", NULL, 0);
+    argv[2] = q->prefix;
+    len[2] = q->prefix_len;
+    argv[3] = num;
+    len[3] = (size_t)snprintf(num, sizeof(num), "%u", n);
+    argv[4] = by;
+    len[4] = strlen(by);
+    argv[5] = ttl;
+    len[5] = (size_t)snprintf(ttl, sizeof(ttl), "%llu",
+                              (unsigned long long)ttl_s * 1000);
+    argv[6] = urgent ? "1" : "0";
+    len[6] = 1;
+    return queue_eval(q, q->claim, 2, 7, argv, len, on_page,
+                      queue_call_page(cb, arg));
+}
+
+/* {{status, verdict, labels, why}, ...} (decide, undo) into outcomes. */
+static void
+on_outcomes(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+    enum queue_status st = queue_status_of(res);
+    struct queue_outcome *out = NULL;
+    size_t i, n = 0;
+
+    free(arg);
+    if (st == QUEUE_OK && reply->type != REDIS_REPLY_ARRAY)
+        st = QUEUE_ERROR;
+    if (st == QUEUE_OK) {
+        n = reply->elements;
+        out = calloc(n ? n : 1, sizeof(*out));
+        if (out == NULL)
+            st = QUEUE_ERROR;
+    }
+    for (i = 0; st == QUEUE_OK && i < n; i++) {
+        const redisReply *e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 4) {
+            st = QUEUE_ERROR;
+            break;
+        }
+        switch (queue_reply_int(e->element[0])) {
+        case 200:
+            out[i].status = QUEUE_OK;
+            break;
+        case 404:
+            out[i].status = QUEUE_NOT_FOUND;
+            break;
+        case 409:
+            out[i].status = QUEUE_CONFLICT;
+            break;
+        default:
+            out[i].status = QUEUE_ERROR;
+            break;
+        }
+        out[i].verdict = queue_reply_str(e->element[1]);
+        out[i].labels = queue_reply_str(e->element[2]);
+        out[i].why = queue_reply_str(e->element[3]);
+    }
+    c.decide_cb(st, st == QUEUE_OK ? out : NULL, st == QUEUE_OK ? n : 0, c.arg);
+    free(out);
+}
+
+static struct queue_call *
+queue_call_decide(queue_decide_cb *cb, void *arg)
+{
+    struct queue_call *c = queue_call_new(NULL, NULL, arg);
+
+    if (c != NULL)
+        c->decide_cb = cb;
+    return c;
+}
+
+/* The seven keys decide_lua and undo_lua share, into keys (7 buffers of
+ * QUEUE_KEY_MAX) and argv/len. */
+static void
+queue_decision_keys(const struct queue *q, char (*keys)[QUEUE_KEY_MAX],
+                    const char **argv, size_t *len)
+{
+    static const char *const parts[7] = {"queue",   "queue:urgent", "claims",
+                                         "decided", "audit",        "training",
+                                         "stats"};
+    size_t i;
+
+    for (i = 0; i < 7; i++) {
+        argv[i] = keys[i];
+        len[i] = queue_key(q, keys[i], parts[i], NULL, 0);
+    }
+}
+
+int
+queue_decide(struct queue *q, const struct queue_decision *d, size_t n,
+             const char *by, const char *review, queue_decide_cb *cb, void *arg)
+{
+    char keys[7][QUEUE_KEY_MAX], count[16];
+    char(*items)[QUEUE_KEY_MAX] = NULL;
+    const char **argv = NULL;
+    size_t *len = NULL, nargs, i, id_len;
+    int ret = -1;
+
+    if (n < 1 || n > QUEUE_DECISIONS_MAX || by == NULL || review == NULL)
+        return -1;
+    nargs = 7 + n + 3 + 3 * n;
+    items = malloc(n * sizeof(*items));
+    argv = malloc(nargs * sizeof(*argv));
+    len = malloc(nargs * sizeof(*len));
+    if (items == NULL || argv == NULL || len == NULL)
+        goto fail;
+    queue_decision_keys(q, keys, argv, len);
+    argv[7 + n] = by;
+    len[7 + n] = strlen(by);
+    argv[8 + n] = review;
+    len[8 + n] = strlen(review);
+    argv[9 + n] = count;
+    len[9 + n] = (size_t)snprintf(count, sizeof(count), "%zu", n);
+    for (i = 0; i < n; i++) {
+        size_t a = 10 + n + 3 * i;
+
+        if (!queue_id_ok(d[i].id, &id_len))
+            goto fail;
+        argv[7 + i] = items[i];
+        len[7 + i] = queue_key(q, items[i], "item:", d[i].id, id_len);
+        argv[a] = d[i].id;
+        len[a] = id_len;
+        argv[a + 1] = d[i].reject ? "reject" : "approve";
+        len[a + 1] = strlen(argv[a + 1]);
+        argv[a + 2] = d[i].labels ? d[i].labels : "";
+        len[a + 2] = strlen(argv[a + 2]);
+    }
+    ret = queue_eval(q, q->decide, (int)(7 + n), (int)nargs, argv, len,
+                     on_outcomes, queue_call_decide(cb, arg));
+fail:
+    free(items);
+    free(argv);
+    free(len);
+    return ret;
+}
+
+int
+queue_undo(struct queue *q, const char *id, const char *by, unsigned window_s,
+           queue_decide_cb *cb, void *arg)
+{
+    char keys[7][QUEUE_KEY_MAX], item[QUEUE_KEY_MAX], win[24];
+    const char *argv[11];
+    size_t len[11], id_len;
+
+    if (!queue_id_ok(id, &id_len) || by == NULL)
+        return -1;
+    queue_decision_keys(q, keys, argv, len);
+    argv[7] = item;
+    len[7] = queue_key(q, item, "item:", id, id_len);
+    argv[8] = id;
+    len[8] = id_len;
+    argv[9] = by;
+    len[9] = strlen(by);
+    argv[10] = win;
+    len[10] = (size_t)snprintf(win, sizeof(win), "%llu",
+                               (unsigned long long)window_s * 1000);
+    return queue_eval(q, q->undo, 8, 11, argv, len, on_outcomes,
+                      queue_call_decide(cb, arg));
+}
+
+/* XREVRANGE's reply: {{event id, {name, value, ...}}, ...}; one entry
+ * more than the page, to know whether there is a next one. */
+static void
+on_history(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+    enum queue_status st = queue_status_of(res);
+    struct queue_history h;
+    struct queue_event *ev = NULL;
+    const char **names = NULL, **values = NULL;
+    size_t i, j, nf = 0, k = 0;
+
+    free(arg);
+    memset(&h, 0, sizeof(h));
+    if (st == QUEUE_OK && reply->type != REDIS_REPLY_ARRAY)
+        st = QUEUE_ERROR;
+    for (i = 0; st == QUEUE_OK && i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY)
+            st = QUEUE_ERROR;
+        else
+            nf += e->element[1]->elements / 2;
+    }
+    if (st == QUEUE_OK) {
+        h.n = reply->elements < c.limit ? reply->elements : c.limit;
+        ev = calloc(h.n ? h.n : 1, sizeof(*ev));
+        names = calloc(nf ? nf : 1, sizeof(*names));
+        values = calloc(nf ? nf : 1, sizeof(*values));
+        if (ev == NULL || names == NULL || values == NULL)
+            st = QUEUE_ERROR;
+    }
+    for (i = 0; st == QUEUE_OK && i < h.n; i++) {
+        const redisReply *e = reply->element[i], *f = e->element[1];
+
+        ev[i].event_id = queue_reply_str(e->element[0]);
+        ev[i].names = names + k;
+        ev[i].values = values + k;
+        for (j = 0; j + 1 < f->elements; j += 2, k++) {
+            names[k] = queue_reply_str(f->element[j]);
+            values[k] = queue_reply_str(f->element[j + 1]);
+            ev[i].n_fields++;
+        }
+    }
+    if (st == QUEUE_OK && reply->elements > c.limit && h.n > 0)
+        h.next_cursor = ev[h.n - 1].event_id;
+    h.events = ev;
+    c.history_cb(st, st == QUEUE_OK ? &h : NULL, c.arg);
+    free(ev);
+    free(names);
+    free(values);
+}
+
+int
+queue_event_id_valid(const char *s)
+{
+    size_t i = 0, n = 0;
+
+    while (s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == 0 || i > 20)
+        return 0;
+    if (s[i] == '\0')
+        return 1;
+    if (s[i++] != '-')
+        return 0;
+    while (s[i + n] >= '0' && s[i + n] <= '9')
+        n++;
+    return n > 0 && n <= 20 && s[i + n] == '\0';
+}
+
+int
+queue_history(struct queue *q, unsigned limit, const char *cursor,
+              queue_history_cb *cb, void *arg)
+{
+    char key[QUEUE_KEY_MAX], end[48], count[16];
+    const char *argv[6] = {"XREVRANGE", key, end, "-", "COUNT", count};
+    size_t len[6] = {9, 0, 0, 1, 5, 0};
+    struct queue_call *c;
+
+    if (limit < 1 || limit > QUEUE_LIMIT_MAX ||
+        (cursor != NULL && cursor[0] && !queue_event_id_valid(cursor)))
+        return -1;
+    len[1] = queue_key(q, key, "audit", NULL, 0);
+    len[2] = (size_t)snprintf(end, sizeof(end), "%s%s",
+                              cursor && cursor[0] ? "(" : "",
+                              cursor && cursor[0] ? cursor : "+");
+    len[5] = (size_t)snprintf(count, sizeof(count), "%u", limit + 1);
+    c = queue_call_new(NULL, NULL, arg);
+    if (c != NULL) {
+        c->history_cb = cb;
+        c->limit = limit;
+    }
+    return queue_send(q, c, on_history, 6, argv, len);
+}
+
+static void
+on_stats(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+    enum queue_status st = queue_status_of(res);
+    struct queue_stats s;
+
+    free(arg);
+    if (st == QUEUE_OK &&
+        (reply->type != REDIS_REPLY_ARRAY || reply->elements != 7))
+        st = QUEUE_ERROR;
+    if (st != QUEUE_OK) {
+        c.stats_cb(st, NULL, c.arg);
+        return;
+    }
+    s.now_ms = queue_reply_int(reply->element[0]);
+    s.length = queue_reply_int(reply->element[1]);
+    s.oldest_ms = queue_reply_int(reply->element[2]);
+    s.claimed = queue_reply_int(reply->element[3]);
+    s.approved = queue_reply_int(reply->element[4]);
+    s.rejected = queue_reply_int(reply->element[5]);
+    s.undone = queue_reply_int(reply->element[6]);
+    c.stats_cb(QUEUE_OK, &s, c.arg);
+}
+
+int
+queue_stats(struct queue *q, queue_stats_cb *cb, void *arg)
+{
+    char keys[3][QUEUE_KEY_MAX];
+    const char *argv[3] = {keys[0], keys[1], keys[2]};
+    size_t len[3];
+    struct queue_call *c = queue_call_new(NULL, NULL, arg);
+
+    len[0] = queue_key(q, keys[0], "queue", NULL, 0);
+    len[1] = queue_key(q, keys[1], "claims", NULL, 0);
+    len[2] = queue_key(q, keys[2], "stats", NULL, 0);
+    if (c != NULL)
+        c->stats_cb = cb;
+    return queue_eval(q, q->stats, 3, 3, argv, len, on_stats, c);
+}
+
+/* A moderation script: common_lua, then body. */
+static struct redis_script *
+queue_script_add(struct queue *q, const char *body)
+{
+    size_t a = strlen(common_lua), b = strlen(body);
+    char *text = malloc(a + b + 1);
+    struct redis_script *s;
+
+    if (text == NULL)
+        return NULL;
+    memcpy(text, common_lua, a);
+    memcpy(text + a, body, b + 1);
+    s = redis_script_add(q->redis, text);
+    free(text);
+    return s;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 static void
@@ -317,7 +1022,15 @@ queue_new(struct event_base *base, const struct queue_config *cfg)
     if (q->redis == NULL)
         goto fail;
     q->submit = redis_script_add(q->redis, submit_lua);
-    if (q->submit == NULL)
+    q->list = queue_script_add(q, list_lua);
+    q->show = queue_script_add(q, show_lua);
+    q->claim = queue_script_add(q, claim_lua);
+    q->decide = queue_script_add(q, decide_lua);
+    q->undo = queue_script_add(q, undo_lua);
+    q->stats = queue_script_add(q, stats_lua);
+    if (q->submit == NULL || q->list == NULL || q->show == NULL ||
+        q->claim == NULL || q->decide == NULL || q->undo == NULL ||
+        q->stats == NULL)
         goto fail;
     return q;
 fail:

@@ -49,6 +49,10 @@ enum queue_status {
                       record is passed to the callback */
     QUEUE_TIMEOUT, /* no answer within timeout_ms */
     QUEUE_ERROR,   /* not connected, Redis error, shutting down */
+    /* Moderation: no such item (or cursor). */
+    QUEUE_NOT_FOUND,
+    /* Moderation: not in the state the call needs (decided, too late). */
+    QUEUE_CONFLICT,
 };
 
 /* record: the JSON text stored for the moderator (borrowed for the call).
@@ -117,5 +121,144 @@ size_t queue_pending(const struct queue *q);
 /* 0 when url is a valid redis.url; else -1 and the reason in err (for
  * `modfilterd -t`).  Any thread. */
 int queue_url_check(const char *url, char *err, size_t errlen);
+
+/* ---- moderation ------------------------------------------------------ *
+ *
+ * Each call below is one Lua script (or one command): it sees and changes
+ * the queue atomically, whatever other workers and daemons do at the same
+ * time.  Times are Redis's clock (TIME), so every daemon on one Redis
+ * agrees on claim expiry and the undo window.  Replies are borrowed for the
+ * duration of the callback. */
+
+#define QUEUE_DECISIONS_MAX 100 /* decisions in one queue_decide call */
+#define QUEUE_LIMIT_MAX 1000    /* items or events in one page */
+
+/* One stored comment.  Strings are NUL-terminated; optional ones NULL. */
+struct queue_item {
+    const char *id;
+    const char *record; /* the JSON text stored at submit */
+    size_t record_len;
+    const char *state;      /* "queued" or "decided" */
+    const char *claimed_by; /* NULL when unclaimed or the claim expired */
+    long long claim_expires_ms;
+    const char *decision;   /* "approve"/"reject" when decided, else NULL */
+    const char *labels;     /* the decision's labels (JSON), or NULL */
+    const char *decided_by; /* NULL unless decided */
+    long long decided_at_ms;
+};
+
+struct queue_page {
+    long long now_ms;        /* Redis's clock when the page was read */
+    long long length;        /* undecided items, claimed or not */
+    const char *next_cursor; /* NULL: nothing after this page */
+    const struct queue_item *items;
+    size_t n;
+};
+
+/* page is NULL unless st is QUEUE_OK.  queue_list reports QUEUE_NOT_FOUND
+ * for a cursor that names no item; queue_show for an unknown id. */
+typedef void queue_page_cb(enum queue_status st, const struct queue_page *page,
+                           void *arg);
+
+/* Undecided items, claimed or not: oldest first, or (urgent) most urgent
+ * first; at most limit (1..QUEUE_LIMIT_MAX) after cursor (the last id of
+ * the previous page; NULL or "" for the first page).  A cursor stays valid
+ * after its item was decided. */
+int queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
+               queue_page_cb *cb, void *arg);
+
+/* One item, queued or decided: a page of one, or QUEUE_NOT_FOUND. */
+int queue_show(struct queue *q, const char *id, queue_page_cb *cb, void *arg);
+
+/* Claim up to n (1..QUEUE_LIMIT_MAX) undecided items that hold no
+ * unexpired claim, in the configured order, for `by` until now + ttl_s.
+ * The claimed items are the page; two calls never return one item while
+ * its claim lasts. */
+int queue_claim(struct queue *q, int urgent, unsigned n, const char *by,
+                unsigned ttl_s, queue_page_cb *cb, void *arg);
+
+/* A moderator's decision on one item. */
+struct queue_decision {
+    const char *id;
+    int reject;         /* 1 reject, 0 approve */
+    const char *labels; /* a JSON object {"label": 0|1, ...}, or NULL for the
+                           default (reject: 1 for each label whose own
+                           verdict was not allow, else 0; approve: all 0) */
+};
+
+/* What became of one decision or undo. */
+struct queue_outcome {
+    enum queue_status status; /* QUEUE_OK, QUEUE_NOT_FOUND, QUEUE_CONFLICT
+                                 or QUEUE_ERROR (unreadable record) */
+    const char *verdict; /* the classifier's verdict in the record, or "" */
+    const char *labels;  /* OK: the labels learned (decide) or unlearned
+                            (undo), JSON; else "" */
+    const char *why;     /* CONFLICT: "decided", "not_decided" or
+                            "window"; else "" */
+};
+
+/* out has one entry per decision or undo, in order; NULL unless st is
+ * QUEUE_OK (the call as a whole ran). */
+typedef void queue_decide_cb(enum queue_status st,
+                             const struct queue_outcome *out, size_t n,
+                             void *arg);
+
+/* Decide n (1..QUEUE_DECISIONS_MAX) items.  Each queued item, atomically:
+ * leaves the queue and its claim, records the decision, adds an audit
+ * entry and one "learn" training event; an item already decided is
+ * CONFLICT (nothing written), an unknown one NOT_FOUND.  by: the token's
+ * name.  review: a JSON object of the score at which each label's verdict
+ * stops being allow ({"spam": 0.5, "*": 0.5}; "*" for other labels), used
+ * for default labels. */
+int queue_decide(struct queue *q, const struct queue_decision *d, size_t n,
+                 const char *by, const char *review, queue_decide_cb *cb,
+                 void *arg);
+
+/* Undo the decision on id if it was taken at most window_s ago: the item
+ * goes back to the queue (unclaimed), with an audit entry and one
+ * "unlearn" training event of the labels it had taught.  CONFLICT when
+ * not decided ("not_decided") or too late ("window"). */
+int queue_undo(struct queue *q, const char *id, const char *by,
+               unsigned window_s, queue_decide_cb *cb, void *arg);
+
+/* One audit log entry: its stream id and its fields (action, id, by,
+ * at_ms, labels, verdict, previous, ...), names[i] = values[i]. */
+struct queue_event {
+    const char *event_id;
+    const char *const *names;
+    const char *const *values;
+    size_t n_fields;
+};
+
+struct queue_history {
+    const struct queue_event *events; /* newest first */
+    size_t n;
+    const char *next_cursor; /* NULL: nothing older */
+};
+
+typedef void queue_history_cb(enum queue_status st,
+                              const struct queue_history *h, void *arg);
+
+/* The audit log, newest first: at most limit (1..QUEUE_LIMIT_MAX) entries
+ * older than cursor (an event id from next_cursor; NULL or "" for the
+ * newest).  -1 without a callback for a cursor queue_event_id_valid
+ * refuses. */
+int queue_history(struct queue *q, unsigned limit, const char *cursor,
+                  queue_history_cb *cb, void *arg);
+
+struct queue_stats {
+    long long now_ms;    /* Redis's clock */
+    long long length;    /* undecided items */
+    long long oldest_ms; /* received_ms of the oldest, -1 when empty */
+    long long claimed;   /* items under an unexpired claim */
+    long long approved, rejected, undone; /* decisions and undos so far */
+};
+
+/* 1 when s looks like a stream id ("1700000000000-0" or "1700000000000"). */
+int queue_event_id_valid(const char *s);
+
+typedef void queue_stats_cb(enum queue_status st, const struct queue_stats *s,
+                            void *arg);
+int queue_stats(struct queue *q, queue_stats_cb *cb, void *arg);
 
 #endif

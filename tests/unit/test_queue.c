@@ -1301,6 +1301,211 @@ test_worker_threads(void **state)
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t14:queue", NULL), 1000);
 }
 
+/* ---- moderation ------------------------------------------------------- */
+
+struct mres {
+    int calls;
+    enum queue_status st;
+    size_t n;
+    char ids[8][16];
+    char claimed_by[8][16];
+    char next[64];
+    long long length;
+    enum queue_status out[8];
+    char labels[8][64];
+    char why[8][16];
+    struct queue_stats stats;
+    char actions[8][16];
+};
+
+static void
+on_mpage(enum queue_status st, const struct queue_page *p, void *arg)
+{
+    struct mres *r = arg;
+
+    r->calls++;
+    r->st = st;
+    if (p == NULL)
+        return;
+    r->n = p->n;
+    r->length = p->length;
+    snprintf(r->next, sizeof r->next, "%s",
+             p->next_cursor ? p->next_cursor : "");
+    for (size_t i = 0; i < p->n && i < 8; i++) {
+        snprintf(r->ids[i], 16, "%s", p->items[i].id);
+        snprintf(r->claimed_by[i], 16, "%s",
+                 p->items[i].claimed_by ? p->items[i].claimed_by : "");
+    }
+}
+
+static void
+on_mdecide(enum queue_status st, const struct queue_outcome *o, size_t n,
+           void *arg)
+{
+    struct mres *r = arg;
+
+    r->calls++;
+    r->st = st;
+    r->n = n;
+    for (size_t i = 0; o != NULL && i < n && i < 8; i++) {
+        r->out[i] = o[i].status;
+        snprintf(r->labels[i], 64, "%s", o[i].labels);
+        snprintf(r->why[i], 16, "%s", o[i].why);
+    }
+}
+
+static void
+on_mhistory(enum queue_status st, const struct queue_history *h, void *arg)
+{
+    struct mres *r = arg;
+
+    r->calls++;
+    r->st = st;
+    if (h == NULL)
+        return;
+    r->n = h->n;
+    snprintf(r->next, sizeof r->next, "%s",
+             h->next_cursor ? h->next_cursor : "");
+    for (size_t i = 0; i < h->n && i < 8; i++)
+        for (size_t j = 0; j < h->events[i].n_fields; j++)
+            if (!strcmp(h->events[i].names[j], "action"))
+                snprintf(r->actions[i], 16, "%s", h->events[i].values[j]);
+}
+
+static void
+on_mstats(enum queue_status st, const struct queue_stats *s, void *arg)
+{
+    struct mres *r = arg;
+
+    r->calls++;
+    r->st = st;
+    if (s != NULL)
+        r->stats = *s;
+}
+
+static int
+mres_done(void *arg)
+{
+    return ((struct mres *)arg)->calls > 0;
+}
+
+#define MWAIT(r, call)                                                         \
+    do {                                                                       \
+        memset(&(r), 0, sizeof(r));                                            \
+        assert_int_equal((call), 0);                                           \
+        assert_int_equal(run_until(mres_done, &(r), 5000), 0);                 \
+    } while (0)
+
+static void
+test_moderation(void **state)
+{
+    struct queue *q = open_main("t20:", 2000);
+    struct queue_decision d[3] = {
+        {"m1", 1, NULL}, {"m9", 0, NULL}, {"m1", 0, "{\"spam\":0}"}};
+    static const char rec[] =
+        "{\"text\":\"buy now\",\"scores\":{\"spam\":0.9,\"abuse\":0.1},"
+        "\"unsure\":[\"abuse\"],\"verdict\":\"review\"}";
+    struct res r;
+    struct mres m;
+    char id[8], cursor[64];
+
+    (void)state;
+    for (int i = 1; i <= 4; i++) {
+        snprintf(id, sizeof id, "m%d", i);
+        submit_wait(q, id, rec, strlen(rec), 1700000000000LL + i, 0.1 * i, &r);
+    }
+    /* pages, oldest first, then most urgent first */
+    MWAIT(m, queue_list(q, 0, 3, NULL, on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_int_equal(m.n, 3);
+    assert_int_equal(m.length, 4);
+    assert_string_equal(m.ids[0], "m1");
+    assert_string_equal(m.next, "m3");
+    MWAIT(m, queue_list(q, 0, 3, "m3", on_mpage, &m));
+    assert_int_equal(m.n, 1);
+    assert_string_equal(m.ids[0], "m4");
+    assert_string_equal(m.next, "");
+    MWAIT(m, queue_list(q, 1, 2, NULL, on_mpage, &m));
+    assert_string_equal(m.ids[0], "m4");
+    assert_string_equal(m.ids[1], "m3");
+    MWAIT(m, queue_list(q, 0, 2, "nope", on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_NOT_FOUND);
+
+    /* two claimers never share an item */
+    MWAIT(m, queue_claim(q, 0, 3, "alice", 60, on_mpage, &m));
+    assert_int_equal(m.n, 3);
+    assert_string_equal(m.claimed_by[2], "alice");
+    MWAIT(m, queue_claim(q, 0, 3, "bob", 60, on_mpage, &m));
+    assert_int_equal(m.n, 1);
+    assert_string_equal(m.ids[0], "m4");
+    MWAIT(m, queue_claim(q, 0, 3, "carol", 60, on_mpage, &m));
+    assert_int_equal(m.n, 0);
+
+    /* decide: the default labels, 404, 409 */
+    MWAIT(m, queue_decide(q, d, 3, "alice", "{\"spam\":0.5,\"*\":0.5}",
+                          on_mdecide, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_int_equal(m.n, 3);
+    assert_int_equal(m.out[0], QUEUE_OK);
+    assert_non_null(strstr(m.labels[0], "\"spam\":1"));
+    assert_non_null(strstr(m.labels[0], "\"abuse\":1")); /* unsure */
+    assert_int_equal(m.out[1], QUEUE_NOT_FOUND);
+    assert_int_equal(m.out[2], QUEUE_CONFLICT);
+    assert_string_equal(m.why[2], "decided");
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t20:queue", NULL), 3);
+    assert_int_equal(srv_int(&main_srv, "XLEN %s", "t20:training", NULL), 1);
+    MWAIT(m, queue_show(q, "m1", on_mpage, &m));
+    assert_int_equal(m.n, 1);
+    MWAIT(m, queue_show(q, "m9", on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_NOT_FOUND);
+
+    /* a cursor whose item was decided still pages */
+    MWAIT(m, queue_list(q, 0, 5, "m1", on_mpage, &m));
+    assert_int_equal(m.n, 3);
+    assert_string_equal(m.ids[0], "m2");
+
+    /* undo inside the window, then not decided, then outside it */
+    MWAIT(m, queue_undo(q, "m1", "bob", 60, on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_OK);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t20:queue", NULL), 4);
+    MWAIT(m, queue_undo(q, "m1", "bob", 60, on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_CONFLICT);
+    assert_string_equal(m.why[0], "not_decided");
+    d[0].reject = 0;
+    MWAIT(m, queue_decide(q, d, 1, "alice", "{\"*\":0.5}", on_mdecide, &m));
+    assert_non_null(strstr(m.labels[0], "\"spam\":0"));
+    assert_non_null(strstr(m.labels[0], "\"abuse\":0"));
+    run_for(5);
+    MWAIT(m, queue_undo(q, "m1", "bob", 0, on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_CONFLICT);
+    assert_string_equal(m.why[0], "window");
+    assert_int_equal(srv_int(&main_srv, "XLEN %s", "t20:training", NULL), 3);
+
+    /* history, newest first, in pages */
+    MWAIT(m, queue_history(q, 2, NULL, on_mhistory, &m));
+    assert_int_equal(m.n, 2);
+    assert_string_equal(m.actions[0], "approve");
+    assert_string_equal(m.actions[1], "undo");
+    assert_true(queue_event_id_valid(m.next));
+    snprintf(cursor, sizeof cursor, "%s", m.next);
+    MWAIT(m, queue_history(q, 2, cursor, on_mhistory, &m));
+    assert_int_equal(m.n, 1);
+    assert_string_equal(m.actions[0], "reject");
+    assert_string_equal(m.next, "");
+    assert_false(queue_event_id_valid("1-2-3"));
+    assert_int_equal(queue_history(q, 2, "x", on_mhistory, &m), -1);
+
+    MWAIT(m, queue_stats(q, on_mstats, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_int_equal(m.stats.length, 3);
+    assert_int_equal(m.stats.oldest_ms, 1700000000002LL);
+    assert_int_equal(m.stats.claimed, 3);
+    assert_int_equal(m.stats.approved, 1);
+    assert_int_equal(m.stats.rejected, 1);
+    assert_int_equal(m.stats.undone, 1);
+    close_queue(q);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static int
@@ -1368,6 +1573,7 @@ main(void)
         cmocka_unit_test_teardown(test_idle_ping_and_fast_reconnect, teardown),
         cmocka_unit_test_teardown(test_worker_threads, teardown),
         cmocka_unit_test_teardown(test_free_with_pending, teardown),
+        cmocka_unit_test_teardown(test_moderation, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 
