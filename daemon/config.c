@@ -55,6 +55,8 @@ static const struct config_key config_keys[] = {
      NULL},
     {"model", "state_dir", CONFIG_STR, OFF(model_state_dir), "run/state", 0, 0,
      NULL},
+    {"model", "snapshot_interval_s", CONFIG_UINT,
+     OFF(model_snapshot_interval_s), "60", 0, 86400, NULL},
     {"auth", "submit_tokens", CONFIG_STR, OFF(submit_tokens), "", 0, 0, NULL},
     {"auth", "moderator_tokens", CONFIG_STR, OFF(moderator_tokens), "", 0, 0,
      NULL},

@@ -199,7 +199,7 @@ main_reload(const struct main_opts *o, unsigned *generation)
     }
     log_info("reloaded: model %s (%s), generation %u", st->model_id,
              st->cfg->model_path, st->generation);
-    state_publish(st);
+    learn_publish(st); /* keeps what was learned on the same base model */
 }
 
 static int
@@ -294,6 +294,11 @@ main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
+    if (learn_init(cfg, &model) < 0) { /* the newest snapshot, if any */
+        clf_model_free(model);
+        config_free(cfg);
+        return 1;
+    }
     metrics_init();
     st = state_new(cfg, model, generation); /* owns both from here */
     if (st == NULL) {
@@ -340,6 +345,8 @@ main(int argc, char **argv)
         log_warnx("libevent has no thread support");
         goto out;
     }
+    if (learn_start(cfg) < 0)
+        goto out;
     n_workers = cfg->workers;
     if (n_workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -388,6 +395,7 @@ out:
         worker_join(workers[i]);
     for (i = 0; i < n_workers; i++)
         worker_free(workers[i]);
+    learn_stop(); /* writes the last snapshot */
     st = state_acquire();
     if (st != NULL) {
         if (st->cfg->socket[0] && unix_fd >= 0)

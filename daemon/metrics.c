@@ -287,5 +287,6 @@ metrics_render(struct evbuffer *out, const struct state *st,
                         "# TYPE modfilter_build_info gauge\n"
                         "modfilter_build_info{version=\"%s\"} 1\n",
                         metrics_connections(), workers, MODFILTERD_VERSION);
+    learn_metrics_render(out, st); /* training, unsure heads */
     metrics_process(out);
 }

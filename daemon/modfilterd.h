@@ -95,6 +95,7 @@ struct config {
     char *redis_url, *redis_password_file, *redis_prefix;
     unsigned redis_timeout_ms;
     char *model_path, *model_state_dir;
+    unsigned model_snapshot_interval_s; /* 0: only at shutdown */
     char *submit_tokens, *moderator_tokens;
     char *submit_tokens_file, *moderator_tokens_file;
     double review, reject;
@@ -153,7 +154,8 @@ struct state {
     struct clf_model *model; /* owned, read-only while published */
     unsigned generation;     /* 1 at start, +1 per successful reload */
     char model_id[24];
-    int refs; /* atomic */
+    int refs;      /* atomic */
+    int *cfg_refs; /* states sharing cfg (atomic); state.c's business */
 };
 
 /* Takes ownership of cfg and model (also on failure). */
@@ -165,6 +167,58 @@ struct state *state_acquire(void);
 void state_release(struct state *st); /* NULL-safe */
 /* Make st current (takes the caller's reference); drops the old one. */
 void state_publish(struct state *st);
+/* Make a state with the current config and generation and this model
+ * current, in one step with respect to state_publish (the learner's
+ * publish cannot undo a reload).  Takes ownership of model, also on
+ * failure; -1 when nothing is published yet or memory ran out. */
+int state_publish_model(struct clf_model *model);
+
+/* ---- learn.c: the training stream -> the model the workers score with --
+ *
+ * One learner thread reads P training (XREAD BLOCK, its own Redis
+ * connection and event_base), applies each event to a private copy of the
+ * model and publishes calibrated clones through state_publish_model at
+ * most every 150 ms; snapshots go to model.state_dir.  See learn.c. */
+
+enum learn_source {
+    LEARN_DECISION = 0,
+    LEARN_UNDO,
+    LEARN_UPLOAD,
+    LEARN_AKISMET,
+    LEARN_OTHER,
+    LEARN_N_SOURCES
+};
+
+/* Start-up, main thread, before the first state_publish: *model is the
+ * base model from model.path (owned by the caller); it is replaced by the
+ * newest snapshot of that base in model.state_dir if there is one.  The
+ * learner keeps a private copy.  -1 (logged) when memory ran out. */
+int learn_init(const struct config *cfg, struct clf_model **model);
+/* Start the learner thread (after evthread_use_pthreads, with the signals
+ * blocked).  cfg is borrowed for the call.  -1 (logged) on failure. */
+int learn_start(const struct config *cfg);
+/* Stop the thread, write a last snapshot if anything changed, free all.
+ * Main thread; safe when never started. */
+void learn_stop(void);
+/* SIGHUP: publish st (takes the reference) keeping what was learned when
+ * st->model is the same base model, else starting over from the new base
+ * (or its newest snapshot) and replaying the events after its event id.
+ * Main thread. */
+void learn_publish(struct state *st);
+/* 0 when labels is a non-empty object of label name -> 0/1 (or false/
+ * true); else -1 with the reason in why. */
+int learn_labels_check(json_t *labels, char *why, size_t len);
+/* 1 with "spam: 12 of 50 examples" in buf when head i answers unsure
+ * whatever the comment (too few examples, or a class without any). */
+int learn_unsure_reason(const struct clf_model *m, unsigned i, char *buf,
+                        size_t len);
+/* modfilter_training_* and modfilter_label_unsure (any thread). */
+void learn_metrics_render(struct evbuffer *out, const struct state *st);
+/* /v1/stats: {"spam": {"examples": {"0": n, "1": n}, "unsure_reason"}},
+ * and {"events": {source: n}, "skipped", "last_event_id", "lag_seconds"}.
+ * New references; NULL on ENOMEM.  Any thread. */
+json_t *learn_stats_labels(const struct state *st);
+json_t *learn_stats_training(void);
 
 /* ---- request.c: JSON request bodies ----------------------------------- */
 

@@ -3,6 +3,10 @@
  * in force.  A request takes a reference for its whole life (including the
  * wait for Redis); SIGHUP publishes a new state, and the old one is freed
  * when its last request lets go.  Workers never see a half-loaded model.
+ *
+ * The learner (learn.c) publishes a fresh model with the same config many
+ * times between reloads: states made by state_publish_model() share their
+ * config, which goes with the last of them.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +23,10 @@ state_new(struct config *cfg, struct clf_model *model, unsigned generation)
 {
     struct state *st = calloc(1, sizeof(*st));
 
+    if (st != NULL && (st->cfg_refs = malloc(sizeof(*st->cfg_refs))) == NULL) {
+        free(st);
+        st = NULL;
+    }
     if (st == NULL) {
         config_free(cfg);
         clf_model_free(model);
@@ -29,6 +37,7 @@ state_new(struct config *cfg, struct clf_model *model, unsigned generation)
     st->generation = generation;
     snprintf(st->model_id, sizeof(st->model_id), "%s", clf_model_id(model));
     st->refs = 1;
+    *st->cfg_refs = 1;
     return st;
 }
 
@@ -52,7 +61,10 @@ state_release(struct state *st)
         return;
     if (__atomic_sub_fetch(&st->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    config_free(st->cfg);
+    if (__atomic_sub_fetch(st->cfg_refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        config_free(st->cfg);
+        free(st->cfg_refs);
+    }
     clf_model_free(st->model);
     free(st);
 }
@@ -67,4 +79,34 @@ state_publish(struct state *st)
     state_current = st;
     pthread_mutex_unlock(&state_lock);
     state_release(old);
+}
+
+int
+state_publish_model(struct clf_model *model)
+{
+    struct state *st = calloc(1, sizeof(*st)), *old;
+
+    if (st == NULL) {
+        clf_model_free(model);
+        return -1;
+    }
+    st->model = model;
+    st->refs = 1;
+    snprintf(st->model_id, sizeof(st->model_id), "%s", clf_model_id(model));
+    pthread_mutex_lock(&state_lock);
+    old = state_current;
+    if (old == NULL) {
+        pthread_mutex_unlock(&state_lock);
+        clf_model_free(model);
+        free(st);
+        return -1;
+    }
+    st->cfg = old->cfg;
+    st->cfg_refs = old->cfg_refs;
+    __atomic_add_fetch(st->cfg_refs, 1, __ATOMIC_RELAXED);
+    st->generation = old->generation;
+    state_current = st;
+    pthread_mutex_unlock(&state_lock);
+    state_release(old);
+    return 0;
 }
