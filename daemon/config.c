@@ -90,6 +90,8 @@ static const struct config_key config_keys[] = {
     {"akismet", "keys", CONFIG_STR, OFF(akismet_keys), "", 0, 0, NULL},
     {"akismet", "keys_file", CONFIG_STR, OFF(akismet_keys_file), "", 0, 0,
      NULL},
+    {"akismet", "train", CONFIG_STR, OFF(akismet_train), "yes", 0, 0, "yes|no"},
+    {"akismet", "labels", CONFIG_STR, OFF(akismet_labels), "spam", 0, 0, NULL},
 };
 
 #define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -397,6 +399,7 @@ config_free(struct config *c)
         free(c->redis_password);
     }
     auth_free(c->auth);
+    akismet_keys_free(c->akismet);
     free(c->where);
     free(c);
 }
@@ -659,6 +662,59 @@ config_check_tokens(struct config *c, struct config_error *err)
 }
 
 static int
+config_check_akismet(struct config *c, struct config_error *err)
+{
+    const char *p = c->akismet_labels;
+    char reason[400];
+    unsigned n = 0;
+
+    while (*p) {
+        size_t len, i;
+
+        p += strspn(p, " \t,");
+        len = strcspn(p, " \t,");
+        if (len == 0)
+            break;
+        for (i = 0; i < len; i++)
+            if (!isalnum((unsigned char)p[i]) && p[i] != '_' && p[i] != '-')
+                break;
+        if (i < len || len >= CLF_LABEL_MAX) {
+            config_fail_at(err, c, "akismet", "labels",
+                           "\"%.*s\" is not a label name (1-%d of "
+                           "A-Za-z0-9_-)",
+                           (int)len, p, CLF_LABEL_MAX - 1);
+            return -1;
+        }
+        n++;
+        p += len;
+    }
+    if (n == 0) {
+        config_fail_at(err, c, "akismet", "labels",
+                       "names no label (e.g. spam, or spam,abuse)");
+        return -1;
+    }
+    c->akismet_train_on = !strcmp(c->akismet_train, "yes");
+    akismet_keys_free(c->akismet);
+    c->akismet = akismet_keys_new();
+    if (c->akismet == NULL) {
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+        return -1;
+    }
+    if (akismet_keys_add_list(c->akismet, c->akismet_keys, reason,
+                              sizeof(reason)) < 0) {
+        config_fail_at(err, c, "akismet", "keys", "%s", reason);
+        return -1;
+    }
+    if (c->akismet_keys_file[0] &&
+        akismet_keys_add_file(c->akismet, c->akismet_keys_file, reason,
+                              sizeof(reason)) < 0) {
+        snprintf(err->msg, sizeof(err->msg), "%s", reason);
+        return -1;
+    }
+    return 0;
+}
+
+static int
 config_check_password(struct config *c, struct config_error *err)
 {
     size_t len;
@@ -750,6 +806,8 @@ config_check(struct config *c, struct config_error *err)
     if (config_check_tokens(c, err) < 0)
         return -1;
     if (config_check_password(c, err) < 0)
+        return -1;
+    if (config_check_akismet(c, err) < 0)
         return -1;
     return 0;
 }

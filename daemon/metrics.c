@@ -14,7 +14,8 @@
 #include "queue.h"
 
 static const char *const metrics_route_names[METRICS_N_ROUTES] = {
-    "comments", "score", "healthz", "readyz", "metrics", "moderator", "other",
+    "comments", "score",     "healthz", "readyz",
+    "metrics",  "moderator", "akismet", "other",
 };
 
 static const int metrics_statuses[] = {200, 400, 401, 403, 404, 405, 408,

@@ -33,6 +33,7 @@ struct evhttp_request;
 struct bufferevent;
 struct evbuffer_cb_entry;
 struct queue;
+struct akismet_keys;
 struct sockaddr;
 
 #if defined(__GNUC__)
@@ -108,6 +109,7 @@ struct config {
     char *spool_path;
     unsigned long long spool_max_bytes;
     char *akismet_keys, *akismet_keys_file;
+    char *akismet_train, *akismet_labels;
 
     struct config_where *where; /* per key: where it was last set */
 
@@ -116,6 +118,9 @@ struct config {
     int order_urgent;      /* queue.order = urgent */
     char *redis_password;  /* from redis.password_file, or NULL */
     struct auth *auth;     /* owned */
+    /* akismet.keys and keys_file (owned; NULL before); akismet.train. */
+    struct akismet_keys *akismet;
+    int akismet_train_on;
 };
 
 struct config_where;
@@ -277,6 +282,7 @@ enum metrics_route {
     METRICS_ROUTE_READYZ,
     METRICS_ROUTE_METRICS,
     METRICS_ROUTE_MODERATOR,
+    METRICS_ROUTE_AKISMET,
     METRICS_ROUTE_OTHER,
     METRICS_N_ROUTES
 };
@@ -338,6 +344,135 @@ void http_send(struct evhttp_request *req, struct http_conn *c, int status,
 /* evhttp's generic callback; arg is the struct worker. */
 void routes_dispatch(struct evhttp_request *req, void *arg);
 
+/* One request, from dispatch to its one reply.  A handler replies exactly
+ * once (routes_reply, or through routes_comment's callback), or hands the
+ * request to a struct route_pending while it waits on Redis. */
+struct route_ctx {
+    struct worker *w;
+    struct evhttp_request *req; /* NULL once evhttp freed it */
+    struct http_conn *c;        /* NULL once the connection closed */
+    struct state *st;           /* a reference, or NULL */
+    enum metrics_route route;
+    double t0;
+    const char *verdict; /* for the log line, or NULL */
+    char id[REQUEST_ID_MAX + 1];
+};
+
+/* The reply: text (NUL-terminated; NULL for none) with its Content-Type.
+ * Headers may be added to ctx->req's output headers first (when ctx->req
+ * is not NULL).  Logs, counts, releases ctx->st. */
+void routes_reply(struct route_ctx *ctx, int status, const char *ctype,
+                  const char *text);
+
+/* What routes_comment found, for the caller's reply. */
+enum routes_outcome {
+    ROUTES_SCORED,      /* answered, not stored (not asked, or a verdict
+                           outside queue.verdicts) */
+    ROUTES_QUEUED,      /* Redis acknowledged the record */
+    ROUTES_STORED,      /* the id was stored before: reply is that result */
+    ROUTES_UNAVAILABLE, /* Redis could not take it: answer 503 */
+    ROUTES_FAILED,      /* scoring failed or out of memory: answer 500 */
+};
+
+struct routes_scored {
+    enum routes_outcome outcome;
+    enum clf_verdict verdict;
+    json_t *reply;       /* the /v1/comments answer (borrowed), or NULL */
+    const char *message; /* UNAVAILABLE, FAILED: why (borrowed) */
+};
+
+typedef void routes_comment_cb(struct route_ctx *ctx,
+                               const struct routes_scored *s);
+
+struct routes_comment_opts {
+    int store; /* queue when the verdict is in queue.verdicts */
+    enum clf_verdict min_verdict, max_verdict; /* clamp (test triggers) */
+    const json_t *extra;   /* NULL, or keys added to the stored record */
+    routes_comment_cb *cb; /* replies, once, on the request's worker */
+};
+
+/* The path of POST /v1/comments: score rc (borrowed for the call), decide,
+ * queue it when o->store and the verdict is in queue.verdicts, then call
+ * o->cb once (maybe later, when Redis answers).  The id is rc->id or a new
+ * one, in ctx->id. */
+void routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
+                    const struct routes_comment_opts *o);
+
+/* A request waiting on Redis.  routes_pending_new takes ctx's request and
+ * state reference (NULL on ENOMEM, ctx untouched); when Redis answers,
+ * routes_pending_ctx gives the request to reply to (its req is NULL when
+ * the client went away), then routes_pending_free. */
+struct route_pending;
+struct route_pending *routes_pending_new(struct route_ctx *ctx);
+struct route_ctx *routes_pending_ctx(struct route_pending *p);
+void routes_pending_free(struct route_pending *p);
+
+/* ---- form.c: application/x-www-form-urlencoded bodies ------------------ */
+
+#define FORM_MAX_FIELDS 1024
+
+struct form_field {
+    char *name, *value; /* valid UTF-8 without NUL, NUL-terminated */
+    size_t name_len, value_len;
+};
+
+struct form {
+    struct form_field *fields; /* owned; in body order, repeats kept */
+    unsigned n;
+    const char *charset; /* how the bytes were read (static string) */
+    unsigned replaced;   /* bytes that became U+FFFD */
+    char *arena;         /* owned: every name and value */
+};
+
+/* Parse a form body ('+' and %XX decoded; a bad escape stays literal).
+ * Bytes are read in the charset of the last blog_charset field, else of
+ * charset_hint (NULL: UTF-8): ISO-8859-1 and windows-1252 are converted,
+ * anything else is read as UTF-8; invalid UTF-8 and NUL become U+FFFD.
+ * -1 with a reason in err when there are more than FORM_MAX_FIELDS fields
+ * or memory ran out.  Pure; any thread. */
+int form_parse(const char *body, size_t len, const char *charset_hint,
+               struct form *out, char *err, size_t errlen);
+/* The value of the last field called name (repeats: the last wins), NULL
+ * when absent; *len (may be NULL) gets its length.  Borrowed from f. */
+const char *form_get(const struct form *f, const char *name, size_t *len);
+void form_release(struct form *f); /* NULL-safe, idempotent */
+
+/* ---- akismet.c: the Akismet API 1.1 (/1.1/..., /1.2/usage-limit) ------ */
+
+#define AKISMET_KEY_MIN 8
+#define AKISMET_KEY_MAX 128
+
+struct akismet_keys; /* immutable once built; safe to share between threads */
+
+struct akismet_keys *akismet_keys_new(void);    /* NULL on ENOMEM */
+void akismet_keys_free(struct akismet_keys *k); /* NULL-safe */
+/* Add "blog-url:key,..." (split at the last colon).  -1 with a reason in
+ * err; the table keeps what was added before. */
+int akismet_keys_add_list(struct akismet_keys *k, const char *list, char *err,
+                          size_t errlen);
+/* The same, one pair a line; errors read "path:line: reason". */
+int akismet_keys_add_file(struct akismet_keys *k, const char *path, char *err,
+                          size_t errlen);
+unsigned akismet_keys_count(const struct akismet_keys *k); /* NULL: 0 */
+/* The blog URL configured with key (len bytes), borrowed from the table;
+ * NULL when unknown.  Constant time per configured key. */
+const char *akismet_keys_find(const struct akismet_keys *k, const char *key,
+                              size_t len);
+
+enum akismet_trigger {
+    AKISMET_TRIGGER_NONE,
+    AKISMET_TRIGGER_SPAM, /* a test author or e-mail: always "true" */
+    AKISMET_TRIGGER_HAM,  /* user_role=administrator: always "false" */
+};
+/* The hosted service's documented test triggers in a request. */
+enum akismet_trigger akismet_trigger(const struct form *f);
+/* blog_lang ("en, es", "en_us") -> the first primary subtag ("en"). */
+void akismet_lang_hint(const char *blog_lang, char *out, size_t len);
+/* The fields to keep in a record (all but the key).  New reference. */
+json_t *akismet_fields_json(const struct form *f);
+/* Answer a request under /1.1/ or /1.2/ (keys are configured). */
+void akismet_handle(struct route_ctx *ctx, const char *path);
+
 /* ---- worker.c: event-loop threads ------------------------------------- */
 
 #define HTTP_CONN_BUCKETS 1024
@@ -391,5 +526,14 @@ double util_monotonic(void); /* seconds, monotonic clock */
 /* Read a whole small file (<= max bytes) into a malloc'd NUL-terminated
  * buffer; NULL with errno set on failure. */
 char *util_read_file(const char *path, size_t max, size_t *len);
+/* Call fn for each line of a small file but blank and '#' lines (line
+ * without its newline or CR, not NUL-terminated).  -1 when the file cannot
+ * be read or fn fails ("path:line: reason" in err). */
+int util_each_line(const char *path, size_t max,
+                   int (*fn)(void *arg, const char *line, size_t len, char *err,
+                             size_t errlen),
+                   void *arg, char *err, size_t errlen);
+/* 1 when a and b hold the same bytes; time depends on a_len only. */
+int util_ct_equal(const char *a, size_t a_len, const char *b, size_t b_len);
 
 #endif

@@ -51,6 +51,7 @@ struct queue {
 struct queue_call {
     queue_submit_cb *submit_cb; /* submit, get */
     queue_count_cb *count_cb;   /* length, oldest */
+    queue_train_cb *train_cb;   /* train_event */
     queue_page_cb *page_cb;     /* list, show, claim */
     queue_decide_cb *decide_cb; /* decide, undo */
     queue_history_cb *history_cb;
@@ -91,6 +92,7 @@ queue_call_new(queue_submit_cb *scb, queue_count_cb *ccb, void *arg)
         return NULL;
     c->submit_cb = scb;
     c->count_cb = ccb;
+    c->train_cb = NULL;
     c->arg = arg;
     return c;
 }
@@ -288,6 +290,66 @@ queue_oldest(struct queue *q, queue_count_cb *cb, void *arg)
     len[1] = queue_key(q, zq, "queue", NULL, 0);
     return queue_send(q, queue_call_new(NULL, cb, arg), on_oldest, 5, argv,
                       len);
+}
+
+/* ---- training events -------------------------------------------------- */
+
+static void
+on_train(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+    enum queue_status st = queue_status_of(res);
+
+    free(arg);
+    if (st == QUEUE_OK && reply->type != REDIS_REPLY_STRING)
+        st = QUEUE_ERROR;
+    c.train_cb(st, st == QUEUE_OK ? reply->str : NULL, c.arg);
+}
+
+/* argv[*n] = s (NULL: ""), len bytes. */
+static void
+queue_arg(const char **argv, size_t *len, int *n, const char *s, size_t l)
+{
+    argv[*n] = s != NULL ? s : "";
+    len[(*n)++] = s != NULL ? l : 0;
+}
+
+int
+queue_train_event(struct queue *q, const struct queue_train *ev,
+                  queue_train_cb *cb, void *arg)
+{
+    static const char *const names[] = {"source", "op", "text", "lang",
+                                        "labels", "by", "ts_ms"};
+    char key[QUEUE_KEY_MAX], ms[32];
+    const char *values[7], *argv[3 + 2 * 7];
+    size_t len[3 + 2 * 7];
+    struct queue_call *c;
+    int n = 0;
+    size_t i;
+
+    if (ev->text == NULL && ev->text_len > 0)
+        return -1;
+    snprintf(ms, sizeof ms, "%lld", ev->ts_ms);
+    values[0] = ev->source;
+    values[1] = ev->op;
+    values[2] = ev->text;
+    values[3] = ev->lang;
+    values[4] = ev->labels;
+    values[5] = ev->by;
+    values[6] = ms;
+    queue_arg(argv, len, &n, "XADD", 4);
+    queue_arg(argv, len, &n, key, queue_key(q, key, "training", NULL, 0));
+    queue_arg(argv, len, &n, "*", 1);
+    for (i = 0; i < 7; i++) {
+        queue_arg(argv, len, &n, names[i], strlen(names[i]));
+        queue_arg(argv, len, &n, values[i],
+                  i == 2 ? ev->text_len
+                         : (values[i] != NULL ? strlen(values[i]) : 0));
+    }
+    c = queue_call_new(NULL, NULL, arg);
+    if (c != NULL)
+        c->train_cb = cb;
+    return queue_send(q, c, on_train, n, argv, len);
 }
 
 /* ---- moderation ------------------------------------------------------- */

@@ -118,6 +118,32 @@ const char *queue_last_error(const struct queue *q);
 /* Commands sent and not yet answered (a bound for back-pressure). */
 size_t queue_pending(const struct queue *q);
 
+/* ---- training events ------------------------------------------------- */
+
+/* One training example for the stream P training (daemon/REDIS.md).  Every
+ * pointer is borrowed for the call; NULL strings are sent as "". */
+struct queue_train {
+    const char *source; /* "akismet", "decision", "upload" */
+    const char *op;     /* "learn" or "forget" */
+    const char *text;   /* text_len bytes, any bytes */
+    size_t text_len;
+    const char *lang;   /* language hint, "" when none */
+    const char *labels; /* JSON object text: {"spam":1} */
+    const char *by;     /* who taught it (token name, blog), "" when none */
+    long long ts_ms;    /* when, ms since the Unix epoch */
+};
+
+/* entry_id: the stream entry's id (borrowed for the callback), NULL unless
+ * QUEUE_OK. */
+typedef void queue_train_cb(enum queue_status st, const char *entry_id,
+                            void *arg);
+
+/* Append ev to P training (XADD, no trimming: an event stays until a
+ * snapshot covers it).  QUEUE_OK only once Redis answered with the entry
+ * id.  Returns as queue_submit. */
+int queue_train_event(struct queue *q, const struct queue_train *ev,
+                      queue_train_cb *cb, void *arg);
+
 /* 0 when url is a valid redis.url; else -1 and the reason in err (for
  * `modfilterd -t`).  Any thread. */
 int queue_url_check(const char *url, char *err, size_t errlen);

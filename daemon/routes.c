@@ -25,22 +25,13 @@
 
 #define ROUTE_RETRY_AFTER "2"
 
-struct route_ctx {
-    struct worker *w;
-    struct evhttp_request *req; /* NULL once evhttp freed it */
-    struct http_conn *c;        /* NULL once the connection closed */
-    struct state *st;           /* a reference, or NULL */
-    enum metrics_route route;
-    double t0;
-    const char *verdict; /* for the log line, or NULL */
-    char id[REQUEST_ID_MAX + 1];
-};
-
 /* A request waiting on Redis. */
 struct route_pending {
     struct route_ctx ctx;
-    json_t *reply;       /* comments: the answer, "queued" still false */
-    long long queue_len; /* metrics */
+    json_t *reply;         /* comments: the answer, "queued" still false */
+    enum clf_verdict v;    /* comments */
+    routes_comment_cb *cb; /* comments: replies */
+    long long queue_len;   /* metrics */
 };
 
 static int
@@ -95,6 +86,8 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
         char path[160];
 
         route_sanitize(evhttp_request_get_uri(ctx->req), path, sizeof(path));
+        if (ctx->route == METRICS_ROUTE_AKISMET) /* a key may be in it */
+            path[strcspn(path, "?")] = '\0';
         log_info("%s %s %d %s %.2fms%s%s", route_method(ctx->req), path, status,
                  ctx->verdict ? ctx->verdict : "-", ms,
                  ctx->id[0] ? " id=" : "", ctx->id);
@@ -107,6 +100,19 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
     ctx->req = NULL;
     state_release(ctx->st);
     ctx->st = NULL;
+}
+
+void
+routes_reply(struct route_ctx *ctx, int status, const char *ctype,
+             const char *text)
+{
+    struct evbuffer *buf = text != NULL ? evbuffer_new() : NULL;
+
+    if (buf != NULL)
+        evbuffer_add(buf, text, strlen(text));
+    route_send(ctx, status, ctype, buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
 }
 
 static void
@@ -243,8 +249,35 @@ route_pending_unhook(struct route_pending *p)
     }
 }
 
-static void
-route_pending_free(struct route_pending *p)
+/* Hand ctx (its request and state reference) to a new pending request,
+ * told when the connection closes first. */
+struct route_pending *
+routes_pending_new(struct route_ctx *ctx)
+{
+    struct route_pending *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->ctx = *ctx;
+    ctx->st = NULL;
+    ctx->req = NULL;
+    ctx->w->pending++;
+    if (p->ctx.c != NULL) {
+        p->ctx.c->gone = route_gone;
+        p->ctx.c->gone_arg = p;
+    }
+    return p;
+}
+
+struct route_ctx *
+routes_pending_ctx(struct route_pending *p)
+{
+    route_pending_unhook(p);
+    return &p->ctx;
+}
+
+void
+routes_pending_free(struct route_pending *p)
 {
     struct worker *w = p->ctx.w;
 
@@ -260,129 +293,154 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
                 void *arg)
 {
     struct route_pending *p = arg;
-    json_t *reply;
+    struct routes_scored s = {ROUTES_QUEUED, p->v, p->reply, NULL};
+    json_t *reply = NULL, *v;
 
     route_pending_unhook(p);
     switch (st) {
     case QUEUE_OK:
         json_object_set_new(p->reply, "queued", json_true());
-        route_json(&p->ctx, 200, p->reply);
         break;
     case QUEUE_EXISTS:
-        reply = result_reply_from_stored(stored, stored_len);
-        if (reply != NULL) {
-            json_t *v = json_object_get(reply, "verdict");
-
-            p->ctx.verdict = "stored";
-            if (json_is_string(v))
-                p->ctx.verdict = json_string_value(v);
-            route_json(&p->ctx, 200, reply);
-            json_decref(reply);
-        } else {
-            route_error(&p->ctx, 500, "internal",
-                        "the stored record of this id is unreadable");
+        s.outcome = ROUTES_STORED;
+        s.reply = reply = result_reply_from_stored(stored, stored_len);
+        if (reply == NULL) {
+            s.outcome = ROUTES_FAILED;
+            s.message = "the stored record of this id is unreadable";
+            break;
         }
+        v = json_object_get(reply, "verdict");
+        p->ctx.verdict = "stored";
+        if (json_is_string(v))
+            p->ctx.verdict = json_string_value(v);
+        for (s.verdict = CLF_ALLOW; s.verdict < CLF_REJECT; s.verdict++)
+            if (!strcmp(p->ctx.verdict, clf_verdict_name(s.verdict)))
+                break;
         break;
     case QUEUE_TIMEOUT:
-        route_error(&p->ctx, 503, "unavailable",
-                    "Redis did not acknowledge the comment in time; it is "
-                    "not queued, retry later");
+        s.outcome = ROUTES_UNAVAILABLE;
+        s.message = "Redis did not acknowledge the comment in time; it is "
+                    "not queued, retry later";
         break;
     case QUEUE_ERROR:
     default:
-        route_error(&p->ctx, 503, "unavailable",
-                    "Redis could not take the comment; it is not queued, "
-                    "retry later");
+        s.outcome = ROUTES_UNAVAILABLE;
+        s.message = "Redis could not take the comment; it is not queued, "
+                    "retry later";
         break;
     }
-    route_pending_free(p);
+    p->cb(&p->ctx, &s);
+    json_decref(reply);
+    routes_pending_free(p);
+}
+
+void
+routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
+               const struct routes_comment_opts *o)
+{
+    struct routes_scored s = {ROUTES_FAILED, CLF_ALLOW, NULL, "out of memory"};
+    struct clf_result res;
+    struct route_pending *p;
+    struct state *st = ctx->st;
+    enum clf_verdict v;
+    enum clf_status cs;
+    json_t *record = NULL, *reply = NULL;
+    char *rec_text = NULL, msg[80];
+    long long now_ms;
+    double urgency = 0;
+    unsigned i;
+
+    if (rc->id != NULL)
+        snprintf(ctx->id, sizeof(ctx->id), "%s", rc->id);
+    else
+        request_make_id(ctx->id, sizeof(ctx->id));
+    cs = clf_score(ctx->w->scorer, st->model, rc->text, rc->text_len, rc->lang,
+                   1, &res);
+    if (cs != CLF_OK) {
+        log_warnx("scoring %s: %s", ctx->id, clf_status_str(cs));
+        snprintf(msg, sizeof(msg), "scoring failed: %s", clf_status_str(cs));
+        s.message = msg;
+        o->cb(ctx, &s);
+        return;
+    }
+    v = result_verdict(st, &res);
+    v = v < o->min_verdict ? o->min_verdict : v;
+    v = v > o->max_verdict ? o->max_verdict : v;
+    metrics_verdict(v);
+    ctx->verdict = clf_verdict_name(v);
+    s.verdict = v;
+    reply = result_reply(ctx->id, &res, v, 0);
+    if (reply == NULL) {
+        o->cb(ctx, &s);
+        return;
+    }
+    if (!o->store || !(st->cfg->verdict_mask & (1u << v))) {
+        s.outcome = ROUTES_SCORED;
+        s.reply = reply;
+        o->cb(ctx, &s);
+        json_decref(reply);
+        return;
+    }
+    now_ms = util_now_ms();
+    for (i = 0; i < res.n_labels; i++)
+        if (res.labels[i].score > urgency)
+            urgency = res.labels[i].score;
+    record = result_record(ctx->id, rc, &res, v, st, now_ms);
+    if (record != NULL && (o->extra == NULL ||
+                           json_object_update(record, (json_t *)o->extra) == 0))
+        rec_text = json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(record);
+    p = rec_text != NULL ? routes_pending_new(ctx) : NULL;
+    if (p == NULL) {
+        json_decref(reply);
+        free(rec_text);
+        o->cb(ctx, &s);
+        return;
+    }
+    p->reply = reply;
+    p->v = v;
+    p->cb = o->cb;
+    if (queue_submit(p->ctx.w->queue, p->ctx.id, rec_text, strlen(rec_text),
+                     now_ms, urgency, route_submitted, p) < 0) {
+        route_pending_unhook(p);
+        s.outcome = ROUTES_UNAVAILABLE;
+        s.message = "Redis is not connected; the comment is not queued, "
+                    "retry later";
+        p->cb(&p->ctx, &s);
+        routes_pending_free(p);
+    }
+    free(rec_text);
+}
+
+/* POST /v1/comments and /v1/score answer in JSON. */
+static void
+route_comment_json(struct route_ctx *ctx, const struct routes_scored *s)
+{
+    if (s->outcome == ROUTES_UNAVAILABLE)
+        route_error(ctx, 503, "unavailable", "%s", s->message);
+    else if (s->outcome == ROUTES_FAILED)
+        route_error(ctx, 500, "internal", "%s", s->message);
+    else
+        route_json(ctx, 200, s->reply);
 }
 
 static void
 route_comment(struct route_ctx *ctx, int store)
 {
+    struct routes_comment_opts o = {store, CLF_ALLOW, CLF_REJECT, NULL,
+                                    route_comment_json};
     struct request_comment rc;
     struct request_error rerr;
-    struct clf_result res;
-    struct route_pending *p = NULL;
-    struct state *st = ctx->st;
-    enum clf_verdict v;
-    enum clf_status cs;
     const char *body;
-    json_t *record = NULL;
-    char *rec_text = NULL;
-    long long now_ms;
-    double urgency = 0;
     size_t len;
-    unsigned i;
 
-    memset(&rc, 0, sizeof(rc));
     if (route_body(ctx, &body, &len) < 0)
         return;
     if (request_parse_comment(body, len, &rc, &rerr) < 0) {
         route_error(ctx, rerr.status, rerr.code, "%s", rerr.msg);
         return;
     }
-    if (rc.id != NULL)
-        snprintf(ctx->id, sizeof(ctx->id), "%s", rc.id);
-    else
-        request_make_id(ctx->id, sizeof(ctx->id));
-    cs = clf_score(ctx->w->scorer, st->model, rc.text, rc.text_len, rc.lang, 1,
-                   &res);
-    if (cs != CLF_OK) {
-        log_warnx("scoring %s: %s", ctx->id, clf_status_str(cs));
-        route_error(ctx, 500, "internal", "scoring failed: %s",
-                    clf_status_str(cs));
-        goto done;
-    }
-    v = result_verdict(st, &res);
-    metrics_verdict(v);
-    ctx->verdict = clf_verdict_name(v);
-    if (!store || !(st->cfg->verdict_mask & (1u << v))) {
-        json_t *reply = result_reply(ctx->id, &res, v, 0);
-
-        route_json(ctx, 200, reply);
-        json_decref(reply);
-        goto done;
-    }
-    now_ms = util_now_ms();
-    for (i = 0; i < res.n_labels; i++)
-        if (res.labels[i].score > urgency)
-            urgency = res.labels[i].score;
-    p = calloc(1, sizeof(*p));
-    record = result_record(ctx->id, &rc, &res, v, st, now_ms);
-    rec_text = record
-                   ? json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6))
-                   : NULL;
-    if (p != NULL)
-        p->reply = result_reply(ctx->id, &res, v, 0);
-    if (p == NULL || p->reply == NULL || rec_text == NULL) {
-        if (p != NULL)
-            json_decref(p->reply);
-        free(p);
-        p = NULL;
-        route_error(ctx, 500, "internal", "out of memory");
-        goto done;
-    }
-    p->ctx = *ctx; /* the pending request now owns the state reference */
-    ctx->st = NULL;
-    ctx->req = NULL;
-    ctx->w->pending++;
-    if (p->ctx.c != NULL) {
-        p->ctx.c->gone = route_gone;
-        p->ctx.c->gone_arg = p;
-    }
-    if (queue_submit(ctx->w->queue, p->ctx.id, rec_text, strlen(rec_text),
-                     now_ms, urgency, route_submitted, p) < 0) {
-        route_pending_unhook(p);
-        route_error(&p->ctx, 503, "unavailable",
-                    "Redis is not connected; the comment is not queued, "
-                    "retry later");
-        route_pending_free(p);
-    }
-done:
-    free(rec_text);
-    json_decref(record);
+    routes_comment(ctx, &rc, &o);
     request_comment_release(&rc);
 }
 
@@ -448,7 +506,7 @@ route_oldest(enum queue_status st, long long n, void *arg)
     route_pending_unhook(p);
     route_metrics_send(&p->ctx, p->queue_len,
                        st == QUEUE_OK && p->queue_len > 0 ? n : -1);
-    route_pending_free(p);
+    routes_pending_free(p);
 }
 
 static void
@@ -462,7 +520,7 @@ route_counted(enum queue_status st, long long n, void *arg)
         return;
     route_pending_unhook(p);
     route_metrics_send(&p->ctx, p->queue_len, -1);
-    route_pending_free(p);
+    routes_pending_free(p);
 }
 
 static void
@@ -471,22 +529,14 @@ route_metrics(struct route_ctx *ctx)
     struct route_pending *p;
 
     if (ctx->w->queue == NULL || !queue_connected(ctx->w->queue) ||
-        (p = calloc(1, sizeof(*p))) == NULL) {
+        (p = routes_pending_new(ctx)) == NULL) {
         route_metrics_send(ctx, -1, -1);
         return;
-    }
-    p->ctx = *ctx;
-    ctx->st = NULL;
-    ctx->req = NULL;
-    ctx->w->pending++;
-    if (p->ctx.c != NULL) {
-        p->ctx.c->gone = route_gone;
-        p->ctx.c->gone_arg = p;
     }
     if (queue_length(p->ctx.w->queue, route_counted, p) < 0) {
         route_pending_unhook(p);
         route_metrics_send(&p->ctx, -1, -1);
-        route_pending_free(p);
+        routes_pending_free(p);
     }
 }
 
@@ -499,6 +549,7 @@ enum route_kind {
     ROUTE_READYZ,
     ROUTE_METRICS,
     ROUTE_MODERATOR,
+    ROUTE_AKISMET,
 };
 
 struct route_def {
@@ -535,6 +586,11 @@ static const struct route_def route_table[] = {
      METRICS_ROUTE_MODERATOR},
     {"/v1/stats", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
      METRICS_ROUTE_MODERATOR},
+    /* akismet.c takes each path's own methods. */
+    {"/1.1/", 1, ROUTE_AKISMET, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST",
+     METRICS_ROUTE_AKISMET},
+    {"/1.2/", 1, ROUTE_AKISMET, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST",
+     METRICS_ROUTE_AKISMET},
 };
 
 void
@@ -606,6 +662,13 @@ routes_dispatch(struct evhttp_request *req, void *arg)
         if (route_auth(&ctx, AUTH_MODERATOR, 0) == 0)
             route_error(&ctx, 501, "not_implemented",
                         "moderator routes are not implemented yet");
+        break;
+    case ROUTE_AKISMET:
+        if (akismet_keys_count(ctx.st->cfg->akismet) == 0)
+            route_error(&ctx, 404, "not_found",
+                        "no such route (akismet.keys is empty)");
+        else
+            akismet_handle(&ctx, path);
         break;
     case ROUTE_HEALTHZ:
         break;

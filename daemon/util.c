@@ -1,7 +1,9 @@
-/* util.c - clocks and small-file reading shared by the daemon modules. */
+/* util.c - clocks, small-file reading and constant-time comparison shared
+ * by the daemon modules. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "modfilterd.h"
@@ -57,4 +59,63 @@ fail:
         fclose(f);
     errno = saved;
     return NULL;
+}
+
+int
+util_ct_equal(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    unsigned char diff = (unsigned char)(a_len != b_len);
+    size_t i;
+
+    /* Walk a's whole length whatever matched; b is read modulo its length
+     * so it stays in bounds. */
+    if (b_len == 0)
+        return a_len == 0;
+    for (i = 0; i < a_len; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % b_len]);
+    return diff == 0;
+}
+
+int
+util_each_line(const char *path, size_t max,
+               int (*fn)(void *arg, const char *line, size_t len, char *err,
+                         size_t errlen),
+               void *arg, char *err, size_t errlen)
+{
+    char *buf, *line, reason[200];
+    unsigned lineno = 0;
+    size_t len;
+    int ret = -1;
+
+    buf = util_read_file(path, max, &len);
+    if (buf == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (strlen(buf) != len) {
+        snprintf(err, errlen, "%s: holds a NUL byte", path);
+        goto done;
+    }
+    for (line = buf; *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        size_t skip = strspn(line, " \t");
+
+        lineno++;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        if (skip < n && line[skip] != '#' &&
+            fn(arg, line, n, reason, sizeof(reason)) < 0) {
+            snprintf(err, errlen, "%s:%u: %s", path, lineno, reason);
+            goto done;
+        }
+        line = nl ? nl + 1 : line + n;
+        if (nl == NULL)
+            break;
+    }
+    ret = 0;
+done:
+    explicit_bzero(buf, len);
+    free(buf);
+    return ret;
 }
