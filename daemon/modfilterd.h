@@ -407,6 +407,12 @@ struct route_pending *routes_pending_new(struct route_ctx *ctx);
 struct route_ctx *routes_pending_ctx(struct route_pending *p);
 void routes_pending_free(struct route_pending *p);
 
+/* ---- train.c: POST /v1/train ------------------------------------------ */
+
+/* Answer a moderator's upload (the token was checked): one "upload"
+ * training event per valid example, the reply once Redis took them. */
+void train_handle(struct route_ctx *ctx);
+
 /* ---- form.c: application/x-www-form-urlencoded bodies ------------------ */
 
 #define FORM_MAX_FIELDS 1024

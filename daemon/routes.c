@@ -549,6 +549,7 @@ enum route_kind {
     ROUTE_READYZ,
     ROUTE_METRICS,
     ROUTE_MODERATOR,
+    ROUTE_TRAIN,
     ROUTE_AKISMET,
 };
 
@@ -580,7 +581,7 @@ static const struct route_def route_table[] = {
      METRICS_ROUTE_MODERATOR},
     {"/v1/queue/", 1, ROUTE_MODERATOR, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
      "GET, POST", METRICS_ROUTE_MODERATOR},
-    {"/v1/train", 0, ROUTE_MODERATOR, EVHTTP_REQ_POST, "POST",
+    {"/v1/train", 0, ROUTE_TRAIN, EVHTTP_REQ_POST, "POST",
      METRICS_ROUTE_MODERATOR},
     {"/v1/history", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
      METRICS_ROUTE_MODERATOR},
@@ -662,6 +663,10 @@ routes_dispatch(struct evhttp_request *req, void *arg)
         if (route_auth(&ctx, AUTH_MODERATOR, 0) == 0)
             route_error(&ctx, 501, "not_implemented",
                         "moderator routes are not implemented yet");
+        break;
+    case ROUTE_TRAIN:
+        if (route_auth(&ctx, AUTH_MODERATOR, 0) == 0)
+            train_handle(&ctx);
         break;
     case ROUTE_AKISMET:
         if (akismet_keys_count(ctx.st->cfg->akismet) == 0)

@@ -1,0 +1,393 @@
+/*
+ * train.c - POST /v1/train: a moderator teaches the classifier examples.
+ *
+ * The body is one example {"text", "labels"[, "lang", "id"]} as
+ * application/json, or JSON Lines of them as application/x-ndjson.  Each
+ * valid example becomes one "upload" event on the training stream
+ * (queue_train_event, all sent at once: pipelined), and the reply
+ * {"learned", "duplicates", "errors"} goes once Redis has answered every
+ * one.  Nothing is learned here: learn.c applies the events, on every
+ * daemon, in stream order.
+ *
+ * learned and duplicates are counted when the request comes, against the
+ * model it is served with: a scratch clone of that model learns the
+ * examples in order, and an example none of whose labels changed it is a
+ * duplicate (known with that value already, or repeated in the upload).
+ * Duplicates are sent all the same (learning is idempotent, and the model
+ * may be a few events behind the stream).  errors counts the lines that
+ * are not a valid example and the events Redis did not take; the reply's
+ * "messages" says why for the first few.  The clone costs about 10 ms
+ * with the default model: fine for a moderator's upload, not for a hot
+ * path.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "modfilterd.h"
+#include "queue.h"
+
+#define TRAIN_MAX_MESSAGES 10
+#define TRAIN_NDJSON "application/x-ndjson"
+
+struct train_req;
+
+/* One example's event on its way to Redis. */
+struct train_sent {
+    struct train_req *tr;
+    int learned; /* counted as learned (else as a duplicate) */
+};
+
+struct train_req {
+    struct route_pending *p;
+    struct train_sent *sent; /* malloc'd, one per event sent */
+    size_t n_sent, n_answered;
+    unsigned learned, duplicates, errors, failed;
+    json_t *messages; /* the first reasons, "line 3: no text" */
+};
+
+static void
+train_error(struct route_ctx *ctx, int status, const char *code,
+            const char *fmt, ...) MF_PRINTF(4, 5);
+
+static void
+train_error(struct route_ctx *ctx, int status, const char *code,
+            const char *fmt, ...)
+{
+    char msg[300];
+    json_t *body;
+    char *text;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (status == 503 && ctx->req != NULL)
+        evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
+                          "Retry-After", "2");
+    body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    routes_reply(ctx, text != NULL ? status : 500, "application/json",
+                 text != NULL ? text : "{\"error\":{\"code\":\"internal\","
+                                       "\"message\":\"out of memory\"}}");
+    free(text);
+    json_decref(body);
+}
+
+static void
+train_note(struct train_req *tr, const char *fmt, ...) MF_PRINTF(2, 3);
+
+static void
+train_note(struct train_req *tr, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+
+    tr->errors++;
+    if (tr->messages == NULL ||
+        json_array_size(tr->messages) >= TRAIN_MAX_MESSAGES)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_array_append_new(tr->messages, json_string(msg));
+}
+
+/* One example: a new reference to {"text", "labels", "lang"?}, or NULL
+ * with the reason in why. */
+static json_t *
+train_example(const char *s, size_t len, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *root, *text, *labels, *lang;
+
+    root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(why, whylen, "invalid JSON: %s", jerr.text);
+        return NULL;
+    }
+    text = json_object_get(root, "text");
+    labels = json_object_get(root, "labels");
+    lang = json_object_get(root, "lang");
+    if (!json_is_object(root))
+        snprintf(why, whylen, "not a JSON object");
+    else if (!json_is_string(text) || json_string_length(text) == 0)
+        snprintf(why, whylen, "text must be a non-empty string");
+    else if (lang != NULL && !json_is_string(lang) && !json_is_null(lang))
+        snprintf(why, whylen, "lang must be a string");
+    else if (learn_labels_check(labels, why, whylen) == 0)
+        return root;
+    json_decref(root);
+    return NULL;
+}
+
+static void
+train_reply(struct route_ctx *ctx, struct train_req *tr)
+{
+    json_t *body;
+    char *text;
+
+    if (tr->n_sent > 0 && tr->failed == tr->n_sent) {
+        train_error(ctx, 503, "unavailable",
+                    "Redis did not take the training events; retry later");
+        return;
+    }
+    body = json_pack("{s:I, s:I, s:I}", "learned", (json_int_t)tr->learned,
+                     "duplicates", (json_int_t)tr->duplicates, "errors",
+                     (json_int_t)tr->errors);
+    if (body != NULL && json_array_size(tr->messages) > 0)
+        json_object_set(body, "messages", tr->messages);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (text == NULL)
+        train_error(ctx, 500, "internal", "out of memory");
+    else
+        routes_reply(ctx, 200, "application/json", text);
+    free(text);
+    json_decref(body);
+}
+
+static void
+train_req_free(struct train_req *tr)
+{
+    if (tr == NULL)
+        return;
+    free(tr->sent);
+    json_decref(tr->messages);
+    free(tr);
+}
+
+static void
+train_on_sent(enum queue_status st, const char *entry_id, void *arg)
+{
+    struct train_sent *s = arg;
+    struct train_req *tr = s->tr;
+
+    (void)entry_id;
+    if (st != QUEUE_OK) {
+        if (s->learned)
+            tr->learned--;
+        else
+            tr->duplicates--;
+        tr->failed++;
+        train_note(tr, "Redis did not take an event (%s)",
+                   st == QUEUE_TIMEOUT ? "timeout" : "error");
+    }
+    if (++tr->n_answered < tr->n_sent)
+        return;
+    train_reply(routes_pending_ctx(tr->p), tr);
+    routes_pending_free(tr->p);
+    train_req_free(tr);
+}
+
+/* Count learned / duplicates on a scratch clone of the model in use. */
+static int
+train_count(struct route_ctx *ctx, json_t *examples, struct train_req *tr)
+{
+    struct clf_model *scratch = clf_model_clone(ctx->st->model);
+    size_t i;
+
+    if (scratch == NULL)
+        return -1;
+    for (i = 0; i < json_array_size(examples); i++) {
+        json_t *ex = json_array_get(examples, i), *v;
+        json_t *text = json_object_get(ex, "text");
+        json_t *lang = json_object_get(ex, "lang");
+        const char *label;
+        int learned = 0;
+
+        json_object_foreach(json_object_get(ex, "labels"), label, v)
+        {
+            enum clf_learn_outcome out = CLF_DUPLICATE;
+            struct clf_error e;
+            int value = json_is_boolean(v) ? json_is_true(v)
+                                           : (int)json_integer_value(v);
+
+            if (clf_learn(ctx->w->scorer, scratch, json_string_value(text),
+                          json_string_length(text), json_string_value(lang),
+                          label, value, &out, &e) == CLF_OK &&
+                out == CLF_LEARNED)
+                learned = 1;
+        }
+        json_object_set_new(ex, "_learned", json_boolean(learned));
+        if (learned)
+            tr->learned++;
+        else
+            tr->duplicates++;
+    }
+    clf_model_free(scratch);
+    return 0;
+}
+
+/* Send one event per example on ctx's worker; 0 when at least one was
+ * sent (then train_on_sent replies when the last is answered). */
+static int
+train_send(struct route_ctx *ctx, json_t *examples, struct train_req *tr,
+           const char *by)
+{
+    size_t i, n = json_array_size(examples);
+    struct queue *q = ctx->w->queue;
+
+    tr->sent = calloc(n, sizeof(*tr->sent));
+    if (tr->sent == NULL)
+        return -1;
+    for (i = 0; i < n; i++) {
+        json_t *ex = json_array_get(examples, i);
+        json_t *text = json_object_get(ex, "text");
+        struct train_sent *s = &tr->sent[tr->n_sent];
+        struct queue_train ev;
+        char *labels;
+
+        s->tr = tr;
+        s->learned = json_is_true(json_object_get(ex, "_learned"));
+        labels = json_dumps(json_object_get(ex, "labels"),
+                            JSON_COMPACT | JSON_SORT_KEYS);
+        memset(&ev, 0, sizeof(ev));
+        ev.source = "upload";
+        ev.op = "learn";
+        ev.text = json_string_value(text);
+        ev.text_len = json_string_length(text);
+        ev.lang = json_string_value(json_object_get(ex, "lang"));
+        ev.labels = labels;
+        ev.by = by;
+        ev.ts_ms = util_now_ms();
+        if (labels != NULL &&
+            queue_train_event(q, &ev, train_on_sent, s) == 0) {
+            tr->n_sent++;
+        } else {
+            if (s->learned)
+                tr->learned--;
+            else
+                tr->duplicates--;
+            train_note(tr, "Redis did not take an event (not connected)");
+        }
+        free(labels);
+    }
+    return tr->n_sent > 0 ? 0 : -1;
+}
+
+/* The examples of the body, or NULL when the request was answered. */
+static json_t *
+train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
+    size_t len = evbuffer_get_length(in), off = 0, line = 0;
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    json_t *examples = json_array(), *ex;
+    char why[256];
+
+    if (examples == NULL || body == NULL) {
+        json_decref(examples);
+        train_error(ctx, 500, "internal", "out of memory");
+        return NULL;
+    }
+    if (!ndjson) {
+        ex = train_example(body, len, why, sizeof(why));
+        if (ex == NULL) {
+            json_decref(examples);
+            train_error(ctx, 400,
+                        strncmp(why, "invalid JSON", 12) ? "invalid_request"
+                                                         : "invalid_json",
+                        "%s", why);
+            return NULL;
+        }
+        json_array_append_new(examples, ex);
+        return examples;
+    }
+    while (off < len) {
+        const char *nl = memchr(body + off, '\n', len - off);
+        size_t end = nl ? (size_t)(nl - body) : len, n = end - off;
+
+        line++;
+        if (n > 0 && body[off + n - 1] == '\r')
+            n--;
+        if (n > 0 && strspn(body + off, " \t") < n) {
+            ex = train_example(body + off, n, why, sizeof(why));
+            if (ex == NULL)
+                train_note(tr, "line %zu: %s", line, why);
+            else
+                json_array_append_new(examples, ex);
+        }
+        off = end + 1;
+    }
+    if (json_array_size(examples) == 0 && tr->errors == 0) {
+        json_decref(examples);
+        train_error(ctx, 400, "invalid_request", "the body holds no example");
+        return NULL;
+    }
+    return examples;
+}
+
+void
+train_handle(struct route_ctx *ctx)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(ctx->req);
+    const char *ct = evhttp_find_header(h, "Content-Type");
+    const char *by = NULL;
+    size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(ctx->req));
+    struct train_req *tr = NULL;
+    json_t *examples = NULL;
+    int ndjson;
+
+    ndjson = ct != NULL && !strncasecmp(ct, TRAIN_NDJSON, strlen(TRAIN_NDJSON));
+    if (!ndjson &&
+        (ct == NULL || strncasecmp(ct, "application/json", 16) ||
+         (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
+        train_error(ctx, 415, "unsupported_media_type",
+                    "Content-Type must be application/json or "
+                    "application/x-ndjson");
+        return;
+    }
+    if (len > ctx->w->max_body) {
+        train_error(ctx, 413, "payload_too_large",
+                    "the body is %zu bytes; limits.max_body is %lu", len,
+                    ctx->w->max_body);
+        return;
+    }
+    auth_check(ctx->st->cfg->auth,
+               evhttp_find_header(h, "Authorization"), &by);
+    tr = calloc(1, sizeof(*tr));
+    if (tr == NULL || (tr->messages = json_array()) == NULL) {
+        train_error(ctx, 500, "internal", "out of memory");
+        goto done;
+    }
+    examples = train_parse(ctx, tr, ndjson);
+    if (examples == NULL)
+        goto done;
+    if (json_array_size(examples) == 0) {
+        train_reply(ctx, tr); /* every line was invalid */
+        goto done;
+    }
+    if (!queue_connected(ctx->w->queue)) {
+        train_error(ctx, 503, "unavailable",
+                    "Redis is not connected; nothing was learned, retry "
+                    "later");
+        goto done;
+    }
+    if (train_count(ctx, examples, tr) < 0) {
+        train_error(ctx, 500, "internal", "out of memory");
+        goto done;
+    }
+    tr->p = routes_pending_new(ctx);
+    if (tr->p == NULL) {
+        train_error(ctx, 500, "internal", "out of memory");
+        goto done;
+    }
+    /* ctx lost its request and state to tr->p; its worker stays. */
+    if (train_send(ctx, examples, tr, by != NULL ? by : "") < 0 &&
+        tr->n_sent == 0) {
+        train_error(routes_pending_ctx(tr->p), 503, "unavailable",
+                    "Redis could not take the training events; nothing was "
+                    "learned, retry later");
+        routes_pending_free(tr->p);
+        goto done;
+    }
+    tr = NULL; /* train_on_sent replies and frees */
+done:
+    json_decref(examples);
+    train_req_free(tr);
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Learning shared through Redis: two daemons on one redis-server.  A
+# training event on the stream moves both daemons' scores within 1 s;
+# POST /v1/train (one example, JSON Lines) counts learned / duplicates /
+# errors; unlearn moves back; bad events are skipped; restart and SIGHUP
+# keep what was learned; a new base model replays the stream; /v1/stats
+# and /metrics show the examples per label.
+source "$(dirname "$0")/lib.sh"
+"$BIN/modfilter" train --model "$TMP/m.mfm" --min-examples 1 "$TOP/tests/data/tiny.jsonl" >/dev/null 2>&1 \
+    || { echo "cannot train the test model"; exit 1; }
+start_redis
+MOD=modtoken-0123456789 SUB=subtoken-0123456789
+COMMON=(--set server.workers=2 --set auth.moderator_tokens=alice:$MOD
+        --set auth.submit_tokens=blog:$SUB --set model.snapshot_interval_s=1)
+
+# Daemon A uses lib.sh's DPID/PORT/URL; daemon B is started by hand.
+start_daemon --set model.state_dir="$TMP/stateA" "${COMMON[@]}"
+PID_A=$DPID URL_A=$URL
+start_b() {
+    rm -f "$TMP/portB"
+    "$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" \
+        --set server.listen=127.0.0.1:0 --set server.port_file="$TMP/portB" \
+        --set redis.url="redis://127.0.0.1:$REDIS_PORT/0" --set spool.path= \
+        --set model.state_dir="$TMP/stateB" "${COMMON[@]}" "$@" 2>>"$TMP/b.log" &
+    PID_B=$!
+    wait_for 20 test -s "$TMP/portB" || { echo "daemon B did not start:"; cat "$TMP/b.log"; exit 1; }
+    URL_B="http://127.0.0.1:$(cat "$TMP/portB")"
+}
+stop_b() {
+    kill -TERM "$PID_B"; wait "$PID_B"; expect_eq "B exits 0" 0 $?
+}
+lib_cleanup_b() { kill -KILL "$PID_B" 2>/dev/null; lib_cleanup; }
+trap lib_cleanup_b EXIT
+[ -n "${KEEP_LOG:-}" ] && trap 'cat "$DLOG" "$TMP/b.log" >&2; lib_cleanup_b' EXIT
+start_b
+wait_for 10 curl -sf "$URL_A/readyz"; wait_for 10 curl -sf "$URL_B/readyz"
+
+PROBE="win a free cruise, click here today"
+TEACH="win a free cruise today, click here now"
+score() { # URL [text] -> spam score
+    curl -s -m 5 -H "Authorization: Bearer $SUB" -H 'Content-Type: application/json' \
+        -d "{\"text\": \"${2:-$PROBE}\"}" "$1/v1/score" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["spam"])'
+}
+gt() { python3 -c "import sys; sys.exit(0 if $1 > $2 + 1e-9 else 1)"; }
+near() { python3 -c "import sys; sys.exit(0 if abs($1 - $2) < 1e-6 else 1)"; }
+moved_above() { gt "$(score "$1")" "$2"; }
+moved_below() { gt "$2" "$(score "$1")"; }
+xadd() { rcli XADD modfilter:training '*' "$@" >/dev/null; }
+
+a0=$(score "$URL_A"); b0=$(score "$URL_B")
+near "$a0" "$b0" || { echo "FAIL: daemons disagree at start: $a0 $b0"; FAILS=$((FAILS+1)); }
+
+# 1. An event on the stream moves both daemons within 1 s.
+t0=$(date +%s%N)
+xadd op learn text "$TEACH" lang en labels '{"spam":1}' source decision id c1 by alice ts_ms "$(date +%s%3N)"
+wait_for 1 moved_above "$URL_A" "$a0" || { echo "FAIL: A did not learn within 1 s"; FAILS=$((FAILS+1)); }
+wait_for 1 moved_above "$URL_B" "$b0" || { echo "FAIL: B did not learn within 1 s"; FAILS=$((FAILS+1)); }
+echo "learned on both daemons after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+a1=$(score "$URL_A"); b1=$(score "$URL_B")
+near "$a1" "$b1" || { echo "FAIL: daemons disagree after learning: $a1 $b1"; FAILS=$((FAILS+1)); }
+
+# The same event again (and an Akismet report without op) changes nothing.
+xadd text "$TEACH" labels '{"spam":1}' source akismet
+sleep 0.3
+expect_eq "duplicate event" "$a1" "$(score "$URL_A")"
+
+# 2. Bad events are skipped with a log line; the learner goes on.
+xadd op learn text "x" labels 'not json' source decision
+xadd op learn labels '{"spam":1}' source decision
+xadd op learn text "y" labels '{"spam":7}' source decision
+xadd op explode text "y" labels '{"spam":1}'
+xadd op unlearn text "$TEACH" labels '{"spam":1}' source undo by alice
+wait_for 2 moved_below "$URL_B" "$b1" || { echo "FAIL: unlearn did not move B back"; FAILS=$((FAILS+1)); }
+wait_for 2 moved_below "$URL_A" "$a1" || { echo "FAIL: unlearn did not move A back"; FAILS=$((FAILS+1)); }
+expect_grep "bad labels logged" 'training event [0-9-]+: labels: .*skipped' "$DLOG"
+expect_grep "missing text logged" 'training event [0-9-]+: no text; skipped' "$TMP/b.log"
+expect_grep "bad value logged" 'value must be 0 or 1; skipped' "$DLOG"
+expect_grep "bad op logged" 'op must be learn or unlearn; skipped' "$DLOG"
+curl -s "$URL_A/metrics" > "$TMP/metrics"
+expect_grep "skipped counted" '^modfilter_training_events_skipped_total 4$' "$TMP/metrics"
+expect_grep "decision events" '^modfilter_training_events_total\{source="decision"\} 1$' "$TMP/metrics"
+expect_grep "undo events" '^modfilter_training_events_total\{source="undo"\} 1$' "$TMP/metrics"
+expect_grep "akismet events" '^modfilter_training_events_total\{source="akismet"\} 1$' "$TMP/metrics"
+expect_grep "lag metric" '^modfilter_training_lag_seconds [0-9.]+$' "$TMP/metrics"
+
+# 3. POST /v1/train: auth, one example, JSON Lines.
+URL=$URL_A
+r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}")
+expect_eq "train without token" 401 "${r%% *}"
+r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Authorization: Bearer $SUB")
+expect_eq "train with a submit token" 403 "${r%% *}"
+r=$(req POST /v1/train '{"labels":{"spam":1}}' -H "Authorization: Bearer $MOD")
+expect_eq "train without text" 400 "${r%% *}"
+r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Authorization: Bearer $MOD")
+expect_eq "train one" 200 "${r%% *}"
+expect_eq "train one learned" 1 "$(json learned)"
+expect_eq "train one duplicates" 0 "$(json duplicates)"
+wait_for 1 moved_above "$URL_B" "$b0" || { echo "FAIL: upload on A did not reach B within 1 s"; FAILS=$((FAILS+1)); }
+wait_for 1 moved_above "$URL_A" "$a0" || { echo "FAIL: upload on A not applied on A"; FAILS=$((FAILS+1)); }
+expect_grep "upload has its author" 'alice' <(rcli XREVRANGE modfilter:training + - COUNT 1)
+r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Authorization: Bearer $MOD")
+expect_eq "train one again: duplicate" 1 "$(json duplicates)"
+printf '%s\n' \
+    '{"text": "cheap watches and bags, order online", "labels": {"spam": 1}}' \
+    '{"text": "what a thoughtful article, thank you", "labels": {"spam": 0, "abuse": 0}, "lang": "en"}' \
+    '' \
+    '{"text": "cheap watches and bags, order online", "labels": {"spam": 1}}' \
+    "{\"text\": \"$TEACH\", \"labels\": {\"spam\": 1}}" \
+    '{"text": "no labels"}' \
+    'not json' > "$TMP/up.jsonl"
+out=$(curl -s -m 10 -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $MOD" \
+    -H 'Content-Type: application/x-ndjson' --data-binary @"$TMP/up.jsonl" "$URL_A/v1/train")
+expect_eq "ndjson status" 200 "$out"
+expect_eq "ndjson learned" 2 "$(json learned)"
+expect_eq "ndjson duplicates" 2 "$(json duplicates)"
+expect_eq "ndjson errors" 2 "$(json errors)"
+expect_grep "ndjson error lines" 'line 6: .*line 7: invalid JSON' "$TMP/body"
+r=$(curl -s -m 5 -o /dev/null -w "%{http_code}" -H "Authorization: Bearer $MOD" -H "Content-Type: text/plain" -d x "$URL_A/v1/train")
+expect_eq "train: wrong content type" 415 "$r"
+expect_eq "upload events on the stream" 6 "$(rcli XRANGE modfilter:training - + | grep -c '^upload$')"
+watches() { score "$1" "cheap watches and bags, order online"; }
+w_probe() { gt "$(watches "$URL_B")" 0.5; }
+wait_for 2 w_probe || { echo "FAIL: B did not learn the upload"; FAILS=$((FAILS+1)); }
+
+# 4. /v1/stats and /metrics: examples per label.
+sleep 0.3
+URL=$URL_B
+r=$(req GET /v1/stats '' -H "Authorization: Bearer $MOD")
+if [ "${r%% *}" != 501 ]; then # moderation.c answers /v1/stats
+    expect_eq "stats status" 200 "${r%% *}"
+    expect_eq "stats spam positives" 14 "$(json labels.spam.examples.1)"
+    expect_eq "stats spam negatives" 13 "$(json labels.spam.examples.0)"
+    expect_eq "stats spam sure" null "$(json labels.spam.unsure_reason)"
+fi
+r=$(req GET /v1/stats '' -H "Authorization: Bearer $SUB")
+expect_eq "stats with a submit token" 403 "${r%% *}"
+curl -s "$URL_B/metrics" > "$TMP/metrics"
+expect_grep "label examples metric" '^modfilter_label_examples\{label="spam",class="1"\} 14$' "$TMP/metrics"
+expect_grep "unsure metric" '^modfilter_label_unsure\{label="spam"\} 0$' "$TMP/metrics"
+expect_grep "upload events metric" '^modfilter_training_events_total\{source="upload"\} 6$' "$TMP/metrics"
+
+# 5. Restart keeps what was learned: snapshot at SIGTERM, loaded at start.
+b_before=$(score "$URL_B"); w_before=$(watches "$URL_B")
+stop_b
+ls "$TMP/stateB" | grep -qE '^learned-[0-9a-f]{16}-[0-9]+-[0-9]+\.mfm$' \
+    || { echo "FAIL: no snapshot in stateB: $(ls "$TMP/stateB")"; FAILS=$((FAILS+1)); }
+start_b
+expect_grep "snapshot loaded" 'learned state: .*stateB/learned-' "$TMP/b.log"
+expect_eq "score kept over restart" "$b_before" "$(score "$URL_B")"
+expect_eq "upload kept over restart" "$w_before" "$(watches "$URL_B")"
+# ... and events added while it was down are replayed after the snapshot.
+CRYPTO="read my blog about crypto gains"
+c_before=$(score "$URL_B" "$CRYPTO")
+stop_b
+xadd op learn text "$CRYPTO" labels '{"spam":1}' source decision
+start_b
+crypto_moved() { gt "$(score "$URL_B" "$CRYPTO")" "$c_before"; }
+wait_for 2 crypto_moved || { echo "FAIL: the event after the snapshot was not replayed"; FAILS=$((FAILS+1)); }
+b_before=$(score "$URL_B")
+
+# 6. SIGHUP with the same base keeps learning.
+n=$(grep -c 'reload: same base model' "$TMP/b.log")
+kill -HUP "$PID_B"
+hup_seen() { [ "$(grep -c 'reload: same base model' "$TMP/b.log")" -gt "$n" ]; }
+wait_for 5 hup_seen || { echo "FAIL: no reload"; FAILS=$((FAILS+1)); }
+expect_eq "score kept over SIGHUP" "$b_before" "$(score "$URL_B")"
+
+# 7. SIGHUP with a new base model (no event id): the whole stream is
+# replayed on it.
+head -40 "$TOP/tests/data/tiny.jsonl" > "$TMP/part.jsonl"
+"$BIN/modfilter" train --model "$TMP/m2.mfm" --min-examples 1 "$TMP/part.jsonl" >/dev/null 2>&1
+c_base=$(echo "{\"text\": \"$CRYPTO\"}" | "$BIN/modfilter" score --model "$TMP/m2.mfm" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["spam"])')
+cp "$TMP/m2.mfm" "$TMP/m.mfm"
+n=$(grep -c 'reload: new base model' "$TMP/b.log")
+kill -HUP "$PID_B"
+newbase() { [ "$(grep -c 'reload: new base model .* after the stream' "$TMP/b.log")" -gt "$n" ]; }
+wait_for 5 newbase || { echo "FAIL: new base not taken"; FAILS=$((FAILS+1)); }
+c_before=$c_base
+wait_for 3 crypto_moved || { echo "FAIL: stream not replayed on the new base"; FAILS=$((FAILS+1)); }
+
+# 8. Periodic snapshot (model.snapshot_interval_s=1) on A; clean exits.
+sleep 1.2
+ls "$TMP/stateA" | grep -q '^learned-' || { echo "FAIL: no periodic snapshot on A"; FAILS=$((FAILS+1)); }
+expect_eq "one snapshot per base" 1 "$(ls "$TMP/stateA" | grep -c '^learned-')"
+stop_b
+stop_daemon
+expect_eq "A exits 0" 0 "$STOP_RC"
+finish
