@@ -155,7 +155,8 @@ struct clf_label_result {
 struct clf_result {
     unsigned n_labels;
     struct clf_label_result labels[CLF_MAX_LABELS];
-    char lang[CLF_LANG_MAX]; /* language used for stemming */
+    char lang[CLF_LANG_MAX]; /* language used: ISO 639-1 code ("en"), or
+                                the Snowball name where there is none */
     unsigned invalid_bytes;  /* invalid UTF-8 sequences replaced */
     int truncated;           /* text was over max_bytes or max_tokens */
 };

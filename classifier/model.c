@@ -646,7 +646,8 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         (with_reasons && scorer_expand(sc, m) < 0))
         return CLF_ENOMEM;
     out->n_labels = m->n_labels;
-    snprintf(out->lang, sizeof out->lang, "%s", sc->doc.lang);
+    snprintf(out->lang, sizeof out->lang, "%s",
+             text_language_code(sc->doc.lang));
     out->invalid_bytes = sc->doc.stats.n_invalid;
     out->truncated = (int)sc->doc.stats.truncated;
     if (sc->cache_version != m->version) {
