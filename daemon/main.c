@@ -345,8 +345,6 @@ main(int argc, char **argv)
         log_warnx("libevent has no thread support");
         goto out;
     }
-    if (learn_start(cfg) < 0)
-        goto out;
     n_workers = cfg->workers;
     if (n_workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -374,6 +372,9 @@ main(int argc, char **argv)
         log_info("auth.moderator_tokens is empty: moderator routes refuse "
                  "every request; /metrics serves loopback and Unix-socket "
                  "clients only");
+    /* Last: its first publish may free st (logged above). */
+    if (learn_start(cfg) < 0)
+        goto out;
     cfg = NULL; /* the published state owns it; a reload may free it */
 
     for (;;) {
