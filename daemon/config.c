@@ -57,6 +57,8 @@ static const struct config_key config_keys[] = {
      NULL},
     {"model", "snapshot_interval_s", CONFIG_UINT,
      OFF(model_snapshot_interval_s), "60", 0, 86400, NULL},
+    {"model", "trim_stream", CONFIG_UINT, OFF(model_trim_stream), "0", 0, 1,
+     NULL},
     {"auth", "submit_tokens", CONFIG_STR, OFF(submit_tokens), "", 0, 0, NULL},
     {"auth", "moderator_tokens", CONFIG_STR, OFF(moderator_tokens), "", 0, 0,
      NULL},

@@ -25,6 +25,12 @@
  * the newest snapshot of the base model (its id is the base file's
  * checksum) stands in for the base, and the stream is read from its event
  * id on (from the start when the model has none).
+ *
+ * Trimming (model.trim_stream = 1).  After each periodic snapshot the
+ * daemon records the snapshot's event id in the hash P training:snapshots
+ * (field: host:state_dir) and trims the stream to the oldest id recorded
+ * there (one Lua script), so no recorded daemon ever misses an event.  A
+ * daemon that leaves for good must be removed from the hash (HDEL).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -53,6 +59,22 @@
 #define LEARN_SNAP_PREFIX "learned-"
 #define LEARN_SNAP_SUFFIX ".mfm"
 
+/* KEYS: P training:snapshots, P training; ARGV: this daemon, its id. */
+static const char learn_trim_lua[] =
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "local min, mms, mseq\n"
+    "for _, id in ipairs(redis.call('HVALS', KEYS[1])) do\n"
+    "  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')\n"
+    "  if ms then\n"
+    "    ms, seq = tonumber(ms), tonumber(seq)\n"
+    "    if not min or ms < mms or (ms == mms and seq < mseq) then\n"
+    "      min, mms, mseq = id, ms, seq\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if not min then return 0 end\n"
+    "return redis.call('XTRIM', KEYS[2], 'MINID', min)\n";
+
 static const char *const learn_source_names[LEARN_N_SOURCES] = {
     "decision", "undo", "upload", "akismet", "other",
 };
@@ -78,13 +100,17 @@ static struct {
     int unsaved;             /* (L) changed since the last snapshot */
     long long oldest_ms;     /* (L) oldest unpublished change's entry */
     char *state_dir;         /* (L) malloc'd */
+    int trim;                /* (L) model.trim_stream */
     struct clf_scorer *scorer; /* (L) */
 
     /* The learner thread's, after learn_start. */
     struct event_base *base;
     struct redis *redis;
     struct event *publish_ev, *snapshot_ev, *retry_ev, *stop_ev;
-    char key[QUEUE_PREFIX_MAX + 16]; /* P training */
+    char key[QUEUE_PREFIX_MAX + 16];  /* P training */
+    char hkey[QUEUE_PREFIX_MAX + 32]; /* P training:snapshots */
+    char instance[512];               /* host:state_dir */
+    struct redis_script *trim_script;
     char last_error[256];            /* last XREAD failure logged */
     double last_publish;             /* monotonic seconds */
     int reading;                     /* an XREAD is in flight */
@@ -250,8 +276,9 @@ learn_mkdirs(const char *dir)
 }
 
 /* Write the private model as the newest snapshot of its base (lock held);
- * then remove the older ones.  Nothing to do when nothing changed. */
-static void
+ * then remove the older ones.  1 when written; 0 when nothing changed or
+ * on failure (logged). */
+static int
 learn_snapshot(void)
 {
     char name[256], path[4096];
@@ -262,9 +289,9 @@ learn_snapshot(void)
 
     if (!learn.unsaved || learn.model == NULL || !learn.last_id[0] ||
         learn.state_dir == NULL || !learn.state_dir[0])
-        return;
+        return 0;
     if (learn_mkdirs(learn.state_dir) < 0)
-        return;
+        return 0;
     snprintf(name, sizeof(name), LEARN_SNAP_PREFIX "%s-%s" LEARN_SNAP_SUFFIX,
              learn.base_id, learn.last_id);
     snprintf(path, sizeof(path), "%s/%s", learn.state_dir, name);
@@ -274,7 +301,7 @@ learn_snapshot(void)
     if (cs != CLF_OK) {
         log_warnx("snapshot %s: %s; learned state kept in memory only", path,
                   e.msg[0] ? e.msg : clf_status_str(cs));
-        return;
+        return 0;
     }
     learn.unsaved = 0;
     LEARN_SET(learn_snapshot_ms, util_now_ms());
@@ -288,6 +315,7 @@ learn_snapshot(void)
             log_warn("removing the older snapshot %s", path);
     }
     free(list);
+    return 1;
 }
 
 /* ---- applying events -------------------------------------------------- */
@@ -513,18 +541,57 @@ learn_maybe_publish(void)
     evtimer_add(learn.publish_ev, &tv);
 }
 
+static void
+learn_on_trim(enum redis_result res, const redisReply *reply, void *arg)
+{
+    (void)arg;
+    if (res == REDIS_RESULT_OK && reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer > 0)
+            log_info("training stream: %lld event(s) older than every "
+                     "recorded snapshot trimmed",
+                     reply->integer);
+    } else if (!learn.stopping) {
+        log_warnx("training stream: trimming failed: %s",
+                  reply != NULL && reply->type == REDIS_REPLY_ERROR
+                      ? reply->str
+                      : "no answer");
+    }
+}
+
+/* Record this daemon's snapshot id and trim the stream (learner thread). */
+static void
+learn_trim(const char *id)
+{
+    const char *argv[4] = {learn.hkey, learn.key, learn.instance, id};
+    size_t len[4];
+    int i;
+
+    for (i = 0; i < 4; i++)
+        len[i] = strlen(argv[i]);
+    if (redis_ready(learn.redis))
+        redis_eval(learn.redis, learn.trim_script, 2, 4, argv, len,
+                   learn_on_trim, NULL);
+}
+
 /* The publish timer (arg NULL) and the snapshot timer (arg non-NULL). */
 static void
 learn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+    char id[LEARN_ID_MAX];
+    int trim = 0;
+
     (void)fd;
     (void)what;
     pthread_mutex_lock(&learn_lock);
     if (arg == NULL)
         learn_publish_now();
-    else
-        learn_snapshot();
+    else if (learn_snapshot() && learn.trim) {
+        trim = 1;
+        memcpy(id, learn.last_id, sizeof(id));
+    }
     pthread_mutex_unlock(&learn_lock);
+    if (trim)
+        learn_trim(id);
 }
 
 /* ---- reading the stream ----------------------------------------------- */
@@ -680,6 +747,7 @@ learn_init(const struct config *cfg, struct clf_model **model)
     snprintf(learn.base_id, sizeof(learn.base_id), "%s",
              clf_model_id(*model));
     learn.state_dir = strdup(cfg->model_state_dir);
+    learn.trim = cfg->model_trim_stream != 0;
     learn.scorer = clf_scorer_new();
     if (learn.state_dir == NULL || learn.scorer == NULL)
         goto fail;
@@ -707,9 +775,18 @@ learn_start(const struct config *cfg)
 {
     struct redis_config rc;
     struct timeval tv;
-    char err[256];
+    char err[256], host[256], cwd[1024];
 
     snprintf(learn.key, sizeof(learn.key), "%straining", cfg->redis_prefix);
+    snprintf(learn.hkey, sizeof(learn.hkey), "%straining:snapshots",
+             cfg->redis_prefix);
+    if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    if (cfg->model_state_dir[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+        cwd[0] = '\0';
+    snprintf(learn.instance, sizeof(learn.instance), "%s:%s%s%s", host, cwd,
+             cwd[0] ? "/" : "", cfg->model_state_dir);
     learn.base = event_base_new();
     if (learn.base == NULL)
         goto fail;
@@ -736,6 +813,9 @@ learn_start(const struct config *cfg)
         log_warnx("learning: redis.url: %s", err[0] ? err : "out of memory");
         return -1;
     }
+    learn.trim_script = redis_script_add(learn.redis, learn_trim_lua);
+    if (learn.trim_script == NULL)
+        goto fail;
     if (pthread_create(&learn.thread, NULL, learn_main, NULL) != 0) {
         log_warnx("learning: cannot start a thread");
         return -1;
@@ -852,6 +932,7 @@ learn_publish(struct state *st)
         free(learn.state_dir);
         learn.state_dir = dir;
     }
+    learn.trim = st->cfg->model_trim_stream != 0;
 publish:
     state_publish(st);
     pthread_mutex_unlock(&learn_lock);

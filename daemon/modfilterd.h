@@ -97,6 +97,7 @@ struct config {
     unsigned redis_timeout_ms;
     char *model_path, *model_state_dir;
     unsigned model_snapshot_interval_s; /* 0: only at shutdown */
+    unsigned model_trim_stream;         /* 1: XTRIM after snapshots */
     char *submit_tokens, *moderator_tokens;
     char *submit_tokens_file, *moderator_tokens_file;
     double review, reject;

@@ -4,7 +4,7 @@
 # POST /v1/train (one example, JSON Lines) counts learned / duplicates /
 # errors; unlearn moves back; bad events are skipped; restart and SIGHUP
 # keep what was learned; a new base model replays the stream; /v1/stats
-# and /metrics show the examples per label.
+# and /metrics show the examples per label; model.trim_stream trims.
 source "$(dirname "$0")/lib.sh"
 "$BIN/modfilter" train --model "$TMP/m.mfm" --min-examples 1 "$TOP/tests/data/tiny.jsonl" >/dev/null 2>&1 \
     || { echo "cannot train the test model"; exit 1; }
@@ -187,4 +187,16 @@ expect_eq "one snapshot per base" 1 "$(ls "$TMP/stateA" | grep -c '^learned-')"
 stop_b
 stop_daemon
 expect_eq "A exits 0" 0 "$STOP_RC"
+
+# 9. model.trim_stream=1: a daemon records its snapshot's event id and
+# trims the events every recorded snapshot includes.
+n_before=$(rcli XLEN modfilter:training)
+start_daemon --set model.state_dir="$TMP/stateC" "${COMMON[@]}" --set model.trim_stream=1
+xadd op learn text "trim me please, cheap pills" labels '{"spam":1}' source decision
+trimmed() { [ "$(rcli XLEN modfilter:training)" -lt "$n_before" ]; }
+wait_for 5 trimmed || { echo "FAIL: stream not trimmed ($n_before events)"; FAILS=$((FAILS+1)); }
+expect_eq "trimmed to the snapshot's event" 1 "$(rcli XLEN modfilter:training)"
+expect_grep "snapshot recorded" 'stateC' <(rcli HKEYS modfilter:training:snapshots)
+stop_daemon
+expect_eq "C exits 0" 0 "$STOP_RC"
 finish
