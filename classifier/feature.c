@@ -305,7 +305,10 @@ feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
     case FEAT_CHARS: {
         char word[CHARGRAM_WORD_MAX + 3];
         pad_word(t, word);
-        snprintf(buf, len, "chars:%.*s", (int)f->arg, word + f->off);
+        if (feat_is_bundle(f)) /* all the n-grams of a word */
+            snprintf(buf, len, "chars:%.*s", (int)t->surface_len, t->surface);
+        else
+            snprintf(buf, len, "chars:%.*s", (int)f->arg, word + f->off);
         break;
     }
     default:

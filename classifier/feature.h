@@ -91,7 +91,8 @@ unsigned feat_word_grams(const struct clf_settings *s,
                          const struct text_doc *doc, const struct feat *bundle,
                          struct feat *out);
 
-/* "word:stupid", "pair:check_out", "meta:links=2" into buf (truncated to
+/* "word:stupid", "pair:check_out", "meta:links=2", "chars:idiot" (a
+ * bundle: all the n-grams of the word) into buf (truncated to
  * len with a NUL).  doc must be the one the feature was extracted from. */
 void feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
                size_t len);

@@ -427,8 +427,7 @@ lang_base(const struct clf_model *m, const struct head *hd, unsigned li)
 
 double
 model_raw_score(const struct clf_model *m, unsigned h, unsigned li,
-                const uint64_t *keys, size_t n, int skip_class,
-                unsigned *known)
+                const uint64_t *keys, size_t n, int skip_class, unsigned *known)
 {
     const struct head *hd = &m->heads[h];
     const struct head_part *p = head_totals(hd, li);
@@ -459,8 +458,7 @@ model_raw_score(const struct clf_model *m, unsigned h, unsigned li,
 }
 
 double
-model_calibrated(const struct clf_model *m, unsigned h, unsigned li,
-                 double raw)
+model_calibrated(const struct clf_model *m, unsigned h, unsigned li, double raw)
 {
     const struct head *hd = &m->heads[h];
     const struct head_part *p = head_calibration(hd, li);
@@ -555,52 +553,23 @@ scorer_expand(struct clf_scorer *sc, const struct clf_model *m)
     return 0;
 }
 
-/* Keep the CLF_MAX_REASONS largest |weight| features of one head. */
+/* Offer feature i with contribution w (raw log-odds) to the top list. */
 static void
-head_reasons(struct clf_scorer *sc, const struct clf_model *m, unsigned h,
-             struct clf_label_result *r)
+top_offer(size_t *top, double *w, unsigned *n, size_t i, double wi)
 {
-    const struct head *hd = &m->heads[h];
-    unsigned li = model_lang_index(m, sc->doc.lang);
-    double base = lang_base(m, hd, li);
-    double a = head_calibration(hd, li)->cal_a;
-    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
-    size_t top[CLF_MAX_REASONS];
-    double w[CLF_MAX_REASONS];
-    unsigned n = 0;
-    for (size_t i = 0; i < sc->n_all; i++) {
-        const uint32_t *slot = ftable_find(&m->ft, sc->keys[i]);
-        if (!slot)
-            continue;
-        uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
-        if (c0 + c1 < min_df)
-            continue;
-        double wi = a * weight(m, sc->keys[i], c0, c1, base);
-        unsigned j, dup = 0;
-        for (j = 0; j < n && !dup; j++) /* an n-gram of two words */
-            dup = sc->keys[top[j]] == sc->keys[i];
-        if (dup)
-            continue;
-        j = n < CLF_MAX_REASONS ? n++ : CLF_MAX_REASONS;
-        if (j == CLF_MAX_REASONS) {
-            if (fabs(wi) <= fabs(w[CLF_MAX_REASONS - 1]))
-                continue;
-            j = CLF_MAX_REASONS - 1;
-        }
-        while (j > 0 && fabs(w[j - 1]) < fabs(wi)) {
-            w[j] = w[j - 1];
-            top[j] = top[j - 1];
-            j--;
-        }
-        w[j] = wi;
-        top[j] = i;
+    unsigned j = *n < CLF_MAX_REASONS ? (*n)++ : CLF_MAX_REASONS;
+    if (j == CLF_MAX_REASONS) {
+        if (fabs(wi) <= fabs(w[CLF_MAX_REASONS - 1]))
+            return;
+        j = CLF_MAX_REASONS - 1;
     }
-    r->n_reasons = n;
-    for (unsigned j = 0; j < n; j++) {
-        feat_name(&sc->all[top[j]], &sc->doc, r->reasons[j].feature,
-                  sizeof r->reasons[j].feature);
-        r->reasons[j].weight = w[j];
+    while (j > 0 && fabs(w[j - 1]) < fabs(wi)) {
+        w[j] = w[j - 1];
+        top[j] = top[j - 1];
+        j--;
     }
+    w[j] = wi;
+    top[j] = i;
 }
 
 /* Per head: the sum of a word's n-gram weights without the per-feature
@@ -642,8 +611,7 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
           size_t len, const char *lang_hint, int with_reasons,
           struct clf_result *out)
 {
-    if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
-        (with_reasons && scorer_expand(sc, m) < 0))
+    if (scorer_features(sc, m, text, len, lang_hint) < 0)
         return CLF_ENOMEM;
     out->n_labels = m->n_labels;
     snprintf(out->lang, sizeof out->lang, "%s",
@@ -684,6 +652,11 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         else
             ftable_prefetch(&m->ft, v[i].key);
     }
+    /* Reasons: the largest contributions per head, a word's n-grams
+     * counted together as one reason. */
+    size_t top[CLF_MAX_LABELS][CLF_MAX_REASONS];
+    double topw[CLF_MAX_LABELS][CLF_MAX_REASONS];
+    unsigned ntop[CLF_MAX_LABELS] = {0};
     for (size_t i = 0; i < n; i++) {
         if (feat_is_bundle(&v[i])) {
             unsigned char *e =
@@ -697,8 +670,11 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
                 uint16_t wk;
                 memcpy(&ws, e + 8 + 4 * h, sizeof ws);
                 memcpy(&wk, e + 8 + 4 * m->n_labels + 2 * h, sizeof wk);
-                sum[h] += ws + wc * base[h] * wk;
+                double wi = ws + wc * base[h] * wk;
+                sum[h] += wi;
                 known[h] += wk;
+                if (with_reasons && wk)
+                    top_offer(top[h], topw[h], &ntop[h], i, wi);
             }
             continue;
         }
@@ -709,8 +685,11 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
             uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
             if (c0 + c1 < min_df)
                 continue;
-            sum[h] += weight(m, v[i].key, c0, c1, base[h]);
+            double wi = weight(m, v[i].key, c0, c1, base[h]);
+            sum[h] += wi;
             known[h]++;
+            if (with_reasons)
+                top_offer(top[h], topw[h], &ntop[h], i, wi);
         }
     }
     for (unsigned h = 0; h < m->n_labels; h++) {
@@ -718,13 +697,17 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         struct clf_label_result *r = &out->labels[h];
         r->label = hd->name;
         r->score = model_calibrated(m, h, li, sum[h]);
-        r->unsure = hd->all.docs[0] + hd->all.docs[1] <
-                        m->settings.min_examples ||
-                    hd->all.docs[0] == 0 || hd->all.docs[1] == 0 ||
-                    known[h] < m->settings.min_known;
-        r->n_reasons = 0;
-        if (with_reasons)
-            head_reasons(sc, m, h, r);
+        r->unsure =
+            hd->all.docs[0] + hd->all.docs[1] < m->settings.min_examples ||
+            hd->all.docs[0] == 0 || hd->all.docs[1] == 0 ||
+            known[h] < m->settings.min_known;
+        double a = head_calibration(hd, li)->cal_a;
+        r->n_reasons = ntop[h];
+        for (unsigned j = 0; j < ntop[h]; j++) {
+            feat_name(&v[top[h][j]], &sc->doc, r->reasons[j].feature,
+                      sizeof r->reasons[j].feature);
+            r->reasons[j].weight = a * topw[h][j];
+        }
     }
     return CLF_OK;
 }
@@ -764,8 +747,8 @@ apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
         else if (before && !after)
             hd->vocab--;
     }
-    struct head_part *parts[2] = {
-        &hd->all, &hd->lang[model_lang_index(m, sc->doc.lang)]};
+    struct head_part *parts[2] = {&hd->all,
+                                  &hd->lang[model_lang_index(m, sc->doc.lang)]};
     for (int k = 0; k < 2; k++) {
         struct head_part *p = parts[k];
         if (dir > 0) {
@@ -805,8 +788,7 @@ reservoir_offer(const struct clf_model *m, struct head *hd,
         free(e->keys);
     else
         hd->n_res++;
-    *e = (struct res_example){ex_key, keys, (uint32_t)sc->n_all,
-                              (uint8_t)value,
+    *e = (struct res_example){ex_key, keys, (uint32_t)sc->n_all, (uint8_t)value,
                               (uint8_t)model_lang_index(m, sc->doc.lang)};
 }
 
