@@ -289,5 +289,6 @@ metrics_render(struct evbuffer *out, const struct state *st,
                         "modfilter_build_info{version=\"%s\"} 1\n",
                         metrics_connections(), workers, MODFILTERD_VERSION);
     learn_metrics_render(out, st); /* training, unsure heads */
+    moderation_metrics_render(out);
     metrics_process(out);
 }

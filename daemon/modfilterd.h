@@ -480,6 +480,21 @@ json_t *akismet_fields_json(const struct form *f);
 /* Answer a request under /1.1/ or /1.2/ (keys are configured). */
 void akismet_handle(struct route_ctx *ctx, const char *path);
 
+/* ---- moderation.c: the moderator routes -------------------------------- */
+
+/* Answer a moderator route (/v1/queue..., /v1/history, /v1/stats); the
+ * moderator token was checked.  Replies once, maybe after Redis answers. */
+void moderation_handle(struct route_ctx *ctx, const char *path);
+/* Parse one decision object {"decision", "labels"?} (an "id" member is
+ * allowed, for bulk entries).  m (may be NULL) names the known labels.
+ * *labels gets the labels as canonical JSON text (malloc'd; caller frees)
+ * or NULL when omitted.  -1 with a message in err.  Pure. */
+int moderation_parse_decision(const json_t *d, const struct clf_model *m,
+                              int *reject, char **labels, char *err,
+                              size_t errlen);
+/* Append the moderation counters (decisions, undos, agreement). */
+void moderation_metrics_render(struct evbuffer *out);
+
 /* ---- worker.c: event-loop threads ------------------------------------- */
 
 #define HTTP_CONN_BUCKETS 1024

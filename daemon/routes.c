@@ -661,8 +661,7 @@ routes_dispatch(struct evhttp_request *req, void *arg)
         break;
     case ROUTE_MODERATOR:
         if (route_auth(&ctx, AUTH_MODERATOR, 0) == 0)
-            route_error(&ctx, 501, "not_implemented",
-                        "moderator routes are not implemented yet");
+            moderation_handle(&ctx, path);
         break;
     case ROUTE_TRAIN:
         if (route_auth(&ctx, AUTH_MODERATOR, 0) == 0)

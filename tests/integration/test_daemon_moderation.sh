@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The moderation queue: list, show, claim (and its expiry), decisions
+# (single, bulk, concurrent), undo and its window, the audit log, stats,
+# the training stream the decisions feed, roles; then `modfilter queue`.
+source "$(dirname "$0")/lib.sh"
+train_model
+start_redis
+SUB=submit-token-0123456789 MODA=alice-token-0123456789 MODB=bob-token-0123456789
+start_daemon --set server.workers=2 --set auth.submit_tokens="blog:$SUB" \
+    --set auth.moderator_tokens="alice:$MODA,bob:$MODB" \
+    --set queue.verdicts=allow,review,reject --set queue.claim_ttl_s=3 \
+    --set queue.undo_window_s=5
+A=(-H "Authorization: Bearer $MODA") B=(-H "Authorization: Bearer $MODB")
+st() { local r; r=$(req "$@"); echo "${r%% *}"; }
+# py EXPR: evaluate EXPR with j = the JSON in $TMP/body.
+py() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$TMP/body"; }
+
+for i in 1 2 3 4 5 6; do
+    expect_eq "submit c$i" 200 "$(st POST /v1/comments "{\"id\":\"c$i\",\"text\":\"comment number $i, check out my channel\"}" \
+        -H "Authorization: Bearer $SUB")"
+    expect_eq "c$i queued" true "$(json queued)"
+done
+
+# roles
+expect_eq "no token" 401 "$(st GET /v1/queue)"
+expect_eq "submit token" 403 "$(st GET /v1/queue "" -H "Authorization: Bearer $SUB")"
+expect_eq "submit token decides" 403 "$(st POST /v1/queue/c1/decision '{"decision":"approve"}' -H "Authorization: Bearer $SUB")"
+expect_eq "unknown token undoes" 401 "$(st POST /v1/queue/c1/undo "" -H "Authorization: Bearer nope-nope-nope")"
+expect_eq "submit token history" 403 "$(st GET /v1/history "" -H "Authorization: Bearer $SUB")"
+
+# list: oldest first, pages by cursor
+expect_eq "list" 200 "$(st GET /v1/queue "" "${A[@]}")"
+expect_eq "length" 6 "$(json length)"
+expect_eq "ids" "c1 c2 c3 c4 c5 c6" "$(py '" ".join(i["id"] for i in j["items"])')"
+expect_eq "no next page" null "$(json next_cursor)"
+expect_eq "item fields" "True" "$(py 'all(k in j["items"][0] for k in ("text","author","scores","verdict","reasons","lang","received_at"))')"
+expect_eq "rfc 3339" "True" "$(py '__import__("re").fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", j["items"][0]["received_at"]) is not None')"
+expect_eq "page 1" 200 "$(st GET '/v1/queue?limit=4' "" "${A[@]}")"
+expect_eq "page 1 cursor" c4 "$(json next_cursor)"
+expect_eq "page 2" 200 "$(st GET '/v1/queue?limit=4&cursor=c4' "" "${A[@]}")"
+expect_eq "page 2 ids" "c5 c6" "$(py '" ".join(i["id"] for i in j["items"])')"
+expect_eq "bad limit" 400 "$(st GET '/v1/queue?limit=0' "" "${A[@]}")"
+expect_eq "unknown cursor" 400 "$(st GET '/v1/queue?cursor=zz' "" "${A[@]}")"
+
+# show
+expect_eq "show" 200 "$(st GET /v1/queue/c3 "" "${A[@]}")"
+expect_eq "show id" c3 "$(json id)"
+expect_eq "show state" queued "$(json state)"
+expect_eq "show unknown" 404 "$(st GET /v1/queue/nope "" "${A[@]}")"
+expect_eq "post to an item" 405 "$(st POST /v1/queue/c3 '{}' "${A[@]}")"
+
+# claims: two moderators never share an unexpired item
+expect_eq "alice claims" 200 "$(st POST /v1/queue/claim '{"limit":2}' "${A[@]}")"
+expect_eq "alice got" "c1 c2" "$(py '" ".join(i["id"] for i in j["items"])')"
+expect_eq "claimed_by" alice "$(json items.0.claimed_by)"
+expect_eq "claim_expires_at" "True" "$(py '"claim_expires_at" in j["items"][0]')"
+T_BOB=$(date +%s%N)
+expect_eq "bob claims" 200 "$(st POST /v1/queue/claim '{"limit":10}' "${B[@]}")"
+expect_eq "bob got" "c3 c4 c5 c6" "$(py '" ".join(i["id"] for i in j["items"])')"
+expect_eq "nothing left" 200 "$(st POST /v1/queue/claim '{"limit":10}' "${A[@]}")"
+expect_eq "nothing left items" 0 "$(py 'len(j["items"])')"
+expect_eq "bad claim" 400 "$(st POST /v1/queue/claim '{"limit":"x"}' "${A[@]}")"
+expect_eq "list shows claims" 200 "$(st GET /v1/queue "" "${A[@]}")"
+expect_eq "list claimers" "alice alice bob bob bob bob" "$(py '" ".join(i.get("claimed_by","-") for i in j["items"])')"
+expect_eq "claimed items still counted" 6 "$(json length)"
+
+# decisions
+expect_eq "reject c1" 200 "$(st POST /v1/queue/c1/decision '{"decision":"reject"}' "${A[@]}")"
+expect_eq "default labels: what flagged it" "True" "$(py 'set(j["labels"].values()) <= {0,1} and len(j["labels"]) == 2')"
+expect_eq "decided again" 409 "$(st POST /v1/queue/c1/decision '{"decision":"approve"}' "${B[@]}")"
+expect_eq "409 code" conflict "$(json error.code)"
+expect_eq "unknown item" 404 "$(st POST /v1/queue/zz/decision '{"decision":"approve"}' "${A[@]}")"
+expect_eq "bad decision" 400 "$(st POST /v1/queue/c2/decision '{"decision":"maybe"}' "${A[@]}")"
+expect_eq "unknown label" 400 "$(st POST /v1/queue/c2/decision '{"decision":"reject","labels":{"nope":1}}' "${A[@]}")"
+expect_eq "bad label value" 400 "$(st POST /v1/queue/c2/decision '{"decision":"reject","labels":{"spam":2}}' "${A[@]}")"
+expect_eq "bad json" 400 "$(st POST /v1/queue/c2/decision '{"decision":' "${A[@]}")"
+expect_eq "approve c2 with labels" 200 "$(st POST /v1/queue/c2/decision '{"decision":"approve","labels":{"spam":false}}' "${A[@]}")"
+T_C2=$(date +%s%N)
+expect_eq "given labels" '{"spam": 0}' "$(json labels)"
+expect_eq "approve default labels" 200 "$(st GET /v1/queue/c1 "" "${A[@]}")"
+expect_eq "show decided" "decided reject alice" "$(py 'j["state"]+" "+j["decision"]+" "+j["decided_by"]')"
+expect_eq "length after two" 4 "$(rcli ZCARD modfilter:queue)"
+
+# undo: back to the queue with an unlearn event; 409 when not decided
+expect_eq "undo c1" 200 "$(st POST /v1/queue/c1/undo "" "${B[@]}")"
+expect_eq "undo queued" true "$(json queued)"
+expect_eq "back in the queue" 5 "$(rcli ZCARD modfilter:queue)"
+expect_eq "undo again" 409 "$(st POST /v1/queue/c1/undo "" "${B[@]}")"
+expect_eq "undo unknown" 404 "$(st POST /v1/queue/zz/undo "" "${B[@]}")"
+expect_eq "decide after undo" 200 "$(st POST /v1/queue/c1/decision '{"decision":"approve"}' "${B[@]}")"
+expect_eq "approve labels all 0" "True" "$(py 'set(j["labels"].values()) == {0}')"
+
+# bob vanishes: his claims expire and his items come back; decided ones never
+sleep "$(python3 -c "import time; print(max(0, $T_BOB / 1e9 + 3.2 - time.time()))")"
+expect_eq "after expiry" 200 "$(st POST /v1/queue/claim '{"limit":10}' "${A[@]}")"
+expect_eq "expired claims return" "c3 c4 c5 c6" "$(py '" ".join(i["id"] for i in j["items"])')"
+
+# bulk
+expect_eq "bulk" 200 "$(st POST /v1/queue/decisions '{"decisions":[{"id":"c3","decision":"approve"},{"id":"c4","decision":"reject","labels":{"abuse":1}},{"id":"zz","decision":"approve"},{"id":"c3","decision":"reject"},{"id":"bad id","decision":"approve"},{"id":"c6","decision":"nope"}]}' "${A[@]}")"
+expect_eq "bulk statuses" "c3:200 c4:200 zz:404 c3:409 bad id:400 c6:400" "$(py '" ".join("%s:%s" % (r["id"], r["status"]) for r in j["results"])')"
+expect_eq "bulk empty" 400 "$(st POST /v1/queue/decisions '{"decisions":[]}' "${A[@]}")"
+
+# concurrent decisions on one item: exactly one wins
+pids=()
+for i in $(seq 1 10); do
+    curl -s -m 10 -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
+        "${A[@]}" -d '{"decision":"reject"}' "$URL/v1/queue/c5/decision" > "$TMP/race.$i" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+expect_eq "one 200" 1 "$(cat "$TMP"/race.* | grep -c '^200$')"
+expect_eq "nine 409" 9 "$(cat "$TMP"/race.* | grep -c '^409$')"
+
+# undo window (5 s): c2 was decided before bob's claims expired
+sleep "$(python3 -c "import time; print(max(0, $T_C2 / 1e9 + 5.2 - time.time()))")"
+expect_eq "undo outside the window" 409 "$(st POST /v1/queue/c2/undo "" "${A[@]}")"
+expect_eq "window message" "True" "$(py '"undo_window_s" in j["error"]["message"]')"
+
+# the training stream: one learn per decision, one unlearn per undo
+rcli --raw XRANGE modfilter:training - + > "$TMP/training"
+# events PYEXPR: evaluate PYEXPR with ev = the training events (dicts).
+events() {
+    python3 - "$TMP/training" "$1" <<'EOF'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+ev, i = [], 0
+while i < len(lines):
+    if re.fullmatch(r"\d+-\d+", lines[i]):
+        ev.append({}); i += 1
+    elif ev and i + 1 < len(lines):
+        ev[-1][lines[i]] = lines[i + 1]; i += 2
+    else:
+        i += 1
+print(eval(sys.argv[2]))
+EOF
+}
+expect_eq "training events" "c1:learn,unlearn,learn c2:learn c3:learn c4:learn c5:learn" \
+    "$(events '" ".join("%s:%s" % (k, ",".join(e["op"] for e in ev if e["id"] == k)) for k in sorted(set(e["id"] for e in ev)))')"
+expect_eq "event fields" True "$(events 'all(e["source"] in ("decision", "undo") and e["text"].startswith("comment number") and int(e["ts_ms"]) > 0 and e["by"] in ("alice", "bob") and "lang" in e for e in ev)')"
+expect_eq "given labels in the event" '{"abuse":1}' "$(events '[e["labels"] for e in ev if e["id"] == "c4"][0]')"
+expect_eq "unlearn carries the learned labels" True "$(events '[e["labels"] for e in ev if e["id"] == "c1"][0] == [e["labels"] for e in ev if e["id"] == "c1"][1]')"
+
+# decided items never reappear; undecided never disappear
+expect_eq "only c6 left" 200 "$(st GET /v1/queue "" "${A[@]}")"
+expect_eq "queue ids" "c6" "$(py '" ".join(i["id"] for i in j["items"])')"
+
+# history: newest first, who and what
+expect_eq "history" 200 "$(st GET '/v1/history?limit=3' "" "${A[@]}")"
+expect_eq "history newest" "reject c5 alice" "$(py 'j["items"][0]["action"]+" "+j["items"][0]["id"]+" "+j["items"][0]["by"]')"
+CUR=$(json next_cursor)
+expect_eq "history page 2" 200 "$(st GET "/v1/history?limit=100&cursor=$CUR" "" "${A[@]}")"
+expect_eq "history total" 4 "$(py 'len(j["items"])')"
+expect_eq "undo in history" "True" "$(py 'any(e["action"]=="undo" and e["by"]=="bob" and e["previous"]["decision"]=="reject" for e in j["items"])')"
+expect_eq "at is rfc 3339" "True" "$(py 'j["items"][0]["at"].endswith("Z")')"
+expect_eq "bad history cursor" 400 "$(st GET '/v1/history?cursor=x' "" "${A[@]}")"
+
+# stats and metrics
+expect_eq "stats" 200 "$(st GET /v1/stats "" "${A[@]}")"
+expect_eq "stats figures" "1 3 3 1" "$(py '"%d %d %d %d" % (j["length"], j["decisions"]["approve"], j["decisions"]["reject"], j["decisions"]["undo"])')"
+expect_eq "oldest age" "True" "$(py 'j["oldest_age_seconds"] > 0')"
+curl -s "$URL/metrics" > "$TMP/metrics"
+expect_grep "decisions metric" '^modfilter_decisions_total\{decision="reject"\} [0-9]' "$TMP/metrics"
+expect_grep "agreement metric" '^modfilter_moderator_agreement_total\{agree="yes"\} [0-9]' "$TMP/metrics"
+
+stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
+finish
