@@ -232,7 +232,7 @@ int
 feat_extract(struct feat_set *fs, const struct clf_settings *s,
              const struct text_doc *doc)
 {
-    uint64_t prev = 0, fold = 0;
+    uint64_t prev = 0;
     uint32_t prev_i = UINT32_MAX;
     int obfuscated = 0;
     reset(fs);
@@ -240,7 +240,6 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         const struct text_token *t = &doc->tokens[i];
         unsigned fam = token_family(t->kind);
         uint64_t key = XXH3_64bits_withSeed(t->str, t->len, fam);
-        fold = XXH3_64bits_withSeed(t->surface, t->surface_len, fold ^ t->kind);
         obfuscated |= t->flags & TEXT_F_OBFUSCATED;
         if ((s->features & CLF_FEAT_WORDS) && add(fs, key, fam, 0, 0, i) < 0)
             return -1;
@@ -259,10 +258,20 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         prev = key;
         prev_i = i;
     }
-    fs->fold_hash = fold;
     if ((s->features & CLF_FEAT_META) && add_meta(fs, doc, obfuscated) < 0)
         return -1;
     return 0;
+}
+
+uint64_t
+feat_fold_hash(const struct text_doc *doc)
+{
+    uint64_t h = 0;
+    for (uint32_t i = 0; i < doc->n_tokens; i++) {
+        const struct text_token *t = &doc->tokens[i];
+        h = XXH3_64bits_withSeed(t->surface, t->surface_len, h ^ t->kind);
+    }
+    return h;
 }
 
 static const char *const family_names[] = {

@@ -65,7 +65,6 @@ struct feat_set {
     size_t n, cap;
     uint32_t *slots; /* owned: open-addressing index for dedup */
     size_t n_slots;
-    uint64_t fold_hash; /* hash of the folded text (idempotence) */
 };
 
 void feat_set_init(struct feat_set *fs);
@@ -75,6 +74,9 @@ void feat_set_release(struct feat_set *fs);
  * Replaces the set's contents.  Returns 0, or -1 when out of memory. */
 int feat_extract(struct feat_set *fs, const struct clf_settings *s,
                  const struct text_doc *doc);
+
+/* A hash of the folded text: what makes two examples the same. */
+uint64_t feat_fold_hash(const struct text_doc *doc);
 
 static inline int
 feat_is_bundle(const struct feat *f)

