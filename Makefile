@@ -32,7 +32,7 @@ PROGS   := $(BUILD)/modfilter $(if $(wildcard daemon/main.c),$(BUILD)/modfilterd
 DEB_PKGS := libevent-dev libhiredis-dev libstemmer-dev libutf8proc-dev \
             libjansson-dev libinih-dev libxxhash-dev libcmocka-dev \
             redis-server pkg-config curl python3
-.PHONY: all deps test check-asan tests run model bench fuzz format format-check clean
+.PHONY: all deps install-pkgs test check-asan tests run model bench fuzz format format-check clean
 
 all: $(PROGS) $(LIB)
 
@@ -60,7 +60,11 @@ $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@$(MAKE) -s install-pkgs PKGS_WANTED="$(DEB_PKGS)"
+
+# Install what is missing of PKGS_WANTED (apt-get update once, as root).
+install-pkgs:
+	@missing=""; for p in $(PKGS_WANTED); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -83,11 +87,13 @@ run: deps all
 model: all
 	scripts/make-model.sh
 
-bench: all $(BUILD)/bench_classifier
+bench: deps all $(BUILD)/bench_classifier
+	@$(MAKE) -s install-pkgs PKGS_WANTED="wrk bc"
 	BUILD=$(BUILD) scripts/bench.sh
 
 FUZZ_TIME ?= 10
-fuzz:
+fuzz: deps
+	@$(MAKE) -s install-pkgs PKGS_WANTED="clang libclang-rt-14-dev"
 	scripts/fuzz.sh $(FUZZ_TIME)
 
 format:
