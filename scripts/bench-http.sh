@@ -31,8 +31,9 @@ PY
 cat >"$T/post.lua" <<LUA
 dofile("$T/texts.lua")
 local counter = 0
-local tid = 0
-function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+local threads = 0
+tid = 0 -- a global: setup() sets it in each thread's own state
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 function init(args) path = args[1] or "/v1/comments" end
 function request()
   counter = counter + 1
