@@ -92,16 +92,16 @@ static long long learn_lag_ms = -1;     /* at the last publish */
 static long long learn_snapshot_ms = 0; /* wall clock of the last one */
 
 static struct {
-    struct clf_model *model; /* (L) private, mutable; NULL before init */
-    char base_id[24];        /* (L) clf_model_id of the base file */
+    struct clf_model *model;    /* (L) private, mutable; NULL before init */
+    char base_id[24];           /* (L) clf_model_id of the base file */
     char last_id[LEARN_ID_MAX]; /* (L) last applied entry; "" none */
-    unsigned epoch;          /* (L) +1 when the model is replaced */
-    int dirty;               /* (L) changed since the last publish */
-    int unsaved;             /* (L) changed since the last snapshot */
-    long long oldest_ms;     /* (L) oldest unpublished change's entry */
-    char *state_dir;         /* (L) malloc'd */
-    int trim;                /* (L) model.trim_stream */
-    struct clf_scorer *scorer; /* (L) */
+    unsigned epoch;             /* (L) +1 when the model is replaced */
+    int dirty;                  /* (L) changed since the last publish */
+    int unsaved;                /* (L) changed since the last snapshot */
+    long long oldest_ms;        /* (L) oldest unpublished change's entry */
+    char *state_dir;            /* (L) malloc'd */
+    int trim;                   /* (L) model.trim_stream */
+    struct clf_scorer *scorer;  /* (L) */
 
     /* The learner thread's, after learn_start. */
     struct event_base *base;
@@ -111,9 +111,9 @@ static struct {
     char hkey[QUEUE_PREFIX_MAX + 32]; /* P training:snapshots */
     char instance[512];               /* host:state_dir */
     struct redis_script *trim_script;
-    char last_error[256];            /* last XREAD failure logged */
-    double last_publish;             /* monotonic seconds */
-    int reading;                     /* an XREAD is in flight */
+    char last_error[256]; /* last XREAD failure logged */
+    double last_publish;  /* monotonic seconds */
+    int reading;          /* an XREAD is in flight */
     int stopping;
     int started;
     pthread_t thread;
@@ -447,8 +447,8 @@ learn_apply(const char *id, const redisReply *fields)
     why = learn_event_parse(fields, &ev);
     if (why != NULL)
         goto skip;
-    labels = json_loadb(ev.labels, ev.labels_len, JSON_REJECT_DUPLICATES,
-                        &jerr);
+    labels =
+        json_loadb(ev.labels, ev.labels_len, JSON_REJECT_DUPLICATES, &jerr);
     if (labels == NULL) {
         snprintf(msg, sizeof(msg), "labels: %s", jerr.text);
         why = msg;
@@ -458,8 +458,8 @@ learn_apply(const char *id, const redisReply *fields)
         why = msg;
         goto skip;
     }
-    forget = ev.op != NULL && (!strcmp(ev.op, "unlearn") ||
-                               !strcmp(ev.op, "forget"));
+    forget = ev.op != NULL &&
+             (!strcmp(ev.op, "unlearn") || !strcmp(ev.op, "forget"));
     json_object_foreach(labels, name, v)
     {
         enum clf_learn_outcome out = CLF_DUPLICATE;
@@ -470,8 +470,8 @@ learn_apply(const char *id, const redisReply *fields)
         memset(&e, 0, sizeof(e));
         cs = forget ? clf_unlearn(learn.scorer, learn.model, ev.text,
                                   ev.text_len, ev.lang, name, value, &out, &e)
-                    : clf_learn(learn.scorer, learn.model, ev.text,
-                                ev.text_len, ev.lang, name, value, &out, &e);
+                    : clf_learn(learn.scorer, learn.model, ev.text, ev.text_len,
+                                ev.lang, name, value, &out, &e);
         if (cs != CLF_OK) {
             log_warnx("training event %s: label %s: %s", id, name,
                       e.msg[0] ? e.msg : clf_status_str(cs));
@@ -526,8 +526,8 @@ learn_publish_now(void)
 static void
 learn_maybe_publish(void)
 {
-    double wait = learn.last_publish + LEARN_PUBLISH_MS / 1000.0 -
-                  util_monotonic();
+    double wait =
+        learn.last_publish + LEARN_PUBLISH_MS / 1000.0 - util_monotonic();
     struct timeval tv;
 
     if (!learn.dirty || evtimer_pending(learn.publish_ev, NULL))
@@ -641,8 +641,7 @@ learn_on_read(enum redis_result res, const redisReply *reply, void *arg)
     pthread_mutex_lock(&learn_lock);
     if (epoch != learn.epoch || reply->type != REDIS_REPLY_ARRAY)
         goto next; /* a reload replaced the model, or nothing new */
-    if (reply->elements != 1 ||
-        reply->element[0]->type != REDIS_REPLY_ARRAY ||
+    if (reply->elements != 1 || reply->element[0]->type != REDIS_REPLY_ARRAY ||
         reply->element[0]->elements != 2 ||
         reply->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
         log_warnx("training stream %s: unexpected XREAD reply", learn.key);
@@ -744,8 +743,7 @@ learn_init(const struct config *cfg, struct clf_model **model)
     struct clf_model *snap;
 
     pthread_mutex_lock(&learn_lock);
-    snprintf(learn.base_id, sizeof(learn.base_id), "%s",
-             clf_model_id(*model));
+    snprintf(learn.base_id, sizeof(learn.base_id), "%s", clf_model_id(*model));
     learn.state_dir = strdup(cfg->model_state_dir);
     learn.trim = cfg->model_trim_stream != 0;
     learn.scorer = clf_scorer_new();
@@ -1009,10 +1007,10 @@ learn_metrics_render(struct evbuffer *out, const struct state *st)
         char why[CLF_LABEL_MAX + 64];
 
         /* Label names are [a-z0-9_-]: nothing to escape. */
-        evbuffer_add_printf(out, "modfilter_label_unsure{label=\"%s\"} %d\n",
-                            clf_model_label_name(st->model, i),
-                            learn_unsure_reason(st->model, i, why,
-                                                sizeof(why)));
+        evbuffer_add_printf(
+            out, "modfilter_label_unsure{label=\"%s\"} %d\n",
+            clf_model_label_name(st->model, i),
+            learn_unsure_reason(st->model, i, why, sizeof(why)));
     }
 }
 
@@ -1034,8 +1032,8 @@ learn_stats_labels(const struct state *st)
                           ? json_string(why)
                           : json_null());
         if (o == NULL ||
-            json_object_set_new(labels, clf_model_label_name(st->model, i),
-                                o) < 0) {
+            json_object_set_new(labels, clf_model_label_name(st->model, i), o) <
+                0) {
             json_decref(labels);
             return NULL;
         }
@@ -1055,9 +1053,9 @@ learn_stats_training(void)
     memcpy(id, learn_shown_id, sizeof(id));
     pthread_mutex_unlock(&learn_shown_lock);
     for (i = 0; events != NULL && i < LEARN_N_SOURCES; i++)
-        json_object_set_new(events, learn_source_names[i],
-                            json_integer((json_int_t)LEARN_GET(
-                                learn_events[i])));
+        json_object_set_new(
+            events, learn_source_names[i],
+            json_integer((json_int_t)LEARN_GET(learn_events[i])));
     return json_pack("{s:o*, s:I, s:s?, s:o}", "events", events, "skipped",
                      (json_int_t)LEARN_GET(learn_skipped), "last_event_id",
                      id[0] ? id : NULL, "lag_seconds",

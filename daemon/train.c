@@ -51,9 +51,8 @@ struct train_req {
     json_t *messages; /* the first reasons, "line 3: no text" */
 };
 
-static void
-train_error(struct route_ctx *ctx, int status, const char *code,
-            const char *fmt, ...) MF_PRINTF(4, 5);
+static void train_error(struct route_ctx *ctx, int status, const char *code,
+                        const char *fmt, ...) MF_PRINTF(4, 5);
 
 static void
 train_error(struct route_ctx *ctx, int status, const char *code,
@@ -73,14 +72,15 @@ train_error(struct route_ctx *ctx, int status, const char *code,
     body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
     text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     routes_reply(ctx, text != NULL ? status : 500, "application/json",
-                 text != NULL ? text : "{\"error\":{\"code\":\"internal\","
-                                       "\"message\":\"out of memory\"}}");
+                 text != NULL ? text
+                              : "{\"error\":{\"code\":\"internal\","
+                                "\"message\":\"out of memory\"}}");
     free(text);
     json_decref(body);
 }
 
-static void
-train_note(struct train_req *tr, const char *fmt, ...) MF_PRINTF(2, 3);
+static void train_note(struct train_req *tr, const char *fmt, ...)
+    MF_PRINTF(2, 3);
 
 static void
 train_note(struct train_req *tr, const char *fmt, ...)
@@ -334,9 +334,8 @@ train_handle(struct route_ctx *ctx)
     int ndjson;
 
     ndjson = ct != NULL && !strncasecmp(ct, TRAIN_NDJSON, strlen(TRAIN_NDJSON));
-    if (!ndjson &&
-        (ct == NULL || strncasecmp(ct, "application/json", 16) ||
-         (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
+    if (!ndjson && (ct == NULL || strncasecmp(ct, "application/json", 16) ||
+                    (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
         train_error(ctx, 415, "unsupported_media_type",
                     "Content-Type must be application/json or "
                     "application/x-ndjson");
@@ -348,8 +347,7 @@ train_handle(struct route_ctx *ctx)
                     ctx->w->max_body);
         return;
     }
-    auth_check(ctx->st->cfg->auth,
-               evhttp_find_header(h, "Authorization"), &by);
+    auth_check(ctx->st->cfg->auth, evhttp_find_header(h, "Authorization"), &by);
     tr = calloc(1, sizeof(*tr));
     if (tr == NULL || (tr->messages = json_array()) == NULL) {
         train_error(ctx, 500, "internal", "out of memory");
