@@ -17,6 +17,10 @@ static const char usage[] =
     "[FILE.jsonl | -]\n"
     "  explain --model M.mfm \"text\"\n"
     "  eval    --folds FOLDS.tsv --label LABEL FILE.jsonl\n"
+    "  queue   length|list|show ID|claim N|approve ID|reject ID [--label L]|"
+    "undo ID|history\n"
+    "          [--url URL] [--token TOKEN] [--json]   (modfilter queue "
+    "--help)\n"
     "\n"
     "Training options (train, eval): --languages, --default-language, "
     "--prior LABEL=P,\n"
@@ -36,11 +40,9 @@ main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train},
-                {"forget", cmd_forget},
-                {"score", cmd_score},
-                {"explain", cmd_explain},
-                {"eval", cmd_eval}};
+    } cmds[] = {{"train", cmd_train}, {"forget", cmd_forget},
+                {"score", cmd_score}, {"explain", cmd_explain},
+                {"eval", cmd_eval},   {"queue", cmd_queue}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -9,7 +9,7 @@ SUB=submit-token-0123456789 MODA=alice-token-0123456789 MODB=bob-token-012345678
 start_daemon --set server.workers=2 --set auth.submit_tokens="blog:$SUB" \
     --set auth.moderator_tokens="alice:$MODA,bob:$MODB" \
     --set queue.verdicts=allow,review,reject --set queue.claim_ttl_s=3 \
-    --set queue.undo_window_s=5
+    --set queue.undo_window_s=5 --set server.socket="$TMP/sock"
 A=(-H "Authorization: Bearer $MODA") B=(-H "Authorization: Bearer $MODB")
 st() { local r; r=$(req "$@"); echo "${r%% *}"; }
 # py EXPR: evaluate EXPR with j = the JSON in $TMP/body.
@@ -161,6 +161,52 @@ expect_eq "oldest age" "True" "$(py 'j["oldest_age_seconds"] > 0')"
 curl -s "$URL/metrics" > "$TMP/metrics"
 expect_grep "decisions metric" '^modfilter_decisions_total\{decision="reject"\} [0-9]' "$TMP/metrics"
 expect_grep "agreement metric" '^modfilter_moderator_agreement_total\{agree="yes"\} [0-9]' "$TMP/metrics"
+
+# the command line
+mq() { MODFILTER_URL=$URL MODFILTER_TOKEN=$MODA "$BIN/modfilter" queue "$@" >"$TMP/out" 2>"$TMP/err"; echo $?; }
+expect_eq "submit c7" 200 "$(st POST /v1/comments '{"id":"c7","text":"cli comment"}' -H "Authorization: Bearer $SUB")"
+expect_eq "cli length" 0 "$(mq length)"
+expect_eq "cli length text" 2 "$(cat "$TMP/out")"
+expect_eq "cli length json" 0 "$(mq length --json)"
+expect_eq "cli length json value" 2 "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["length"])' <"$TMP/out")"
+expect_eq "cli list" 0 "$(mq list)"
+expect_grep "cli list lines" '^c7 +[a-z]+ .*' "$TMP/out"
+expect_grep "cli list total" '^2 undecided$' "$TMP/out"
+expect_eq "cli list page" 0 "$(mq list --limit 1)"
+expect_grep "cli list cursor" 'more with --cursor c6' "$TMP/out"
+expect_eq "cli list json" 0 "$(mq list --json --limit 1 --cursor c6)"
+expect_eq "cli list json items" c7 "$(python3 -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)["items"]))' <"$TMP/out")"
+expect_eq "cli show" 0 "$(mq show c7)"
+expect_grep "cli show id" '^id: +c7$' "$TMP/out"
+expect_grep "cli show text" '^cli comment$' "$TMP/out"
+expect_eq "cli show unknown" 1 "$(mq show nope)"
+expect_grep "cli 404 message" '404 not_found: no item nope' "$TMP/err"
+expect_eq "cli claim" 0 "$(mq claim 5)"
+expect_grep "cli claimed" '^claimed [12] item\(s\) until ' "$TMP/out"
+expect_eq "cli reject" 0 "$(mq reject c7 --label spam)"
+expect_eq "cli reject text" "c7: rejected (labels spam=1)" "$(cat "$TMP/out")"
+expect_eq "cli reject again" 1 "$(mq reject c7)"
+expect_grep "cli 409 message" '409 conflict: c7 is already decided' "$TMP/err"
+expect_eq "cli approve json" 0 "$(mq approve c6 --json)"
+expect_eq "cli approve json decision" approve "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"])' <"$TMP/out")"
+expect_eq "cli undo" 0 "$(mq undo c6)"
+expect_grep "cli undo text" '^c6: back in the queue \(unlearned ' "$TMP/out"
+expect_eq "cli history" 0 "$(mq history --limit 3)"
+expect_grep "cli history line" '^[0-9T:.-]+Z +alice +undo +c6' "$TMP/out"
+expect_eq "cli unix socket" 0 "$(MODFILTER_URL= "$BIN/modfilter" queue length --url "unix:$TMP/sock" --token "$MODA" >"$TMP/out" 2>"$TMP/err"; echo $?)"
+expect_eq "cli unix socket length" 1 "$(cat "$TMP/out")"
+expect_eq "cli no token" 1 "$(MODFILTER_TOKEN= mq length --token '')"
+expect_grep "cli 401" '^modfilter: 401 unauthorized' "$TMP/err"
+expect_eq "cli submit token" 1 "$(mq length --token "$SUB")"
+expect_grep "cli 403" '^modfilter: 403 forbidden' "$TMP/err"
+expect_eq "cli no command" 2 "$(mq)"
+expect_eq "cli bad command" 2 "$(mq bogus)"
+expect_eq "cli missing id" 2 "$(mq show)"
+expect_eq "cli bad claim" 2 "$(mq claim x)"
+expect_eq "cli label with approve" 2 "$(mq approve c6 --label spam)"
+expect_eq "cli bad url" 2 "$(mq length --url ftp://x)"
+expect_eq "cli unreachable" 1 "$(mq length --url "http://127.0.0.1:$(free_port)")"
+expect_grep "cli unreachable message" 'cannot connect' "$TMP/err"
 
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
