@@ -109,7 +109,7 @@ static struct {
     struct event *publish_ev, *snapshot_ev, *retry_ev, *stop_ev;
     char key[QUEUE_PREFIX_MAX + 16];  /* P training */
     char hkey[QUEUE_PREFIX_MAX + 32]; /* P training:snapshots */
-    char instance[512];               /* host:state_dir */
+    char instance[1536];              /* host:state_dir */
     struct redis_script *trim_script;
     char last_error[256]; /* last XREAD failure logged */
     double last_publish;  /* monotonic seconds */
