@@ -364,6 +364,10 @@ struct route_ctx {
  * is not NULL).  Logs, counts, releases ctx->st. */
 void routes_reply(struct route_ctx *ctx, int status, const char *ctype,
                   const char *text);
+/* The JSON error reply {"error": {"code", "message"}}, with Retry-After on
+ * 503 and WWW-Authenticate on 401; otherwise as routes_reply. */
+void routes_error(struct route_ctx *ctx, int status, const char *code,
+                  const char *msg);
 
 /* What routes_comment found, for the caller's reply. */
 enum routes_outcome {

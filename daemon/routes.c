@@ -164,6 +164,13 @@ route_error(struct route_ctx *ctx, int status, const char *code,
     json_decref(body);
 }
 
+void
+routes_error(struct route_ctx *ctx, int status, const char *code,
+             const char *msg)
+{
+    route_error(ctx, status, code, "%s", msg);
+}
+
 /* 0 when the client may use a route needing role; else replied. */
 static int
 route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)

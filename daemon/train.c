@@ -59,24 +59,12 @@ train_error(struct route_ctx *ctx, int status, const char *code,
             const char *fmt, ...)
 {
     char msg[300];
-    json_t *body;
-    char *text;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (status == 503 && ctx->req != NULL)
-        evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
-                          "Retry-After", "2");
-    body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    routes_reply(ctx, text != NULL ? status : 500, "application/json",
-                 text != NULL ? text
-                              : "{\"error\":{\"code\":\"internal\","
-                                "\"message\":\"out of memory\"}}");
-    free(text);
-    json_decref(body);
+    routes_error(ctx, status, code, msg);
 }
 
 static void train_note(struct train_req *tr, const char *fmt, ...)
