@@ -12,9 +12,8 @@
  * key.  submit-spam/submit-ham append a training event to the Redis stream
  * P training; the model applies those once online learning lands.
  *
- * Keys: a table of blog-url:key pairs, immutable once built (like auth.c's
- * tokens); a lookup compares the presented key with every configured one
- * in constant time.
+ * Keys are blog-url:key pairs in the config's auth table (role
+ * AUTH_AKISMET), looked up in constant time.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -28,174 +27,8 @@
 #include "modfilterd.h"
 #include "queue.h"
 
-#define AKISMET_BLOG_MAX 512
 #define AKISMET_LANG_MAX 16
 #define AKISMET_THANKS "Thanks for making the web a better place."
-
-/* ---- keys ------------------------------------------------------------- */
-
-struct akismet_key {
-    char key[AKISMET_KEY_MAX + 1];
-    size_t key_len;
-    char blog[AKISMET_BLOG_MAX + 1];
-};
-
-struct akismet_keys {
-    struct akismet_key *entries;
-    unsigned n, cap;
-};
-
-struct akismet_keys *
-akismet_keys_new(void)
-{
-    return calloc(1, sizeof(struct akismet_keys));
-}
-
-void
-akismet_keys_free(struct akismet_keys *k)
-{
-    if (k == NULL)
-        return;
-    if (k->entries != NULL)
-        explicit_bzero(k->entries, k->cap * sizeof(*k->entries));
-    free(k->entries);
-    free(k);
-}
-
-static int
-akismet_key_char(int c)
-{
-    return isalnum(c) || c == '_' || c == '-';
-}
-
-/* One "blog-url:key", split at the last colon; blanks around it allowed. */
-static int
-akismet_keys_add_pair(void *arg, const char *s, size_t len, char *err,
-                      size_t errlen)
-{
-    struct akismet_keys *k = arg;
-    const char *colon = NULL;
-    size_t blog_len, key_len, i;
-    struct akismet_key *e;
-
-    while (len > 0 && isspace((unsigned char)*s)) {
-        s++;
-        len--;
-    }
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        len--;
-    for (i = 0; i < len; i++)
-        if (s[i] == ':')
-            colon = s + i;
-    if (colon == NULL) {
-        snprintf(err, errlen, "an Akismet key entry must be blog-url:key");
-        return -1;
-    }
-    blog_len = (size_t)(colon - s);
-    key_len = len - blog_len - 1;
-    if (blog_len == 0 || blog_len > AKISMET_BLOG_MAX) {
-        snprintf(err, errlen, "a blog URL must be 1-%d bytes",
-                 AKISMET_BLOG_MAX);
-        return -1;
-    }
-    for (i = 0; i < blog_len; i++)
-        if ((unsigned char)s[i] <= 0x20 || s[i] == ',' || s[i] == 0x7f) {
-            snprintf(err, errlen,
-                     "blog URL \"%.*s\" holds a blank, comma or control "
-                     "character",
-                     (int)(blog_len > 80 ? 80 : blog_len), s);
-            return -1;
-        }
-    if (key_len < AKISMET_KEY_MIN || key_len > AKISMET_KEY_MAX) {
-        snprintf(err, errlen, "the key of %.*s must be %d-%d characters",
-                 (int)(blog_len > 80 ? 80 : blog_len), s, AKISMET_KEY_MIN,
-                 AKISMET_KEY_MAX);
-        return -1;
-    }
-    for (i = 0; i < key_len; i++)
-        if (!akismet_key_char((unsigned char)colon[1 + i])) {
-            snprintf(err, errlen,
-                     "the key of %.*s may hold only A-Za-z0-9_- (it can "
-                     "travel as a host name label)",
-                     (int)(blog_len > 80 ? 80 : blog_len), s);
-            return -1;
-        }
-    for (i = 0; i < k->n; i++)
-        if (k->entries[i].key_len == key_len &&
-            !memcmp(k->entries[i].key, colon + 1, key_len)) {
-            snprintf(err, errlen, "the key of %.*s is configured twice",
-                     (int)(blog_len > 80 ? 80 : blog_len), s);
-            return -1;
-        }
-    if (k->n == k->cap) {
-        unsigned cap = k->cap ? k->cap * 2 : 4;
-        struct akismet_key *n = calloc(cap, sizeof(*n));
-
-        if (n == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        if (k->n > 0) {
-            memcpy(n, k->entries, k->n * sizeof(*n));
-            explicit_bzero(k->entries, k->cap * sizeof(*n));
-        }
-        free(k->entries);
-        k->entries = n;
-        k->cap = cap;
-    }
-    e = &k->entries[k->n++];
-    memcpy(e->blog, s, blog_len);
-    e->blog[blog_len] = '\0';
-    memcpy(e->key, colon + 1, key_len);
-    e->key[key_len] = '\0';
-    e->key_len = key_len;
-    return 0;
-}
-
-int
-akismet_keys_add_list(struct akismet_keys *k, const char *list, char *err,
-                      size_t errlen)
-{
-    const char *p = list, *end;
-
-    while (*p != '\0') {
-        end = strchr(p, ',');
-        if (end == NULL)
-            end = p + strlen(p);
-        if (end > p && strspn(p, " \t") < (size_t)(end - p) &&
-            akismet_keys_add_pair(k, p, (size_t)(end - p), err, errlen) < 0)
-            return -1;
-        p = *end ? end + 1 : end;
-    }
-    return 0;
-}
-
-int
-akismet_keys_add_file(struct akismet_keys *k, const char *path, char *err,
-                      size_t errlen)
-{
-    return util_each_line(path, 1 << 20, akismet_keys_add_pair, k, err, errlen);
-}
-
-unsigned
-akismet_keys_count(const struct akismet_keys *k)
-{
-    return k == NULL ? 0 : k->n;
-}
-
-const char *
-akismet_keys_find(const struct akismet_keys *k, const char *key, size_t len)
-{
-    const char *found = NULL;
-    unsigned i;
-
-    if (k == NULL || key == NULL || len == 0 || len > AKISMET_KEY_MAX)
-        return NULL;
-    for (i = 0; i < k->n; i++)
-        if (util_ct_equal(k->entries[i].key, k->entries[i].key_len, key, len))
-            found = k->entries[i].blog;
-    return found;
-}
 
 /* ---- protocol helpers (pure) ------------------------------------------ */
 
@@ -315,14 +148,14 @@ static const char *
 akismet_key_blog(const struct route_ctx *ctx, const struct form *f,
                  const char **why)
 {
-    const struct akismet_keys *keys = ctx->st->cfg->akismet;
+    const struct auth *keys = ctx->st->cfg->auth;
     const char *key = form_get(f, "api_key", NULL), *host, *dot;
     const char *blog;
 
     if (key == NULL)
         key = form_get(f, "key", NULL);
     if (key != NULL) {
-        blog = akismet_keys_find(keys, key, strlen(key));
+        blog = auth_find(keys, AUTH_AKISMET, key, strlen(key));
         *why = key[0] ? "Invalid API key." : "Empty \"api_key\" value";
         return blog;
     }
@@ -332,7 +165,7 @@ akismet_key_blog(const struct route_ctx *ctx, const struct form *f,
     *why = "Empty \"api_key\" value";
     if (host == NULL || (dot = strchr(host, '.')) == NULL)
         return NULL;
-    return akismet_keys_find(keys, host, (size_t)(dot - host));
+    return auth_find(keys, AUTH_AKISMET, host, (size_t)(dot - host));
 }
 
 /* 0 when blog and user_ip are there; else answered. */

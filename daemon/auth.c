@@ -1,7 +1,8 @@
 /*
- * auth.c - bearer tokens as name:token pairs, two roles.  A lookup compares
- * the presented token with every configured one without an early exit, so
- * its time does not depend on how much of a token matched.
+ * auth.c - bearer tokens as name:token pairs, two roles, and the Akismet
+ * keys as blog-url:key pairs (a third role).  A lookup compares the
+ * presented token with every configured one without an early exit, so its
+ * time does not depend on how much of a token matched.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +16,7 @@
 
 struct auth_entry {
     enum auth_role role;
-    char name[AUTH_NAME_MAX];
+    char name[AUTH_BLOG_MAX + 1]; /* token name, or an Akismet key's blog */
     char token[AUTH_TOKEN_MAX + 1];
     size_t token_len;
 };
@@ -54,28 +55,20 @@ auth_token_char(int c)
     return c > 0x20 && c < 0x7f && c != ',';
 }
 
-/* Add one "name:token" (len bytes, surrounding blanks allowed). */
+/* An Akismet key can travel as a host name label. */
 static int
-auth_add_pair(struct auth *a, enum auth_role role, const char *s, size_t len,
-              char *err, size_t errlen)
+auth_key_char(int c)
 {
-    const char *colon;
-    size_t name_len, tok_len, i;
-    struct auth_entry *e;
+    return isalnum(c) || c == '_' || c == '-';
+}
 
-    while (len > 0 && isspace((unsigned char)*s)) {
-        s++;
-        len--;
-    }
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        len--;
-    colon = memchr(s, ':', len);
-    if (colon == NULL) {
-        snprintf(err, errlen, "a token entry must be name:token");
-        return -1;
-    }
-    name_len = (size_t)(colon - s);
-    tok_len = len - name_len - 1;
+/* 0 when name:token is well-formed. */
+static int
+auth_token_check(const char *s, size_t name_len, const char *tok,
+                 size_t tok_len, char *err, size_t errlen)
+{
+    size_t i;
+
     if (name_len == 0 || name_len >= AUTH_NAME_MAX) {
         snprintf(err, errlen, "a token name must be 1-%d characters",
                  AUTH_NAME_MAX - 1);
@@ -92,18 +85,90 @@ auth_add_pair(struct auth *a, enum auth_role role, const char *s, size_t len,
         return -1;
     }
     for (i = 0; i < tok_len; i++)
-        if (!auth_token_char((unsigned char)colon[1 + i])) {
+        if (!auth_token_char((unsigned char)tok[i])) {
             snprintf(err, errlen,
                      "token \"%.*s\" holds a blank, comma or non-ASCII "
                      "character",
                      (int)name_len, s);
             return -1;
         }
+    return 0;
+}
+
+/* 0 when blog-url:key (split at the last colon) is well-formed. */
+static int
+auth_akismet_check(const char *s, size_t blog_len, const char *key,
+                   size_t key_len, char *err, size_t errlen)
+{
+    int shown = (int)(blog_len > 80 ? 80 : blog_len);
+    size_t i;
+
+    if (blog_len == 0 || blog_len > AUTH_BLOG_MAX) {
+        snprintf(err, errlen, "a blog URL must be 1-%d bytes", AUTH_BLOG_MAX);
+        return -1;
+    }
+    for (i = 0; i < blog_len; i++)
+        if (!auth_token_char((unsigned char)s[i])) {
+            snprintf(err, errlen,
+                     "blog URL \"%.*s\" holds a blank, comma or non-ASCII "
+                     "character",
+                     shown, s);
+            return -1;
+        }
+    if (key_len < AUTH_MIN_TOKEN || key_len > AUTH_KEY_MAX) {
+        snprintf(err, errlen, "the key of %.*s must be %d-%d characters", shown,
+                 s, AUTH_MIN_TOKEN, AUTH_KEY_MAX);
+        return -1;
+    }
+    for (i = 0; i < key_len; i++)
+        if (!auth_key_char((unsigned char)key[i])) {
+            snprintf(err, errlen,
+                     "the key of %.*s may hold only A-Za-z0-9_- (it can "
+                     "travel as a host name label)",
+                     shown, s);
+            return -1;
+        }
+    return 0;
+}
+
+/* Add one "name:token" (len bytes, surrounding blanks allowed); an
+ * Akismet "blog-url:key" is split at its last colon. */
+static int
+auth_add_pair(struct auth *a, enum auth_role role, const char *s, size_t len,
+              char *err, size_t errlen)
+{
+    const char *colon;
+    size_t name_len, tok_len, i;
+    struct auth_entry *e;
+
+    while (len > 0 && isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        len--;
+    colon = role == AUTH_AKISMET ? memrchr(s, ':', len) : memchr(s, ':', len);
+    if (colon == NULL) {
+        snprintf(err, errlen,
+                 role == AUTH_AKISMET
+                     ? "an Akismet key entry must be blog-url:key"
+                     : "a token entry must be name:token");
+        return -1;
+    }
+    name_len = (size_t)(colon - s);
+    tok_len = len - name_len - 1;
+    if ((role == AUTH_AKISMET ? auth_akismet_check : auth_token_check)(
+            s, name_len, colon + 1, tok_len, err, errlen) < 0)
+        return -1;
     for (i = 0; i < a->n; i++)
         if (a->entries[i].token_len == tok_len &&
             memcmp(a->entries[i].token, colon + 1, tok_len) == 0) {
-            snprintf(err, errlen, "token \"%.*s\" is configured twice",
-                     (int)name_len, s);
+            snprintf(err, errlen,
+                     role == AUTH_AKISMET
+                         ? "the key of %.*s is configured "
+                           "twice"
+                         : "token \"%.*s\" is configured twice",
+                     (int)(name_len > 80 ? 80 : name_len), s);
             return -1;
         }
     if (a->n == a->cap) {
@@ -150,54 +215,26 @@ auth_add_list(struct auth *a, enum auth_role role, const char *list, char *err,
     return 0;
 }
 
+struct auth_file {
+    struct auth *a;
+    enum auth_role role;
+};
+
+static int
+auth_add_line(void *arg, const char *line, size_t len, char *err, size_t errlen)
+{
+    struct auth_file *f = arg;
+
+    return auth_add_pair(f->a, f->role, line, len, err, errlen);
+}
+
 int
 auth_add_file(struct auth *a, enum auth_role role, const char *path, char *err,
               size_t errlen)
 {
-    char *buf = NULL, *line, *save = NULL;
-    char reason[200];
-    unsigned lineno = 0;
-    size_t len;
-    int ret = -1;
+    struct auth_file f = {a, role};
 
-    buf = util_read_file(path, 1 << 20, &len);
-    if (buf == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (strlen(buf) != len) {
-        snprintf(err, errlen, "%s: holds a NUL byte", path);
-        goto fail;
-    }
-    /* strtok_r would skip empty lines and lose the numbering. */
-    line = buf;
-    while (line != NULL && *line != '\0') {
-        char *nl = strchr(line, '\n');
-        size_t n;
-
-        save = nl ? nl + 1 : NULL;
-        n = nl ? (size_t)(nl - line) : strlen(line);
-        lineno++;
-        if (n > 0 && line[n - 1] == '\r')
-            n--;
-        {
-            size_t skip = strspn(line, " \t");
-
-            if (skip < n && line[skip] != '#' &&
-                auth_add_pair(a, role, line, n, reason, sizeof(reason)) < 0) {
-                snprintf(err, errlen, "%s:%u: %s", path, lineno, reason);
-                goto fail;
-            }
-        }
-        line = save;
-    }
-    ret = 0;
-fail:
-    if (buf != NULL) {
-        explicit_bzero(buf, strlen(buf));
-        free(buf);
-    }
-    return ret;
+    return util_each_line(path, 1 << 20, auth_add_line, &f, err, errlen);
 }
 
 unsigned
@@ -212,12 +249,28 @@ auth_count(const struct auth *a, enum auth_role role)
     return n;
 }
 
+/* The entry holding token (len bytes), any role; NULL when none. */
+static const struct auth_entry *
+auth_lookup(const struct auth *a, const char *tok, size_t len)
+{
+    const struct auth_entry *found = NULL;
+    unsigned i;
+
+    if (a == NULL || tok == NULL || len == 0 || len > AUTH_TOKEN_MAX)
+        return NULL;
+    for (i = 0; i < a->n; i++) /* no early exit: constant time */
+        if (util_ct_equal(a->entries[i].token, a->entries[i].token_len, tok,
+                          len))
+            found = &a->entries[i];
+    return found;
+}
+
 enum auth_role
 auth_check(const struct auth *a, const char *header, const char **name)
 {
+    const struct auth_entry *e;
     const char *tok;
-    size_t len, i, j;
-    enum auth_role found = AUTH_NONE;
+    size_t len;
 
     if (name != NULL)
         *name = NULL;
@@ -229,21 +282,19 @@ auth_check(const struct auth *a, const char *header, const char **name)
     len = strlen(tok);
     while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
         len--;
-    if (len == 0 || len > AUTH_TOKEN_MAX)
+    e = auth_lookup(a, tok, len);
+    if (e == NULL)
         return AUTH_NONE;
-    for (i = 0; i < a->n; i++) {
-        const struct auth_entry *e = &a->entries[i];
-        unsigned char diff = (unsigned char)(e->token_len != len);
+    if (name != NULL)
+        *name = e->name;
+    return e->role;
+}
 
-        /* Walk the stored token's whole length whatever matched; the
-         * presented one is read modulo its length so it stays in bounds. */
-        for (j = 0; j < e->token_len; j++)
-            diff |= (unsigned char)(e->token[j] ^ tok[j % len]);
-        if (diff == 0) {
-            found = e->role;
-            if (name != NULL)
-                *name = e->name;
-        }
-    }
-    return found;
+const char *
+auth_find(const struct auth *a, enum auth_role role, const char *token,
+          size_t len)
+{
+    const struct auth_entry *e = auth_lookup(a, token, len);
+
+    return e != NULL && e->role == role ? e->name : NULL;
 }

@@ -401,7 +401,6 @@ config_free(struct config *c)
         free(c->redis_password);
     }
     auth_free(c->auth);
-    akismet_keys_free(c->akismet);
     free(c->where);
     free(c);
 }
@@ -696,20 +695,15 @@ config_check_akismet(struct config *c, struct config_error *err)
         return -1;
     }
     c->akismet_train_on = !strcmp(c->akismet_train, "yes");
-    akismet_keys_free(c->akismet);
-    c->akismet = akismet_keys_new();
-    if (c->akismet == NULL) {
-        snprintf(err->msg, sizeof(err->msg), "out of memory");
-        return -1;
-    }
-    if (akismet_keys_add_list(c->akismet, c->akismet_keys, reason,
-                              sizeof(reason)) < 0) {
+    /* After config_check_tokens: a key may not repeat a token. */
+    if (auth_add_list(c->auth, AUTH_AKISMET, c->akismet_keys, reason,
+                      sizeof(reason)) < 0) {
         config_fail_at(err, c, "akismet", "keys", "%s", reason);
         return -1;
     }
     if (c->akismet_keys_file[0] &&
-        akismet_keys_add_file(c->akismet, c->akismet_keys_file, reason,
-                              sizeof(reason)) < 0) {
+        auth_add_file(c->auth, AUTH_AKISMET, c->akismet_keys_file, reason,
+                      sizeof(reason)) < 0) {
         snprintf(err->msg, sizeof(err->msg), "%s", reason);
         return -1;
     }

@@ -33,7 +33,6 @@ struct evhttp_request;
 struct bufferevent;
 struct evbuffer_cb_entry;
 struct queue;
-struct akismet_keys;
 struct sockaddr;
 
 #if defined(__GNUC__)
@@ -54,17 +53,25 @@ void log_debug(const char *fmt, ...) MF_PRINTF(1, 2); /* only with -v */
 
 /* ---- auth.c: bearer tokens and roles ---------------------------------- */
 
-enum auth_role { AUTH_NONE = 0, AUTH_SUBMIT = 1, AUTH_MODERATOR = 2 };
+enum auth_role {
+    AUTH_NONE = 0,
+    AUTH_SUBMIT = 1,
+    AUTH_MODERATOR = 2,
+    AUTH_AKISMET = 3, /* an Akismet key (akismet.keys); its name is a blog */
+};
 
 #define AUTH_TOKEN_MAX 256 /* bytes of a token */
-#define AUTH_NAME_MAX 64
+#define AUTH_NAME_MAX 64   /* bytes of a token name, with its NUL */
+#define AUTH_KEY_MAX 128   /* bytes of an Akismet key: A-Za-z0-9_- */
+#define AUTH_BLOG_MAX 512  /* bytes of an Akismet key's blog URL */
 
 struct auth; /* immutable once built; safe to share between threads */
 
 struct auth *auth_new(void);    /* NULL on allocation failure */
 void auth_free(struct auth *a); /* NULL-safe */
-/* Add "name:token,name:token".  On error fills err ("reason") and returns
- * -1; the table keeps what was added before. */
+/* Add "name:token,name:token" (AUTH_AKISMET: "blog-url:key,...", split at
+ * the last colon).  On error fills err ("reason") and returns -1; the table
+ * keeps what was added before. */
 int auth_add_list(struct auth *a, enum auth_role role, const char *list,
                   char *err, size_t errlen);
 /* The same, one pair a line (blank lines and '#' lines skipped); errors
@@ -78,6 +85,10 @@ unsigned auth_count(const struct auth *a, enum auth_role role);
  * token's name, borrowed from the table. */
 enum auth_role auth_check(const struct auth *a, const char *header,
                           const char **name);
+/* The name (an Akismet key's blog) of token (len bytes) when it has role,
+ * else NULL; borrowed from the table.  Constant time per token. */
+const char *auth_find(const struct auth *a, enum auth_role role,
+                      const char *token, size_t len);
 
 /* ---- config.c: config/modfilterd.conf, table-driven ------------------- */
 
@@ -118,10 +129,8 @@ struct config {
     unsigned verdict_mask; /* bit (1 << CLF_xxx) per queued verdict */
     int order_urgent;      /* queue.order = urgent */
     char *redis_password;  /* from redis.password_file, or NULL */
-    struct auth *auth;     /* owned */
-    /* akismet.keys and keys_file (owned; NULL before); akismet.train. */
-    struct akismet_keys *akismet;
-    int akismet_train_on;
+    struct auth *auth;     /* owned; also holds akismet.keys */
+    int akismet_train_on;  /* akismet.train = yes */
 };
 
 struct config_where;
@@ -449,26 +458,6 @@ const char *form_get(const struct form *f, const char *name, size_t *len);
 void form_release(struct form *f); /* NULL-safe, idempotent */
 
 /* ---- akismet.c: the Akismet API 1.1 (/1.1/..., /1.2/usage-limit) ------ */
-
-#define AKISMET_KEY_MIN 8
-#define AKISMET_KEY_MAX 128
-
-struct akismet_keys; /* immutable once built; safe to share between threads */
-
-struct akismet_keys *akismet_keys_new(void);    /* NULL on ENOMEM */
-void akismet_keys_free(struct akismet_keys *k); /* NULL-safe */
-/* Add "blog-url:key,..." (split at the last colon).  -1 with a reason in
- * err; the table keeps what was added before. */
-int akismet_keys_add_list(struct akismet_keys *k, const char *list, char *err,
-                          size_t errlen);
-/* The same, one pair a line; errors read "path:line: reason". */
-int akismet_keys_add_file(struct akismet_keys *k, const char *path, char *err,
-                          size_t errlen);
-unsigned akismet_keys_count(const struct akismet_keys *k); /* NULL: 0 */
-/* The blog URL configured with key (len bytes), borrowed from the table;
- * NULL when unknown.  Constant time per configured key. */
-const char *akismet_keys_find(const struct akismet_keys *k, const char *key,
-                              size_t len);
 
 enum akismet_trigger {
     AKISMET_TRIGGER_NONE,

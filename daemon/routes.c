@@ -675,7 +675,7 @@ routes_dispatch(struct evhttp_request *req, void *arg)
             train_handle(&ctx);
         break;
     case ROUTE_AKISMET:
-        if (akismet_keys_count(ctx.st->cfg->akismet) == 0)
+        if (auth_count(ctx.st->cfg->auth, AUTH_AKISMET) == 0)
             route_error(&ctx, 404, "not_found",
                         "no such route (akismet.keys is empty)");
         else

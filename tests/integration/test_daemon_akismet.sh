@@ -161,6 +161,8 @@ r=$(ak /1.1/submit-spam "key=$KEY&$C&comment_content=x&is_test=1"); expect_eq "s
 r=$(ak /1.1/submit-spam "key=nokey12345&$C&comment_content=x"); expect_eq "submit wrong key" "200 invalid" "$r"
 r=$(ak /1.1/submit-ham "key=$KEY&user_ip=1.2.3.4&comment_content=x"); expect_eq "submit no blog" "200 invalid" "$r"
 expect_eq "no event for those" 2 "$(rcli XLEN modfilter:training)"
+applied() { curl -s "$URL/metrics" | grep -qE '^modfilter_training_events_total\{source="akismet"\} 2$'; }
+wait_for 5 applied || { echo "FAIL: the learner did not apply the akismet events"; FAILS=$((FAILS+1)); }
 
 curl -s "$URL/metrics" > "$TMP/metrics"
 expect_grep "akismet metrics" '^modfilter_requests_total\{route="akismet",status="200"\} [1-9]' "$TMP/metrics"

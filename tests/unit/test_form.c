@@ -220,10 +220,11 @@ test_limits(void **state)
 
 /* ---- akismet.c ------------------------------------------------------- */
 
+/* Akismet keys live in the auth table (daemon/auth.c) as AUTH_AKISMET. */
 static void
 test_keys(void **state)
 {
-    struct akismet_keys *k = akismet_keys_new();
+    struct auth *k = auth_new();
     char err[200], path[] = "/tmp/mf-akismet-keys.XXXXXX";
     const char *file =
         "# comment\n\n  https://c.example:8443/blog:key3key3key3\r\n";
@@ -231,55 +232,67 @@ test_keys(void **state)
 
     (void)state;
     assert_non_null(k);
-    assert_int_equal(akismet_keys_count(k), 0);
-    assert_null(akismet_keys_find(k, "abcdef123456", 12));
+    assert_int_equal(auth_count(k, AUTH_AKISMET), 0);
+    assert_null(auth_find(k, AUTH_AKISMET, "abcdef123456", 12));
     /* split at the last colon: the URL keeps its scheme and port */
-    assert_int_equal(akismet_keys_add_list(k,
-                                           " https://a.example:abcdef123456 ,"
-                                           "http://b.example:8080:xyz98765,",
-                                           err, sizeof(err)),
+    assert_int_equal(auth_add_list(k, AUTH_AKISMET,
+                                   " https://a.example:abcdef123456 ,"
+                                   "http://b.example:8080:xyz98765,",
+                                   err, sizeof(err)),
                      0);
-    assert_int_equal(akismet_keys_count(k), 2);
-    assert_string_equal(akismet_keys_find(k, "abcdef123456", 12),
+    assert_int_equal(
+        auth_add_list(k, AUTH_SUBMIT, "app:submittoken1", err, sizeof(err)), 0);
+    assert_int_equal(auth_count(k, AUTH_AKISMET), 2);
+    assert_string_equal(auth_find(k, AUTH_AKISMET, "abcdef123456", 12),
                         "https://a.example");
-    assert_string_equal(akismet_keys_find(k, "xyz98765", 8),
+    assert_string_equal(auth_find(k, AUTH_AKISMET, "xyz98765", 8),
                         "http://b.example:8080");
-    assert_null(akismet_keys_find(k, "abcdef12345", 11));
-    assert_null(akismet_keys_find(k, "abcdef1234567", 13));
-    assert_null(akismet_keys_find(k, "ABCDEF123456", 12));
-    assert_null(akismet_keys_find(k, "", 0));
-    assert_null(akismet_keys_find(NULL, "abcdef123456", 12));
+    assert_null(auth_find(k, AUTH_AKISMET, "abcdef12345", 11));
+    assert_null(auth_find(k, AUTH_AKISMET, "abcdef1234567", 13));
+    assert_null(auth_find(k, AUTH_AKISMET, "ABCDEF123456", 12));
+    assert_null(auth_find(k, AUTH_AKISMET, "", 0));
+    assert_null(auth_find(NULL, AUTH_AKISMET, "abcdef123456", 12));
+    /* roles stay apart: a submit token is no key, a key no bearer token */
+    assert_null(auth_find(k, AUTH_AKISMET, "submittoken1", 12));
+    assert_int_equal(auth_check(k, "Bearer abcdef123456", NULL), AUTH_AKISMET);
 
-    assert_int_equal(akismet_keys_add_list(k, "nocolon", err, sizeof(err)), -1);
+    assert_int_equal(
+        auth_add_list(k, AUTH_AKISMET, "nocolon", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "blog-url:key"));
-    assert_int_equal(akismet_keys_add_list(k, "x:short", err, sizeof(err)), -1);
     assert_int_equal(
-        akismet_keys_add_list(k, "x:bad.key.123", err, sizeof(err)), -1);
-    assert_int_equal(akismet_keys_add_list(k, ":abcdefgh1", err, sizeof(err)),
-                     -1);
+        auth_add_list(k, AUTH_AKISMET, "x:short", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "the key of x must be 8-128"));
     assert_int_equal(
-        akismet_keys_add_list(k, "x:abcdef123456", err, sizeof(err)), -1);
+        auth_add_list(k, AUTH_AKISMET, "x:bad.key.123", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "A-Za-z0-9_-"));
+    assert_int_equal(
+        auth_add_list(k, AUTH_AKISMET, ":abcdefgh1", err, sizeof(err)), -1);
+    assert_int_equal(
+        auth_add_list(k, AUTH_AKISMET, "x:abcdef123456", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "twice"));
-    assert_int_equal(akismet_keys_count(k), 2);
+    assert_int_equal(
+        auth_add_list(k, AUTH_AKISMET, "x:submittoken1", err, sizeof(err)), -1);
+    assert_int_equal(auth_count(k, AUTH_AKISMET), 2);
 
     fd = mkstemp(path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, file, strlen(file)), (ssize_t)strlen(file));
     close(fd);
-    assert_int_equal(akismet_keys_add_file(k, path, err, sizeof(err)), 0);
-    assert_string_equal(akismet_keys_find(k, "key3key3key3", 12),
+    assert_int_equal(auth_add_file(k, AUTH_AKISMET, path, err, sizeof(err)), 0);
+    assert_string_equal(auth_find(k, AUTH_AKISMET, "key3key3key3", 12),
                         "https://c.example:8443/blog");
     fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "ok.example:key4key4\nbad\n", 24), 24);
     close(fd);
-    assert_int_equal(akismet_keys_add_file(k, path, err, sizeof(err)), -1);
+    assert_int_equal(auth_add_file(k, AUTH_AKISMET, path, err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, ":2: "));
     unlink(path);
     assert_int_equal(
-        akismet_keys_add_file(k, "/nonexistent/keys", err, sizeof(err)), -1);
-    akismet_keys_free(k);
-    akismet_keys_free(NULL);
+        auth_add_file(k, AUTH_AKISMET, "/nonexistent/keys", err, sizeof(err)),
+        -1);
+    auth_free(k);
 }
 
 static void
