@@ -1407,7 +1407,7 @@ test_moderation(void **state)
         "\"unsure\":[\"abuse\"],\"verdict\":\"review\"}";
     struct res r;
     struct mres m;
-    char id[8], cursor[64];
+    char id[16], cursor[64];
 
     (void)state;
     for (int i = 1; i <= 4; i++) {
