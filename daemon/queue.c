@@ -41,6 +41,7 @@ struct queue {
     struct redis *redis;
     struct redis_script *submit;
     struct redis_script *list, *show, *claim, *decide, *undo, *stats;
+    struct redis_script *train;
     char prefix[QUEUE_PREFIX_MAX + 1];
     size_t prefix_len;
     queue_state_cb *state_cb;
@@ -117,6 +118,20 @@ queue_send(struct queue *q, struct queue_call *c, redis_reply_cb *fn, int argc,
            const char **argv, const size_t *len)
 {
     if (c == NULL || redis_command(q->redis, argc, argv, len, fn, c) != 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs one of the queue's scripts; argv[0..numkeys) are keys. */
+static int
+queue_eval(struct queue *q, struct redis_script *s, int numkeys, int argc,
+           const char **argv, const size_t *len, redis_reply_cb *fn,
+           struct queue_call *c)
+{
+    if (c == NULL ||
+        redis_eval(q->redis, s, numkeys, argc, argv, len, fn, c) != 0) {
         free(c);
         return -1;
     }
@@ -294,6 +309,23 @@ queue_oldest(struct queue *q, queue_count_cb *cb, void *arg)
 
 /* ---- training events -------------------------------------------------- */
 
+/* KEYS[1] training stream, KEYS[2] audit stream.  ARGV: the event's
+ * field/value pairs.  Appends the event and, for a training upload (any
+ * source but a moderator's decision or undo, which write their own audit
+ * entries), an audit entry naming it.  Returns the event's id. */
+static const char train_lua[] =
+    "local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))\n"
+    "local f = {}\n"
+    "for i = 1, #ARGV - 1, 2 do f[ARGV[i]] = ARGV[i + 1] end\n"
+    "if f.source ~= 'decision' and f.source ~= 'undo' then\n"
+    "  redis.call('XADD', KEYS[2], '*', 'action', 'train',\n"
+    "             'source', f.source or '', 'by', f.by or '',\n"
+    "             'at_ms', f.ts_ms or '0', 'op', f.op or '',\n"
+    "             'labels', f.labels or '', 'text', f.text or '',\n"
+    "             'event', id)\n"
+    "end\n"
+    "return id\n";
+
 static void
 on_train(enum redis_result res, const struct redisReply *reply, void *arg)
 {
@@ -320,9 +352,9 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
 {
     static const char *const names[] = {"source", "op", "text", "lang",
                                         "labels", "by", "ts_ms"};
-    char key[QUEUE_KEY_MAX], ms[32];
-    const char *values[7], *argv[3 + 2 * 7];
-    size_t len[3 + 2 * 7];
+    char key[QUEUE_KEY_MAX], audit[QUEUE_KEY_MAX], ms[32];
+    const char *values[7], *argv[2 + 2 * 7];
+    size_t len[2 + 2 * 7];
     struct queue_call *c;
     int n = 0;
     size_t i;
@@ -337,9 +369,8 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
     values[4] = ev->labels;
     values[5] = ev->by;
     values[6] = ms;
-    queue_arg(argv, len, &n, "XADD", 4);
     queue_arg(argv, len, &n, key, queue_key(q, key, "training", NULL, 0));
-    queue_arg(argv, len, &n, "*", 1);
+    queue_arg(argv, len, &n, audit, queue_key(q, audit, "audit", NULL, 0));
     for (i = 0; i < 7; i++) {
         queue_arg(argv, len, &n, names[i], strlen(names[i]));
         queue_arg(argv, len, &n, values[i],
@@ -349,7 +380,7 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
     c = queue_call_new(NULL, NULL, arg);
     if (c != NULL)
         c->train_cb = cb;
-    return queue_send(q, c, on_train, n, argv, len);
+    return queue_eval(q, q->train, 2, n, argv, len, on_train, c);
 }
 
 /* ---- moderation ------------------------------------------------------- */
@@ -649,20 +680,6 @@ on_page(enum redis_result res, const struct redisReply *reply, void *arg)
     page.items = items;
     c.page_cb(QUEUE_OK, &page, c.arg);
     free(items);
-}
-
-/* Runs one of the queue's scripts; argv[0..numkeys) are keys. */
-static int
-queue_eval(struct queue *q, struct redis_script *s, int numkeys, int argc,
-           const char **argv, const size_t *len, redis_reply_cb *fn,
-           struct queue_call *c)
-{
-    if (c == NULL ||
-        redis_eval(q->redis, s, numkeys, argc, argv, len, fn, c) != 0) {
-        free(c);
-        return -1;
-    }
-    return 0;
 }
 
 static struct queue_call *
@@ -1090,9 +1107,10 @@ queue_new(struct event_base *base, const struct queue_config *cfg)
     q->decide = queue_script_add(q, decide_lua);
     q->undo = queue_script_add(q, undo_lua);
     q->stats = queue_script_add(q, stats_lua);
+    q->train = redis_script_add(q->redis, train_lua);
     if (q->submit == NULL || q->list == NULL || q->show == NULL ||
         q->claim == NULL || q->decide == NULL || q->undo == NULL ||
-        q->stats == NULL)
+        q->stats == NULL || q->train == NULL)
         goto fail;
     return q;
 fail:

@@ -139,8 +139,9 @@ typedef void queue_train_cb(enum queue_status st, const char *entry_id,
                             void *arg);
 
 /* Append ev to P training (XADD, no trimming: an event stays until a
- * snapshot covers it).  QUEUE_OK only once Redis answered with the entry
- * id.  Returns as queue_submit. */
+ * snapshot covers it) and, in the same script, an audit entry (P audit,
+ * action "train") unless ev->source is "decision" or "undo".  QUEUE_OK
+ * only once Redis answered with the entry id.  Returns as queue_submit. */
 int queue_train_event(struct queue *q, const struct queue_train *ev,
                       queue_train_cb *cb, void *arg);
 

@@ -162,6 +162,12 @@ curl -s "$URL/metrics" > "$TMP/metrics"
 expect_grep "decisions metric" '^modfilter_decisions_total\{decision="reject"\} [0-9]' "$TMP/metrics"
 expect_grep "agreement metric" '^modfilter_moderator_agreement_total\{agree="yes"\} [0-9]' "$TMP/metrics"
 
+# a training upload is in the audit log too
+expect_eq "train upload" 200 "$(st POST /v1/train '{"text":"cheap pills online now","labels":{"spam":1}}' "${A[@]}")"
+expect_eq "history after upload" 200 "$(st GET '/v1/history?limit=1' "" "${A[@]}")"
+expect_eq "upload audited" "train upload alice cheap pills online now" "$(py 'j["items"][0]["action"]+" "+j["items"][0]["source"]+" "+j["items"][0]["by"]+" "+j["items"][0]["text"]')"
+expect_eq "upload labels" '{"spam": 1}' "$(json items.0.labels)"
+
 # the command line
 mq() { MODFILTER_URL=$URL MODFILTER_TOKEN=$MODA "$BIN/modfilter" queue "$@" >"$TMP/out" 2>"$TMP/err"; echo $?; }
 expect_eq "submit c7" 200 "$(st POST /v1/comments '{"id":"c7","text":"cli comment"}' -H "Authorization: Bearer $SUB")"
