@@ -180,6 +180,20 @@ wait_for 5 newbase || { echo "FAIL: new base not taken"; FAILS=$((FAILS+1)); }
 c_before=$c_base
 wait_for 3 crypto_moved || { echo "FAIL: stream not replayed on the new base"; FAILS=$((FAILS+1)); }
 
+# 7b. An exported model (a snapshot copied as model.path) as the new base:
+# only the events after its own event id are replayed.
+wait_for 3 ls "$TMP"/stateA/learned-*.mfm || { echo "FAIL: no snapshot on A"; FAILS=$((FAILS+1)); }
+copy_snapshot() { # A may replace its snapshot meanwhile: retry
+    snap=$(ls "$TMP"/stateA/learned-*.mfm | tail -1) && cp "$snap" "$TMP/export.mfm"
+}
+wait_for 3 copy_snapshot || { echo "FAIL: cannot copy A's snapshot"; FAILS=$((FAILS+1)); }
+snap_id=$(basename "$snap" .mfm | cut -d- -f3-)
+cp "$TMP/export.mfm" "$TMP/m.mfm"
+kill -HUP "$PID_B"
+exported() { grep -q "reload: new base model .* after $snap_id are replayed" "$TMP/b.log"; }
+wait_for 5 exported || { echo "FAIL: the exported model's event id $snap_id was not used"; FAILS=$((FAILS+1)); }
+wait_for 3 crypto_moved || { echo "FAIL: the exported model lost what was learned"; FAILS=$((FAILS+1)); }
+
 # 8. Periodic snapshot (model.snapshot_interval_s=1) on A; clean exits.
 sleep 1.2
 ls "$TMP/stateA" | grep -q '^learned-' || { echo "FAIL: no periodic snapshot on A"; FAILS=$((FAILS+1)); }
