@@ -86,18 +86,12 @@ moderation_error(struct route_ctx *ctx, int status, const char *code,
                  const char *fmt, ...)
 {
     char msg[512];
-    json_t *body;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (status == 503 && ctx->req != NULL)
-        evhttp_add_header(evhttp_request_get_output_headers(ctx->req),
-                          "Retry-After", "2");
-    body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-    moderation_json(ctx, status, body);
-    json_decref(body);
+    routes_error(ctx, status, code, msg); /* Retry-After with 503 */
 }
 
 /* The reply for a queue call that failed as a whole. */
