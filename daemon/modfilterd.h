@@ -488,6 +488,89 @@ int moderation_parse_decision(const json_t *d, const struct clf_model *m,
 /* Append the moderation counters (decisions, undos, agreement). */
 void moderation_metrics_render(struct evbuffer *out);
 
+/* ---- spool.c: comments Redis cannot take, kept on disk until it can -----
+ *
+ * An append-only log in spool.path (segments of checksummed records and a
+ * checkpoint file; the format and its crash behaviour are described at the
+ * top of spool.c, the operator's view in README.md).  One struct spool per
+ * process, shared by every worker: appends are serialised by its mutex and
+ * are durable (written and fdatasync'd) when spool_append returns 0.  One
+ * reader, the drainer thread (spool_drain_start: its own event_base and
+ * Redis connection), hands the records to Redis in order with the
+ * idempotent queue_submit and only then advances the checkpoint, so a
+ * record is sent at least once and queued exactly once. */
+
+#define SPOOL_ID_MAX 512             /* = QUEUE_ID_MAX */
+#define SPOOL_RECORD_MAX (64u << 20) /* bytes of a record's JSON */
+
+struct spool;
+
+/* One spooled comment: what queue_submit takes. */
+struct spool_record {
+    const char *id;   /* 1..SPOOL_ID_MAX bytes, NUL-terminated */
+    const char *json; /* json_len bytes: the record stored in Redis */
+    size_t json_len;
+    long long received_ms;
+    double urgency;
+};
+
+struct spool_stats {
+    unsigned long long records, bytes; /* backlog: not yet in Redis */
+    unsigned long long disk_bytes;     /* segment files (vs max_bytes) */
+    unsigned long long appended, drained, skipped, failed; /* counters */
+};
+
+/* Open (create with mode 0700 if missing) the spool directory dir, bounded
+ * by max_bytes of segment files; reads the checkpoint and counts the
+ * backlog (damaged records are logged and skipped).  NULL with a reason
+ * in err when the directory cannot be created, read or written.  Not
+ * thread-safe: before the workers start. */
+struct spool *spool_open(const char *dir, unsigned long long max_bytes,
+                         char *err, size_t errlen);
+/* Stops the drainer, closes the files.  NULL-safe; after the workers. */
+void spool_close(struct spool *s);
+/* Append r (borrowed) and make it durable.  0 once it is on disk; -1 with
+ * errno ENOSPC when spool.max_bytes would be passed, EINVAL for a bad id,
+ * else the I/O error (logged).  Any thread; blocks for the fdatasync. */
+int spool_append(struct spool *s, const struct spool_record *r);
+/* 1 when s is not NULL and has room for a comment.  Any thread. */
+int spool_can_take(const struct spool *s);
+void spool_stats(const struct spool *s, struct spool_stats *out); /* any */
+/* modfilter_spool_* (NULL s: zeros).  Any thread. */
+void spool_metrics_render(struct evbuffer *out, const struct spool *s);
+/* Start the drainer thread with its own Redis connection (cfg borrowed
+ * for the call).  0 also when s is NULL; -1 (logged) on failure. */
+int spool_drain_start(struct spool *s, const struct config *cfg);
+/* Stop and join it; what is in flight is sent again next time. */
+void spool_drain_stop(struct spool *s);
+
+/* Reading, one reader at a time (the drainer; tests).  Fields are
+ * spool.c's business. */
+struct spool_cursor {
+    unsigned long long seq, off;       /* the next record's place */
+    unsigned long long records, bytes; /* read since the last commit */
+    unsigned long long skipped;        /* damaged regions passed */
+    int fd, at_end;
+    unsigned char *buf; /* the last record read (owned) */
+    size_t cap;
+    char id[SPOOL_ID_MAX + 1];
+};
+/* A cursor at the checkpoint. */
+void spool_cursor_init(struct spool *s, struct spool_cursor *c);
+void spool_cursor_release(struct spool_cursor *c); /* NULL-safe */
+/* The next record: 1 with *out filled (borrowed from c until the next
+ * call), 0 when there is none yet, -1 on an I/O error (logged).  Damaged
+ * or torn records are logged and skipped. */
+int spool_read(struct spool *s, struct spool_cursor *c,
+               struct spool_record *out);
+/* Everything c has read is in Redis: write the checkpoint (atomically),
+ * delete drained segments, lower the backlog.  -1 (logged) when the
+ * checkpoint cannot be written. */
+int spool_commit(struct spool *s, struct spool_cursor *c);
+/* The bytes of r as stored (frame + payload) into *out (malloc'd; caller
+ * frees); 0 for a bad record or ENOMEM.  For tests and fuzz seeds. */
+size_t spool_encode(const struct spool_record *r, unsigned char **out);
+
 /* ---- worker.c: event-loop threads ------------------------------------- */
 
 #define HTTP_CONN_BUCKETS 1024
@@ -500,6 +583,7 @@ struct worker {
     unsigned n_bound;
     struct clf_scorer *scorer;
     struct queue *queue;
+    struct spool *spool; /* borrowed (main.c); NULL when disabled */
     struct event *stop_ev;
     struct event *grace_ev;
     struct http_conn *conns[HTTP_CONN_BUCKETS];

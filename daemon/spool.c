@@ -1,0 +1,1152 @@
+/*
+ * spool.c - the local spool: comments Redis could not take, kept on disk
+ * until a drainer thread has handed them to Redis.  Contract in
+ * modfilterd.h; the operator's view in README.md ("Spool").
+ *
+ * Files in spool.path (mode 0700, created if missing):
+ *
+ *   seg-<seq, 16 hex digits>.spool   a segment: header, then records
+ *   drained                          the checkpoint (seq, offset)
+ *
+ * Segment header, 16 bytes: "MFSPOOL1", u32 version (1), u32 0.
+ * Record: a 16-byte frame, then the payload:
+ *
+ *   u8[4] magic F5 'S' 'R' 00   (0xF5 never occurs in UTF-8 JSON text)
+ *   u32   payload length
+ *   u64   XXH3-64 of the payload, seeded with its length
+ *   payload: u8 version (1), u8 0, u16 id length, u32 JSON length,
+ *            i64 received_ms, u64 urgency (IEEE 754 bits), id, JSON
+ *
+ * Integers are little-endian.  The checkpoint file is 32 bytes: "MFSPCKP1",
+ * u64 seq, u64 offset, u64 XXH3-64 of the first 24 bytes; every record
+ * before (seq, offset) is in Redis.
+ *
+ * Crash safety.  A record is written with one pwrite at the end of the
+ * active segment and fdatasync'd before spool_append returns 0 (a new
+ * segment's directory entry is fsync'd first), so an acknowledged record
+ * is complete on disk.  A crash during a write leaves at most a torn
+ * record at the tail of the segment; the reader finds it by its frame
+ * (bad magic, a length past the end, a checksum that does not match),
+ * logs it and skips it; a damaged record in the middle is skipped by
+ * looking for the next offset where a whole record checks out, so nothing
+ * after it is lost.  A restarted spool never appends to an old segment:
+ * appends go to a new segment whose seq is above every seq seen (files
+ * and checkpoint), so a checkpoint never points into new data.  The
+ * checkpoint is written after Redis acknowledged every record before it
+ * (temporary file, fsync, rename, fsync of the directory), then drained
+ * segments are deleted.  Losing the checkpoint (or any crash between a
+ * submit and its checkpoint) only re-sends records, and queue_submit is
+ * idempotent per id: Redis answers "exists", and nothing is queued twice.
+ *
+ * Threads: appends come from every worker and are serialised by s->mu
+ * (write + fdatasync under it).  One reader, the drainer thread, reads
+ * with its own file descriptors up to the size the appenders published
+ * under the mutex, so it never sees a record still being written.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <xxhash.h>
+
+#include "modfilterd.h"
+#include "queue.h"
+
+_Static_assert(SPOOL_ID_MAX == QUEUE_ID_MAX, "spool ids are queue ids");
+
+#define SPOOL_SEG_MAGIC "MFSPOOL1"
+#define SPOOL_SEG_HDR 16
+#define SPOOL_FRAME 16
+#define SPOOL_PAYLOAD_HDR 24
+#define SPOOL_CKPT_MAGIC "MFSPCKP1"
+#define SPOOL_CKPT_LEN 32
+#define SPOOL_SEGMENT_MAX (8u << 20) /* then a new segment */
+#define SPOOL_SCAN_CHUNK 65536
+#define SPOOL_DRAIN_TICK_MS 100
+#define SPOOL_DRAIN_RETRY_MS 1000
+#define SPOOL_BATCH_RECORDS 256
+#define SPOOL_BATCH_BYTES (4u << 20)
+
+static const unsigned char spool_rec_magic[4] = {0xF5, 'S', 'R', 0x00};
+
+struct spool_drain;
+
+struct spool {
+    pthread_mutex_t mu;
+    char *dir;
+    int dirfd;
+    unsigned long long max_bytes;
+    /* Under mu: the segment appends go to (fd -1: none yet). */
+    int active_fd;
+    unsigned long long active_seq, active_size, next_seq;
+    int full_logged;
+    /* The checkpoint (drainer thread only, after open). */
+    unsigned long long ck_seq, ck_off;
+    /* Atomics: backlog (not yet in Redis), bytes on disk, counters. */
+    unsigned long long records, bytes, disk_bytes;
+    unsigned long long appended, drained, skipped, failed;
+    struct spool_drain *drain;
+};
+
+/* ---- encoding --------------------------------------------------------- */
+
+static void
+spool_put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+spool_put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t
+spool_get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t
+spool_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t
+spool_sum(const unsigned char *payload, uint32_t len)
+{
+    return XXH3_64bits_withSeed(payload, len, len);
+}
+
+size_t
+spool_encode(const struct spool_record *r, unsigned char **out)
+{
+    size_t id_len = r->id != NULL ? strlen(r->id) : 0;
+    size_t len = SPOOL_PAYLOAD_HDR + id_len + r->json_len;
+    unsigned char *b, *p;
+    uint64_t bits;
+    double u = isnan(r->urgency) ? 0 : r->urgency;
+
+    *out = NULL;
+    if (id_len == 0 || id_len > QUEUE_ID_MAX || memchr(r->id, 0, id_len) ||
+        r->json_len > SPOOL_RECORD_MAX || (r->json == NULL && r->json_len))
+        return 0;
+    b = malloc(SPOOL_FRAME + len);
+    if (b == NULL)
+        return 0;
+    p = b + SPOOL_FRAME;
+    p[0] = 1;
+    p[1] = 0;
+    p[2] = (unsigned char)id_len;
+    p[3] = (unsigned char)(id_len >> 8);
+    spool_put32(p + 4, (uint32_t)r->json_len);
+    spool_put64(p + 8, (uint64_t)r->received_ms);
+    memcpy(&bits, &u, sizeof(bits));
+    spool_put64(p + 16, bits);
+    memcpy(p + SPOOL_PAYLOAD_HDR, r->id, id_len);
+    if (r->json_len)
+        memcpy(p + SPOOL_PAYLOAD_HDR + id_len, r->json, r->json_len);
+    memcpy(b, spool_rec_magic, 4);
+    spool_put32(b + 4, (uint32_t)len);
+    spool_put64(b + 8, spool_sum(p, (uint32_t)len));
+    *out = b;
+    return SPOOL_FRAME + len;
+}
+
+/* The payload's fields (p: len bytes that passed the checksum) into out;
+ * id is copied to idbuf.  -1 when the fields do not add up. */
+static int
+spool_payload(const unsigned char *p, size_t len, char *idbuf,
+              struct spool_record *out)
+{
+    size_t id_len, json_len;
+    uint64_t bits;
+
+    if (len < SPOOL_PAYLOAD_HDR || p[0] != 1)
+        return -1;
+    id_len = (size_t)p[2] | (size_t)p[3] << 8;
+    json_len = spool_get32(p + 4);
+    if (id_len == 0 || id_len > QUEUE_ID_MAX ||
+        SPOOL_PAYLOAD_HDR + id_len + json_len != len ||
+        memchr(p + SPOOL_PAYLOAD_HDR, 0, id_len))
+        return -1;
+    memcpy(idbuf, p + SPOOL_PAYLOAD_HDR, id_len);
+    idbuf[id_len] = '\0';
+    out->id = idbuf;
+    out->json = (const char *)p + SPOOL_PAYLOAD_HDR + id_len;
+    out->json_len = json_len;
+    out->received_ms = (long long)spool_get64(p + 8);
+    bits = spool_get64(p + 16);
+    memcpy(&out->urgency, &bits, sizeof(bits));
+    return 0;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static int
+spool_seg_name(const char *name, unsigned long long *seq)
+{
+    unsigned long long v = 0;
+    int i;
+
+    if (strncmp(name, "seg-", 4) || strlen(name) != 4 + 16 + 6 ||
+        strcmp(name + 20, ".spool"))
+        return 0;
+    for (i = 4; i < 20; i++) {
+        char ch = name[i];
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                         : -1;
+        if (d < 0)
+            return 0;
+        v = v << 4 | (unsigned)d;
+    }
+    *seq = v;
+    return 1;
+}
+
+static void
+spool_seg_path(char *buf, size_t len, unsigned long long seq)
+{
+    snprintf(buf, len, "seg-%016llx.spool", seq);
+}
+
+/* The smallest segment seq > after (*seq), or 0 when none; -1 when the
+ * directory cannot be read. */
+static int
+spool_next_seg(struct spool *s, unsigned long long after,
+               unsigned long long *seq)
+{
+    DIR *d;
+    struct dirent *e;
+    int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int found = 0;
+
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long v;
+
+        if (spool_seg_name(e->d_name, &v) && v > after &&
+            (!found || v < *seq)) {
+            *seq = v;
+            found = 1;
+        }
+    }
+    closedir(d);
+    if (found) {
+        /* A segment still being created is not there yet. */
+        pthread_mutex_lock(&s->mu);
+        if (*seq >= s->next_seq)
+            found = 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return found;
+}
+
+/* Remove every segment with seq < below (not the active one); returns the
+ * bytes freed. */
+static unsigned long long
+spool_remove_below(struct spool *s, unsigned long long below)
+{
+    DIR *d;
+    struct dirent *e;
+    int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    unsigned long long freed = 0;
+
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long v;
+        struct stat sb;
+
+        if (!spool_seg_name(e->d_name, &v) || v >= below)
+            continue;
+        if (fstatat(s->dirfd, e->d_name, &sb, 0) == 0 &&
+            unlinkat(s->dirfd, e->d_name, 0) == 0)
+            freed += (unsigned long long)sb.st_size;
+        else
+            log_warn("spool %s/%s: cannot remove", s->dir, e->d_name);
+    }
+    closedir(d);
+    return freed;
+}
+
+static int
+spool_write_all(int fd, const unsigned char *p, size_t len, off_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+/* 1 when all len bytes were read, 0 at a short file, -1 on error. */
+static int
+spool_read_all(int fd, unsigned char *p, size_t len, off_t off)
+{
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 1;
+}
+
+static int
+spool_ckpt_read(struct spool *s)
+{
+    unsigned char b[SPOOL_CKPT_LEN];
+    int fd = openat(s->dirfd, "drained", O_RDONLY | O_CLOEXEC);
+    int r;
+
+    s->ck_seq = s->ck_off = 0;
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    r = spool_read_all(fd, b, sizeof(b), 0);
+    close(fd);
+    if (r < 0)
+        return -1;
+    if (r == 0 || memcmp(b, SPOOL_CKPT_MAGIC, 8) ||
+        XXH3_64bits(b, 24) != spool_get64(b + 24)) {
+        /* Re-sending is harmless (idempotent submits); losing is not. */
+        log_warnx("spool %s/drained: unreadable checkpoint; every record "
+                  "in the spool will be sent again",
+                  s->dir);
+        return 0;
+    }
+    s->ck_seq = spool_get64(b + 8);
+    s->ck_off = spool_get64(b + 16);
+    return 0;
+}
+
+static int
+spool_ckpt_write(struct spool *s, unsigned long long seq,
+                 unsigned long long off)
+{
+    unsigned char b[SPOOL_CKPT_LEN];
+    int fd;
+
+    memcpy(b, SPOOL_CKPT_MAGIC, 8);
+    spool_put64(b + 8, seq);
+    spool_put64(b + 16, off);
+    spool_put64(b + 24, XXH3_64bits(b, 24));
+    fd = openat(s->dirfd, "drained.tmp",
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail;
+    if (spool_write_all(fd, b, sizeof(b), 0) < 0 || fsync(fd) < 0) {
+        close(fd);
+        goto fail;
+    }
+    if (close(fd) < 0 ||
+        renameat(s->dirfd, "drained.tmp", s->dirfd, "drained") < 0 ||
+        fsync(s->dirfd) < 0)
+        goto fail;
+    s->ck_seq = seq;
+    s->ck_off = off;
+    return 0;
+fail:
+    log_warn("spool %s/drained: cannot write the checkpoint", s->dir);
+    return -1;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+void
+spool_cursor_init(struct spool *s, struct spool_cursor *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->seq = s->ck_seq;
+    c->off = s->ck_off;
+}
+
+void
+spool_cursor_release(struct spool_cursor *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+    c->cap = 0;
+}
+
+/* Where reading segment seq must stop: the published size of the active
+ * segment, the file's size for the others.  *active: appends may follow. */
+static unsigned long long
+spool_limit(struct spool *s, int fd, unsigned long long seq, int *active)
+{
+    unsigned long long lim;
+    struct stat sb;
+
+    pthread_mutex_lock(&s->mu);
+    *active = s->active_fd >= 0 && s->active_seq == seq;
+    lim = s->active_size;
+    pthread_mutex_unlock(&s->mu);
+    if (*active)
+        return lim;
+    return fstat(fd, &sb) == 0 ? (unsigned long long)sb.st_size : 0;
+}
+
+static int
+spool_reserve(struct spool_cursor *c, size_t len)
+{
+    unsigned char *b;
+
+    if (c->cap >= len)
+        return 0;
+    b = realloc(c->buf, len);
+    if (b == NULL)
+        return -1;
+    c->buf = b;
+    c->cap = len;
+    return 0;
+}
+
+/* 1 when a whole record starts at off (before lim), 0 when not, -1 on an
+ * I/O error.  *len gets its length; its payload is left in c->buf. */
+static int
+spool_check_at(struct spool_cursor *c, unsigned long long off,
+               unsigned long long lim, size_t *len)
+{
+    unsigned char fr[SPOOL_FRAME];
+    uint32_t plen;
+    int r;
+
+    if (lim < off || lim - off < SPOOL_FRAME)
+        return 0;
+    r = spool_read_all(c->fd, fr, SPOOL_FRAME, (off_t)off);
+    if (r <= 0)
+        return r;
+    plen = spool_get32(fr + 4);
+    if (memcmp(fr, spool_rec_magic, 4) || plen < SPOOL_PAYLOAD_HDR + 1 ||
+        plen > SPOOL_PAYLOAD_HDR + QUEUE_ID_MAX + SPOOL_RECORD_MAX ||
+        lim - off - SPOOL_FRAME < plen)
+        return 0;
+    if (spool_reserve(c, plen) < 0)
+        return -1;
+    r = spool_read_all(c->fd, c->buf, plen, (off_t)(off + SPOOL_FRAME));
+    if (r <= 0)
+        return r;
+    if (spool_sum(c->buf, plen) != spool_get64(fr + 8))
+        return 0;
+    *len = SPOOL_FRAME + plen;
+    return 1;
+}
+
+/* The next offset after off (before lim) where a whole record starts, or
+ * lim when none; -1 on an I/O error. */
+static long long
+spool_resync(struct spool_cursor *c, unsigned long long off,
+             unsigned long long lim)
+{
+    unsigned char chunk[SPOOL_SCAN_CHUNK];
+    unsigned long long pos = off + 1;
+
+    while (pos + SPOOL_FRAME <= lim) {
+        size_t n =
+            lim - pos < sizeof(chunk) ? (size_t)(lim - pos) : sizeof(chunk);
+        size_t i;
+
+        if (spool_read_all(c->fd, chunk, n, (off_t)pos) <= 0)
+            return -1;
+        for (i = 0; i + 4 <= n; i++) {
+            size_t len;
+            int r;
+
+            if (chunk[i] != spool_rec_magic[0] ||
+                memcmp(chunk + i, spool_rec_magic, 4))
+                continue;
+            r = spool_check_at(c, pos + i, lim, &len);
+            if (r < 0)
+                return -1;
+            if (r == 1)
+                return (long long)(pos + i);
+        }
+        if (n < 4)
+            break;
+        pos += n - 3; /* a magic may straddle two chunks */
+    }
+    return (long long)lim;
+}
+
+/* Open segment c->seq, or the next one after it; 1 when one is open, 0
+ * when there is none (yet), -1 on an error. */
+static int
+spool_open_seg(struct spool *s, struct spool_cursor *c)
+{
+    unsigned char h[SPOOL_SEG_HDR];
+    char name[40];
+
+    for (;;) {
+        unsigned long long next;
+        int r;
+
+        spool_seg_path(name, sizeof(name), c->seq);
+        c->fd = c->seq ? openat(s->dirfd, name, O_RDONLY | O_CLOEXEC) : -1;
+        if (c->fd >= 0) {
+            if (c->off >= SPOOL_SEG_HDR)
+                return 1;
+            r = spool_read_all(c->fd, h, sizeof(h), 0);
+            if (r == 1 && !memcmp(h, SPOOL_SEG_MAGIC, 8) &&
+                spool_get32(h + 8) == 1) {
+                c->off = SPOOL_SEG_HDR;
+                return 1;
+            }
+            if (r < 0)
+                return -1;
+            /* A torn header: the segment was being created; nothing in it
+             * was ever acknowledged. */
+            log_warnx("spool %s/%s: not a spool segment (bad header); "
+                      "skipped",
+                      s->dir, name);
+            close(c->fd);
+            c->fd = -1;
+        } else if (c->seq && errno != ENOENT) {
+            log_warn("spool %s/%s", s->dir, name);
+            return -1;
+        }
+        r = spool_next_seg(s, c->seq, &next);
+        if (r <= 0)
+            return r;
+        c->seq = next;
+        c->off = 0;
+        c->at_end = 0;
+    }
+}
+
+int
+spool_read(struct spool *s, struct spool_cursor *c, struct spool_record *out)
+{
+    for (;;) {
+        unsigned long long lim;
+        size_t len;
+        long long next;
+        int active, r;
+
+        if (c->fd < 0) {
+            r = spool_open_seg(s, c);
+            if (r <= 0)
+                return r;
+        }
+        lim = spool_limit(s, c->fd, c->seq, &active);
+        if (c->off >= lim) {
+            if (active)
+                return 0;
+            /* Done with this one: on to the next segment, if any. */
+            close(c->fd);
+            c->fd = -1;
+            r = spool_next_seg(s, c->seq, &c->seq);
+            if (r <= 0) {
+                if (r == 0) {
+                    c->off = lim;
+                    c->at_end = 1;
+                }
+                return r;
+            }
+            c->off = 0;
+            c->at_end = 0;
+            continue;
+        }
+        r = spool_check_at(c, c->off, lim, &len);
+        if (r < 0)
+            goto io;
+        if (r == 1 &&
+            spool_payload(c->buf, len - SPOOL_FRAME, c->id, out) == 0) {
+            c->off += len;
+            c->records++;
+            c->bytes += len;
+            return 1;
+        }
+        next = spool_resync(c, c->off, lim);
+        if (next < 0)
+            goto io;
+        log_warnx("spool %s/seg-%016llx.spool: %s at offset %llu; skipped "
+                  "%llu bytes%s",
+                  s->dir, c->seq,
+                  (unsigned long long)next == lim ? "torn or damaged tail"
+                                                  : "damaged record",
+                  c->off, (unsigned long long)next - c->off,
+                  (unsigned long long)next == lim ? ""
+                                                  : " to the next good record");
+        c->skipped++;
+        c->off = (unsigned long long)next;
+    }
+io:
+    log_warn("spool %s: reading seg-%016llx.spool", s->dir, c->seq);
+    return -1;
+}
+
+int
+spool_commit(struct spool *s, struct spool_cursor *c)
+{
+    unsigned long long freed;
+
+    if (c->seq != s->ck_seq || c->off != s->ck_off)
+        if (spool_ckpt_write(s, c->seq, c->off) < 0)
+            return -1;
+    __atomic_sub_fetch(&s->records, c->records, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->bytes, c->bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->drained, c->records, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->skipped, c->skipped, __ATOMIC_RELAXED);
+    c->records = c->bytes = c->skipped = 0;
+    /* A finished segment with nothing after it goes too. */
+    freed = spool_remove_below(s, c->seq + (c->at_end ? 1 : 0));
+    pthread_mutex_lock(&s->mu);
+    /* All of the active segment is in Redis: retire it (the next append
+     * starts a new one, above the checkpoint's seq). */
+    if (s->active_fd >= 0 && s->active_seq == c->seq &&
+        s->active_size == c->off) {
+        char name[40];
+
+        spool_seg_path(name, sizeof(name), s->active_seq);
+        close(s->active_fd);
+        s->active_fd = -1;
+        if (unlinkat(s->dirfd, name, 0) == 0)
+            freed += s->active_size;
+        else
+            log_warn("spool %s/%s: cannot remove", s->dir, name);
+    }
+    __atomic_sub_fetch(&s->disk_bytes, freed, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* ---- open, append, close ---------------------------------------------- */
+
+struct spool *
+spool_open(const char *dir, unsigned long long max_bytes, char *err,
+           size_t errlen)
+{
+    struct spool *s = calloc(1, sizeof(*s));
+    struct spool_cursor c;
+    struct spool_record r;
+    unsigned long long seq = 0, last;
+    struct stat sb;
+    int n;
+
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    s->dirfd = s->active_fd = -1;
+    s->max_bytes = max_bytes;
+    s->dir = strdup(dir);
+    if (s->dir == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "spool.path %s: cannot create: %s", dir,
+                 strerror(errno));
+        goto fail;
+    }
+    s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        snprintf(err, errlen, "spool.path %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    /* Can we create files here?  (Root ignores modes: try.) */
+    n = openat(s->dirfd, "drained.tmp",
+               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (n < 0) {
+        snprintf(err, errlen, "spool.path %s: cannot write: %s", dir,
+                 strerror(errno));
+        goto fail;
+    }
+    close(n);
+    unlinkat(s->dirfd, "drained.tmp", 0);
+    if (spool_ckpt_read(s) < 0) {
+        snprintf(err, errlen, "spool.path %s/drained: %s", dir,
+                 strerror(errno));
+        goto fail;
+    }
+    spool_remove_below(s, s->ck_seq);
+    last = s->ck_seq;
+    s->next_seq = ~0ULL; /* every segment is there; set below */
+    while ((n = spool_next_seg(s, seq, &seq)) == 1) {
+        char name[40];
+
+        spool_seg_path(name, sizeof(name), seq);
+        if (fstatat(s->dirfd, name, &sb, 0) == 0)
+            s->disk_bytes += (unsigned long long)sb.st_size;
+        last = seq;
+    }
+    if (n < 0) {
+        snprintf(err, errlen, "spool.path %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    s->next_seq = last + 1;
+    /* Count the backlog; damaged records are logged here already. */
+    spool_cursor_init(s, &c);
+    while ((n = spool_read(s, &c, &r)) == 1)
+        ;
+    s->records = c.records;
+    s->bytes = c.bytes;
+    spool_cursor_release(&c);
+    if (n < 0) {
+        snprintf(err, errlen, "spool.path %s: cannot read the spool", dir);
+        goto fail;
+    }
+    return s;
+fail:
+    spool_close(s);
+    return NULL;
+}
+
+void
+spool_close(struct spool *s)
+{
+    if (s == NULL)
+        return;
+    spool_drain_stop(s);
+    if (s->active_fd >= 0)
+        close(s->active_fd);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    pthread_mutex_destroy(&s->mu);
+    free(s->dir);
+    free(s);
+}
+
+/* A new active segment (under mu): its header written, its directory
+ * entry durable. */
+static int
+spool_new_segment(struct spool *s)
+{
+    unsigned char h[SPOOL_SEG_HDR];
+    char name[40];
+    int fd;
+
+    spool_seg_path(name, sizeof(name), s->next_seq);
+    fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail;
+    memcpy(h, SPOOL_SEG_MAGIC, 8);
+    spool_put32(h + 8, 1);
+    spool_put32(h + 12, 0);
+    if (spool_write_all(fd, h, sizeof(h), 0) < 0 || fsync(s->dirfd) < 0) {
+        close(fd);
+        unlinkat(s->dirfd, name, 0);
+        goto fail;
+    }
+    s->active_fd = fd;
+    s->active_seq = s->next_seq++;
+    s->active_size = SPOOL_SEG_HDR;
+    __atomic_add_fetch(&s->disk_bytes, SPOOL_SEG_HDR, __ATOMIC_RELAXED);
+    return 0;
+fail:
+    log_warn("spool %s/%s: cannot create", s->dir, name);
+    return -1;
+}
+
+/* The active segment failed a write: stop appending to it (the reader
+ * skips its tail), so the next append starts clean. */
+static void
+spool_abandon(struct spool *s)
+{
+    if (ftruncate(s->active_fd, (off_t)s->active_size) == 0 &&
+        fdatasync(s->active_fd) == 0)
+        return;
+    close(s->active_fd);
+    s->active_fd = -1;
+}
+
+int
+spool_append(struct spool *s, const struct spool_record *r)
+{
+    unsigned char *b = NULL;
+    size_t len = spool_encode(r, &b);
+    unsigned long long need;
+    int saved;
+
+    if (len == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    need = len + (s->active_fd < 0 ? SPOOL_SEG_HDR : 0);
+    if (__atomic_load_n(&s->disk_bytes, __ATOMIC_RELAXED) + need >
+        s->max_bytes) {
+        if (!s->full_logged)
+            log_warnx("spool %s is full (spool.max_bytes %llu): comments "
+                      "Redis cannot take get 503",
+                      s->dir, s->max_bytes);
+        s->full_logged = 1;
+        pthread_mutex_unlock(&s->mu);
+        free(b);
+        errno = ENOSPC;
+        return -1;
+    }
+    if (s->active_fd < 0 && spool_new_segment(s) < 0)
+        goto fail;
+    if (spool_write_all(s->active_fd, b, len, (off_t)s->active_size) < 0 ||
+        fdatasync(s->active_fd) < 0) {
+        saved = errno;
+        log_warn("spool %s/seg-%016llx.spool: cannot append", s->dir,
+                 s->active_seq);
+        spool_abandon(s);
+        errno = saved;
+        goto fail;
+    }
+    s->active_size += len;
+    __atomic_add_fetch(&s->disk_bytes, len, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->records, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->bytes, len, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->appended, 1, __ATOMIC_RELAXED);
+    if (s->full_logged)
+        log_info("spool %s has room again", s->dir);
+    s->full_logged = 0;
+    if (s->active_size >= SPOOL_SEGMENT_MAX) {
+        close(s->active_fd);
+        s->active_fd = -1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(b);
+    return 0;
+fail:
+    saved = errno;
+    __atomic_add_fetch(&s->failed, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&s->mu);
+    free(b);
+    errno = saved;
+    return -1;
+}
+
+int
+spool_can_take(const struct spool *s)
+{
+    return s != NULL && __atomic_load_n(&s->disk_bytes, __ATOMIC_RELAXED) +
+                                SPOOL_SEG_HDR + SPOOL_FRAME +
+                                SPOOL_PAYLOAD_HDR + 1024 <=
+                            s->max_bytes;
+}
+
+void
+spool_stats(const struct spool *s, struct spool_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s == NULL)
+        return;
+    out->records = __atomic_load_n(&s->records, __ATOMIC_RELAXED);
+    out->bytes = __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
+    out->disk_bytes = __atomic_load_n(&s->disk_bytes, __ATOMIC_RELAXED);
+    out->appended = __atomic_load_n(&s->appended, __ATOMIC_RELAXED);
+    out->drained = __atomic_load_n(&s->drained, __ATOMIC_RELAXED);
+    out->skipped = __atomic_load_n(&s->skipped, __ATOMIC_RELAXED);
+    out->failed = __atomic_load_n(&s->failed, __ATOMIC_RELAXED);
+}
+
+void
+spool_metrics_render(struct evbuffer *out, const struct spool *s)
+{
+    struct spool_stats st;
+
+    spool_stats(s, &st);
+    evbuffer_add_printf(
+        out,
+        "# HELP modfilter_spool_records Spooled comments not yet in Redis.\n"
+        "# TYPE modfilter_spool_records gauge\n"
+        "modfilter_spool_records %llu\n"
+        "# HELP modfilter_spool_bytes Bytes of spooled comments not yet in "
+        "Redis.\n"
+        "# TYPE modfilter_spool_bytes gauge\n"
+        "modfilter_spool_bytes %llu\n"
+        "# HELP modfilter_spool_disk_bytes Spool files on disk (counted "
+        "against spool.max_bytes).\n"
+        "# TYPE modfilter_spool_disk_bytes gauge\n"
+        "modfilter_spool_disk_bytes %llu\n"
+        "# HELP modfilter_spool_appended_total Comments acknowledged from the "
+        "spool.\n"
+        "# TYPE modfilter_spool_appended_total counter\n"
+        "modfilter_spool_appended_total %llu\n"
+        "# HELP modfilter_spool_drained_total Spooled comments handed to "
+        "Redis.\n"
+        "# TYPE modfilter_spool_drained_total counter\n"
+        "modfilter_spool_drained_total %llu\n"
+        "# HELP modfilter_spool_append_failures_total Comments the spool "
+        "could not take (full, I/O error).\n"
+        "# TYPE modfilter_spool_append_failures_total counter\n"
+        "modfilter_spool_append_failures_total %llu\n"
+        "# HELP modfilter_spool_skipped_total Damaged spool regions skipped "
+        "while draining.\n"
+        "# TYPE modfilter_spool_skipped_total counter\n"
+        "modfilter_spool_skipped_total %llu\n",
+        st.records, st.bytes, st.disk_bytes, st.appended, st.drained, st.failed,
+        st.skipped);
+}
+
+/* ---- the drainer thread ------------------------------------------------ */
+
+struct spool_drain {
+    struct spool *s;
+    struct event_base *base;
+    struct queue *queue;
+    struct event *tick, *stop_ev;
+    pthread_t thread;
+    int started, stopping, failed;
+    struct spool_cursor cur;
+    unsigned inflight;
+    unsigned long long batch_ok, batch_existed, total;
+    long long retry_at_ms;
+};
+
+static void spool_drain_batch(struct spool_drain *d);
+
+/* Mark what the batch read as in Redis; 0 when done, -1 when the batch
+ * failed and the cursor went back to the checkpoint: it is sent again
+ * (queue_submit is idempotent) after a pause. */
+static int
+spool_drain_commit(struct spool_drain *d)
+{
+    if (!d->failed && spool_commit(d->s, &d->cur) == 0)
+        return 0;
+    spool_cursor_release(&d->cur);
+    spool_cursor_init(d->s, &d->cur);
+    d->failed = 0;
+    d->batch_ok = d->batch_existed = 0;
+    d->retry_at_ms = util_now_ms() + SPOOL_DRAIN_RETRY_MS;
+    return -1;
+}
+
+/* Every callback of a batch has run. */
+static void
+spool_drain_done(struct spool_drain *d)
+{
+    struct spool *s = d->s;
+
+    if (d->stopping) {
+        if (d->base != NULL)
+            event_base_loopbreak(d->base);
+        return;
+    }
+    if (spool_drain_commit(d) < 0)
+        return;
+    d->total += d->batch_ok + d->batch_existed;
+    if (d->batch_ok + d->batch_existed > 0)
+        log_debug("spool: %llu record(s) to Redis, %llu already there",
+                  d->batch_ok, d->batch_existed);
+    d->batch_ok = d->batch_existed = 0;
+    if (__atomic_load_n(&s->records, __ATOMIC_RELAXED) == 0) {
+        if (d->total > 0)
+            log_info("spool %s: drained, %llu record(s) handed to Redis",
+                     s->dir, d->total);
+        d->total = 0;
+        return;
+    }
+    spool_drain_batch(d);
+}
+
+static void
+spool_drained(enum queue_status st, const char *stored, size_t stored_len,
+              void *arg)
+{
+    struct spool_drain *d = arg;
+
+    (void)stored;
+    (void)stored_len;
+    if (st == QUEUE_OK)
+        d->batch_ok++;
+    else if (st == QUEUE_EXISTS)
+        d->batch_existed++;
+    else if (!d->failed) {
+        d->failed = 1;
+        if (!d->stopping)
+            log_warnx("spool: Redis did not take a spooled record (%s); "
+                      "retrying",
+                      st == QUEUE_TIMEOUT ? "timed out" : "error");
+    }
+    if (--d->inflight == 0)
+        spool_drain_done(d);
+}
+
+static void
+spool_drain_batch(struct spool_drain *d)
+{
+    struct spool_record r;
+    size_t bytes = 0;
+    unsigned n = 0;
+    int got = 0;
+
+    if (d->inflight > 0 || d->stopping || util_now_ms() < d->retry_at_ms ||
+        !queue_connected(d->queue))
+        return;
+    while (n < SPOOL_BATCH_RECORDS && bytes < SPOOL_BATCH_BYTES) {
+        got = spool_read(d->s, &d->cur, &r);
+        if (got <= 0)
+            break;
+        if (queue_submit(d->queue, r.id, r.json, r.json_len, r.received_ms,
+                         r.urgency, spool_drained, d) < 0) {
+            d->failed = 1;
+            break;
+        }
+        d->inflight++;
+        n++;
+        bytes += r.json_len;
+    }
+    if (got < 0)
+        d->failed = 1;
+    if (d->inflight == 0) /* nothing sent: roll back, or pass damage */
+        spool_drain_commit(d);
+}
+
+static void
+spool_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct spool_drain *d = arg;
+
+    (void)fd;
+    (void)what;
+    /* Records to send, or files to clean up (damage, drained segments). */
+    if (__atomic_load_n(&d->s->records, __ATOMIC_RELAXED) > 0 ||
+        __atomic_load_n(&d->s->disk_bytes, __ATOMIC_RELAXED) > 0)
+        spool_drain_batch(d);
+}
+
+static void
+spool_drain_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct spool_drain *d = arg;
+
+    (void)fd;
+    (void)what;
+    d->stopping = 1;
+    if (d->inflight == 0)
+        event_base_loopbreak(d->base);
+}
+
+static void *
+spool_drain_main(void *arg)
+{
+    struct spool_drain *d = arg;
+
+    event_base_dispatch(d->base);
+    return NULL;
+}
+
+static void
+spool_drain_free(struct spool_drain *d)
+{
+    if (d == NULL)
+        return;
+    d->stopping = 1;
+    queue_free(d->queue); /* runs what is in flight with QUEUE_ERROR */
+    d->queue = NULL;
+    if (d->tick != NULL)
+        event_free(d->tick);
+    if (d->stop_ev != NULL)
+        event_free(d->stop_ev);
+    if (d->base != NULL)
+        event_base_free(d->base);
+    spool_cursor_release(&d->cur);
+    free(d);
+}
+
+int
+spool_drain_start(struct spool *s, const struct config *cfg)
+{
+    struct spool_drain *d;
+    struct queue_config qc;
+    struct timeval tv = {0, SPOOL_DRAIN_TICK_MS * 1000};
+
+    if (s == NULL || s->drain != NULL)
+        return 0;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        goto fail;
+    d->s = s;
+    spool_cursor_init(s, &d->cur);
+    d->base = event_base_new();
+    if (d->base == NULL)
+        goto fail;
+    memset(&qc, 0, sizeof(qc));
+    qc.url = cfg->redis_url;
+    qc.password = cfg->redis_password;
+    qc.prefix = cfg->redis_prefix;
+    qc.timeout_ms = cfg->redis_timeout_ms;
+    d->queue = queue_new(d->base, &qc);
+    d->tick = event_new(d->base, -1, EV_PERSIST, spool_drain_tick, d);
+    d->stop_ev = event_new(d->base, -1, 0, spool_drain_stop_cb, d);
+    if (d->queue == NULL || d->tick == NULL || d->stop_ev == NULL ||
+        event_add(d->tick, &tv) < 0)
+        goto fail;
+    if (pthread_create(&d->thread, NULL, spool_drain_main, d) != 0)
+        goto fail;
+    d->started = 1;
+    s->drain = d;
+    if (s->records > 0)
+        log_info("spool %s: %llu record(s), %llu bytes to hand to Redis",
+                 s->dir, s->records, s->bytes);
+    return 0;
+fail:
+    log_warnx("spool %s: cannot start the drainer", s->dir);
+    spool_drain_free(d);
+    return -1;
+}
+
+void
+spool_drain_stop(struct spool *s)
+{
+    struct spool_drain *d = s != NULL ? s->drain : NULL;
+
+    if (d == NULL)
+        return;
+    if (d->started) {
+        event_active(d->stop_ev, EV_READ, 1);
+        pthread_join(d->thread, NULL);
+    }
+    s->drain = NULL;
+    spool_drain_free(d);
+}
