@@ -10,7 +10,8 @@
  * (routes_comment: score, decide, queue when the verdict is in
  * queue.verdicts); the stored record carries every Akismet field but the
  * key.  submit-spam/submit-ham append a training event to the Redis stream
- * P training; the model applies those once online learning lands.
+ * P training (queue_train_event); every daemon's learner (learn.c) applies
+ * it like a moderator's decision.
  *
  * Keys are blog-url:key pairs in the config's auth table (role
  * AUTH_AKISMET), looked up in constant time.
