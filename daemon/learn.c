@@ -887,6 +887,7 @@ learn_publish(struct state *st)
         st->model = m;
         snprintf(st->model_id, sizeof(st->model_id), "%s", clf_model_id(m));
         learn.dirty = 0;
+        learn.oldest_ms = 0; /* published here: no lag to report */
         log_info("reload: same base model %s: keeping what was learned "
                  "(training events up to %s)",
                  learn.base_id, learn.last_id[0] ? learn.last_id : "none");
