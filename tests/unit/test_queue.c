@@ -1506,6 +1506,34 @@ test_moderation(void **state)
     close_queue(q);
 }
 
+/* Claims follow queue.order too: urgent takes the highest scores first. */
+static void
+test_moderation_urgent_claim(void **state)
+{
+    struct queue *q = open_main("t21:", 2000);
+    static const char rec[] = "{\"text\":\"x\",\"scores\":{\"spam\":0.1}}";
+    static const double urgency[3] = {0.2, 0.9, 0.5};
+    struct res r;
+    struct mres m;
+    char id[16];
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "u%d", i);
+        submit_wait(q, id, rec, strlen(rec), 1700000000000LL + i, urgency[i],
+                    &r);
+    }
+    MWAIT(m, queue_claim(q, 1, 2, "alice", 60, on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_int_equal(m.n, 2);
+    assert_string_equal(m.ids[0], "u1");
+    assert_string_equal(m.ids[1], "u2");
+    MWAIT(m, queue_claim(q, 1, 2, "bob", 60, on_mpage, &m));
+    assert_int_equal(m.n, 1);
+    assert_string_equal(m.ids[0], "u0");
+    close_queue(q);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static int
@@ -1574,6 +1602,7 @@ main(void)
         cmocka_unit_test_teardown(test_worker_threads, teardown),
         cmocka_unit_test_teardown(test_free_with_pending, teardown),
         cmocka_unit_test_teardown(test_moderation, teardown),
+        cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 
