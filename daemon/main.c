@@ -262,6 +262,7 @@ main(int argc, char **argv)
     struct config *cfg = NULL;
     struct clf_model *model = NULL;
     struct state *st = NULL;
+    struct spool *spool = NULL;
     struct worker *workers[MAIN_MAX_WORKERS];
     unsigned n_workers = 0, i, generation = 1;
     int fds[2], n_fds = 0, port = -1, tcp_fd = -1, unix_fd = -1;
@@ -323,6 +324,18 @@ main(int argc, char **argv)
     }
     if (main_drop_privileges(cfg) < 0)
         goto out;
+    /* After the switch, so the files belong to server.user.  A spool that
+     * cannot be used stops the start: it may hold acknowledged comments
+     * only this daemon would send on, and without it a comment Redis
+     * cannot take would get 503 where the operator asked for a spool. */
+    if (cfg->spool_path[0]) {
+        spool =
+            spool_open(cfg->spool_path, cfg->spool_max_bytes, msg, sizeof(msg));
+        if (spool == NULL) {
+            log_warnx("%s", msg);
+            goto out;
+        }
+    }
     if (!o.foreground) {
         if (daemon(1, 0) < 0) {
             log_warn("daemon");
@@ -357,10 +370,13 @@ main(int argc, char **argv)
         workers[i] = worker_new(i, cfg, fds, (unsigned)n_fds);
         if (workers[i] == NULL)
             goto out;
+        workers[i]->spool = spool;
     }
     for (i = 0; i < n_workers; i++)
         if (worker_start(workers[i]) < 0)
             goto out;
+    if (spool_drain_start(spool, cfg) < 0)
+        goto out;
     log_info("modfilterd %s: %s%s%d%s%s, %u worker(s), model %s (%s)",
              MODFILTERD_VERSION, cfg->listen[0] ? "listening on port " : "", "",
              port, cfg->socket[0] ? ", socket " : "", cfg->socket, n_workers,
@@ -396,6 +412,8 @@ out:
         worker_join(workers[i]);
     for (i = 0; i < n_workers; i++)
         worker_free(workers[i]);
+    /* After the workers, which may spool their last comments. */
+    spool_close(spool);
     learn_stop(); /* writes the last snapshot */
     st = state_acquire();
     if (st != NULL) {

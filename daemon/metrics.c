@@ -242,14 +242,6 @@ metrics_render(struct evbuffer *out, const struct state *st,
                             GET(metrics_sum_us[r]) / 1e6,
                             metrics_route_names[r], cum);
     }
-    evbuffer_add_printf(out, "# HELP modfilter_spool_records Spool backlog "
-                             "(the spool is not built yet).\n"
-                             "# TYPE modfilter_spool_records gauge\n"
-                             "modfilter_spool_records 0\n"
-                             "# HELP modfilter_spool_bytes Spool backlog "
-                             "in bytes.\n"
-                             "# TYPE modfilter_spool_bytes gauge\n"
-                             "modfilter_spool_bytes 0\n");
     if (st != NULL) {
         evbuffer_add_printf(out, "# HELP modfilter_model_info The model in "
                                  "use (version: reload generation).\n"

@@ -10,6 +10,7 @@
  * and the callback's reply frees it; otherwise evhttp frees it and the
  * callback must not touch it.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,11 @@ struct route_pending {
     enum clf_verdict v;    /* comments */
     routes_comment_cb *cb; /* comments: replies */
     long long queue_len;   /* metrics */
+    /* comments with a spool: what went to Redis, for spool_append */
+    char *record; /* owned */
+    size_t record_len;
+    long long received_ms;
+    double urgency;
 };
 
 static int
@@ -290,9 +296,54 @@ routes_pending_free(struct route_pending *p)
 
     json_decref(p->reply);
     state_release(p->ctx.st);
+    free(p->record);
     free(p);
     w->pending--;
     worker_maybe_done(w);
+}
+
+/* Redis could not take p's comment: append it to the spool.  0 when it is
+ * on disk and p->reply says queued and spooled; else -1 with the reason
+ * for the 503 in *why. */
+static int
+route_spool(struct route_pending *p, const char **why)
+{
+    struct spool_record r = {p->ctx.id, p->record, p->record_len,
+                             p->received_ms, p->urgency};
+    json_t *reply, *val;
+    const char *key;
+
+    if (p->ctx.w->spool == NULL || p->record == NULL)
+        return -1;
+    if (spool_append(p->ctx.w->spool, &r) < 0) {
+        *why = errno == ENOSPC
+                   ? "Redis could not take the comment and the spool is "
+                     "full; it is not queued, retry later"
+                   : "Redis could not take the comment and the spool "
+                     "could not be written; it is not queued, retry later";
+        return -1;
+    }
+    /* The same answer, with "spooled" after "queued" (DESIGN.md). */
+    reply = json_object();
+    json_object_foreach(p->reply, key, val)
+    {
+        int q = !strcmp(key, "queued");
+
+        if (reply != NULL &&
+            (json_object_set(reply, key, q ? json_true() : val) ||
+             (q && json_object_set_new(reply, "spooled", json_true())))) {
+            json_decref(reply);
+            reply = NULL;
+        }
+    }
+    if (reply == NULL) { /* out of memory: the same keys, in any order */
+        json_object_set_new(p->reply, "queued", json_true());
+        json_object_set_new(p->reply, "spooled", json_true());
+        return 0;
+    }
+    json_decref(p->reply);
+    p->reply = reply;
+    return 0;
 }
 
 static void
@@ -335,6 +386,12 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
         s.message = "Redis could not take the comment; it is not queued, "
                     "retry later";
         break;
+    }
+    /* Redis may have stored a timed-out comment late: the drainer's
+     * submit of the same id then finds it, and nothing is queued twice. */
+    if (s.outcome == ROUTES_UNAVAILABLE && route_spool(p, &s.message) == 0) {
+        s.outcome = ROUTES_QUEUED;
+        s.reply = p->reply;
     }
     p->cb(&p->ctx, &s);
     json_decref(reply);
@@ -407,12 +464,24 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
     p->reply = reply;
     p->v = v;
     p->cb = o->cb;
-    if (queue_submit(p->ctx.w->queue, p->ctx.id, rec_text, strlen(rec_text),
-                     now_ms, urgency, route_submitted, p) < 0) {
+    p->record_len = strlen(rec_text);
+    p->received_ms = now_ms;
+    p->urgency = urgency;
+    if (ctx->w->spool != NULL) { /* kept until Redis answered */
+        p->record = rec_text;
+        rec_text = NULL;
+    }
+    if (queue_submit(p->ctx.w->queue, p->ctx.id,
+                     p->record ? p->record : rec_text, p->record_len, now_ms,
+                     urgency, route_submitted, p) < 0) {
         route_pending_unhook(p);
         s.outcome = ROUTES_UNAVAILABLE;
         s.message = "Redis is not connected; the comment is not queued, "
                     "retry later";
+        if (route_spool(p, &s.message) == 0) {
+            s.outcome = ROUTES_QUEUED;
+            s.reply = p->reply;
+        }
         p->cb(&p->ctx, &s);
         routes_pending_free(p);
     }
@@ -459,6 +528,7 @@ route_readyz(struct route_ctx *ctx)
     const struct config *cfg = ctx->st->cfg;
     unsigned up, total;
     int redis = worker_redis_ready(&up, &total);
+    int spool = spool_can_take(ctx->w->spool);
     json_t *warnings = json_array(), *body;
 
     if (getuid() == 0 && !cfg->user[0])
@@ -477,14 +547,26 @@ route_readyz(struct route_ctx *ctx)
                  "Redis connections ready in %u of %u workers", up, total);
         json_array_append_new(warnings, json_string(msg));
     }
-    if (cfg->spool_path[0])
+    if (spool) {
+        struct spool_stats ss;
+
+        spool_stats(ctx->w->spool, &ss);
+        if (ss.records > 0) {
+            char msg[120];
+
+            snprintf(msg, sizeof(msg),
+                     "%llu comment(s) in the spool wait for Redis", ss.records);
+            json_array_append_new(warnings, json_string(msg));
+        }
+    } else if (ctx->w->spool != NULL) {
         json_array_append_new(warnings,
-                              json_string("the spool is not built yet: a "
-                                          "comment Redis cannot take gets "
-                                          "503"));
-    body = json_pack("{s:b, s:b, s:b, s:o}", "ready", redis, "redis", redis,
-                     "spool", 0, "warnings", warnings);
-    route_json(ctx, redis ? 200 : 503, body);
+                              json_string("the spool is full (spool."
+                                          "max_bytes): a comment Redis "
+                                          "cannot take gets 503"));
+    }
+    body = json_pack("{s:b, s:b, s:b, s:o}", "ready", redis || spool, "redis",
+                     redis, "spool", spool, "warnings", warnings);
+    route_json(ctx, redis || spool ? 200 : 503, body);
     json_decref(body);
 }
 
@@ -500,6 +582,7 @@ route_metrics_send(struct route_ctx *ctx, long long n, long long oldest_ms)
     }
     worker_redis_ready(&up, &workers);
     metrics_render(buf, ctx->st, n, oldest_ms, up, workers);
+    spool_metrics_render(buf, ctx->w->spool);
     route_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
     evbuffer_free(buf);
 }
