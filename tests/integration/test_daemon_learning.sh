@@ -40,23 +40,32 @@ TEACH="win a free cruise today, click here now"
 score() { # URL [text] -> spam score
     curl -s -m 5 -H "Authorization: Bearer $SUB" -H 'Content-Type: application/json' \
         -d "{\"text\": \"${2:-$PROBE}\"}" "$1/v1/score" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["spam"])'
+        grep -o '"spam":[0-9][0-9.e+-]*' | head -1 | cut -d: -f2 # cheap polls
 }
-gt() { python3 -c "import sys; sys.exit(0 if $1 > $2 + 1e-9 else 1)"; }
-near() { python3 -c "import sys; sys.exit(0 if abs($1 - $2) < 1e-6 else 1)"; }
+gt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a > b + 1e-9) }'; }
+near() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(a != "" && d < 1e-6 && d > -1e-6) }'; }
 moved_above() { gt "$(score "$1")" "$2"; }
 moved_below() { gt "$2" "$(score "$1")"; }
 xadd() { rcli XADD modfilter:training '*' "$@" >/dev/null; }
+# within_ms MS CMD...: CMD succeeds before MS milliseconds since $T0 have
+# passed (wait_for counts whole seconds: too coarse for "within 1 s").
+within_ms() {
+    local ms=$1; shift
+    until "$@"; do
+        [ $(( ($(date +%s%N) - T0) / 1000000 )) -ge "$ms" ] && return 1
+        sleep 0.02
+    done
+}
 
 a0=$(score "$URL_A"); b0=$(score "$URL_B")
 near "$a0" "$b0" || { echo "FAIL: daemons disagree at start: $a0 $b0"; FAILS=$((FAILS+1)); }
 
 # 1. An event on the stream moves both daemons within 1 s.
-t0=$(date +%s%N)
+T0=$(date +%s%N)
 xadd op learn text "$TEACH" lang en labels '{"spam":1}' source decision id c1 by alice ts_ms "$(date +%s%3N)"
-wait_for 1 moved_above "$URL_A" "$a0" || { echo "FAIL: A did not learn within 1 s"; FAILS=$((FAILS+1)); }
-wait_for 1 moved_above "$URL_B" "$b0" || { echo "FAIL: B did not learn within 1 s"; FAILS=$((FAILS+1)); }
-echo "learned on both daemons after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+within_ms 1000 moved_above "$URL_A" "$a0" || { echo "FAIL: A did not learn within 1 s"; FAILS=$((FAILS+1)); }
+within_ms 1000 moved_above "$URL_B" "$b0" || { echo "FAIL: B did not learn within 1 s"; FAILS=$((FAILS+1)); }
+echo "learned on both daemons after $(( ($(date +%s%N) - T0) / 1000000 )) ms"
 a1=$(score "$URL_A"); b1=$(score "$URL_B")
 near "$a1" "$b1" || { echo "FAIL: daemons disagree after learning: $a1 $b1"; FAILS=$((FAILS+1)); }
 
@@ -92,12 +101,13 @@ r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Autho
 expect_eq "train with a submit token" 403 "${r%% *}"
 r=$(req POST /v1/train '{"labels":{"spam":1}}' -H "Authorization: Bearer $MOD")
 expect_eq "train without text" 400 "${r%% *}"
+T0=$(date +%s%N)
 r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Authorization: Bearer $MOD")
 expect_eq "train one" 200 "${r%% *}"
 expect_eq "train one learned" 1 "$(json learned)"
 expect_eq "train one duplicates" 0 "$(json duplicates)"
-wait_for 1 moved_above "$URL_B" "$b0" || { echo "FAIL: upload on A did not reach B within 1 s"; FAILS=$((FAILS+1)); }
-wait_for 1 moved_above "$URL_A" "$a0" || { echo "FAIL: upload on A not applied on A"; FAILS=$((FAILS+1)); }
+within_ms 1000 moved_above "$URL_B" "$b0" || { echo "FAIL: upload on A did not reach B within 1 s"; FAILS=$((FAILS+1)); }
+within_ms 1000 moved_above "$URL_A" "$a0" || { echo "FAIL: upload on A not applied on A within 1 s"; FAILS=$((FAILS+1)); }
 expect_grep "upload has its author" 'alice' <(rcli XREVRANGE modfilter:training + - COUNT 1)
 r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Authorization: Bearer $MOD")
 expect_eq "train one again: duplicate" 1 "$(json duplicates)"
