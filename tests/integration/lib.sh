@@ -56,13 +56,15 @@ train_model() {
         || { echo "cannot train the test model"; exit 1; }
 }
 
-# start_daemon [--set k=v ...]: foreground, port 0, log in $DLOG.
+# start_daemon [--set k=v ...]: foreground, port 0, log in $DLOG, learned
+# snapshots in $TMP/state (never the checkout's run/state).
 start_daemon() {
     rm -f "$TMP/port"
     [ -n "$REDIS_PORT" ] || REDIS_PORT=$(free_port)
     "$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" \
         --set server.listen=127.0.0.1:0 --set server.port_file="$TMP/port" \
         --set redis.url="redis://127.0.0.1:$REDIS_PORT/0" --set spool.path= \
+        --set model.state_dir="$TMP/state" \
         --set redis.timeout_ms=1000 "$@" 2>>"$DLOG" &
     DPID=$!
     wait_for 20 test -s "$TMP/port" || { echo "daemon did not start:"; cat "$DLOG"; exit 1; }

@@ -192,6 +192,49 @@ expect_eq "history after upload" 200 "$(st GET '/v1/history?limit=1' "" "${A[@]}
 expect_eq "upload audited" "train upload alice cheap pills online now" "$(py 'j["items"][0]["action"]+" "+j["items"][0]["source"]+" "+j["items"][0]["by"]+" "+j["items"][0]["text"]')"
 expect_eq "upload labels" '{"spam": 1}' "$(json items.0.labels)"
 
+# a second daemon on the same Redis: claims and decisions stay exclusive
+rm -f "$TMP/portB"
+"$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" \
+    --set server.listen=127.0.0.1:0 --set server.port_file="$TMP/portB" \
+    --set redis.url="redis://127.0.0.1:$REDIS_PORT/0" --set spool.path= \
+    --set model.state_dir="$TMP/stateB" --set server.workers=1 \
+    --set auth.submit_tokens="blog:$SUB" --set auth.moderator_tokens="alice:$MODA,bob:$MODB" \
+    --set queue.verdicts=allow,review,reject 2>>"$TMP/b.log" &
+PID_B=$!
+trap 'kill -KILL "$PID_B" 2>/dev/null; lib_cleanup' EXIT
+wait_for 20 test -s "$TMP/portB" || { echo "daemon B did not start:"; cat "$TMP/b.log"; exit 1; }
+URL_B="http://127.0.0.1:$(cat "$TMP/portB")"
+wait_for 10 curl -sf "$URL_B/readyz" || { echo "FAIL: B not ready"; FAILS=$((FAILS+1)); }
+for i in 1 2 3 4 5 6; do
+    st POST /v1/comments "{\"id\":\"g$i\",\"text\":\"two daemons $i\"}" -H "Authorization: Bearer $SUB" >/dev/null
+done
+pids=()
+for i in 1 2 3 4; do
+    u=$URL; [ $((i % 2)) = 0 ] && u=$URL_B
+    curl -s -m 10 -H 'Content-Type: application/json' -H "Authorization: Bearer $MODB" \
+        -d '{"limit":3}' "$u/v1/queue/claim" > "$TMP/claimB.$i" &
+    pids+=($!)
+done
+for i in $(seq 1 10); do
+    u=$URL; [ $((i % 2)) = 0 ] && u=$URL_B
+    curl -s -m 10 -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
+        "${A[@]}" -d '{"decision":"reject"}' "$u/v1/queue/g1/decision" > "$TMP/raceB.$i" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+python3 - "$TMP"/claimB.* > "$TMP/claimed" <<'EOF'
+import json, sys
+ids = [i["id"] for f in sys.argv[1:] for i in json.load(open(f))["items"]]
+print(len(ids), len(set(ids)))
+EOF
+read -r n_claimed n_distinct < "$TMP/claimed"
+expect_eq "claims across daemons distinct" "$n_claimed" "$n_distinct"
+expect_eq "one 200 across daemons" 1 "$(cat "$TMP"/raceB.* | grep -c '^200$')"
+expect_eq "nine 409 across daemons" 9 "$(cat "$TMP"/raceB.* | grep -c '^409$')"
+expect_eq "one learn for g1" 1 "$(rcli --raw XRANGE modfilter:training - + | grep -cx g1)"
+expect_eq "bulk on B" 200 "$(URL=$URL_B st POST /v1/queue/decisions '{"decisions":[{"id":"g2","decision":"approve"},{"id":"g3","decision":"approve"},{"id":"g4","decision":"approve"},{"id":"g5","decision":"approve"},{"id":"g6","decision":"approve"}]}' "${B[@]}")"
+kill -TERM "$PID_B"; wait "$PID_B"; expect_eq "B exits 0" 0 $?
+
 # the command line
 mq() { MODFILTER_URL=$URL MODFILTER_TOKEN=$MODA "$BIN/modfilter" queue "$@" >"$TMP/out" 2>"$TMP/err"; echo $?; }
 expect_eq "submit c7" 200 "$(st POST /v1/comments '{"id":"c7","text":"cli comment"}' -H "Authorization: Bearer $SUB")"
