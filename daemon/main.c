@@ -148,6 +148,7 @@ main_warn_restart_keys(const struct config *old, const struct config *nw)
         {"redis.url", offsetof(struct config, redis_url)},
         {"redis.prefix", offsetof(struct config, redis_prefix)},
         {"redis.password_file", offsetof(struct config, redis_password_file)},
+        {"spool.path", offsetof(struct config, spool_path)},
     };
     size_t i;
 
@@ -164,6 +165,9 @@ main_warn_restart_keys(const struct config *old, const struct config *nw)
         old->idle_timeout_s != nw->idle_timeout_s)
         log_warnx("reload: server.workers, redis.timeout_ms and limits.* "
                   "take effect at restart");
+    if (old->spool_max_bytes != nw->spool_max_bytes)
+        log_warnx("reload: spool.max_bytes changed; it takes effect at "
+                  "restart");
 }
 
 static void

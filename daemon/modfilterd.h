@@ -533,7 +533,8 @@ void spool_close(struct spool *s);
  * errno ENOSPC when spool.max_bytes would be passed, EINVAL for a bad id,
  * else the I/O error (logged).  Any thread; blocks for the fdatasync. */
 int spool_append(struct spool *s, const struct spool_record *r);
-/* 1 when s is not NULL and has room for a comment.  Any thread. */
+/* 1 when s is not NULL, has room for a comment and its last append did
+ * not fail with an I/O error.  Any thread. */
 int spool_can_take(const struct spool *s);
 void spool_stats(const struct spool *s, struct spool_stats *out); /* any */
 /* modfilter_spool_* (NULL s: zeros).  Any thread. */

@@ -560,9 +560,10 @@ route_readyz(struct route_ctx *ctx)
         }
     } else if (ctx->w->spool != NULL) {
         json_array_append_new(warnings,
-                              json_string("the spool is full (spool."
-                                          "max_bytes): a comment Redis "
-                                          "cannot take gets 503"));
+                              json_string("the spool cannot take comments "
+                                          "(spool.max_bytes reached, or its "
+                                          "last write failed): a comment "
+                                          "Redis cannot take gets 503"));
     }
     body = json_pack("{s:b, s:b, s:b, s:o}", "ready", redis || spool, "redis",
                      redis, "spool", spool, "warnings", warnings);

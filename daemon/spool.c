@@ -90,6 +90,7 @@ struct spool {
     int active_fd;
     unsigned long long active_seq, active_size, next_seq;
     int full_logged;
+    int io_failed; /* atomic: the last append failed with an I/O error */
     /* The checkpoint (drainer thread only, after open). */
     unsigned long long ck_seq, ck_off;
     /* Atomics: backlog (not yet in Redis), bytes on disk, counters. */
@@ -842,6 +843,7 @@ spool_append(struct spool *s, const struct spool_record *r)
         goto fail;
     }
     s->active_size += len;
+    __atomic_store_n(&s->io_failed, 0, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->disk_bytes, len, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->records, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->bytes, len, __ATOMIC_RELAXED);
@@ -858,6 +860,7 @@ spool_append(struct spool *s, const struct spool_record *r)
     return 0;
 fail:
     saved = errno;
+    __atomic_store_n(&s->io_failed, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->failed, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&s->mu);
     free(b);
@@ -868,10 +871,12 @@ fail:
 int
 spool_can_take(const struct spool *s)
 {
-    return s != NULL && __atomic_load_n(&s->disk_bytes, __ATOMIC_RELAXED) +
-                                SPOOL_SEG_HDR + SPOOL_FRAME +
-                                SPOOL_PAYLOAD_HDR + 1024 <=
-                            s->max_bytes;
+    unsigned long long room = SPOOL_SEG_HDR + SPOOL_FRAME + SPOOL_PAYLOAD_HDR +
+                              1024; /* a small comment */
+
+    return s != NULL && !__atomic_load_n(&s->io_failed, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&s->disk_bytes, __ATOMIC_RELAXED) + room <=
+               s->max_bytes;
 }
 
 void
