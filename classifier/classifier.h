@@ -182,9 +182,10 @@ enum clf_learn_outcome {
 
 /*
  * Learn one example for one label (value 0 or 1), creating the head if new.
- * Idempotent: the same folded text with the same label value counts once.
- * A text learned with value 1 and later with value 0 for the same label
- * moves: the old value is forgotten first.
+ * An example is the folded text, the label and its value (DESIGN.md): the
+ * same again counts nothing (CLF_DUPLICATE).  The same text with the other
+ * value is another example and counts too; clf_unlearn of one leaves the
+ * other, so an undo restores the counts exactly.
  */
 enum clf_status clf_learn(struct clf_scorer *sc, struct clf_model *m,
                           const char *text, size_t len, const char *lang_hint,
@@ -198,6 +199,12 @@ enum clf_status clf_unlearn(struct clf_scorer *sc, struct clf_model *m,
                             const char *label, int value,
                             enum clf_learn_outcome *outcome,
                             struct clf_error *err);
+
+/* 1 when the model has learned this example (text, label, value), else 0.
+ * Reads the model only; uses the scorer as workspace. */
+int clf_known(struct clf_scorer *sc, const struct clf_model *m,
+              const char *text, size_t len, const char *lang_hint,
+              const char *label, int value);
 
 /* ---- verdict ---------------------------------------------------------- */
 

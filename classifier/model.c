@@ -716,10 +716,12 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
 
 /* ---- learning --------------------------------------------------------- */
 
+/* An example is its folded text, its label and the label's value. */
 static uint64_t
-example_key(uint64_t fold_hash, const char *label)
+example_key(const struct clf_scorer *sc, const char *label, int value)
 {
-    return XXH3_64bits_withSeed(label, strlen(label), fold_hash);
+    uint64_t fold = feat_fold_hash(&sc->doc);
+    return XXH3_64bits_withSeed(label, strlen(label), fold ^ (uint64_t)value);
 }
 
 /* Add (dir = +1) or remove (dir = -1) the current comment's counts. */
@@ -835,18 +837,13 @@ clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
         scorer_expand(sc, m) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
-    uint64_t ex_key = example_key(feat_fold_hash(&sc->doc), label);
-    int known = exset_get(&m->ex, ex_key);
-    if (known == value) {
+    uint64_t ex_key = example_key(sc, label, value);
+    if (exset_get(&m->ex, ex_key) >= 0) {
         *outcome = CLF_DUPLICATE;
         return CLF_OK;
     }
     if (exset_put(&m->ex, ex_key, (uint8_t)value) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
-    if (known >= 0) { /* relabelled: the old value goes */
-        apply_counts(m, sc, (unsigned)h, known, -1);
-        reservoir_remove(&m->heads[h], ex_key);
-    }
     if (apply_counts(m, sc, (unsigned)h, value, +1) < 0) {
         apply_counts(m, sc, (unsigned)h, value, -1);
         exset_del(&m->ex, ex_key);
@@ -855,6 +852,17 @@ clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     reservoir_offer(m, &m->heads[h], sc, ex_key, value);
     *outcome = CLF_LEARNED;
     return CLF_OK;
+}
+
+int
+clf_known(struct clf_scorer *sc, const struct clf_model *m, const char *text,
+          size_t len, const char *lang_hint, const char *label, int value)
+{
+    if (clf_model_label_index(m, label) < 0 || (value != 0 && value != 1) ||
+        text_analyze(sc->ta, &m->settings, text, len, lang_hint, &sc->doc) <
+            0)
+        return 0;
+    return exset_get(&m->ex, example_key(sc, label, value)) >= 0;
 }
 
 enum clf_status
@@ -872,8 +880,8 @@ clf_unlearn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
         scorer_expand(sc, m) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
-    uint64_t ex_key = example_key(feat_fold_hash(&sc->doc), label);
-    if (exset_get(&m->ex, ex_key) != value)
+    uint64_t ex_key = example_key(sc, label, value);
+    if (exset_get(&m->ex, ex_key) < 0)
         return CLF_OK;
     exset_del(&m->ex, ex_key);
     apply_counts(m, sc, (unsigned)h, value, -1);

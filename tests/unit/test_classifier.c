@@ -114,21 +114,31 @@ test_idempotent_relabel_unlearn(void **state)
     /* the same folded text counts once */
     learn(sc, m, "BUY   cheap pills", "spam", 1, CLF_DUPLICATE);
     assert_int_equal(m->heads[0].all.docs[1], 1);
-    /* relabelled: moves from 1 to 0 */
+    /* the other value is another example: both count */
     learn(sc, m, "buy cheap pills", "spam", 0, CLF_LEARNED);
-    assert_int_equal(m->heads[0].all.docs[1], 0);
+    assert_int_equal(m->heads[0].all.docs[1], 1);
     assert_int_equal(m->heads[0].all.docs[0], 1);
+    assert_true(clf_known(sc, m, "buy cheap pills", 15, NULL, "spam", 0));
+    assert_true(clf_known(sc, m, "Buy  CHEAP pills", 16, NULL, "spam", 1));
+    assert_false(clf_known(sc, m, "buy pills", 9, NULL, "spam", 1));
+    assert_false(clf_known(sc, m, "buy cheap pills", 15, NULL, "abuse", 1));
     /* another label is another head */
     learn(sc, m, "buy cheap pills", "abuse", 0, CLF_LEARNED);
     assert_int_equal(clf_model_label_count(m), 2);
-    /* unlearning the wrong value does nothing */
-    assert_int_equal(
-        clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 1, &out, &err),
-        CLF_OK);
+    /* unlearning one value leaves the other: an undo is exact */
+    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
+                                 1, &out, &err),
+                     CLF_OK);
+    assert_int_equal(out, CLF_FORGOTTEN);
+    assert_int_equal(m->heads[0].all.docs[1], 0);
+    assert_int_equal(m->heads[0].all.docs[0], 1);
+    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
+                                 1, &out, &err),
+                     CLF_OK);
     assert_int_equal(out, CLF_UNKNOWN);
-    assert_int_equal(
-        clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 0, &out, &err),
-        CLF_OK);
+    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
+                                 0, &out, &err),
+                     CLF_OK);
     assert_int_equal(out, CLF_FORGOTTEN);
     assert_int_equal(m->heads[0].all.docs[0], 0);
     assert_int_equal(m->heads[0].all.total[0], 0);
