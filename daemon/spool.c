@@ -941,7 +941,7 @@ struct spool_drain {
     struct queue *queue;
     struct event *tick, *stop_ev;
     pthread_t thread;
-    int started, stopping, failed;
+    int started, stopping, failed, fail_logged;
     struct spool_cursor cur;
     unsigned inflight;
     unsigned long long batch_ok, batch_existed, total;
@@ -979,6 +979,7 @@ spool_drain_done(struct spool_drain *d)
     }
     if (spool_drain_commit(d) < 0)
         return;
+    d->fail_logged = 0;
     d->total += d->batch_ok + d->batch_existed;
     if (d->batch_ok + d->batch_existed > 0)
         log_debug("spool: %llu record(s) to Redis, %llu already there",
@@ -1008,9 +1009,9 @@ spool_drained(enum queue_status st, const char *stored, size_t stored_len,
         d->batch_existed++;
     else if (!d->failed) {
         d->failed = 1;
-        if (!d->stopping)
+        if (!d->stopping && !d->fail_logged++) /* once until it works */
             log_warnx("spool: Redis did not take a spooled record (%s); "
-                      "retrying",
+                      "the spool keeps it and tries again every second",
                       st == QUEUE_TIMEOUT ? "timed out" : "error");
     }
     if (--d->inflight == 0)

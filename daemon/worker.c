@@ -44,9 +44,10 @@ worker_redis_state(int ready, const char *why, void *arg)
     if (ready)
         log_info("redis: %s", why ? why : "connected");
     else
-        log_warnx("redis unavailable%s%s; comments that need queueing get "
-                  "503 until it is back",
-                  why ? ": " : "", why ? why : "");
+        log_warnx("redis unavailable%s%s; comments that need queueing %s "
+                  "until it is back",
+                  why ? ": " : "", why ? why : "",
+                  w->spool ? "are spooled" : "get 503");
 }
 
 static void
