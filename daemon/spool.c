@@ -944,7 +944,7 @@ struct spool_drain {
     int started, stopping, failed, fail_logged;
     struct spool_cursor cur;
     unsigned inflight;
-    unsigned long long batch_ok, batch_existed, total;
+    unsigned long long batch_ok, batch_existed, total, existed;
     long long retry_at_ms;
 };
 
@@ -981,15 +981,17 @@ spool_drain_done(struct spool_drain *d)
         return;
     d->fail_logged = 0;
     d->total += d->batch_ok + d->batch_existed;
+    d->existed += d->batch_existed;
     if (d->batch_ok + d->batch_existed > 0)
         log_debug("spool: %llu record(s) to Redis, %llu already there",
                   d->batch_ok, d->batch_existed);
     d->batch_ok = d->batch_existed = 0;
     if (__atomic_load_n(&s->records, __ATOMIC_RELAXED) == 0) {
         if (d->total > 0)
-            log_info("spool %s: drained, %llu record(s) handed to Redis",
-                     s->dir, d->total);
-        d->total = 0;
+            log_info("spool %s: drained, %llu record(s) handed to Redis "
+                     "(%llu of them it had already)",
+                     s->dir, d->total, d->existed);
+        d->total = d->existed = 0;
         return;
     }
     spool_drain_batch(d);

@@ -78,6 +78,19 @@ code=$(post s1-live "buy cheap pills live")
 expect_eq "live after drain" 200 "$code"
 expect_eq "live: queued, not spooled" "true absent" "$(qs)"
 
+# Redis slower than redis.timeout_ms: spooled; Redis then runs the late
+# submit and the drainer finds the id there (queued once).
+rcli DEBUG SLEEP 1.5 >/dev/null &
+SLEEPER=$!
+sleep 0.1
+code=$(post s1-slow "buy cheap pills slowly")
+expect_eq "slow redis: spooled" "200 true true" "$code $(qs)"
+wait "$SLEEPER"
+wait_for 10 backlog_is 0 || { echo "FAIL: slow one not drained"; FAILS=$((FAILS+1)); }
+expect_eq "slow redis: once" 23 "$(zcard)"
+expect_eq "slow redis: one item" 1 "$(rcli --scan --pattern 'modfilter:item:s1-slow' | wc -l)"
+expect_grep "slow redis: Redis had stored it late" 'drained, 1 record\(s\) handed to Redis \(1 of them it had already\)' "$DLOG"
+
 echo "section 2 at ${SECONDS}s"
 # ---- 2. kill -9 with a backlog; a new daemon resumes -------------------------
 stop_redis
@@ -89,12 +102,17 @@ kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 seg=$(ls "$SP"/seg-* | tail -1)
 printf '\365SR\000\120\000\000\000torn' >> "$seg" # a record cut by the crash
 start_redis "$REDIS_PORT"
+# As if an earlier drain had stored k-3 and died before its checkpoint:
+rcli HSET modfilter:item:k-3 record '{"id":"k-3","earlier":true}' state queued \
+    received_ms 1 urgency 0 >/dev/null
+rcli ZADD modfilter:queue 1 k-3 >/dev/null; rcli ZADD modfilter:queue:urgent 0 k-3 >/dev/null
 start_daemon --set spool.path="$SP" "${ALL[@]}"
 wait_for 15 zcard_is 10 ||
     { echo "FAIL: not resumed: ZCARD $(zcard)"; FAILS=$((FAILS+1)); }
 wait_for 5 backlog_is 0
 expect_eq "resumed: each once" 10 "$(rcli --scan --pattern 'modfilter:item:k-*' | wc -l)"
 expect_grep "torn tail logged" 'torn or damaged tail at offset' "$DLOG"
+expect_eq "k-3 kept, not queued twice" '{"id":"k-3","earlier":true}' "$(rcli HGET modfilter:item:k-3 record)"
 stop_daemon
 expect_eq "exit status" 0 "$STOP_RC"
 start_daemon --set spool.path="$SP" "${ALL[@]}" # nothing is sent twice
