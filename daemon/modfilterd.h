@@ -521,9 +521,10 @@ struct spool_stats {
 };
 
 /* Open (create with mode 0700 if missing) the spool directory dir, bounded
- * by max_bytes of segment files; reads the checkpoint and counts the
- * backlog (damaged records are logged and skipped).  NULL with a reason
- * in err when the directory cannot be created, read or written.  Not
+ * by max_bytes of segment files, and lock it (flock, kept across fork);
+ * reads the checkpoint and counts the backlog (damaged records are logged
+ * and skipped).  NULL with a reason in err when the directory cannot be
+ * created, read or written, or another process holds it.  Not
  * thread-safe: before the workers start. */
 struct spool *spool_open(const char *dir, unsigned long long max_bytes,
                          char *err, size_t errlen);

@@ -7,6 +7,7 @@
  *
  *   seg-<seq, 16 hex digits>.spool   a segment: header, then records
  *   drained                          the checkpoint (seq, offset)
+ *   lock                             flock'd while a daemon uses the spool
  *
  * Segment header, 16 bytes: "MFSPOOL1", u32 version (1), u32 0.
  * Record: a 16-byte frame, then the payload:
@@ -51,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -85,6 +87,7 @@ struct spool {
     pthread_mutex_t mu;
     char *dir;
     int dirfd;
+    int lockfd; /* flock'd: one daemon per spool */
     unsigned long long max_bytes;
     /* Under mu: the segment appends go to (fd -1: none yet). */
     int active_fd;
@@ -682,7 +685,7 @@ spool_open(const char *dir, unsigned long long max_bytes, char *err,
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
-    s->dirfd = s->active_fd = -1;
+    s->dirfd = s->active_fd = s->lockfd = -1;
     s->max_bytes = max_bytes;
     s->dir = strdup(dir);
     if (s->dir == NULL) {
@@ -709,6 +712,15 @@ spool_open(const char *dir, unsigned long long max_bytes, char *err,
     }
     close(n);
     unlinkat(s->dirfd, "drained.tmp", 0);
+    /* Two daemons on one spool would send each other's records and
+     * delete each other's segments. */
+    s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lockfd < 0 || flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "spool.path %s: %s", dir,
+                 errno == EWOULDBLOCK ? "in use by another modfilterd"
+                                      : strerror(errno));
+        goto fail;
+    }
     if (spool_ckpt_read(s) < 0) {
         snprintf(err, errlen, "spool.path %s/drained: %s", dir,
                  strerror(errno));
@@ -757,6 +769,8 @@ spool_close(struct spool *s)
         close(s->active_fd);
     if (s->dirfd >= 0)
         close(s->dirfd);
+    if (s->lockfd >= 0)
+        close(s->lockfd); /* and the lock with it */
     pthread_mutex_destroy(&s->mu);
     free(s->dir);
     free(s);

@@ -430,6 +430,9 @@ test_unusable(void **state)
     snprintf(path, sizeof(path), "%s/new", test_dir);
     s = spool_open(path, 1 << 20, err, sizeof(err));
     assert_non_null(s);
+    /* One daemon per spool. */
+    assert_null(spool_open(path, 1 << 20, err, sizeof(err)));
+    assert_non_null(strstr(err, "in use by another modfilterd"));
     spool_close(s);
     {
         struct stat sb;
@@ -437,6 +440,12 @@ test_unusable(void **state)
         assert_int_equal(stat(path, &sb), 0);
         assert_int_equal(sb.st_mode & 0777, 0700);
     }
+    s = spool_open(path, 1 << 20, err, sizeof(err)); /* free again */
+    assert_non_null(s);
+    spool_close(s);
+    snprintf(path, sizeof(path), "%s/new/lock", test_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/new", test_dir);
     rmdir(path);
 }
 
