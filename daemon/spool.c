@@ -237,62 +237,70 @@ spool_seg_path(char *buf, size_t len, unsigned long long seq)
     snprintf(buf, len, "seg-%016llx.spool", seq);
 }
 
-/* The smallest segment seq > after (*seq), or 0 when none; -1 when the
- * directory cannot be read. */
+static DIR *
+spool_opendir(struct spool *s)
+{
+    int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+    if (d == NULL && fd >= 0)
+        close(fd);
+    return d;
+}
+
+/* 1 with the smallest published segment seq > after in *seq, 0 when there
+ * is none (*seq untouched), -1 when the directory cannot be read. */
 static int
 spool_next_seg(struct spool *s, unsigned long long after,
                unsigned long long *seq)
 {
-    DIR *d;
+    DIR *d = spool_opendir(s);
     struct dirent *e;
-    int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    unsigned long long best = 0, v;
     int found = 0;
 
-    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-        if (fd >= 0)
-            close(fd);
+    if (d == NULL)
         return -1;
-    }
-    while ((e = readdir(d)) != NULL) {
-        unsigned long long v;
-
+    while ((e = readdir(d)) != NULL)
         if (spool_seg_name(e->d_name, &v) && v > after &&
-            (!found || v < *seq)) {
-            *seq = v;
+            (!found || v < best)) {
+            best = v;
             found = 1;
         }
-    }
     closedir(d);
     if (found) {
         /* A segment still being created is not there yet. */
         pthread_mutex_lock(&s->mu);
-        if (*seq >= s->next_seq)
+        if (best >= s->next_seq)
             found = 0;
         pthread_mutex_unlock(&s->mu);
     }
+    if (found)
+        *seq = best;
     return found;
 }
 
-/* Remove every segment with seq < below (not the active one); returns the
- * bytes freed. */
+/* Remove every segment with seq < below, never the active one or one
+ * being created; returns the bytes freed. */
 static unsigned long long
 spool_remove_below(struct spool *s, unsigned long long below)
 {
-    DIR *d;
+    DIR *d = spool_opendir(s);
     struct dirent *e;
-    int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    unsigned long long freed = 0;
+    unsigned long long freed = 0, active = ~0ULL, v;
 
-    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-        if (fd >= 0)
-            close(fd);
+    if (d == NULL)
         return 0;
-    }
+    pthread_mutex_lock(&s->mu);
+    if (below > s->next_seq)
+        below = s->next_seq;
+    if (s->active_fd >= 0)
+        active = s->active_seq;
+    pthread_mutex_unlock(&s->mu);
     while ((e = readdir(d)) != NULL) {
-        unsigned long long v;
         struct stat sb;
 
-        if (!spool_seg_name(e->d_name, &v) || v >= below)
+        if (!spool_seg_name(e->d_name, &v) || v >= below || v == active)
             continue;
         if (fstatat(s->dirfd, e->d_name, &sb, 0) == 0 &&
             unlinkat(s->dirfd, e->d_name, 0) == 0)
@@ -726,9 +734,9 @@ spool_open(const char *dir, unsigned long long max_bytes, char *err,
                  strerror(errno));
         goto fail;
     }
+    s->next_seq = ~0ULL; /* every segment is there; set below */
     spool_remove_below(s, s->ck_seq);
     last = s->ck_seq;
-    s->next_seq = ~0ULL; /* every segment is there; set below */
     while ((n = spool_next_seg(s, seq, &seq)) == 1) {
         char name[40];
 

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +450,71 @@ test_unusable(void **state)
     rmdir(path);
 }
 
+#define RACE_THREADS 4
+#define RACE_EACH 250
+
+static struct spool *race_spool;
+
+static void *
+race_append(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg, i;
+    char id[32];
+
+    for (i = 0; i < RACE_EACH; i++) {
+        snprintf(id, sizeof(id), "r%u-%u", t, i);
+        append_ok(race_spool, id);
+    }
+    return NULL;
+}
+
+/* Appenders and the reader at once: segments retired and created under
+ * the reader's feet; every record read once, each thread's in order. */
+static void
+test_concurrent(void **state)
+{
+    pthread_t th[RACE_THREADS];
+    unsigned next[RACE_THREADS] = {0}, total = 0, t, i;
+    struct spool_cursor c;
+    struct spool_record r;
+    struct spool_stats st;
+
+    (void)state;
+    race_spool = open_ok(1 << 24);
+    spool_cursor_init(race_spool, &c);
+    for (t = 0; t < RACE_THREADS; t++)
+        assert_int_equal(
+            pthread_create(&th[t], NULL, race_append, (void *)(uintptr_t)t), 0);
+    for (i = 0; total < RACE_THREADS * RACE_EACH && i < 1000000; i++) {
+        int n = spool_read(race_spool, &c, &r);
+
+        assert_true(n >= 0);
+        if (n == 1) {
+            unsigned rt, ri;
+
+            assert_int_equal(sscanf(r.id, "r%u-%u", &rt, &ri), 2);
+            assert_true(rt < RACE_THREADS);
+            assert_int_equal(ri, next[rt]);
+            next[rt]++;
+            total++;
+        } else {
+            assert_int_equal(spool_commit(race_spool, &c), 0);
+            usleep(200);
+        }
+    }
+    for (t = 0; t < RACE_THREADS; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(total, RACE_THREADS * RACE_EACH);
+    assert_int_equal(spool_read(race_spool, &c, &r), 0);
+    assert_int_equal(spool_commit(race_spool, &c), 0);
+    spool_stats(race_spool, &st);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.disk_bytes, 0);
+    assert_int_equal(count_segments(), 0);
+    spool_cursor_release(&c);
+    spool_close(race_spool);
+}
+
 int
 main(void)
 {
@@ -459,6 +525,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
