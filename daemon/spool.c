@@ -994,13 +994,11 @@ spool_drain_done(struct spool_drain *d)
 {
     struct spool *s = d->s;
 
-    if (d->stopping) {
-        if (d->base != NULL)
+    if (spool_drain_commit(d) < 0 || d->stopping) {
+        if (d->stopping && d->base != NULL)
             event_base_loopbreak(d->base);
         return;
     }
-    if (spool_drain_commit(d) < 0)
-        return;
     d->fail_logged = 0;
     d->total += d->batch_ok + d->batch_existed;
     d->existed += d->batch_existed;
