@@ -825,19 +825,35 @@ learn_check(struct clf_model *m, const char *label, int value, int create,
     return CLF_OK;
 }
 
+/* Check the arguments, find (or create) the head, analyse the text: what
+ * learning and unlearning share.  *h is -1 for an unknown label when
+ * create is 0. */
+static enum clf_status
+learn_prepare(struct clf_scorer *sc, struct clf_model *m, const char *text,
+              size_t len, const char *lang_hint, const char *label, int value,
+              int create, int *h, uint64_t *ex_key, struct clf_error *err)
+{
+    enum clf_status st = learn_check(m, label, value, create, h, err);
+    if (st || *h < 0)
+        return st;
+    if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
+        scorer_expand(sc, m) < 0)
+        return model_fail(err, CLF_ENOMEM, "out of memory");
+    *ex_key = example_key(sc, label, value);
+    return CLF_OK;
+}
+
 enum clf_status
 clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
           size_t len, const char *lang_hint, const char *label, int value,
           enum clf_learn_outcome *outcome, struct clf_error *err)
 {
     int h;
-    enum clf_status st = learn_check(m, label, value, 1, &h, err);
+    uint64_t ex_key;
+    enum clf_status st = learn_prepare(sc, m, text, len, lang_hint, label,
+                                       value, 1, &h, &ex_key, err);
     if (st)
         return st;
-    if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
-        scorer_expand(sc, m) < 0)
-        return model_fail(err, CLF_ENOMEM, "out of memory");
-    uint64_t ex_key = example_key(sc, label, value);
     if (exset_get(&m->ex, ex_key) >= 0) {
         *outcome = CLF_DUPLICATE;
         return CLF_OK;
@@ -859,8 +875,7 @@ clf_known(struct clf_scorer *sc, const struct clf_model *m, const char *text,
           size_t len, const char *lang_hint, const char *label, int value)
 {
     if (clf_model_label_index(m, label) < 0 || (value != 0 && value != 1) ||
-        text_analyze(sc->ta, &m->settings, text, len, lang_hint, &sc->doc) <
-            0)
+        text_analyze(sc->ta, &m->settings, text, len, lang_hint, &sc->doc) < 0)
         return 0;
     return exset_get(&m->ex, example_key(sc, label, value)) >= 0;
 }
@@ -871,18 +886,12 @@ clf_unlearn(struct clf_scorer *sc, struct clf_model *m, const char *text,
             enum clf_learn_outcome *outcome, struct clf_error *err)
 {
     int h;
-    enum clf_status st = learn_check(m, label, value, 0, &h, err);
-    if (st)
-        return st;
+    uint64_t ex_key = 0;
+    enum clf_status st = learn_prepare(sc, m, text, len, lang_hint, label,
+                                       value, 0, &h, &ex_key, err);
     *outcome = CLF_UNKNOWN;
-    if (h < 0)
-        return CLF_OK;
-    if (scorer_features(sc, m, text, len, lang_hint) < 0 ||
-        scorer_expand(sc, m) < 0)
-        return model_fail(err, CLF_ENOMEM, "out of memory");
-    uint64_t ex_key = example_key(sc, label, value);
-    if (exset_get(&m->ex, ex_key) < 0)
-        return CLF_OK;
+    if (st || h < 0 || exset_get(&m->ex, ex_key) < 0)
+        return st;
     exset_del(&m->ex, ex_key);
     apply_counts(m, sc, (unsigned)h, value, -1);
     reservoir_remove(&m->heads[h], ex_key);
