@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "modfilterd.h"
 
 #define QUEUE_CLI_DEFAULT_URL "http://127.0.0.1:8080"
 #define QUEUE_CLI_TIMEOUT_MS 10000
@@ -49,6 +50,9 @@ static const char queue_usage[] =
     "--url (or MODFILTER_URL): http://host:port or unix:/path/to/socket\n"
     "  (default " QUEUE_CLI_DEFAULT_URL ")\n"
     "--token (or MODFILTER_TOKEN): a moderator token\n"
+    "-c FILE: the daemon's config file, for the URL (server.socket or\n"
+    "  server.listen, server.port_file) and the first moderator token when\n"
+    "  neither flags nor the environment give them\n"
     "Exit codes: 0 done; 1 the daemon refused or could not be reached; "
     "2 usage.\n";
 
@@ -483,6 +487,7 @@ queue_cli_print_history(const json_t *r)
 
 struct queue_cli_opts {
     const char *url, *token, *cursor;
+    const char *config; /* -c: the daemon's config file */
     const char *labels[CLF_MAX_LABELS];
     unsigned n_labels;
     long limit; /* 0: the daemon's default */
@@ -519,6 +524,8 @@ queue_cli_parse(int argc, char **argv, struct queue_cli_opts *o,
             o->url = argv[++i];
         } else if (!strcmp(a, "--token") && has_value) {
             o->token = argv[++i];
+        } else if (!strcmp(a, "-c") && has_value) {
+            o->config = argv[++i];
         } else if (!strcmp(a, "--cursor") && has_value) {
             o->cursor = argv[++i];
         } else if (!strcmp(a, "--limit") && has_value) {
@@ -544,6 +551,49 @@ queue_cli_parse(int argc, char **argv, struct queue_cli_opts *o,
             pos[(*n_pos)++] = a;
         }
     }
+    return 0;
+}
+
+/* URL and token from the daemon's config where flags and the environment
+ * gave none: server.socket, else server.listen (its port from
+ * server.port_file when it is 0), and the first moderator token.  cfg
+ * (the caller frees it) keeps the token alive.  0, or -1 with a message. */
+static int
+queue_cli_from_config(struct queue_cli_opts *o, struct config **cfg,
+                      char *url, size_t len)
+{
+    struct config_error err;
+
+    if ((*cfg = config_new()) == NULL ||
+        config_load_file(*cfg, o->config, &err) < 0 ||
+        config_check(*cfg, &err) < 0) {
+        fprintf(stderr, "%s\n", *cfg ? err.msg : "modfilter: out of memory");
+        return -1;
+    }
+    if (o->token == NULL || o->token[0] == '\0')
+        o->token = auth_first_token((*cfg)->auth, AUTH_MODERATOR);
+    if (o->url != NULL && o->url[0] != '\0')
+        return 0;
+    if ((*cfg)->socket[0]) {
+        snprintf(url, len, "unix:%s", (*cfg)->socket);
+    } else if ((*cfg)->listen[0]) {
+        const char *colon = strrchr((*cfg)->listen, ':');
+        char *port = NULL;
+
+        if (colon != NULL && !strcmp(colon, ":0") && (*cfg)->port_file[0])
+            port = util_read_file((*cfg)->port_file, 32, NULL);
+        if (port != NULL) {
+            port[strcspn(port, "\r\n")] = '\0';
+            snprintf(url, len, "http://%.*s:%s",
+                     (int)(colon - (*cfg)->listen), (*cfg)->listen, port);
+        } else {
+            snprintf(url, len, "http://%s", (*cfg)->listen);
+        }
+        free(port);
+    } else {
+        return 0;
+    }
+    o->url = url;
     return 0;
 }
 
@@ -677,6 +727,8 @@ cmd_queue(int argc, char **argv)
     const char *pos[1] = {NULL}, *method, *cmd;
     char path[512], *body = NULL;
     json_t *r = NULL;
+    struct config *cfg = NULL;
+    char cfg_url[600];
     int n_pos = 0, rc = EXIT_USAGE;
 
     memset(&o, 0, sizeof(o));
@@ -693,6 +745,9 @@ cmd_queue(int argc, char **argv)
         fputs(queue_usage, stderr);
         goto done;
     }
+    if (o.config != NULL && queue_cli_from_config(&o, &cfg, cfg_url,
+                                                  sizeof(cfg_url)) < 0)
+        goto done;
     if (o.url == NULL || o.url[0] == '\0')
         o.url = QUEUE_CLI_DEFAULT_URL;
     if (queue_cli_url_parse(o.url, &url) < 0) {
@@ -730,5 +785,6 @@ done:
     json_decref(r);
     free(reply.body);
     free(body);
+    config_free(cfg);
     return rc;
 }

@@ -249,6 +249,17 @@ auth_count(const struct auth *a, enum auth_role role)
     return n;
 }
 
+const char *
+auth_first_token(const struct auth *a, enum auth_role role)
+{
+    unsigned i;
+
+    for (i = 0; a != NULL && i < a->n; i++)
+        if (a->entries[i].role == role)
+            return a->entries[i].token;
+    return NULL;
+}
+
 /* The entry holding token (len bytes), any role; NULL when none. */
 static const struct auth_entry *
 auth_lookup(const struct auth *a, const char *tok, size_t len)

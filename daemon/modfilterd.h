@@ -79,6 +79,9 @@ int auth_add_list(struct auth *a, enum auth_role role, const char *list,
 int auth_add_file(struct auth *a, enum auth_role role, const char *path,
                   char *err, size_t errlen);
 unsigned auth_count(const struct auth *a, enum auth_role role);
+/* The first token with role (for a command-line client reading the
+ * daemon's config), or NULL; borrowed from the table. */
+const char *auth_first_token(const struct auth *a, enum auth_role role);
 /* The role of the token in an Authorization header value ("Bearer TOKEN"),
  * AUTH_NONE when missing, malformed or unknown.  Compares against every
  * token in constant time per token.  *name (may be NULL) is set to the

@@ -280,6 +280,15 @@ expect_eq "cli label with approve" 2 "$(mq approve c6 --label spam)"
 expect_eq "cli bad url" 2 "$(mq length --url ftp://x)"
 expect_eq "cli unreachable" 1 "$(mq length --url "http://127.0.0.1:$(free_port)")"
 expect_grep "cli unreachable message" 'cannot connect' "$TMP/err"
+# -c: URL (server.listen with port 0 read from server.port_file) and the
+# first moderator token from the daemon's config file
+printf '[server]\nlisten = 127.0.0.1:0\nport_file = %s\n[auth]\nmoderator_tokens = alice:%s\n' \
+    "$TMP/port" "$MODA" >"$TMP/cli.conf"
+expect_eq "cli -c" 0 "$(MODFILTER_URL= MODFILTER_TOKEN= "$BIN/modfilter" queue length -c "$TMP/cli.conf" >"$TMP/out" 2>"$TMP/err"; echo $?)"
+expect_eq "cli -c length" 1 "$(cat "$TMP/out")"
+printf '[server]\nbogus = 1\n' >"$TMP/bad.conf"
+expect_eq "cli -c bad config" 2 "$(MODFILTER_URL= "$BIN/modfilter" queue length -c "$TMP/bad.conf" >"$TMP/out" 2>"$TMP/err"; echo $?)"
+expect_grep "cli -c bad config message" 'bad.conf:2: ' "$TMP/err"
 
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
