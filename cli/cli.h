@@ -59,6 +59,7 @@ int cmd_forget(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_queue(int argc, char **argv); /* queue.c: against a daemon */
 
 #endif

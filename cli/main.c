@@ -17,6 +17,8 @@ static const char usage[] =
     "[FILE.jsonl | -]\n"
     "  explain --model M.mfm \"text\"\n"
     "  eval    --folds FOLDS.tsv --label LABEL FILE.jsonl\n"
+    "  export  --state-dir DIR [--base BASE.mfm] --model OUT.mfm   (a daemon's "
+    "learned model)\n"
     "  queue   length|list|show ID|claim N|approve ID|reject ID [--label L]|"
     "undo ID|history\n"
     "          [--url URL] [--token TOKEN] [--json]   (modfilter queue "
@@ -42,7 +44,8 @@ main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"train", cmd_train}, {"forget", cmd_forget},
                 {"score", cmd_score}, {"explain", cmd_explain},
-                {"eval", cmd_eval},   {"queue", cmd_queue}};
+                {"eval", cmd_eval},   {"export", cmd_export},
+                {"queue", cmd_queue}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -559,8 +559,8 @@ queue_cli_parse(int argc, char **argv, struct queue_cli_opts *o,
  * server.port_file when it is 0), and the first moderator token.  cfg
  * (the caller frees it) keeps the token alive.  0, or -1 with a message. */
 static int
-queue_cli_from_config(struct queue_cli_opts *o, struct config **cfg,
-                      char *url, size_t len)
+queue_cli_from_config(struct queue_cli_opts *o, struct config **cfg, char *url,
+                      size_t len)
 {
     struct config_error err;
 
@@ -584,8 +584,8 @@ queue_cli_from_config(struct queue_cli_opts *o, struct config **cfg,
             port = util_read_file((*cfg)->port_file, 32, NULL);
         if (port != NULL) {
             port[strcspn(port, "\r\n")] = '\0';
-            snprintf(url, len, "http://%.*s:%s",
-                     (int)(colon - (*cfg)->listen), (*cfg)->listen, port);
+            snprintf(url, len, "http://%.*s:%s", (int)(colon - (*cfg)->listen),
+                     (*cfg)->listen, port);
         } else {
             snprintf(url, len, "http://%s", (*cfg)->listen);
         }
@@ -745,8 +745,8 @@ cmd_queue(int argc, char **argv)
         fputs(queue_usage, stderr);
         goto done;
     }
-    if (o.config != NULL && queue_cli_from_config(&o, &cfg, cfg_url,
-                                                  sizeof(cfg_url)) < 0)
+    if (o.config != NULL &&
+        queue_cli_from_config(&o, &cfg, cfg_url, sizeof(cfg_url)) < 0)
         goto done;
     if (o.url == NULL || o.url[0] == '\0')
         o.url = QUEUE_CLI_DEFAULT_URL;

@@ -317,9 +317,9 @@ run_train(int argc, char **argv, int forget)
         fprintf(stderr, "modfilter: %s\n", err.msg);
         goto out;
     }
-    fprintf(stderr, "%s: %lu %s, %lu %s, %lu invalid\n", out, learned,
-            forget ? "forgotten" : "learned", dups,
-            forget ? "unknown" : "duplicates", errors);
+    fprintf(stderr, "%s: %lu %s, %lu %s, %lu invalid; model id %s\n", out,
+            learned, forget ? "forgotten" : "learned", dups,
+            forget ? "unknown" : "duplicates", errors, clf_model_id(m));
     for (unsigned h = 0; h < clf_model_label_count(m); h++) {
         uint64_t neg, pos;
         clf_model_label_examples(m, h, &neg, &pos);

@@ -84,6 +84,28 @@ expect_eq "eval exit" 0 $?
 expect_eq "eval folds" 3 "$(grep -c '^fold' "$T/out")"
 expect_grep "eval mean" "^mean auc=" "$T/out"
 
+# export: the newest snapshot of a base from a daemon's state directory
+"$MF" train --model "$T/m.mfm" --prior abuse=0.2 "$DATA" 2>"$T/err"
+id=$(sed -n 's/.*model id \([0-9a-f]*\)$/\1/p' "$T/err")
+expect_eq "model id printed" 16 "${#id}"
+mkdir "$T/state"
+cp "$T/f.mfm" "$T/state/learned-$id-1700000000000-7.mfm"
+cp "$T/m2.mfm" "$T/state/learned-$id-1700000000001-0.mfm"
+cp "$T/f.mfm" "$T/state/learned-0123456789abcdef-1800000000000-0.mfm"
+echo junk >"$T/state/learned-$id-x.mfm"
+"$MF" export --state-dir "$T/state" --base "$T/m.mfm" --model "$T/exp.mfm" 2>"$T/err"
+expect_eq "export exit" 0 $?
+expect_grep "export picks the newest of the base" "learned-$id-1700000000001-0.mfm" "$T/err"
+cmp -s <("$MF" score --model "$T/exp.mfm" "$T/in.jsonl" 2>/dev/null) \
+    <("$MF" score --model "$T/m2.mfm" "$T/in.jsonl" 2>/dev/null)
+expect_eq "exported model scores as the snapshot" 0 $?
+"$MF" export --state-dir "$T/state" --base "$T/bad.mfm" --model "$T/x.mfm" 2>/dev/null
+expect_eq "export with a bad base" 1 $?
+"$MF" export --state-dir "$T/nonexistent" --model "$T/x.mfm" 2>/dev/null
+expect_eq "export without a state dir" 1 $?
+"$MF" export --model "$T/x.mfm" 2>/dev/null
+expect_eq "export usage" 2 $?
+
 # errors
 "$MF" >/dev/null 2>&1; expect_eq "no command" 2 $?
 "$MF" frobnicate >/dev/null 2>&1; expect_eq "unknown command" 2 $?
