@@ -612,6 +612,10 @@ struct worker {
 struct worker *worker_new(unsigned index, const struct config *cfg,
                           const int *fds, unsigned n_fds);
 int worker_start(struct worker *w);
+/* A Redis queue on base with cfg's redis.* settings (workers, the spool's
+ * drainer); NULL on error. */
+struct queue *worker_queue_new(struct event_base *base,
+                               const struct config *cfg);
 /* From any thread: stop accepting, finish in-flight requests (bounded),
  * then leave the loop. */
 void worker_stop(struct worker *w);

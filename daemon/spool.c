@@ -1126,7 +1126,6 @@ int
 spool_drain_start(struct spool *s, const struct config *cfg)
 {
     struct spool_drain *d;
-    struct queue_config qc;
     struct timeval tv = {0, SPOOL_DRAIN_TICK_MS * 1000};
 
     if (s == NULL || s->drain != NULL)
@@ -1139,12 +1138,7 @@ spool_drain_start(struct spool *s, const struct config *cfg)
     d->base = event_base_new();
     if (d->base == NULL)
         goto fail;
-    memset(&qc, 0, sizeof(qc));
-    qc.url = cfg->redis_url;
-    qc.password = cfg->redis_password;
-    qc.prefix = cfg->redis_prefix;
-    qc.timeout_ms = cfg->redis_timeout_ms;
-    d->queue = queue_new(d->base, &qc);
+    d->queue = worker_queue_new(d->base, cfg);
     d->tick = event_new(d->base, -1, EV_PERSIST, spool_drain_tick, d);
     d->stop_ev = event_new(d->base, -1, 0, spool_drain_stop_cb, d);
     if (d->queue == NULL || d->tick == NULL || d->stop_ev == NULL ||

@@ -103,12 +103,24 @@ worker_maybe_done(struct worker *w)
         event_base_loopbreak(w->base);
 }
 
+struct queue *
+worker_queue_new(struct event_base *base, const struct config *cfg)
+{
+    struct queue_config qc;
+
+    memset(&qc, 0, sizeof(qc));
+    qc.url = cfg->redis_url;
+    qc.password = cfg->redis_password;
+    qc.prefix = cfg->redis_prefix;
+    qc.timeout_ms = cfg->redis_timeout_ms;
+    return queue_new(base, &qc);
+}
+
 struct worker *
 worker_new(unsigned index, const struct config *cfg, const int *fds,
            unsigned n_fds)
 {
     struct worker *w = calloc(1, sizeof(*w));
-    struct queue_config qc;
 
     if (w == NULL) {
         log_warnx("worker %u: out of memory", index);
@@ -131,12 +143,7 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
         log_warnx("worker %u: out of memory", index);
         goto fail;
     }
-    memset(&qc, 0, sizeof(qc));
-    qc.url = cfg->redis_url;
-    qc.password = cfg->redis_password;
-    qc.prefix = cfg->redis_prefix;
-    qc.timeout_ms = cfg->redis_timeout_ms;
-    w->queue = queue_new(w->base, &qc);
+    w->queue = worker_queue_new(w->base, cfg);
     if (w->queue == NULL) {
         log_warnx("worker %u: cannot set up the Redis queue for %s", index,
                   cfg->redis_url);
