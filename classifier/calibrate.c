@@ -139,8 +139,8 @@ model_fit_head(struct clf_model *m, unsigned h)
     for (size_t i = 0; i < n; i++) {
         const struct res_example *e = &hd->res[i];
         unsigned known;
-        raw[i] = model_raw_score(m, h, e->lang, e->keys, e->n, e->value,
-                                 &known);
+        raw[i] =
+            model_raw_score(m, h, e->lang, e->keys, e->n, e->value, &known);
         y[i] = e->value;
         lang[i] = e->lang;
     }
@@ -148,13 +148,11 @@ model_fit_head(struct clf_model *m, unsigned h)
     if (!hd->all.calibrated) {
         /* Nothing to fit: the raw log-odds and the data's rate. */
         hd->all.cal_a = 1.0;
-        hd->all.cal_b =
-            log((hd->all.docs[1] + 1.0) / (hd->all.docs[0] + 1.0));
+        hd->all.cal_b = log((hd->all.docs[1] + 1.0) / (hd->all.docs[0] + 1.0));
         hd->all.cal_rate = 0;
     }
     for (unsigned li = 0; li < m->settings.n_languages; li++)
-        fit_part(&hd->lang[li], raw, y, lang, n, (int)li, PART_MIN_FIT, xs,
-                 ys);
+        fit_part(&hd->lang[li], raw, y, lang, n, (int)li, PART_MIN_FIT, xs, ys);
     /* Calibration error of what scoring will use, over the whole sample. */
     for (size_t i = 0; i < n; i++) {
         const struct head_part *p = head_calibration(hd, lang[i]);

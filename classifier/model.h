@@ -44,8 +44,8 @@ struct res_example {
  * stay shared.
  */
 struct head_part {
-    uint64_t docs[2];  /* examples per class */
-    uint64_t total[2]; /* feature occurrences per class */
+    uint64_t docs[2];              /* examples per class */
+    uint64_t total[2];             /* feature occurrences per class */
     double cal_a, cal_b, cal_rate; /* Platt fit; its sample's base rate */
     int calibrated;
 };

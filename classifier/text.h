@@ -45,15 +45,15 @@ struct text_token {
 };
 
 struct text_stats {
-    uint32_t n_chars;      /* code points after cleaning */
-    uint32_t n_letters;    /* alphabetic code points */
-    uint32_t n_upper;      /* upper-case letters in the original text */
-    uint32_t n_emoji;      /* emoji tokens */
-    uint32_t n_urls;       /* URL tokens */
-    uint32_t n_invalid;    /* invalid UTF-8 sequences replaced */
-    uint32_t n_invisible;  /* invisible characters removed */
+    uint32_t n_chars;       /* code points after cleaning */
+    uint32_t n_letters;     /* alphabetic code points */
+    uint32_t n_upper;       /* upper-case letters in the original text */
+    uint32_t n_emoji;       /* emoji tokens */
+    uint32_t n_urls;        /* URL tokens */
+    uint32_t n_invalid;     /* invalid UTF-8 sequences replaced */
+    uint32_t n_invisible;   /* invisible characters removed */
     uint32_t max_punct_run; /* longest run of the same punctuation mark */
-    uint32_t truncated;    /* 1 if max_bytes or max_tokens cut the text */
+    uint32_t truncated;     /* 1 if max_bytes or max_tokens cut the text */
 };
 
 struct text_doc {
@@ -65,7 +65,7 @@ struct text_doc {
 
 struct text_analyzer;
 
-struct text_analyzer *text_analyzer_new(void); /* NULL if out of memory */
+struct text_analyzer *text_analyzer_new(void);     /* NULL if out of memory */
 void text_analyzer_free(struct text_analyzer *ta); /* NULL-safe */
 
 /*

@@ -95,8 +95,8 @@ test_nb_arithmetic(void **state)
             e = &hd->res[i];
     assert_non_null(e);
     unsigned known;
-    assert_float_equal(model_raw_score(m, 0, e->lang, e->keys, e->n, 0, &known), 0.0,
-                       1e-9);
+    assert_float_equal(model_raw_score(m, 0, e->lang, e->keys, e->n, 0, &known),
+                       0.0, 1e-9);
     assert_int_equal(known, 1);
     clf_scorer_free(sc);
     clf_model_free(m);
@@ -126,19 +126,19 @@ test_idempotent_relabel_unlearn(void **state)
     learn(sc, m, "buy cheap pills", "abuse", 0, CLF_LEARNED);
     assert_int_equal(clf_model_label_count(m), 2);
     /* unlearning one value leaves the other: an undo is exact */
-    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
-                                 1, &out, &err),
-                     CLF_OK);
+    assert_int_equal(
+        clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 1, &out, &err),
+        CLF_OK);
     assert_int_equal(out, CLF_FORGOTTEN);
     assert_int_equal(m->heads[0].all.docs[1], 0);
     assert_int_equal(m->heads[0].all.docs[0], 1);
-    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
-                                 1, &out, &err),
-                     CLF_OK);
+    assert_int_equal(
+        clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 1, &out, &err),
+        CLF_OK);
     assert_int_equal(out, CLF_UNKNOWN);
-    assert_int_equal(clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam",
-                                 0, &out, &err),
-                     CLF_OK);
+    assert_int_equal(
+        clf_unlearn(sc, m, "buy cheap pills", 15, NULL, "spam", 0, &out, &err),
+        CLF_OK);
     assert_int_equal(out, CLF_FORGOTTEN);
     assert_int_equal(m->heads[0].all.docs[0], 0);
     assert_int_equal(m->heads[0].all.total[0], 0);

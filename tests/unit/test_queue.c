@@ -25,11 +25,11 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include "queue.h"
 #include "redis.h"
