@@ -25,11 +25,14 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
-#include <cmocka.h>
-#include <setjmp.h>
+/* cmocka needs these first, in this order: clang-format must not sort it */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+// clang-format on
 
 #include "queue.h"
 #include "redis.h"
