@@ -32,7 +32,7 @@ PROGS   := $(BUILD)/modfilter $(if $(wildcard daemon/main.c),$(BUILD)/modfilterd
 DEB_PKGS := libevent-dev libhiredis-dev libstemmer-dev libutf8proc-dev \
             libjansson-dev libinih-dev libxxhash-dev libcmocka-dev \
             redis-server pkg-config curl python3
-.PHONY: all deps install-pkgs test check-asan tests run model bench fuzz format format-check clean
+.PHONY: all deps install-pkgs test check-asan tests run model bench load fuzz format format-check clean
 
 all: $(PROGS) $(LIB)
 
@@ -90,6 +90,10 @@ model: all
 bench: deps all $(BUILD)/bench_classifier
 	@$(MAKE) -s install-pkgs PKGS_WANTED="wrk bc"
 	BUILD=$(BUILD) scripts/bench.sh
+
+load: deps all
+	@$(MAKE) -s install-pkgs PKGS_WANTED="wrk bc"
+	BUILD=$(BUILD) scripts/load.sh
 
 FUZZ_TIME ?= 10
 fuzz: deps
