@@ -77,30 +77,13 @@ moderation_json(struct route_ctx *ctx, int status, json_t *body)
     free(text);
 }
 
-static void moderation_error(struct route_ctx *ctx, int status,
-                             const char *code, const char *fmt, ...)
-    MF_PRINTF(4, 5);
-
-static void
-moderation_error(struct route_ctx *ctx, int status, const char *code,
-                 const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    routes_error(ctx, status, code, msg); /* Retry-After with 503 */
-}
-
 /* The reply for a queue call that failed as a whole. */
 static void
 moderation_unavailable(struct route_ctx *ctx, enum queue_status st)
 {
-    moderation_error(ctx, 503, "unavailable", "%s",
-                     st == QUEUE_TIMEOUT ? "Redis did not answer in time"
-                                         : "Redis is not available");
+    routes_error(ctx, 503, "unavailable", "%s",
+                 st == QUEUE_TIMEOUT ? "Redis did not answer in time"
+                                     : "Redis is not available");
 }
 
 /* ---- input ------------------------------------------------------------ */
@@ -144,7 +127,7 @@ moderation_page_args(struct route_ctx *ctx, int (*valid)(const char *),
     cur[0] = '\0';
     /* Initialises q, also when it fails. */
     if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
-        moderation_error(ctx, 400, "invalid_request", "bad query string");
+        routes_error(ctx, 400, "invalid_request", "bad query string");
         goto done;
     }
     v = evhttp_find_header(&q, "limit");
@@ -152,9 +135,9 @@ moderation_page_args(struct route_ctx *ctx, int (*valid)(const char *),
         n = strtoul(v, &end, 10);
         if (v[0] < '0' || v[0] > '9' || *end != '\0' || n < 1 ||
             n > QUEUE_LIMIT_MAX) {
-            moderation_error(ctx, 400, "invalid_request",
-                             "limit must be a number from 1 to %d",
-                             QUEUE_LIMIT_MAX);
+            routes_error(ctx, 400, "invalid_request",
+                         "limit must be a number from 1 to %d",
+                         QUEUE_LIMIT_MAX);
             goto done;
         }
         *limit = (unsigned)n;
@@ -162,8 +145,8 @@ moderation_page_args(struct route_ctx *ctx, int (*valid)(const char *),
     cursor = evhttp_find_header(&q, "cursor");
     if (cursor != NULL && cursor[0] != '\0') {
         if (strlen(cursor) >= cur_len || !valid(cursor)) {
-            moderation_error(ctx, 400, "invalid_request",
-                             "cursor must be a next_cursor of this route");
+            routes_error(ctx, 400, "invalid_request",
+                         "cursor must be a next_cursor of this route");
             goto done;
         }
         snprintf(cur, cur_len, "%s", cursor);
@@ -190,27 +173,27 @@ moderation_body(struct route_ctx *ctx, int empty_ok)
         return json_object();
     if (ct == NULL || strncasecmp(ct, "application/json", 16) ||
         (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
-        moderation_error(ctx, 415, "unsupported_media_type",
-                         "Content-Type must be application/json");
+        routes_error(ctx, 415, "unsupported_media_type",
+                     "Content-Type must be application/json");
         return NULL;
     }
     if (n > ctx->w->max_body) {
-        moderation_error(ctx, 413, "payload_too_large",
-                         "the body is %zu bytes; limits.max_body is %lu", n,
-                         ctx->w->max_body);
+        routes_error(ctx, 413, "payload_too_large",
+                     "the body is %zu bytes; limits.max_body is %lu", n,
+                     ctx->w->max_body);
         return NULL;
     }
     root = json_loadb((const char *)evbuffer_pullup(in, -1), n,
                       JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        moderation_error(ctx, 400, "invalid_json", "line %d column %d: %s",
-                         jerr.line, jerr.column, jerr.text);
+        routes_error(ctx, 400, "invalid_json", "line %d column %d: %s",
+                     jerr.line, jerr.column, jerr.text);
         return NULL;
     }
     if (!json_is_object(root)) {
         json_decref(root);
-        moderation_error(ctx, 400, "invalid_request",
-                         "the body must be a JSON object");
+        routes_error(ctx, 400, "invalid_request",
+                     "the body must be a JSON object");
         return NULL;
     }
     return root;
@@ -454,17 +437,16 @@ moderation_on_page(enum queue_status st, const struct queue_page *page,
 
     if (st == QUEUE_NOT_FOUND) {
         if (mw->op == MODERATION_SHOW)
-            moderation_error(ctx, 404, "not_found", "no item %s", mw->id);
+            routes_error(ctx, 404, "not_found", "no item %s", mw->id);
         else
-            moderation_error(ctx, 400, "invalid_request",
-                             "cursor names no item");
+            routes_error(ctx, 400, "invalid_request", "cursor names no item");
     } else if (st != QUEUE_OK) {
         moderation_unavailable(ctx, st);
     } else if (mw->op == MODERATION_SHOW) {
         body = page->n == 1 ? moderation_item(&page->items[0], 1) : NULL;
         if (body == NULL)
-            moderation_error(ctx, 500, "internal",
-                             "the stored record of this id is unreadable");
+            routes_error(ctx, 500, "internal",
+                         "the stored record of this id is unreadable");
         else
             moderation_json(ctx, 200, body);
     } else {
@@ -494,7 +476,7 @@ moderation_list(struct route_ctx *ctx)
         return;
     mw = moderation_wait_new(ctx, MODERATION_LIST);
     if (mw == NULL) {
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         return;
     }
     if (queue_list(queue, urgent, limit, cur, moderation_on_page, mw) < 0)
@@ -508,7 +490,7 @@ moderation_show(struct route_ctx *ctx, const char *id)
     struct moderation_wait *mw = moderation_wait_new(ctx, MODERATION_SHOW);
 
     if (mw == NULL) {
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         return;
     }
     snprintf(mw->id, sizeof(mw->id), "%s", id);
@@ -536,16 +518,16 @@ moderation_claim(struct route_ctx *ctx)
     if (n < 1 || n > MODERATION_CLAIM_MAX ||
         json_object_size(body) > (lim != NULL ? 1u : 0u)) {
         json_decref(body);
-        moderation_error(ctx, 400, "invalid_request",
-                         "the body is {\"limit\": N}, N from 1 to %d",
-                         MODERATION_CLAIM_MAX);
+        routes_error(ctx, 400, "invalid_request",
+                     "the body is {\"limit\": N}, N from 1 to %d",
+                     MODERATION_CLAIM_MAX);
         return;
     }
     json_decref(body);
     snprintf(by, sizeof(by), "%s", moderation_who(ctx));
     mw = moderation_wait_new(ctx, MODERATION_CLAIM);
     if (mw == NULL) {
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         return;
     }
     if (queue_claim(queue, urgent, (unsigned)n, by, ttl, moderation_on_page,
@@ -608,12 +590,12 @@ moderation_on_decided(enum queue_status st, const struct queue_outcome *out,
         moderation_json(ctx, 200, body);
         json_decref(body);
     } else if (n != 1 || out[0].status == QUEUE_ERROR) {
-        moderation_error(ctx, 500, "internal",
-                         "the stored record of this id is unreadable");
+        routes_error(ctx, 500, "internal",
+                     "the stored record of this id is unreadable");
     } else if (out[0].status == QUEUE_NOT_FOUND) {
-        moderation_error(ctx, 404, "not_found", "no item %s", mw->id);
+        routes_error(ctx, 404, "not_found", "no item %s", mw->id);
     } else if (out[0].status == QUEUE_CONFLICT) {
-        moderation_error(ctx, 409, "conflict", "%s is already decided", mw->id);
+        routes_error(ctx, 409, "conflict", "%s is already decided", mw->id);
     } else {
         body = json_pack("{s:s, s:s, s:o, s:s}", "id", mw->id, "decision",
                          mw->reject[0] ? "reject" : "approve", "labels",
@@ -647,12 +629,12 @@ moderation_decide(struct route_ctx *ctx, const char *id)
     json_t *body = reject ? moderation_body(ctx, 0) : NULL;
 
     if (reject == NULL)
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
     if (body == NULL)
         goto done;
     if (moderation_parse_decision(body, ctx->st->model, &d.reject, &labels, err,
                                   sizeof(err)) < 0) {
-        moderation_error(ctx, 400, "invalid_request", "%s", err);
+        routes_error(ctx, 400, "invalid_request", "%s", err);
         goto done;
     }
     d.labels = labels;
@@ -660,7 +642,7 @@ moderation_decide(struct route_ctx *ctx, const char *id)
     snprintf(by, sizeof(by), "%s", moderation_who(ctx));
     mw = moderation_wait_new(ctx, MODERATION_DECIDE);
     if (mw == NULL) {
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         goto done;
     }
     mw->reject = reject;
@@ -719,10 +701,10 @@ moderation_bulk(struct route_ctx *ctx)
     total = json_array_size(list);
     if (!json_is_array(list) || total < 1 || total > QUEUE_DECISIONS_MAX ||
         json_object_size(body) != 1) {
-        moderation_error(ctx, 400, "invalid_request",
-                         "the body is {\"decisions\": [...]} with 1 to %d "
-                         "decisions",
-                         QUEUE_DECISIONS_MAX);
+        routes_error(ctx, 400, "invalid_request",
+                     "the body is {\"decisions\": [...]} with 1 to %d "
+                     "decisions",
+                     QUEUE_DECISIONS_MAX);
         goto done;
     }
     results = json_array();
@@ -764,7 +746,7 @@ moderation_bulk(struct route_ctx *ctx)
     moderation_send_decisions(mw, queue, d, n, by, thr);
     goto done;
 oom:
-    moderation_error(ctx, 500, "internal", "out of memory");
+    routes_error(ctx, 500, "internal", "out of memory");
 done:
     for (i = 0; i < n; i++)
         free(labels[i]);
@@ -786,18 +768,18 @@ moderation_on_undone(enum queue_status st, const struct queue_outcome *out,
     if (st != QUEUE_OK) {
         moderation_unavailable(ctx, st);
     } else if (n != 1 || out[0].status == QUEUE_ERROR) {
-        moderation_error(ctx, 500, "internal",
-                         "the stored record of this id is unreadable");
+        routes_error(ctx, 500, "internal",
+                     "the stored record of this id is unreadable");
     } else if (out[0].status == QUEUE_NOT_FOUND) {
-        moderation_error(ctx, 404, "not_found", "no item %s", mw->id);
+        routes_error(ctx, 404, "not_found", "no item %s", mw->id);
     } else if (out[0].status == QUEUE_CONFLICT) {
         if (!strcmp(out[0].why, "window"))
-            moderation_error(ctx, 409, "conflict",
-                             "the decision on %s is older than "
-                             "queue.undo_window_s",
-                             mw->id);
+            routes_error(ctx, 409, "conflict",
+                         "the decision on %s is older than "
+                         "queue.undo_window_s",
+                         mw->id);
         else
-            moderation_error(ctx, 409, "conflict", "%s is not decided", mw->id);
+            routes_error(ctx, 409, "conflict", "%s is not decided", mw->id);
     } else {
         ADD(moderation_undos, 1);
         body = json_pack("{s:s, s:b, s:o}", "id", mw->id, "queued", 1,
@@ -819,7 +801,7 @@ moderation_undo(struct route_ctx *ctx, const char *id)
     snprintf(by, sizeof(by), "%s", moderation_who(ctx));
     mw = moderation_wait_new(ctx, MODERATION_UNDO);
     if (mw == NULL) {
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         return;
     }
     snprintf(mw->id, sizeof(mw->id), "%s", id);
@@ -906,7 +888,7 @@ moderation_history(struct route_ctx *ctx)
         return;
     mw = moderation_wait_new(ctx, MODERATION_HISTORY);
     if (mw == NULL) {
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         return;
     }
     if (queue_history(queue, limit, cur, moderation_on_history, mw) < 0)
@@ -952,7 +934,7 @@ moderation_stats(struct route_ctx *ctx)
     struct moderation_wait *mw = moderation_wait_new(ctx, MODERATION_STATS);
 
     if (mw == NULL) {
-        moderation_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         return;
     }
     if (queue_stats(queue, moderation_on_stats, mw) < 0)
@@ -966,8 +948,7 @@ moderation_method(struct route_ctx *ctx, const char *allow)
 {
     evhttp_add_header(evhttp_request_get_output_headers(ctx->req), "Allow",
                       allow);
-    moderation_error(ctx, 405, "method_not_allowed", "this route takes %s",
-                     allow);
+    routes_error(ctx, 405, "method_not_allowed", "this route takes %s", allow);
 }
 
 void
@@ -1002,7 +983,7 @@ moderation_handle(struct route_ctx *ctx, const char *path)
     slash = strchr(rest, '/');
     id_len = slash ? (size_t)(slash - rest) : strlen(rest);
     if (strncmp(path, "/v1/queue/", 10) || !request_id_valid(rest, id_len)) {
-        moderation_error(ctx, 404, "not_found", "no such route or item");
+        routes_error(ctx, 404, "not_found", "no such route or item");
         return;
     }
     memcpy(id, rest, id_len);
@@ -1020,7 +1001,7 @@ moderation_handle(struct route_ctx *ctx, const char *path)
         else
             moderation_undo(ctx, id);
     } else {
-        moderation_error(ctx, 404, "not_found", "no such route");
+        routes_error(ctx, 404, "not_found", "no such route");
     }
 }
 

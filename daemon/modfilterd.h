@@ -379,7 +379,7 @@ void routes_reply(struct route_ctx *ctx, int status, const char *ctype,
 /* The JSON error reply {"error": {"code", "message"}}, with Retry-After on
  * 503 and WWW-Authenticate on 401; otherwise as routes_reply. */
 void routes_error(struct route_ctx *ctx, int status, const char *code,
-                  const char *msg);
+                  const char *fmt, ...) MF_PRINTF(4, 5);
 
 /* What routes_comment found, for the caller's reply. */
 enum routes_outcome {

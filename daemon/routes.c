@@ -143,12 +143,9 @@ route_json(struct route_ctx *ctx, int status, json_t *body)
         evbuffer_free(buf);
 }
 
-static void route_error(struct route_ctx *ctx, int status, const char *code,
-                        const char *fmt, ...) MF_PRINTF(4, 5);
-
-static void
-route_error(struct route_ctx *ctx, int status, const char *code,
-            const char *fmt, ...)
+void
+routes_error(struct route_ctx *ctx, int status, const char *code,
+             const char *fmt, ...)
 {
     char msg[512];
     json_t *body;
@@ -170,13 +167,6 @@ route_error(struct route_ctx *ctx, int status, const char *code,
     json_decref(body);
 }
 
-void
-routes_error(struct route_ctx *ctx, int status, const char *code,
-             const char *msg)
-{
-    route_error(ctx, status, code, "%s", msg);
-}
-
 /* 0 when the client may use a route needing role; else replied. */
 static int
 route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
@@ -192,22 +182,22 @@ route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
     if (need == AUTH_SUBMIT && auth_count(a, AUTH_SUBMIT) == 0) {
         if (local)
             return 0;
-        route_error(ctx, 403, "forbidden",
-                    "auth.submit_tokens is empty: submit routes serve "
-                    "loopback and Unix-socket clients only");
+        routes_error(ctx, 403, "forbidden",
+                     "auth.submit_tokens is empty: submit routes serve "
+                     "loopback and Unix-socket clients only");
         return -1;
     }
     role = auth_check(a, hdr, NULL);
     if (role == need)
         return 0;
     if (role == AUTH_NONE)
-        route_error(ctx, 401, "unauthorized",
-                    hdr ? "unknown token"
-                        : "missing Authorization: Bearer "
-                          "token");
+        routes_error(ctx, 401, "unauthorized",
+                     hdr ? "unknown token"
+                         : "missing Authorization: Bearer "
+                           "token");
     else
-        route_error(ctx, 403, "forbidden",
-                    "this token's role may not use this route");
+        routes_error(ctx, 403, "forbidden",
+                     "this token's role may not use this route");
     return -1;
 }
 
@@ -222,15 +212,15 @@ route_body(struct route_ctx *ctx, const char **body, size_t *len)
 
     if (ct == NULL || strncasecmp(ct, "application/json", 16) ||
         (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
-        route_error(ctx, 415, "unsupported_media_type",
-                    "Content-Type must be application/json");
+        routes_error(ctx, 415, "unsupported_media_type",
+                     "Content-Type must be application/json");
         return -1;
     }
     n = evbuffer_get_length(in);
     if (n > ctx->w->max_body) {
-        route_error(ctx, 413, "payload_too_large",
-                    "the body is %zu bytes; limits.max_body is %lu", n,
-                    ctx->w->max_body);
+        routes_error(ctx, 413, "payload_too_large",
+                     "the body is %zu bytes; limits.max_body is %lu", n,
+                     ctx->w->max_body);
         return -1;
     }
     *body = n ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -493,9 +483,9 @@ static void
 route_comment_json(struct route_ctx *ctx, const struct routes_scored *s)
 {
     if (s->outcome == ROUTES_UNAVAILABLE)
-        route_error(ctx, 503, "unavailable", "%s", s->message);
+        routes_error(ctx, 503, "unavailable", "%s", s->message);
     else if (s->outcome == ROUTES_FAILED)
-        route_error(ctx, 500, "internal", "%s", s->message);
+        routes_error(ctx, 500, "internal", "%s", s->message);
     else
         route_json(ctx, 200, s->reply);
 }
@@ -513,7 +503,7 @@ route_comment(struct route_ctx *ctx, int store)
     if (route_body(ctx, &body, &len) < 0)
         return;
     if (request_parse_comment(body, len, &rc, &rerr) < 0) {
-        route_error(ctx, rerr.status, rerr.code, "%s", rerr.msg);
+        routes_error(ctx, rerr.status, rerr.code, "%s", rerr.msg);
         return;
     }
     routes_comment(ctx, &rc, &o);
@@ -714,15 +704,15 @@ routes_dispatch(struct evhttp_request *req, void *arg)
         }
     }
     if (def == NULL) {
-        route_error(&ctx, 404, "not_found", "no such route");
+        routes_error(&ctx, 404, "not_found", "no such route");
         return;
     }
     ctx.route = def->metric;
     if (!(def->methods & method)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                           def->allow);
-        route_error(&ctx, 405, "method_not_allowed", "%s takes %s only",
-                    def->path, def->allow);
+        routes_error(&ctx, 405, "method_not_allowed", "%s takes %s only",
+                     def->path, def->allow);
         return;
     }
     if (def->kind == ROUTE_HEALTHZ) {
@@ -734,7 +724,7 @@ routes_dispatch(struct evhttp_request *req, void *arg)
     }
     ctx.st = state_acquire();
     if (ctx.st == NULL) {
-        route_error(&ctx, 503, "unavailable", "starting up");
+        routes_error(&ctx, 503, "unavailable", "starting up");
         return;
     }
     switch (def->kind) {
@@ -760,8 +750,8 @@ routes_dispatch(struct evhttp_request *req, void *arg)
         break;
     case ROUTE_AKISMET:
         if (auth_count(ctx.st->cfg->auth, AUTH_AKISMET) == 0)
-            route_error(&ctx, 404, "not_found",
-                        "no such route (akismet.keys is empty)");
+            routes_error(&ctx, 404, "not_found",
+                         "no such route (akismet.keys is empty)");
         else
             akismet_handle(&ctx, path);
         break;

@@ -51,22 +51,6 @@ struct train_req {
     json_t *messages; /* the first reasons, "line 3: no text" */
 };
 
-static void train_error(struct route_ctx *ctx, int status, const char *code,
-                        const char *fmt, ...) MF_PRINTF(4, 5);
-
-static void
-train_error(struct route_ctx *ctx, int status, const char *code,
-            const char *fmt, ...)
-{
-    char msg[300];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    routes_error(ctx, status, code, msg);
-}
-
 static void train_note(struct train_req *tr, const char *fmt, ...)
     MF_PRINTF(2, 3);
 
@@ -121,8 +105,8 @@ train_reply(struct route_ctx *ctx, struct train_req *tr)
     char *text;
 
     if (tr->n_sent > 0 && tr->failed == tr->n_sent) {
-        train_error(ctx, 503, "unavailable",
-                    "Redis did not take the training events; retry later");
+        routes_error(ctx, 503, "unavailable",
+                     "Redis did not take the training events; retry later");
         return;
     }
     body = json_pack("{s:I, s:I, s:I}", "learned", (json_int_t)tr->learned,
@@ -132,7 +116,7 @@ train_reply(struct route_ctx *ctx, struct train_req *tr)
         json_object_set(body, "messages", tr->messages);
     text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     if (text == NULL)
-        train_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
     else
         routes_reply(ctx, 200, "application/json", text);
     free(text);
@@ -270,17 +254,17 @@ train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
 
     if (examples == NULL || body == NULL) {
         json_decref(examples);
-        train_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         return NULL;
     }
     if (!ndjson) {
         ex = train_example(body, len, why, sizeof(why));
         if (ex == NULL) {
             json_decref(examples);
-            train_error(ctx, 400,
-                        strncmp(why, "invalid JSON", 12) ? "invalid_request"
-                                                         : "invalid_json",
-                        "%s", why);
+            routes_error(ctx, 400,
+                         strncmp(why, "invalid JSON", 12) ? "invalid_request"
+                                                          : "invalid_json",
+                         "%s", why);
             return NULL;
         }
         json_array_append_new(examples, ex);
@@ -304,7 +288,7 @@ train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
     }
     if (json_array_size(examples) == 0 && tr->errors == 0) {
         json_decref(examples);
-        train_error(ctx, 400, "invalid_request", "the body holds no example");
+        routes_error(ctx, 400, "invalid_request", "the body holds no example");
         return NULL;
     }
     return examples;
@@ -324,21 +308,21 @@ train_handle(struct route_ctx *ctx)
     ndjson = ct != NULL && !strncasecmp(ct, TRAIN_NDJSON, strlen(TRAIN_NDJSON));
     if (!ndjson && (ct == NULL || strncasecmp(ct, "application/json", 16) ||
                     (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
-        train_error(ctx, 415, "unsupported_media_type",
-                    "Content-Type must be application/json or "
-                    "application/x-ndjson");
+        routes_error(ctx, 415, "unsupported_media_type",
+                     "Content-Type must be application/json or "
+                     "application/x-ndjson");
         return;
     }
     if (len > ctx->w->max_body) {
-        train_error(ctx, 413, "payload_too_large",
-                    "the body is %zu bytes; limits.max_body is %lu", len,
-                    ctx->w->max_body);
+        routes_error(ctx, 413, "payload_too_large",
+                     "the body is %zu bytes; limits.max_body is %lu", len,
+                     ctx->w->max_body);
         return;
     }
     auth_check(ctx->st->cfg->auth, evhttp_find_header(h, "Authorization"), &by);
     tr = calloc(1, sizeof(*tr));
     if (tr == NULL || (tr->messages = json_array()) == NULL) {
-        train_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         goto done;
     }
     examples = train_parse(ctx, tr, ndjson);
@@ -349,26 +333,26 @@ train_handle(struct route_ctx *ctx)
         goto done;
     }
     if (!queue_connected(ctx->w->queue)) {
-        train_error(ctx, 503, "unavailable",
-                    "Redis is not connected; nothing was learned, retry "
-                    "later");
+        routes_error(ctx, 503, "unavailable",
+                     "Redis is not connected; nothing was learned, retry "
+                     "later");
         goto done;
     }
     if (train_count(ctx, examples, tr) < 0) {
-        train_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         goto done;
     }
     tr->p = routes_pending_new(ctx);
     if (tr->p == NULL) {
-        train_error(ctx, 500, "internal", "out of memory");
+        routes_error(ctx, 500, "internal", "out of memory");
         goto done;
     }
     /* ctx lost its request and state to tr->p; its worker stays. */
     if (train_send(ctx, examples, tr, by != NULL ? by : "") < 0 &&
         tr->n_sent == 0) {
-        train_error(routes_pending_ctx(tr->p), 503, "unavailable",
-                    "Redis could not take the training events; nothing was "
-                    "learned, retry later");
+        routes_error(routes_pending_ctx(tr->p), 503, "unavailable",
+                     "Redis could not take the training events; nothing was "
+                     "learned, retry later");
         routes_pending_free(tr->p);
         goto done;
     }
