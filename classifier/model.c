@@ -193,6 +193,7 @@ clf_model_free(struct clf_model *m)
     for (unsigned i = 0; i < m->n_labels; i++)
         head_release(&m->heads[i]);
     free(m->ft.slots);
+    free(m->six.v);
     free(m->ex.keys);
     free(m->ex.vals);
     free(m);
@@ -207,6 +208,7 @@ clf_model_clone(const struct clf_model *src)
     *m = *src;
     m->version = model_next_version();
     m->ft.slots = NULL;
+    memset(&m->six, 0, sizeof m->six);
     m->ex.keys = NULL;
     m->ex.vals = NULL;
     for (unsigned i = 0; i < m->n_labels; i++) {
@@ -214,7 +216,7 @@ clf_model_clone(const struct clf_model *src)
         m->heads[i].n_res = 0;
     }
     size_t fwords = src->ft.cap * src->ft.stride;
-    if (fwords && !(m->ft.slots = malloc(fwords * sizeof *m->ft.slots)))
+    if (fwords && !(m->ft.slots = ftable_slots_alloc(fwords)))
         goto fail;
     if (fwords)
         memcpy(m->ft.slots, src->ft.slots, fwords * sizeof *m->ft.slots);
@@ -240,6 +242,19 @@ clf_model_clone(const struct clf_model *src)
             memcpy(e->keys, sh->res[j].keys, e->n * sizeof *e->keys);
             h->n_res++;
         }
+    }
+    /* The index: copied when it reflects src's counts, else built (a
+     * model without one is still scored, only more slowly). */
+    const struct sindex *six = &src->six;
+    size_t iwords = six->cap * six->stride;
+    if (six->cap && six->version == src->version &&
+        (m->six.v = ftable_slots_alloc(iwords))) {
+        memcpy(m->six.v, six->v, iwords * sizeof *six->v);
+        m->six.cap = six->cap;
+        m->six.stride = six->stride;
+        m->six.version = m->version;
+    } else {
+        sindex_build(m);
     }
     return m;
 fail:
@@ -300,7 +315,7 @@ model_add_label(struct clf_model *m, const char *name)
         return -1;
     unsigned old = m->ft.stride, stride = old + 2;
     if (m->ft.cap) {
-        uint32_t *slots = calloc(m->ft.cap * stride, sizeof *slots);
+        uint32_t *slots = ftable_slots_alloc(m->ft.cap * stride);
         if (!slots) {
             free(h->res);
             h->res = NULL;
@@ -572,35 +587,63 @@ top_offer(size_t *top, double *w, unsigned *n, size_t i, double wi)
     top[j] = i;
 }
 
+/* The index when it reflects the model's counts (a model that is learning
+ * is scored from its counts directly). */
+static const struct sindex *
+current_index(const struct clf_model *m)
+{
+    return m->six.cap && m->six.version == m->version ? &m->six : NULL;
+}
+
+static void
+prefetch(const struct clf_model *m, const struct sindex *ix, uint64_t key)
+{
+    if (ix)
+        sindex_prefetch(ix, key);
+    else
+        ftable_prefetch(&m->ft, key);
+}
+
+/* The per-head weights of a feature without the per-language constant into
+ * f (NaN: the head does not know it); 0 if no head knows the feature. */
+static unsigned
+lookup(const struct clf_model *m, const struct sindex *ix, uint64_t key,
+       float *f)
+{
+    if (ix) {
+        const uint32_t *e = sindex_find(ix, key);
+        if (!e)
+            return 0;
+        memcpy(f, e + 2, m->n_labels * sizeof *f);
+        return 1;
+    }
+    const uint32_t *slot = ftable_find(&m->ft, key);
+    return slot ? sindex_weights(m, key, slot, f) : 0;
+}
+
 /* Per head: the sum of a word's n-gram weights without the per-feature
  * constant (added later, since it moves whenever any count does), and how
  * many of its n-grams the head knows. */
 static void
 word_evidence(struct clf_scorer *sc, const struct clf_model *m,
-              const struct feat *bundle, unsigned char *entry)
+              const struct sindex *ix, const struct feat *bundle,
+              unsigned char *entry)
 {
-    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
-    double wc = m->settings.weights[FEAT_CHARS];
     unsigned n = feat_word_grams(&m->settings, &sc->doc, bundle, sc->grams);
-    double acc[CLF_MAX_LABELS] = {0};
+    float sum[CLF_MAX_LABELS] = {0};
     uint16_t known[CLF_MAX_LABELS] = {0};
     for (unsigned k = 0; k < n; k++)
-        ftable_prefetch(&m->ft, sc->grams[k].key);
+        prefetch(m, ix, sc->grams[k].key);
     for (unsigned k = 0; k < n; k++) {
-        const uint32_t *slot = ftable_find(&m->ft, sc->grams[k].key);
-        if (!slot)
+        float f[CLF_MAX_LABELS];
+        if (!lookup(m, ix, sc->grams[k].key, f))
             continue;
-        for (unsigned h = 0; h < m->n_labels; h++) {
-            uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
-            if (c0 + c1 < min_df)
-                continue;
-            acc[h] += wc * (model_logc(m, c1) - model_logc(m, c0));
-            known[h]++;
-        }
+        for (unsigned h = 0; h < m->n_labels; h++)
+            if (!isnan(f[h])) {
+                sum[h] += f[h];
+                known[h]++;
+            }
     }
-    float sum[CLF_MAX_LABELS];
-    for (unsigned h = 0; h < m->n_labels; h++)
-        sum[h] = (float)acc[h];
     memcpy(entry, &bundle->key, 8);
     memcpy(entry + 8, sum, m->n_labels * sizeof *sum);
     memcpy(entry + 8 + 4 * m->n_labels, known, m->n_labels * sizeof *known);
@@ -637,8 +680,8 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
      * cache when it can. */
     double sum[CLF_MAX_LABELS], base[CLF_MAX_LABELS];
     unsigned known[CLF_MAX_LABELS];
-    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
-    double wc = m->settings.weights[FEAT_CHARS];
+    const double *fw = m->settings.weights;
+    const struct sindex *ix = current_index(m);
     unsigned li = model_lang_index(m, sc->doc.lang);
     for (unsigned h = 0; h < m->n_labels; h++) {
         base[h] = lang_base(m, &m->heads[h], li);
@@ -652,7 +695,7 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
             __builtin_prefetch(sc->cache +
                                (v[i].key & sc->cache_mask) * sc->cache_stride);
         else
-            ftable_prefetch(&m->ft, v[i].key);
+            prefetch(m, ix, v[i].key);
     }
     /* Reasons: the largest contributions per head, a word's n-grams
      * counted together as one reason. */
@@ -666,13 +709,13 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
             uint64_t key;
             memcpy(&key, e, 8);
             if (key != v[i].key)
-                word_evidence(sc, m, &v[i], e);
+                word_evidence(sc, m, ix, &v[i], e);
             for (unsigned h = 0; h < m->n_labels; h++) {
                 float ws;
                 uint16_t wk;
                 memcpy(&ws, e + 8 + 4 * h, sizeof ws);
                 memcpy(&wk, e + 8 + 4 * m->n_labels + 2 * h, sizeof wk);
-                double wi = ws + wc * base[h] * wk;
+                double wi = ws + fw[FEAT_CHARS] * base[h] * wk;
                 sum[h] += wi;
                 known[h] += wk;
                 if (with_reasons && wk)
@@ -680,14 +723,14 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
             }
             continue;
         }
-        const uint32_t *slot = ftable_find(&m->ft, v[i].key);
-        if (!slot)
+        float f[CLF_MAX_LABELS];
+        if (!lookup(m, ix, v[i].key, f))
             continue;
+        double wf = fw[feat_key_family(v[i].key)];
         for (unsigned h = 0; h < m->n_labels; h++) {
-            uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
-            if (c0 + c1 < min_df)
+            if (isnan(f[h]))
                 continue;
-            double wi = weight(m, v[i].key, c0, c1, base[h]);
+            double wi = f[h] + wf * base[h];
             sum[h] += wi;
             known[h]++;
             if (with_reasons)

@@ -89,6 +89,19 @@ struct ftable {
     unsigned stride; /* 2 + 2 * n_labels */
 };
 
+/* The feature table as scoring reads it, built when the counts stop moving
+ * (a loaded or cloned model): per feature its key and, per head, its weight
+ * without the per-language constant as a float, NaN where the head has
+ * fewer than min_df counts.  Features no head knows are left out, and the
+ * capacity is not a power of two, so it stays 3/4 full: a third of ft's
+ * size, and one cache line per lookup. */
+struct sindex {
+    uint32_t *v;      /* cap entries of stride words; key 0: empty */
+    size_t cap;       /* 0: no index */
+    unsigned stride;  /* 2 + n_labels */
+    uint64_t version; /* the model version it reflects */
+};
+
 /* Known examples for idempotence: key -> class. Backward-shift deletion. */
 struct exset {
     uint64_t *keys;
@@ -101,6 +114,7 @@ struct clf_model {
     unsigned n_labels;
     struct head heads[CLF_MAX_LABELS];
     struct ftable ft;
+    struct sindex six; /* valid while six.version == version */
     struct exset ex;
     char event_id[64];
     char id[17];
@@ -141,8 +155,42 @@ ftable_prefetch(const struct ftable *ft, uint64_t key)
     if (ft->cap)
         __builtin_prefetch(ft->slots + (key & (ft->cap - 1)) * ft->stride);
 }
+/* Zeroed room for `words` slot words, released with free(). */
+uint32_t *ftable_slots_alloc(size_t words);
 /* The slot of key, inserted with zero counts if new; NULL on ENOMEM. */
 uint32_t *ftable_upsert(struct ftable *ft, uint64_t key);
+
+/* The per-head weights of an ft slot with that key, as the index holds
+ * them, into f[n_labels]; returns how many heads know the feature. */
+unsigned sindex_weights(const struct clf_model *m, uint64_t key,
+                        const uint32_t *slot, float *f);
+/* (Re)build m->six from m->ft; 0, or -1 on ENOMEM (then there is none). */
+int sindex_build(struct clf_model *m);
+
+/* The index entry of key (words 2.. are the per-head floats), or NULL. */
+static inline const uint32_t *
+sindex_find(const struct sindex *ix, uint64_t key)
+{
+    key = key ? key : 1;
+    size_t i = (size_t)(((uint64_t)(uint32_t)key * ix->cap) >> 32);
+    for (;;) {
+        const uint32_t *e = ix->v + i * ix->stride;
+        uint64_t k = ftable_slot_key(e);
+        if (k == key)
+            return e;
+        if (!k)
+            return NULL;
+        if (++i == ix->cap)
+            i = 0;
+    }
+}
+
+static inline void
+sindex_prefetch(const struct sindex *ix, uint64_t key)
+{
+    __builtin_prefetch(ix->v + (((uint64_t)(uint32_t)key * ix->cap) >> 32) *
+                                   ix->stride);
+}
 
 int exset_put(struct exset *ex, uint64_t key, uint8_t val); /* 0 / -1 */
 int exset_get(const struct exset *ex, uint64_t key);        /* val or -1 */

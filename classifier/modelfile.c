@@ -11,6 +11,7 @@
  * while parsing, so a truncated, corrupted or foreign file is refused with
  * a message and never read out of bounds.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -299,9 +300,9 @@ get_u64(struct rbuf *r)
 {
     const unsigned char *x = take(r, 8);
     uint64_t v = 0;
-    for (int i = 0; x && i < 8; i++)
-        v |= (uint64_t)x[i] << (8 * i);
-    return v;
+    if (x)
+        memcpy(&v, x, sizeof v);
+    return le64toh(v);
 }
 
 static uint32_t
@@ -309,9 +310,9 @@ get_u32(struct rbuf *r)
 {
     const unsigned char *x = take(r, 4);
     uint32_t v = 0;
-    for (int i = 0; x && i < 4; i++)
-        v |= (uint32_t)x[i] << (8 * i);
-    return v;
+    if (x)
+        memcpy(&v, x, sizeof v);
+    return le32toh(v);
 }
 
 static double
@@ -468,7 +469,7 @@ read_body(struct rbuf *r, struct clf_model **out)
     size_t cap = 1024;
     while (cap * 7 < n * 10 + 10)
         cap *= 2;
-    if (!(m->ft.slots = calloc(cap * m->ft.stride, sizeof *m->ft.slots)))
+    if (!(m->ft.slots = ftable_slots_alloc(cap * m->ft.stride)))
         return "out of memory";
     m->ft.cap = cap;
     for (uint64_t i = 0; i < n; i++) {
@@ -532,6 +533,7 @@ parse(const unsigned char *p, size_t len, const char *path,
         return model_fail(err, CLF_EFORMAT, "%s: %s", path, why);
     }
     set_id(m, sum);
+    sindex_build(m); /* without it (ENOMEM) scoring reads the counts */
     *out = m;
     return CLF_OK;
 }

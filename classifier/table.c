@@ -3,10 +3,34 @@
  * known examples (exset).  Keys are 64-bit hashes; 0 is remapped to 1 so
  * that 0 can mark an empty slot.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "feature.h"
 #include "model.h"
+
+/* The feature table is larger than the CPU's caches and every lookup lands
+ * on a random slot: with 4 KiB pages nearly each one is also a TLB miss.
+ * Tables of 2 MiB and more are aligned to 2 MiB and marked for transparent
+ * huge pages (a hint: without THP they are ordinary memory). */
+#define HUGE_PAGE (2u << 20)
+
+uint32_t *
+ftable_slots_alloc(size_t words)
+{
+    size_t bytes = (words ? words : 1) * sizeof(uint32_t);
+    if (bytes < HUGE_PAGE)
+        return calloc(1, bytes);
+    void *p = NULL;
+    bytes = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    if (posix_memalign(&p, HUGE_PAGE, bytes))
+        return NULL;
+    madvise(p, bytes, MADV_HUGEPAGE);
+    memset(p, 0, bytes);
+    return p;
+}
 
 static uint64_t
 fix_key(uint64_t key)
@@ -18,7 +42,7 @@ static int
 ftable_grow(struct ftable *ft)
 {
     size_t cap = ft->cap ? ft->cap * 2 : 1024;
-    uint32_t *slots = calloc(cap * ft->stride, sizeof *slots);
+    uint32_t *slots = ftable_slots_alloc(cap * ft->stride);
     if (!slots)
         return -1;
     for (size_t i = 0; i < ft->cap; i++) {
@@ -53,6 +77,54 @@ ftable_upsert(struct ftable *ft, uint64_t key)
     memcpy(slot, &key, sizeof key);
     ft->n++;
     return slot;
+}
+
+unsigned
+sindex_weights(const struct clf_model *m, uint64_t key, const uint32_t *slot,
+               float *f)
+{
+    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
+    double wf = m->settings.weights[feat_key_family(key)];
+    unsigned known = 0;
+    for (unsigned h = 0; h < m->n_labels; h++) {
+        uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
+        if (c0 + c1 < min_df) {
+            f[h] = NAN;
+            continue;
+        }
+        f[h] = (float)(wf * (model_logc(m, c1) - model_logc(m, c0)));
+        known++;
+    }
+    return known;
+}
+
+int
+sindex_build(struct clf_model *m)
+{
+    struct sindex *ix = &m->six;
+    free(ix->v);
+    memset(ix, 0, sizeof *ix);
+    size_t cap = m->ft.n + m->ft.n / 3 + 16;
+    unsigned stride = 2 + m->n_labels;
+    if (!(ix->v = ftable_slots_alloc(cap * stride)))
+        return -1;
+    ix->cap = cap;
+    ix->stride = stride;
+    for (size_t i = 0; i < m->ft.cap; i++) {
+        const uint32_t *slot = m->ft.slots + i * m->ft.stride;
+        uint64_t key = ftable_slot_key(slot);
+        float f[CLF_MAX_LABELS];
+        if (!key || !sindex_weights(m, key, slot, f))
+            continue;
+        size_t j = (size_t)(((uint64_t)(uint32_t)key * cap) >> 32);
+        while (ftable_slot_key(ix->v + j * stride))
+            j = j + 1 == cap ? 0 : j + 1;
+        uint32_t *e = ix->v + j * stride;
+        memcpy(e, &key, sizeof key);
+        memcpy(e + 2, f, m->n_labels * sizeof *f);
+    }
+    ix->version = m->version;
+    return 0;
 }
 
 static size_t

@@ -275,10 +275,25 @@ test_model_file(void **state)
     clf_score(sc, back, t, strlen(t), NULL, 1, &r2);
     for (unsigned h = 0; h < 2; h++)
         assert_float_equal(r1.labels[h].score, r2.labels[h].score, 1e-12);
-    /* a clone scores the same and is independent */
+    /* back is scored from its index, m (trained here) from its counts */
+    assert_true(back->six.cap && back->six.version == back->version);
+    assert_int_equal(m->six.cap, 0);
+    /* a clone scores the same and is independent; once it learns, its
+     * index is stale and it is scored from its counts */
     struct clf_model *c = clf_model_clone(back);
     assert_non_null(c);
+    assert_true(c->six.cap && c->six.version == c->version);
     clf_score(sc, c, t, strlen(t), NULL, 0, &r2);
+    assert_float_equal(r1.labels[0].score, r2.labels[0].score, 1e-12);
+    const char *more = "my channel has free gift cards idiot";
+    enum clf_learn_outcome out;
+    for (struct clf_model *x = m; x; x = x == m ? c : NULL)
+        assert_int_equal(clf_learn(sc, x, more, strlen(more), NULL, "spam", 1,
+                                   &out, &err),
+                         CLF_OK);
+    clf_score(sc, m, t, strlen(t), NULL, 0, &r1);
+    clf_score(sc, c, t, strlen(t), NULL, 0, &r2);
+    assert_true(c->six.version != c->version);
     assert_float_equal(r1.labels[0].score, r2.labels[0].score, 1e-12);
     clf_model_free(c);
 
