@@ -606,15 +606,16 @@ prefetch(const struct clf_model *m, const struct sindex *ix, uint64_t key)
 
 /* The per-head weights of a feature without the per-language constant into
  * f (NaN: the head does not know it); 0 if no head knows the feature. */
-static unsigned
+static inline unsigned
 lookup(const struct clf_model *m, const struct sindex *ix, uint64_t key,
        float *f)
 {
-    if (ix) {
+    if (__builtin_expect(ix != NULL, 1)) {
         const uint32_t *e = sindex_find(ix, key);
         if (!e)
             return 0;
-        memcpy(f, e + 2, m->n_labels * sizeof *f);
+        for (unsigned h = 0; h < m->n_labels; h++)
+            memcpy(&f[h], e + 2 + h, sizeof *f); /* inline, unlike one call */
         return 1;
     }
     const uint32_t *slot = ftable_find(&m->ft, key);

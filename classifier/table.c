@@ -104,7 +104,7 @@ sindex_build(struct clf_model *m)
     struct sindex *ix = &m->six;
     free(ix->v);
     memset(ix, 0, sizeof *ix);
-    size_t cap = m->ft.n + m->ft.n / 3 + 16;
+    size_t cap = 2 * m->ft.n + 16;
     unsigned stride = 2 + m->n_labels;
     if (!(ix->v = ftable_slots_alloc(cap * stride)))
         return -1;
