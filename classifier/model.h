@@ -93,8 +93,8 @@ struct ftable {
  * (a loaded or cloned model): per feature its key and, per head, its weight
  * without the per-language constant as a float, NaN where the head has
  * fewer than min_df counts.  Features no head knows are left out, and the
- * capacity is not a power of two, so it stays 3/4 full: a third of ft's
- * size, and one cache line per lookup. */
+ * capacity is twice their number rather than a power of two: half of ft's
+ * size, and a miss probes two or three slots. */
 struct sindex {
     uint32_t *v;      /* cap entries of stride words; key 0: empty */
     size_t cap;       /* 0: no index */
