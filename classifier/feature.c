@@ -49,18 +49,21 @@ feat_set_release(struct feat_set *fs)
     memset(fs, 0, sizeof *fs);
 }
 
+/* Twice the room: the current comment's keys move to the new slots. */
 static int
 slots_grow(struct feat_set *fs)
 {
     size_t n_slots = fs->n_slots ? fs->n_slots * 2 : 1024;
-    uint32_t *slots = calloc(n_slots, sizeof *slots);
+    struct feat_slot *slots = calloc(n_slots, sizeof *slots);
     if (!slots)
         return -1;
+    if (!fs->gen)
+        fs->gen = 1;
     for (size_t i = 0; i < fs->n; i++) {
         size_t j = fs->v[i].key & (n_slots - 1);
-        while (slots[j])
+        while (slots[j].gen == fs->gen)
             j = (j + 1) & (n_slots - 1);
-        slots[j] = (uint32_t)i + 1;
+        slots[j] = (struct feat_slot){fs->v[i].key, fs->gen};
     }
     free(fs->slots);
     fs->slots = slots;
@@ -69,7 +72,7 @@ slots_grow(struct feat_set *fs)
 }
 
 /* Add a feature unless its key is already in the set. */
-static int
+static inline int
 add(struct feat_set *fs, uint64_t key, unsigned family, unsigned arg,
     unsigned off, uint32_t tok)
 {
@@ -77,8 +80,8 @@ add(struct feat_set *fs, uint64_t key, unsigned family, unsigned arg,
     if ((fs->n + 1) * 2 > fs->n_slots && slots_grow(fs) < 0)
         return -1;
     size_t mask = fs->n_slots - 1, j = key & mask;
-    for (; fs->slots[j]; j = (j + 1) & mask)
-        if (fs->v[fs->slots[j] - 1].key == key)
+    for (; fs->slots[j].gen == fs->gen; j = (j + 1) & mask)
+        if (fs->slots[j].key == key)
             return 0;
     if (fs->n == fs->cap) {
         size_t cap = fs->cap ? fs->cap * 2 : 256;
@@ -88,25 +91,23 @@ add(struct feat_set *fs, uint64_t key, unsigned family, unsigned arg,
         fs->v = v;
         fs->cap = cap;
     }
-    fs->v[fs->n] = (struct feat){.key = key,
-                                 .family = (uint8_t)family,
-                                 .arg = (uint8_t)arg,
-                                 .off = (uint16_t)off,
-                                 .tok = tok};
-    fs->slots[j] = (uint32_t)++fs->n;
+    fs->v[fs->n++] = (struct feat){.key = key,
+                                   .family = (uint8_t)family,
+                                   .arg = (uint8_t)arg,
+                                   .off = (uint16_t)off,
+                                   .tok = tok};
+    fs->slots[j] = (struct feat_slot){key, fs->gen};
     return 0;
 }
 
-/* Forget the previous comment: clear only the slots it used. */
+/* Forget the previous comment: a new generation empties every slot. */
 static void
 reset(struct feat_set *fs)
 {
-    size_t mask = fs->n_slots - 1;
-    for (size_t i = 0; i < fs->n; i++) {
-        size_t j = fs->v[i].key & mask;
-        while (fs->slots[j] != i + 1)
-            j = (j + 1) & mask;
-        fs->slots[j] = 0;
+    if (++fs->gen == 0) { /* wrapped: old stamps could look current */
+        if (fs->slots)
+            memset(fs->slots, 0, fs->n_slots * sizeof *fs->slots);
+        fs->gen = 1;
     }
     fs->n = 0;
 }

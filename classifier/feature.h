@@ -63,8 +63,15 @@ struct feat {
 struct feat_set {
     struct feat *v; /* owned; n of them, unique keys */
     size_t n, cap;
-    uint32_t *slots; /* owned: open-addressing index for dedup */
+    struct feat_slot *slots; /* owned: the keys seen, for dedup */
     size_t n_slots;
+    uint32_t gen; /* slots of other generations are empty */
+};
+
+/* A key seen in the comment of generation gen. */
+struct feat_slot {
+    uint64_t key;
+    uint32_t gen;
 };
 
 void feat_set_init(struct feat_set *fs);
