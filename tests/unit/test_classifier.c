@@ -288,9 +288,9 @@ test_model_file(void **state)
     const char *more = "my channel has free gift cards idiot";
     enum clf_learn_outcome out;
     for (struct clf_model *x = m; x; x = x == m ? c : NULL)
-        assert_int_equal(clf_learn(sc, x, more, strlen(more), NULL, "spam", 1,
-                                   &out, &err),
-                         CLF_OK);
+        assert_int_equal(
+            clf_learn(sc, x, more, strlen(more), NULL, "spam", 1, &out, &err),
+            CLF_OK);
     clf_score(sc, m, t, strlen(t), NULL, 0, &r1);
     clf_score(sc, c, t, strlen(t), NULL, 0, &r2);
     assert_true(c->six.version != c->version);
