@@ -595,13 +595,30 @@ current_index(const struct clf_model *m)
     return m->six.cap && m->six.version == m->version ? &m->six : NULL;
 }
 
-static void
+PREFETCH_INLINE
 prefetch(const struct clf_model *m, const struct sindex *ix, uint64_t key)
 {
     if (ix)
         sindex_prefetch(ix, key);
     else
         ftable_prefetch(&m->ft, key);
+}
+
+/* How many features ahead of the one being scored its memory is asked for:
+ * enough to overlap the misses, few enough that the CPU keeps every
+ * request (asking for all of a long comment's at once, most were lost). */
+#define PREFETCH_AHEAD 16
+
+/* Ask for the memory of a feature: a word's cache entry, else its slot. */
+PREFETCH_INLINE
+prefetch_feature(const struct clf_scorer *sc, const struct clf_model *m,
+                 const struct sindex *ix, const struct feat *f)
+{
+    if (feat_is_bundle(f))
+        __builtin_prefetch(sc->cache +
+                           (f->key & sc->cache_mask) * sc->cache_stride);
+    else
+        prefetch(m, ix, f->key);
 }
 
 /* The per-head weights of a feature without the per-language constant into
@@ -691,19 +708,16 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     }
     const struct feat *v = sc->fs.v;
     size_t n = sc->fs.n;
-    for (size_t i = 0; i < n; i++) {
-        if (feat_is_bundle(&v[i]))
-            __builtin_prefetch(sc->cache +
-                               (v[i].key & sc->cache_mask) * sc->cache_stride);
-        else
-            prefetch(m, ix, v[i].key);
-    }
+    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
+        prefetch_feature(sc, m, ix, &v[i]);
     /* Reasons: the largest contributions per head, a word's n-grams
      * counted together as one reason. */
     size_t top[CLF_MAX_LABELS][CLF_MAX_REASONS];
     double topw[CLF_MAX_LABELS][CLF_MAX_REASONS];
     unsigned ntop[CLF_MAX_LABELS] = {0};
     for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n)
+            prefetch_feature(sc, m, ix, &v[i + PREFETCH_AHEAD]);
         if (feat_is_bundle(&v[i])) {
             unsigned char *e =
                 sc->cache + (v[i].key & sc->cache_mask) * sc->cache_stride;
