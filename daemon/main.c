@@ -134,6 +134,31 @@ main_drop_privileges(const struct config *cfg)
 
 /* Keys a reload cannot change: they shaped sockets, threads and
  * connections at start-up. */
+/* Secrets are meant for the daemon's account alone: say so when a secret
+ * file is open to its group or to everyone (the daemon still starts: the
+ * operator may share the group on purpose). */
+static void
+main_warn_open_secrets(const struct config *cfg)
+{
+    const struct {
+        const char *key, *path;
+    } files[] = {
+        {"redis.password_file", cfg->redis_password_file},
+        {"auth.submit_tokens_file", cfg->submit_tokens_file},
+        {"auth.moderator_tokens_file", cfg->moderator_tokens_file},
+        {"akismet.keys_file", cfg->akismet_keys_file},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        struct stat sb;
+        if (files[i].path && files[i].path[0] &&
+            stat(files[i].path, &sb) == 0 && (sb.st_mode & 077))
+            log_warnx("%s: %s is open to other accounts (mode %04o); "
+                      "chmod 600 it",
+                      files[i].key, files[i].path,
+                      (unsigned)(sb.st_mode & 07777));
+    }
+}
+
 static void
 main_warn_restart_keys(const struct config *old, const struct config *nw)
 {
@@ -196,6 +221,7 @@ main_reload(const struct main_opts *o, unsigned *generation)
     if (cur != NULL)
         main_warn_restart_keys(cur->cfg, cfg);
     state_release(cur);
+    main_warn_open_secrets(cfg);
     st = state_new(cfg, model, ++*generation);
     if (st == NULL) {
         log_warnx("reload: out of memory; keeping the running model");
@@ -385,6 +411,7 @@ main(int argc, char **argv)
              MODFILTERD_VERSION, cfg->listen[0] ? "listening on port " : "", "",
              port, cfg->socket[0] ? ", socket " : "", cfg->socket, n_workers,
              st->model_id, cfg->model_path);
+    main_warn_open_secrets(cfg);
     if (auth_count(cfg->auth, AUTH_SUBMIT) == 0)
         log_info("auth.submit_tokens is empty: /v1/comments and /v1/score "
                  "serve loopback and Unix-socket clients only");

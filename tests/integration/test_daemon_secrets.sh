@@ -36,6 +36,9 @@ curl -s "$URL/metrics" > "$TMP/metrics"
 expect_grep "metrics served" '^modfilter_requests_total' "$TMP/metrics"
 no_secret "/metrics" "$TMP/metrics"
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
+if grep -q 'open to other accounts' "$DLOG"; then
+    echo "FAIL: a warning about mode 600 files"; FAILS=$((FAILS + 1))
+fi
 
 # a wrong password: not ready, and never a false queued
 start_daemon --set server.workers=1 --set redis.password_file="$TMP/wrong.pass" \
@@ -49,6 +52,15 @@ curl -s "$URL/metrics" > "$TMP/metrics"
 no_secret "/metrics" "$TMP/metrics"
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 expect_grep "the log says why" 'AUTH failed' "$DLOG"
+no_secret "the log" "$DLOG"
+
+# a secret file others can read: a warning that names it (and no secret)
+: > "$DLOG"
+chmod 644 "$TMP/submit.tokens"
+start_daemon --set server.workers=1 --set redis.password_file="$TMP/redis.pass" \
+    --set auth.submit_tokens_file="$TMP/submit.tokens"
+expect_grep "warning for a 0644 file" 'auth.submit_tokens_file: .*submit.tokens is open to other accounts \(mode 0644\)' "$DLOG"
+stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 no_secret "the log" "$DLOG"
 
 # a missing or empty password file stops start-up with file:line: reason
