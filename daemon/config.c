@@ -82,6 +82,8 @@ static const struct config_key config_keys[] = {
      1048576, NULL},
     {"limits", "max_connections", CONFIG_ULONG, OFF(max_connections), "4096", 1,
      1000000, NULL},
+    {"limits", "max_connections_per_addr", CONFIG_ULONG,
+     OFF(max_connections_per_addr), "256", 0, 1000000, NULL},
     {"limits", "request_timeout_s", CONFIG_UINT, OFF(request_timeout_s), "10",
      1, 3600, NULL},
     {"limits", "idle_timeout_s", CONFIG_UINT, OFF(idle_timeout_s), "60", 1,
@@ -144,26 +146,45 @@ static void config_fail_at(struct config_error *err, const struct config *c,
                            const char *section, const char *key,
                            const char *fmt, ...) MF_PRINTF(5, 6);
 
+static const struct config_where *
+config_where_of(const struct config *c, const char *section, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < CONFIG_N_KEYS; i++)
+        if (!strcmp(config_keys[i].section, section) &&
+            !strcmp(config_keys[i].key, key) && c->where[i].origin[0])
+            return &c->where[i];
+    return NULL;
+}
+
 static void
 config_fail_at(struct config_error *err, const struct config *c,
                const char *section, const char *key, const char *fmt, ...)
 {
+    const struct config_where *w = config_where_of(c, section, key);
     char reason[300];
-    const char *origin = "default";
-    unsigned line = 0;
-    size_t i;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    for (i = 0; i < CONFIG_N_KEYS; i++)
-        if (!strcmp(config_keys[i].section, section) &&
-            !strcmp(config_keys[i].key, key) && c->where[i].origin[0]) {
-            origin = c->where[i].origin;
-            line = c->where[i].line;
-        }
-    config_fail(err, origin, line, section, key, "%s", reason);
+    config_fail(err, w != NULL ? w->origin : "default", w != NULL ? w->line : 0,
+                section, key, "%s", reason);
+}
+
+void
+config_origin(const struct config *c, const char *section, const char *key,
+              char *buf, size_t len)
+{
+    const struct config_where *w = config_where_of(c, section, key);
+
+    if (w == NULL)
+        snprintf(buf, len, "default");
+    else if (w->line > 0)
+        snprintf(buf, len, "%s:%u", w->origin, w->line);
+    else
+        snprintf(buf, len, "%s", w->origin);
 }
 
 static int

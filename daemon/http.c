@@ -6,7 +6,8 @@
  * bufferevent callback.  Right after accept (an event activated from that
  * callback, run before the loop polls again) it learns its evhttp
  * connection, sets the close callback that frees it, and is counted; over
- * limits.max_connections it is closed at once.  A callback on the input
+ * limits.max_connections, or limits.max_connections_per_addr from its
+ * address (addrlimit.c), it is closed at once.  A callback on the input
  * buffer notices the first byte of each request and arms a timer of
  * limits.request_timeout_s; the reply disarms it.  A client that drips
  * bytes is closed when it fires (evhttp's own timeout is idle-only).
@@ -33,6 +34,7 @@
 #include "modfilterd.h"
 
 #define HTTP_BACKLOG 1024
+#define HTTP_REFUSED_WARN_MS 10000
 
 static int
 http_socket_setup(int fd)
@@ -216,6 +218,8 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
         }
     if (c->writing)
         w->writing--;
+    if (c->addr_counted)
+        addrlimit_release(w->addrlimit, &c->addr);
     w->n_conns--;
     metrics_connections_add(-1);
     evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
@@ -239,6 +243,45 @@ http_conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     tv.tv_usec = 0;
     evtimer_add(c->timer, &tv);
     c->deadline = 1;
+}
+
+/* Count c against limits.max_connections_per_addr (Unix-socket peers are
+ * exempt): 0 when it may stay, -1 when its address is at the limit.  The
+ * warning is rate-limited: a flood of refusals is one line per interval. */
+static int
+http_conn_count_addr(struct http_conn *c)
+{
+    static long long last_warn_ms; /* atomic, process-wide */
+    const struct sockaddr *sa = evhttp_connection_get_addr(c->evcon);
+    enum addrlimit_result r;
+    unsigned long long n;
+    long long now, last;
+    char text[INET6_ADDRSTRLEN];
+
+    if (c->w->addrlimit == NULL || addrlimit_key_of(sa, &c->addr) < 0)
+        return 0;
+    r = addrlimit_acquire(c->w->addrlimit, &c->addr);
+    c->addr_counted = r == ADDRLIMIT_COUNTED;
+    if (r != ADDRLIMIT_REFUSED)
+        return 0;
+    n = metrics_connection_refused(METRICS_REFUSED_PER_ADDR);
+    if (inet_ntop(c->addr.family, c->addr.addr, text, sizeof(text)) == NULL)
+        snprintf(text, sizeof(text), "?");
+    now = util_now_ms();
+    last = __atomic_load_n(&last_warn_ms, __ATOMIC_RELAXED);
+    if (now - last >= HTTP_REFUSED_WARN_MS &&
+        __atomic_compare_exchange_n(&last_warn_ms, &last, now, 0,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        log_warnx("closing new connections from %s: "
+                  "limits.max_connections_per_addr=%lu reached (%llu "
+                  "refused since start; at most one such line every %d s)",
+                  text, c->w->max_connections_per_addr, n,
+                  HTTP_REFUSED_WARN_MS / 1000);
+    else
+        log_debug("closing a new connection from %s: "
+                  "limits.max_connections_per_addr reached",
+                  text);
+    return -1;
 }
 
 /* Right after accept: adopt the evhttp connection.  Later: the deadline. */
@@ -275,6 +318,12 @@ http_conn_timer(evutil_socket_t fd, short what, void *arg)
             log_debug("closing a new connection: %s",
                       w->stopping ? "shutting down"
                                   : "limits.max_connections reached");
+            if (!w->stopping)
+                metrics_connection_refused(METRICS_REFUSED_MAX_CONNECTIONS);
+            evhttp_connection_free(c->evcon); /* frees c */
+            return;
+        }
+        if (http_conn_count_addr(c) < 0) {
             evhttp_connection_free(c->evcon); /* frees c */
             return;
         }

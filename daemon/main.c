@@ -8,14 +8,18 @@
  * on any error), SIGTERM/SIGINT stop the workers gracefully.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,13 +40,14 @@ struct main_opts {
 static void
 main_usage(FILE *f)
 {
-    fprintf(f, "usage: modfilterd [-c FILE] [-t] [-f] [-v] "
-               "[--set SECTION.KEY=VALUE ...]\n"
-               "  -c FILE   config file (default config/modfilterd.conf)\n"
-               "  -t        check the config and the model, then exit\n"
-               "  -f        stay in the foreground, log to stderr\n"
-               "  -v        more logging\n"
-               "  --set S.K=V  override a config key (repeatable)\n");
+    fprintf(f,
+            "usage: modfilterd [-c FILE] [-t] [-f] [-v] "
+            "[--set SECTION.KEY=VALUE ...]\n"
+            "  -c FILE   config file (default config/modfilterd.conf)\n"
+            "  -t        check the config, the model and the spool, then exit\n"
+            "  -f        stay in the foreground, log to stderr\n"
+            "  -v        more logging\n"
+            "  --set S.K=V  override a config key (repeatable)\n");
 }
 
 /* The config file, then every --set, then the cross-key checks. */
@@ -132,6 +137,109 @@ main_drop_privileges(const struct config *cfg)
     return 0;
 }
 
+/* -t: the account a daemon started now would serve as (server.user when
+ * root, as main_drop_privileges does; else this process's).  *pw is NULL
+ * for this process's own account.  -1 with the reason on stderr. */
+static int
+main_check_account(const struct config *cfg, struct passwd **pw)
+{
+    char where[240];
+
+    *pw = NULL;
+    if (geteuid() != 0 || !cfg->user[0])
+        return 0;
+    *pw = getpwnam(cfg->user);
+    if (*pw != NULL)
+        return 0;
+    config_origin(cfg, "server", "user", where, sizeof(where));
+    fprintf(stderr, "%s: server.user: %s: no such user\n", where, cfg->user);
+    return -1;
+}
+
+/* 0 when the account pw (NULL: this process's) may create files in dir;
+ * else an errno.  Another account is tried in a child process that
+ * switches to it, so modes, ACLs and read-only mounts all count. */
+static int
+main_writable_as(const char *dir, const struct passwd *pw)
+{
+    pid_t pid;
+    int status;
+
+    if (pw == NULL)
+        return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0 ? 0
+                                                                      : errno;
+    pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+            setuid(pw->pw_uid) < 0)
+            _exit(EPERM);
+        _exit(access(dir, W_OK | X_OK) == 0 ? 0 : errno);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return errno;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : EPERM;
+}
+
+/* -t with spool.path set: the directory (or, when missing, the one the
+ * daemon would create it in) is writable by the account the daemon will
+ * run as, and its segments read back (damaged records are warnings, as in
+ * the daemon).  Changes nothing and takes no lock: a running daemon's
+ * spool can be checked.  -1 with "origin: spool.path: reason" on stderr. */
+static int
+main_check_spool(const struct config *cfg, const struct passwd *pw)
+{
+    char where[240], msg[600], parent[PATH_MAX];
+    const char *dir = cfg->spool_path, *target = dir;
+    struct spool_stats st;
+    struct stat sb;
+    int e;
+
+    config_origin(cfg, "spool", "path", where, sizeof(where));
+    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "%s: spool.path: %s: not a directory\n", where, dir);
+        return -1;
+    }
+    if (stat(dir, &sb) < 0) {
+        if (errno != ENOENT) {
+            fprintf(stderr, "%s: spool.path: %s: %s\n", where, dir,
+                    strerror(errno));
+            return -1;
+        }
+        snprintf(parent, sizeof(parent), "%s", dir);
+        target = dirname(parent);
+    }
+    e = main_writable_as(target, pw);
+    if (e != 0) {
+        if (target == dir)
+            fprintf(stderr, "%s: spool.path: %s: not writable", where, dir);
+        else
+            fprintf(stderr,
+                    "%s: spool.path: %s is missing and cannot be created "
+                    "in %s",
+                    where, dir, target);
+        fprintf(stderr, "%s%s: %s\n", pw != NULL ? " by server.user " : "",
+                pw != NULL ? pw->pw_name : "", strerror(e));
+        return -1;
+    }
+    if (target != dir) {
+        printf("spool %s: missing; the daemon will create it\n", dir);
+        return 0;
+    }
+    if (spool_check(dir, &st, msg, sizeof(msg)) < 0) {
+        fprintf(stderr, "%s: %s\n", where, msg);
+        return -1;
+    }
+    printf("spool %s: writable%s%s; %llu record(s), %llu bytes waiting for "
+           "Redis; %llu damaged or torn region(s) skipped%s\n",
+           dir, pw != NULL ? " by " : "", pw != NULL ? pw->pw_name : "",
+           st.records, st.bytes, st.skipped,
+           st.skipped ? " (warnings above)" : "");
+    return 0;
+}
+
 /* Keys a reload cannot change: they shaped sockets, threads and
  * connections at start-up. */
 /* Secrets are meant for the daemon's account alone: say so when a secret
@@ -186,6 +294,7 @@ main_warn_restart_keys(const struct config *old, const struct config *nw)
         old->redis_timeout_ms != nw->redis_timeout_ms ||
         old->max_body != nw->max_body || old->max_headers != nw->max_headers ||
         old->max_connections != nw->max_connections ||
+        old->max_connections_per_addr != nw->max_connections_per_addr ||
         old->request_timeout_s != nw->request_timeout_s ||
         old->idle_timeout_s != nw->idle_timeout_s)
         log_warnx("reload: server.workers, redis.timeout_ms and limits.* "
@@ -293,6 +402,7 @@ main(int argc, char **argv)
     struct clf_model *model = NULL;
     struct state *st = NULL;
     struct spool *spool = NULL;
+    struct addrlimit *addrlimit = NULL;
     struct worker *workers[MAIN_MAX_WORKERS];
     unsigned n_workers = 0, i, generation = 1;
     int fds[2], n_fds = 0, port = -1, tcp_fd = -1, unix_fd = -1;
@@ -318,12 +428,17 @@ main(int argc, char **argv)
         return 1;
     }
     if (o.check) {
-        printf("%s: configuration OK; model %s: %u label(s), id %s\n",
-               o.config_path, cfg->model_path, clf_model_label_count(model),
-               clf_model_id(model));
+        struct passwd *pw;
+
+        ret = main_check_account(cfg, &pw) < 0 ||
+              (cfg->spool_path[0] && main_check_spool(cfg, pw) < 0);
+        if (ret == 0)
+            printf("%s: configuration OK; model %s: %u label(s), id %s\n",
+                   o.config_path, cfg->model_path, clf_model_label_count(model),
+                   clf_model_id(model));
         clf_model_free(model);
         config_free(cfg);
-        return 0;
+        return ret;
     }
     if (learn_init(cfg, &model) < 0) { /* the newest snapshot, if any */
         clf_model_free(model);
@@ -396,11 +511,19 @@ main(int argc, char **argv)
     }
     if (n_workers > MAIN_MAX_WORKERS)
         n_workers = MAIN_MAX_WORKERS;
+    if (cfg->max_connections_per_addr > 0) {
+        addrlimit = addrlimit_new(cfg->max_connections_per_addr);
+        if (addrlimit == NULL) {
+            log_warnx("out of memory");
+            goto out;
+        }
+    }
     for (i = 0; i < n_workers; i++) {
         workers[i] = worker_new(i, cfg, fds, (unsigned)n_fds);
         if (workers[i] == NULL)
             goto out;
         workers[i]->spool = spool;
+        workers[i]->addrlimit = addrlimit;
     }
     for (i = 0; i < n_workers; i++)
         if (worker_start(workers[i]) < 0)
@@ -445,7 +568,8 @@ out:
         worker_free(workers[i]);
     /* After the workers, which may spool their last comments. */
     spool_close(spool);
-    learn_stop(); /* writes the last snapshot */
+    addrlimit_free(addrlimit); /* after the workers' connections closed */
+    learn_stop();              /* writes the last snapshot */
     st = state_acquire();
     if (st != NULL) {
         if (st->cfg->socket[0] && unix_fd >= 0)

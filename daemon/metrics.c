@@ -32,6 +32,7 @@ static unsigned long long metrics_hist[METRICS_N_ROUTES][METRICS_N_BUCKETS + 1];
 static unsigned long long metrics_sum_us[METRICS_N_ROUTES];
 static unsigned long long metrics_verdicts[3];
 static long metrics_conns;
+static unsigned long long metrics_refused[METRICS_N_REFUSALS];
 static long long metrics_start_ms;
 
 #define ADD(x, n) __atomic_add_fetch(&(x), (n), __ATOMIC_RELAXED)
@@ -79,6 +80,14 @@ long
 metrics_connections(void)
 {
     return GET(metrics_conns);
+}
+
+unsigned long long
+metrics_connection_refused(enum metrics_refusal why)
+{
+    if ((unsigned)why >= METRICS_N_REFUSALS)
+        why = METRICS_REFUSED_MAX_CONNECTIONS;
+    return ADD(metrics_refused[why], 1);
 }
 
 /* A label value with \, " and newline escaped. */
@@ -273,13 +282,25 @@ metrics_render(struct evbuffer *out, const struct state *st,
                         "connections.\n"
                         "# TYPE modfilter_connections gauge\n"
                         "modfilter_connections %ld\n"
+                        "# HELP modfilter_connections_refused_total "
+                        "Connections closed at accept, by the limit "
+                        "reached.\n"
+                        "# TYPE modfilter_connections_refused_total "
+                        "counter\n"
+                        "modfilter_connections_refused_total{reason=\""
+                        "max_connections\"} %llu\n"
+                        "modfilter_connections_refused_total{reason=\""
+                        "per_addr\"} %llu\n"
                         "# HELP modfilter_workers Event-loop threads.\n"
                         "# TYPE modfilter_workers gauge\n"
                         "modfilter_workers %u\n"
                         "# HELP modfilter_build_info Daemon version.\n"
                         "# TYPE modfilter_build_info gauge\n"
                         "modfilter_build_info{version=\"%s\"} 1\n",
-                        metrics_connections(), workers, MODFILTERD_VERSION);
+                        metrics_connections(),
+                        GET(metrics_refused[METRICS_REFUSED_MAX_CONNECTIONS]),
+                        GET(metrics_refused[METRICS_REFUSED_PER_ADDR]), workers,
+                        MODFILTERD_VERSION);
     learn_metrics_render(out, st); /* training, unsure heads */
     moderation_metrics_render(out);
     metrics_process(out);

@@ -7,7 +7,8 @@
  * worker.c runs server.workers event loops, each with its own event_base,
  * evhttp, clf_scorer and struct queue.  What workers share is read-only or
  * atomic: the current struct state (config + model, swapped on SIGHUP),
- * metrics counters, the log.
+ * metrics counters, the log; the per-address connection counts and the
+ * spool have their own mutexes.
  */
 #ifndef MODFILTERD_H
 #define MODFILTERD_H
@@ -120,6 +121,7 @@ struct config {
     char *queue_verdicts, *queue_order;
     unsigned queue_claim_ttl_s, queue_undo_window_s;
     unsigned long max_body, max_headers, max_connections;
+    unsigned long max_connections_per_addr; /* 0: no limit */
     unsigned request_timeout_s, idle_timeout_s;
     char *spool_path;
     unsigned long long spool_max_bytes;
@@ -161,6 +163,10 @@ int config_set(struct config *c, const char *section, const char *key,
 /* Cross-key checks, then read the *_file keys and build c->auth.  Call
  * once, after every file and --set. */
 int config_check(struct config *c, struct config_error *err);
+/* Where section.key was last set, for messages about its value:
+ * "file:line", "--set" or "default". */
+void config_origin(const struct config *c, const char *section, const char *key,
+                   char *buf, size_t len);
 /* Effective thresholds for a label. */
 void config_thresholds(const struct config *c, const char *label,
                        double *review, double *reject);
@@ -305,11 +311,53 @@ void metrics_request(enum metrics_route route, int status, double seconds);
 void metrics_verdict(enum clf_verdict v);
 void metrics_connections_add(long delta);
 long metrics_connections(void);
+enum metrics_refusal {
+    METRICS_REFUSED_MAX_CONNECTIONS = 0, /* limits.max_connections */
+    METRICS_REFUSED_PER_ADDR,            /* limits.max_connections_per_addr */
+    METRICS_N_REFUSALS
+};
+/* A connection closed at accept; returns the new total for that reason. */
+unsigned long long metrics_connection_refused(enum metrics_refusal why);
 /* Append the exposition text.  queue_len < 0: unknown (omitted);
  * oldest_ms: received_ms of the oldest item, < 0 when none. */
 void metrics_render(struct evbuffer *out, const struct state *st,
                     long long queue_len, long long oldest_ms,
                     unsigned redis_connected, unsigned workers);
+
+/* ---- addrlimit.c: open connections per client address ----------------
+ *
+ * limits.max_connections_per_addr: one table for the process, shared by
+ * every worker (a mutex around a small hash table).  An address's entry
+ * exists while it has a counted connection open. */
+
+struct addrlimit;
+
+struct addrlimit_key {
+    int family; /* AF_INET (also for ::ffff:a.b.c.d) or AF_INET6 */
+    unsigned char addr[16];
+};
+
+enum addrlimit_result {
+    ADDRLIMIT_REFUSED = 0,   /* the address is at the limit */
+    ADDRLIMIT_COUNTED = 1,   /* counted: call addrlimit_release at close */
+    ADDRLIMIT_UNCOUNTED = 2, /* let through, not counted (limit 0, ENOMEM) */
+};
+
+/* max_per_addr 0: no limit.  NULL on allocation failure. */
+struct addrlimit *addrlimit_new(unsigned long max_per_addr);
+void addrlimit_free(struct addrlimit *t); /* NULL-safe */
+/* The key of a TCP peer; -1 for a Unix-socket (or unknown) peer, which is
+ * never counted. */
+int addrlimit_key_of(const struct sockaddr *sa, struct addrlimit_key *key);
+/* One more connection from key.  Any thread.  t may be NULL (uncounted). */
+enum addrlimit_result addrlimit_acquire(struct addrlimit *t,
+                                        const struct addrlimit_key *key);
+/* One connection counted by addrlimit_acquire closed.  Any thread. */
+void addrlimit_release(struct addrlimit *t, const struct addrlimit_key *key);
+/* For tests: connections counted for key; entries in the table. */
+unsigned long addrlimit_count(struct addrlimit *t,
+                              const struct addrlimit_key *key);
+unsigned long addrlimit_entries(struct addrlimit *t);
 
 /* ---- http.c: listeners, connections, limits, replies ------------------ */
 
@@ -324,6 +372,8 @@ struct http_conn {
     struct evbuffer_cb_entry *in_cb; /* notices the first byte */
     struct http_conn *next;          /* worker's hash chain */
     int local;                       /* loopback or Unix-socket peer */
+    int addr_counted;                /* in the worker's addrlimit */
+    struct addrlimit_key addr;       /* the peer, when addr_counted */
     int deadline;                    /* timer armed for a request */
     int writing;                     /* a reply is being written */
     /* A request waiting on Redis: gone(arg) runs if the connection closes
@@ -496,8 +546,9 @@ void moderation_metrics_render(struct evbuffer *out);
  * An append-only log in spool.path (segments of checksummed records and a
  * checkpoint file; the format and its crash behaviour are described at the
  * top of spool.c, the operator's view in README.md).  One struct spool per
- * process, shared by every worker: appends are serialised by its mutex and
- * are durable (written and fdatasync'd) when spool_append returns 0.  One
+ * process, shared by every worker: appends go to one writer thread that
+ * makes each batch durable (written and fdatasync'd) before it answers
+ * (spool_append blocks; a worker's spool_client answers on its loop).  One
  * reader, the drainer thread (spool_drain_start: its own event_base and
  * Redis connection), hands the records to Redis in order with the
  * idempotent queue_submit and only then advances the checkpoint, so a
@@ -521,7 +572,12 @@ struct spool_stats {
     unsigned long long records, bytes; /* backlog: not yet in Redis */
     unsigned long long disk_bytes;     /* segment files (vs max_bytes) */
     unsigned long long appended, drained, skipped, failed; /* counters */
+    unsigned long long syncs; /* fdatasyncs of appends (group commits) */
 };
+
+/* An append's outcome: err 0 when the record is durable, else an errno
+ * (ENOSPC: spool.max_bytes would be passed; else the I/O error, logged). */
+typedef void spool_done_cb(int err, void *arg);
 
 /* Open (create with mode 0700 if missing) the spool directory dir, bounded
  * by max_bytes of segment files, and lock it (flock, kept across fork);
@@ -531,12 +587,40 @@ struct spool_stats {
  * thread-safe: before the workers start. */
 struct spool *spool_open(const char *dir, unsigned long long max_bytes,
                          char *err, size_t errlen);
+/* modfilterd -t: read the spool in dir without locking or writing
+ * anything: out gets the backlog (records, bytes), the segments' size
+ * (disk_bytes) and the damaged regions passed (skipped; each is logged as
+ * a warning, as the drainer would).  -1 with a reason in err when dir or
+ * a segment cannot be opened or read. */
+int spool_check(const char *dir, struct spool_stats *out, char *err,
+                size_t errlen);
 /* Stops the drainer, closes the files.  NULL-safe; after the workers. */
 void spool_close(struct spool *s);
 /* Append r (borrowed) and make it durable.  0 once it is on disk; -1 with
  * errno ENOSPC when spool.max_bytes would be passed, EINVAL for a bad id,
- * else the I/O error (logged).  Any thread; blocks for the fdatasync. */
+ * else the I/O error (logged).  Blocks until the fdatasync that covers it
+ * returned: not for an event-loop thread (use a spool_client). */
 int spool_append(struct spool *s, const struct spool_record *r);
+
+/* Appends from an event loop (a worker), answered on that loop.  Every
+ * append, from any thread, goes to one writer thread (started on first
+ * use) that writes whatever is queued and makes it durable with one
+ * fdatasync (group commit); the loop never waits for the disk. */
+struct spool_client;
+/* base must have thread support (evthread_use_pthreads before it was
+ * made).  NULL on allocation failure.  The client's thread. */
+struct spool_client *spool_client_new(struct spool *s, struct event_base *base);
+/* Queue r (copied) for appending; cb(err, arg) runs once, on base's
+ * loop, after the fdatasync that covers the record returned (or the
+ * append failed).  -1 with errno (EINVAL: a bad record; ENOMEM; the
+ * writer cannot start) and cb never runs.  The client's thread. */
+int spool_client_append(struct spool_client *c, const struct spool_record *r,
+                        spool_done_cb *cb, void *arg);
+/* Wait for the client's appends in flight, run their callbacks in the
+ * calling thread (the loop need not run), free c.  NULL-safe.  The
+ * client's thread, or any thread once base's loop has stopped; before the
+ * spool is closed. */
+void spool_client_free(struct spool_client *c);
 /* 1 when s is not NULL, has room for a comment and its last append did
  * not fail with an I/O error.  Any thread. */
 int spool_can_take(const struct spool *s);
@@ -589,6 +673,7 @@ struct worker {
     struct clf_scorer *scorer;
     struct queue *queue;
     struct spool *spool; /* borrowed (main.c); NULL when disabled */
+    struct spool_client *spool_client; /* owned; appends (spool set) */
     struct event *stop_ev;
     struct event *grace_ev;
     struct http_conn *conns[HTTP_CONN_BUCKETS];
@@ -600,6 +685,8 @@ struct worker {
     unsigned request_timeout_s;
     unsigned long max_body;
     unsigned long max_connections;
+    struct addrlimit *addrlimit; /* borrowed (main.c); NULL: no limit */
+    unsigned long max_connections_per_addr;
     unsigned redis_timeout_ms;
     int started;
     int counted;     /* in worker_total */

@@ -5,7 +5,9 @@
  *
  * POST /v1/comments waits for Redis when the verdict is queued.  Its state
  * (struct route_pending) is freed in exactly one place, the queue callback,
- * which struct queue guarantees to run once.  If the client goes first,
+ * which struct queue guarantees to run once; or, when Redis could not take
+ * the comment and the spool can, the spool's callback (route_spooled, run
+ * once on the worker after the fdatasync).  If the client goes first,
  * http.c calls route_gone(): when evhttp detached the request it stays ours
  * and the callback's reply frees it; otherwise evhttp frees it and the
  * callback must not touch it.
@@ -292,29 +294,14 @@ routes_pending_free(struct route_pending *p)
     worker_maybe_done(w);
 }
 
-/* Redis could not take p's comment: append it to the spool.  0 when it is
- * on disk and p->reply says queued and spooled; else -1 with the reason
- * for the 503 in *why. */
-static int
-route_spool(struct route_pending *p, const char **why)
+/* The spooled comment's reply: p->reply with "spooled" after "queued"
+ * (DESIGN.md). */
+static void
+route_mark_spooled(struct route_pending *p)
 {
-    struct spool_record r = {p->ctx.id, p->record, p->record_len,
-                             p->received_ms, p->urgency};
-    json_t *reply, *val;
+    json_t *reply = json_object(), *val;
     const char *key;
 
-    if (p->ctx.w->spool == NULL || p->record == NULL)
-        return -1;
-    if (spool_append(p->ctx.w->spool, &r) < 0) {
-        *why = errno == ENOSPC
-                   ? "Redis could not take the comment and the spool is "
-                     "full; it is not queued, retry later"
-                   : "Redis could not take the comment and the spool "
-                     "could not be written; it is not queued, retry later";
-        return -1;
-    }
-    /* The same answer, with "spooled" after "queued" (DESIGN.md). */
-    reply = json_object();
     json_object_foreach(p->reply, key, val)
     {
         int q = !strcmp(key, "queued");
@@ -329,11 +316,49 @@ route_spool(struct route_pending *p, const char **why)
     if (reply == NULL) { /* out of memory: the same keys, in any order */
         json_object_set_new(p->reply, "queued", json_true());
         json_object_set_new(p->reply, "spooled", json_true());
-        return 0;
+        return;
     }
     json_decref(p->reply);
     p->reply = reply;
-    return 0;
+}
+
+/* The spool's answer for p's comment (on p's worker): queued once it is
+ * durable, else 503. */
+static void
+route_spooled(int err, void *arg)
+{
+    struct route_pending *p = arg;
+    struct routes_scored s = {ROUTES_QUEUED, p->v, p->reply, NULL};
+
+    route_pending_unhook(p);
+    if (err == 0) {
+        route_mark_spooled(p);
+        s.reply = p->reply;
+    } else {
+        s.outcome = ROUTES_UNAVAILABLE;
+        s.message = err == ENOSPC
+                        ? "Redis could not take the comment and the spool is "
+                          "full; it is not queued, retry later"
+                        : "Redis could not take the comment and the spool "
+                          "could not be written; it is not queued, retry "
+                          "later";
+    }
+    p->cb(&p->ctx, &s);
+    routes_pending_free(p);
+}
+
+/* Redis could not take p's comment: hand it to the spool, which answers
+ * through route_spooled once it is on disk (the loop does not wait for
+ * the disk).  -1 when there is no spool or it cannot take the request. */
+static int
+route_spool(struct route_pending *p)
+{
+    struct spool_record r = {p->ctx.id, p->record, p->record_len,
+                             p->received_ms, p->urgency};
+
+    if (p->ctx.w->spool_client == NULL || p->record == NULL)
+        return -1;
+    return spool_client_append(p->ctx.w->spool_client, &r, route_spooled, p);
 }
 
 static void
@@ -344,7 +369,6 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
     struct routes_scored s = {ROUTES_QUEUED, p->v, p->reply, NULL};
     json_t *reply = NULL, *v;
 
-    route_pending_unhook(p);
     switch (st) {
     case QUEUE_OK:
         json_object_set_new(p->reply, "queued", json_true());
@@ -379,10 +403,9 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
     }
     /* Redis may have stored a timed-out comment late: the drainer's
      * submit of the same id then finds it, and nothing is queued twice. */
-    if (s.outcome == ROUTES_UNAVAILABLE && route_spool(p, &s.message) == 0) {
-        s.outcome = ROUTES_QUEUED;
-        s.reply = p->reply;
-    }
+    if (s.outcome == ROUTES_UNAVAILABLE && route_spool(p) == 0)
+        return; /* route_spooled answers */
+    route_pending_unhook(p);
     p->cb(&p->ctx, &s);
     json_decref(reply);
     routes_pending_free(p);
@@ -463,15 +486,12 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
     }
     if (queue_submit(p->ctx.w->queue, p->ctx.id,
                      p->record ? p->record : rec_text, p->record_len, now_ms,
-                     urgency, route_submitted, p) < 0) {
+                     urgency, route_submitted, p) < 0 &&
+        route_spool(p) < 0) {
         route_pending_unhook(p);
         s.outcome = ROUTES_UNAVAILABLE;
         s.message = "Redis is not connected; the comment is not queued, "
                     "retry later";
-        if (route_spool(p, &s.message) == 0) {
-            s.outcome = ROUTES_QUEUED;
-            s.reply = p->reply;
-        }
         p->cb(&p->ctx, &s);
         routes_pending_free(p);
     }

@@ -23,10 +23,11 @@
  * before (seq, offset) is in Redis.
  *
  * Crash safety.  A record is written with one pwrite at the end of the
- * active segment and fdatasync'd before spool_append returns 0 (a new
+ * active segment and fdatasync'd before its append is answered (a new
  * segment's directory entry is fsync'd first), so an acknowledged record
- * is complete on disk.  A crash during a write leaves at most a torn
- * record at the tail of the segment; the reader finds it by its frame
+ * is complete on disk.  A crash during a group commit leaves any part of
+ * the batch's records (none acknowledged) at the tail: whole ones are
+ * drained like any other, a torn one the reader finds by its frame
  * (bad magic, a length past the end, a checksum that does not match),
  * logs it and skips it; a damaged record in the middle is skipped by
  * looking for the next offset where a whole record checks out, so nothing
@@ -39,10 +40,17 @@
  * submit and its checkpoint) only re-sends records, and queue_submit is
  * idempotent per id: Redis answers "exists", and nothing is queued twice.
  *
- * Threads: appends come from every worker and are serialised by s->mu
- * (write + fdatasync under it).  One reader, the drainer thread, reads
- * with its own file descriptors up to the size the appenders published
- * under the mutex, so it never sees a record still being written.
+ * Threads: appends come from every worker (spool_client_append) and from
+ * spool_append; they queue under s->qmu for one writer thread.  Group
+ * commit: the writer takes everything queued, pwrites each record, calls
+ * fdatasync once, publishes the new size, and only then answers each
+ * request (a client's callback runs on its worker's loop, woken by an
+ * event); what arrives during an fdatasync waits for the next one, so the
+ * busier the spool, the more records one fdatasync covers.  Workers never
+ * wait for the disk, only for s->qmu (a list append).  The writer holds
+ * s->mu while it writes and syncs; one reader, the drainer thread, reads
+ * with its own file descriptors up to the size published under s->mu, so
+ * it never sees a record that is not yet durable.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -83,7 +91,29 @@ static const unsigned char spool_rec_magic[4] = {0xF5, 'S', 'R', 0x00};
 
 struct spool_drain;
 
+/* One append, from spool_append (on the caller's stack; done is set under
+ * s->qmu) or spool_client_append (malloc'd; delivered to its client). */
+struct spool_req {
+    struct spool_req *next;
+    unsigned char *buf; /* the encoded record (owned) */
+    size_t len;
+    int written; /* pwritten, waiting for its group's fdatasync */
+    int err;     /* 0: durable; else an errno */
+    int done;    /* spool_append: the writer is finished with it */
+    struct spool_client *client; /* NULL for spool_append */
+    spool_done_cb *cb;
+    void *arg;
+};
+
 struct spool {
+    /* The writer's queue: appends from any thread, taken by the writer
+     * thread a whole batch at a time (one fdatasync for the batch). */
+    pthread_mutex_t qmu;
+    pthread_cond_t work_cv, done_cv;
+    struct spool_req *q_head, **q_tail;
+    pthread_t writer;
+    int writer_started, writer_stopping;
+    unsigned long long syncs; /* atomic: fdatasyncs of appended records */
     pthread_mutex_t mu;
     char *dir;
     int dirfd;
@@ -677,28 +707,80 @@ spool_commit(struct spool *s, struct spool_cursor *c)
 
 /* ---- open, append, close ---------------------------------------------- */
 
+static struct spool *
+spool_alloc(const char *dir, unsigned long long max_bytes)
+{
+    struct spool *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    s->q_tail = &s->q_head;
+    s->dirfd = s->active_fd = s->lockfd = -1;
+    s->max_bytes = max_bytes;
+    s->dir = strdup(dir);
+    if (s->dir == NULL) {
+        spool_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* From the checkpoint (read already): the segments' bytes on disk, the
+ * next segment's seq, and the backlog (damaged records are logged and
+ * counted in skipped).  -1 with a reason in err. */
+static int
+spool_scan(struct spool *s, unsigned long long *skipped, char *err,
+           size_t errlen)
+{
+    struct spool_cursor c;
+    struct spool_record r;
+    unsigned long long seq = 0, last = s->ck_seq;
+    struct stat sb;
+    int n;
+
+    s->next_seq = ~0ULL; /* every segment is there; set below */
+    while ((n = spool_next_seg(s, seq, &seq)) == 1) {
+        char name[40];
+
+        spool_seg_path(name, sizeof(name), seq);
+        if (fstatat(s->dirfd, name, &sb, 0) == 0)
+            s->disk_bytes += (unsigned long long)sb.st_size;
+        last = seq;
+    }
+    if (n < 0) {
+        snprintf(err, errlen, "spool.path %s: %s", s->dir, strerror(errno));
+        return -1;
+    }
+    s->next_seq = last + 1;
+    spool_cursor_init(s, &c);
+    while ((n = spool_read(s, &c, &r)) == 1)
+        ;
+    s->records = c.records;
+    s->bytes = c.bytes;
+    *skipped = c.skipped;
+    spool_cursor_release(&c);
+    if (n < 0) {
+        snprintf(err, errlen, "spool.path %s: cannot read the spool", s->dir);
+        return -1;
+    }
+    return 0;
+}
+
 struct spool *
 spool_open(const char *dir, unsigned long long max_bytes, char *err,
            size_t errlen)
 {
-    struct spool *s = calloc(1, sizeof(*s));
-    struct spool_cursor c;
-    struct spool_record r;
-    unsigned long long seq = 0, last;
-    struct stat sb;
+    struct spool *s = spool_alloc(dir, max_bytes);
+    unsigned long long skipped;
     int n;
 
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
-    }
-    pthread_mutex_init(&s->mu, NULL);
-    s->dirfd = s->active_fd = s->lockfd = -1;
-    s->max_bytes = max_bytes;
-    s->dir = strdup(dir);
-    if (s->dir == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
     }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "spool.path %s: cannot create: %s", dir,
@@ -734,37 +816,46 @@ spool_open(const char *dir, unsigned long long max_bytes, char *err,
                  strerror(errno));
         goto fail;
     }
-    s->next_seq = ~0ULL; /* every segment is there; set below */
+    s->next_seq = ~0ULL; /* every segment is there */
     spool_remove_below(s, s->ck_seq);
-    last = s->ck_seq;
-    while ((n = spool_next_seg(s, seq, &seq)) == 1) {
-        char name[40];
-
-        spool_seg_path(name, sizeof(name), seq);
-        if (fstatat(s->dirfd, name, &sb, 0) == 0)
-            s->disk_bytes += (unsigned long long)sb.st_size;
-        last = seq;
-    }
-    if (n < 0) {
-        snprintf(err, errlen, "spool.path %s: %s", dir, strerror(errno));
+    if (spool_scan(s, &skipped, err, errlen) < 0)
         goto fail;
-    }
-    s->next_seq = last + 1;
-    /* Count the backlog; damaged records are logged here already. */
-    spool_cursor_init(s, &c);
-    while ((n = spool_read(s, &c, &r)) == 1)
-        ;
-    s->records = c.records;
-    s->bytes = c.bytes;
-    spool_cursor_release(&c);
-    if (n < 0) {
-        snprintf(err, errlen, "spool.path %s: cannot read the spool", dir);
-        goto fail;
-    }
     return s;
 fail:
     spool_close(s);
     return NULL;
+}
+
+int
+spool_check(const char *dir, struct spool_stats *out, char *err, size_t errlen)
+{
+    struct spool *s = spool_alloc(dir, 0);
+    int ret = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        snprintf(err, errlen, "spool.path %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (spool_ckpt_read(s) < 0) {
+        snprintf(err, errlen, "spool.path %s/drained: %s", dir,
+                 strerror(errno));
+        goto out;
+    }
+    if (spool_scan(s, &out->skipped, err, errlen) < 0)
+        goto out;
+    out->records = s->records;
+    out->bytes = s->bytes;
+    out->disk_bytes = s->disk_bytes;
+    ret = 0;
+out:
+    spool_close(s);
+    return ret;
 }
 
 void
@@ -773,6 +864,13 @@ spool_close(struct spool *s)
     if (s == NULL)
         return;
     spool_drain_stop(s);
+    if (s->writer_started) { /* it finishes what is queued first */
+        pthread_mutex_lock(&s->qmu);
+        s->writer_stopping = 1;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->qmu);
+        pthread_join(s->writer, NULL);
+    }
     if (s->active_fd >= 0)
         close(s->active_fd);
     if (s->dirfd >= 0)
@@ -780,6 +878,9 @@ spool_close(struct spool *s)
     if (s->lockfd >= 0)
         close(s->lockfd); /* and the lock with it */
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->qmu);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
     free(s->dir);
     free(s);
 }
@@ -827,49 +928,47 @@ spool_abandon(struct spool *s)
     s->active_fd = -1;
 }
 
-int
-spool_append(struct spool *s, const struct spool_record *r)
+/* The records of [from, to) that were written are durable once
+ * fdatasync returns (err 0): publish them up to size.  Otherwise they fail
+ * with the error and the segment is abandoned (its unsynced tail cut).
+ * Under mu. */
+static void
+spool_sync_group(struct spool *s, struct spool_req *from, struct spool_req *to,
+                 unsigned long long size, int err)
 {
-    unsigned char *b = NULL;
-    size_t len = spool_encode(r, &b);
-    unsigned long long need;
-    int saved;
+    unsigned long long n = 0, bytes = 0;
+    struct spool_req *r;
 
-    if (len == 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    pthread_mutex_lock(&s->mu);
-    need = len + (s->active_fd < 0 ? SPOOL_SEG_HDR : 0);
-    if (__atomic_load_n(&s->disk_bytes, __ATOMIC_RELAXED) + need >
-        s->max_bytes) {
-        if (!s->full_logged)
-            log_warnx("spool %s is full (spool.max_bytes %llu): comments "
-                      "Redis cannot take get 503",
-                      s->dir, s->max_bytes);
-        s->full_logged = 1;
-        pthread_mutex_unlock(&s->mu);
-        free(b);
-        errno = ENOSPC;
-        return -1;
-    }
-    if (s->active_fd < 0 && spool_new_segment(s) < 0)
-        goto fail;
-    if (spool_write_all(s->active_fd, b, len, (off_t)s->active_size) < 0 ||
-        fdatasync(s->active_fd) < 0) {
-        saved = errno;
+    for (r = from; r != to; r = r->next)
+        n += r->written;
+    if (n == 0)
+        return;
+    if (err == 0 && fdatasync(s->active_fd) < 0)
+        err = errno;
+    __atomic_add_fetch(&s->syncs, 1, __ATOMIC_RELAXED);
+    if (err != 0) {
+        errno = err;
         log_warn("spool %s/seg-%016llx.spool: cannot append", s->dir,
                  s->active_seq);
         spool_abandon(s);
-        errno = saved;
-        goto fail;
     }
-    s->active_size += len;
+    for (r = from; r != to; r = r->next)
+        if (r->written) {
+            r->err = err;
+            r->written = 0;
+            bytes += r->len;
+        }
+    if (err != 0) {
+        __atomic_store_n(&s->io_failed, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->failed, n, __ATOMIC_RELAXED);
+        return;
+    }
+    s->active_size = size;
     __atomic_store_n(&s->io_failed, 0, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->disk_bytes, len, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->records, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->bytes, len, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->appended, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->disk_bytes, bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->records, n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->bytes, bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->appended, n, __ATOMIC_RELAXED);
     if (s->full_logged)
         log_info("spool %s has room again", s->dir);
     s->full_logged = 0;
@@ -877,17 +976,278 @@ spool_append(struct spool *s, const struct spool_record *r)
         close(s->active_fd);
         s->active_fd = -1;
     }
-    pthread_mutex_unlock(&s->mu);
-    free(b);
+}
+
+/* Append a batch: every record written, then one fdatasync for all of
+ * them (one per segment when the batch crosses into a new one).  Sets
+ * each req->err.  Under mu, so the drainer sees only published (durable)
+ * records and never a segment being rotated. */
+static void
+spool_write_batch(struct spool *s, struct spool_req *batch)
+{
+    struct spool_req *r, *from = batch;
+    unsigned long long size = s->active_size, need;
+
+    for (r = batch; r != NULL; r = r->next) {
+        need =
+            r->len + (s->active_fd < 0 ? SPOOL_SEG_HDR : size - s->active_size);
+        if (__atomic_load_n(&s->disk_bytes, __ATOMIC_RELAXED) + need >
+            s->max_bytes) {
+            if (!s->full_logged)
+                log_warnx("spool %s is full (spool.max_bytes %llu): "
+                          "comments Redis cannot take get 503",
+                          s->dir, s->max_bytes);
+            s->full_logged = 1;
+            r->err = ENOSPC;
+            __atomic_add_fetch(&s->failed, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (s->active_fd < 0) {
+            if (spool_new_segment(s) < 0) {
+                r->err = errno;
+                __atomic_store_n(&s->io_failed, 1, __ATOMIC_RELAXED);
+                __atomic_add_fetch(&s->failed, 1, __ATOMIC_RELAXED);
+                continue;
+            }
+            from = r;
+            size = s->active_size;
+        }
+        r->written = 1;
+        if (spool_write_all(s->active_fd, r->buf, r->len, (off_t)size) < 0) {
+            spool_sync_group(s, from, r->next, size, errno);
+        } else {
+            size += r->len;
+            if (size < SPOOL_SEGMENT_MAX)
+                continue;
+            spool_sync_group(s, from, r->next, size, 0);
+        }
+        from = r->next;
+        size = s->active_size;
+    }
+    spool_sync_group(s, from, NULL, size, 0);
+}
+
+static void spool_client_deliver(struct spool_req *r);
+
+/* The writer thread: takes everything queued, appends it with one
+ * fdatasync, hands each request back; meanwhile new requests queue up
+ * for the next round.  Ends when stopping and the queue is empty. */
+static void *
+spool_writer_main(void *arg)
+{
+    struct spool *s = arg;
+    struct spool_req *batch, *r, *next;
+
+    pthread_mutex_lock(&s->qmu);
+    for (;;) {
+        while (s->q_head == NULL && !s->writer_stopping)
+            pthread_cond_wait(&s->work_cv, &s->qmu);
+        if (s->q_head == NULL)
+            break;
+        batch = s->q_head;
+        s->q_head = NULL;
+        s->q_tail = &s->q_head;
+        pthread_mutex_unlock(&s->qmu);
+
+        pthread_mutex_lock(&s->mu);
+        spool_write_batch(s, batch);
+        pthread_mutex_unlock(&s->mu);
+
+        for (r = batch; r != NULL; r = next) {
+            next = r->next; /* r is not ours once handed back */
+            if (r->client != NULL) {
+                spool_client_deliver(r);
+                continue;
+            }
+            pthread_mutex_lock(&s->qmu);
+            r->done = 1;
+            pthread_cond_broadcast(&s->done_cv);
+            pthread_mutex_unlock(&s->qmu);
+        }
+        pthread_mutex_lock(&s->qmu);
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return NULL;
+}
+
+/* Queue req for the writer (started on first use: after daemon()).  -1
+ * with errno when the thread cannot be started or the spool is closing. */
+static int
+spool_enqueue(struct spool *s, struct spool_req *req)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&s->qmu);
+    if (s->writer_stopping) {
+        errno = ESHUTDOWN;
+        ret = -1;
+    } else if (!s->writer_started) {
+        ret = pthread_create(&s->writer, NULL, spool_writer_main, s);
+        if (ret != 0) {
+            errno = ret;
+            ret = -1;
+            log_warn("spool %s: cannot start the writer thread", s->dir);
+        } else {
+            s->writer_started = 1;
+        }
+    }
+    if (ret == 0) {
+        req->next = NULL;
+        *s->q_tail = req;
+        s->q_tail = &req->next;
+        pthread_cond_signal(&s->work_cv);
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return ret;
+}
+
+int
+spool_append(struct spool *s, const struct spool_record *r)
+{
+    struct spool_req req;
+
+    memset(&req, 0, sizeof(req));
+    req.len = spool_encode(r, &req.buf);
+    if (req.len == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (spool_enqueue(s, &req) < 0) {
+        free(req.buf);
+        return -1;
+    }
+    pthread_mutex_lock(&s->qmu);
+    while (!req.done)
+        pthread_cond_wait(&s->done_cv, &s->qmu);
+    pthread_mutex_unlock(&s->qmu);
+    free(req.buf);
+    errno = req.err;
+    return req.err == 0 ? 0 : -1;
+}
+
+/* ---- clients: appends answered on an event loop -------------------------- */
+
+struct spool_client {
+    struct spool *s;
+    struct event *ev; /* on the client's base: done requests to run */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;             /* outstanding fell */
+    struct spool_req *done, *last; /* handed back by the writer */
+    unsigned long outstanding;     /* queued, not yet handed back */
+};
+
+/* The writer thread hands r back to its client. */
+static void
+spool_client_deliver(struct spool_req *r)
+{
+    struct spool_client *c = r->client;
+
+    pthread_mutex_lock(&c->mu);
+    r->next = NULL;
+    if (c->done == NULL) {
+        c->done = r;
+        event_active(c->ev, EV_READ, 1);
+    } else {
+        c->last->next = r;
+    }
+    c->last = r;
+    c->outstanding--;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Run the callbacks of what the writer handed back (the client's thread). */
+static void
+spool_client_run(struct spool_client *c)
+{
+    struct spool_req *r, *next;
+
+    pthread_mutex_lock(&c->mu);
+    r = c->done;
+    c->done = c->last = NULL;
+    pthread_mutex_unlock(&c->mu);
+    for (; r != NULL; r = next) {
+        next = r->next;
+        r->cb(r->err, r->arg);
+        free(r->buf);
+        free(r);
+    }
+}
+
+static void
+spool_client_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    spool_client_run(arg);
+}
+
+struct spool_client *
+spool_client_new(struct spool *s, struct event_base *base)
+{
+    struct spool_client *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->s = s;
+    c->ev = event_new(base, -1, 0, spool_client_ready, c);
+    if (c->ev == NULL) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    return c;
+}
+
+int
+spool_client_append(struct spool_client *c, const struct spool_record *r,
+                    spool_done_cb *cb, void *arg)
+{
+    struct spool_req *req = calloc(1, sizeof(*req));
+
+    if (req == NULL)
+        return -1;
+    req->len = spool_encode(r, &req->buf);
+    if (req->len == 0) {
+        free(req);
+        errno = EINVAL;
+        return -1;
+    }
+    req->client = c;
+    req->cb = cb;
+    req->arg = arg;
+    pthread_mutex_lock(&c->mu);
+    c->outstanding++;
+    pthread_mutex_unlock(&c->mu);
+    if (spool_enqueue(c->s, req) < 0) {
+        int saved = errno;
+
+        pthread_mutex_lock(&c->mu);
+        c->outstanding--;
+        pthread_mutex_unlock(&c->mu);
+        free(req->buf);
+        free(req);
+        errno = saved;
+        return -1;
+    }
     return 0;
-fail:
-    saved = errno;
-    __atomic_store_n(&s->io_failed, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&s->failed, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&s->mu);
-    free(b);
-    errno = saved;
-    return -1;
+}
+
+void
+spool_client_free(struct spool_client *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    while (c->outstanding > 0)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    event_free(c->ev); /* the writer is done with it */
+    spool_client_run(c);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
 }
 
 int
@@ -914,6 +1274,7 @@ spool_stats(const struct spool *s, struct spool_stats *out)
     out->drained = __atomic_load_n(&s->drained, __ATOMIC_RELAXED);
     out->skipped = __atomic_load_n(&s->skipped, __ATOMIC_RELAXED);
     out->failed = __atomic_load_n(&s->failed, __ATOMIC_RELAXED);
+    out->syncs = __atomic_load_n(&s->syncs, __ATOMIC_RELAXED);
 }
 
 void
@@ -950,9 +1311,13 @@ spool_metrics_render(struct evbuffer *out, const struct spool *s)
         "# HELP modfilter_spool_skipped_total Damaged spool regions skipped "
         "while draining.\n"
         "# TYPE modfilter_spool_skipped_total counter\n"
-        "modfilter_spool_skipped_total %llu\n",
+        "modfilter_spool_skipped_total %llu\n"
+        "# HELP modfilter_spool_syncs_total fdatasync calls that made "
+        "appended comments durable (group commit: one for many).\n"
+        "# TYPE modfilter_spool_syncs_total counter\n"
+        "modfilter_spool_syncs_total %llu\n",
         st.records, st.bytes, st.disk_bytes, st.appended, st.drained, st.failed,
-        st.skipped);
+        st.skipped, st.syncs);
 }
 
 /* ---- the drainer thread ------------------------------------------------ */

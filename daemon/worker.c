@@ -130,6 +130,7 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     w->request_timeout_s = cfg->request_timeout_s;
     w->max_body = cfg->max_body;
     w->max_connections = cfg->max_connections;
+    w->max_connections_per_addr = cfg->max_connections_per_addr;
     w->redis_timeout_ms = cfg->redis_timeout_ms;
     w->base = event_base_new();
     if (w->base == NULL) {
@@ -172,6 +173,13 @@ worker_main(void *arg)
 int
 worker_start(struct worker *w)
 {
+    if (w->spool != NULL && w->spool_client == NULL) {
+        w->spool_client = spool_client_new(w->spool, w->base);
+        if (w->spool_client == NULL) {
+            log_warnx("worker %u: out of memory", w->index);
+            return -1;
+        }
+    }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         log_warnx("worker %u: cannot start a thread", w->index);
         return -1;
@@ -211,6 +219,10 @@ worker_free(struct worker *w)
      * closes every connection. */
     queue_free(w->queue);
     w->queue = NULL;
+    /* Comments being spooled (some just now, failed by queue_free) get
+     * their answers while the connections are still there. */
+    spool_client_free(w->spool_client);
+    w->spool_client = NULL;
     http_worker_stop_accepting(w);
     http_worker_free(w);
     if (w->stop_ev != NULL)

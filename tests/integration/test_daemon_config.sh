@@ -3,7 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 train_model
 D="$BIN/modfilterd"
-ok() { "$D" -t -c "$CONF" --set model.path="$TMP/m.mfm" "$@" >"$TMP/out" 2>&1; echo $?; }
+ok() { "$D" -t -c "$CONF" --set model.path="$TMP/m.mfm" --set spool.path="$TMP/spool" "$@" >"$TMP/out" 2>&1; echo $?; }
 expect_eq "shipped config" 0 "$(ok)"
 expect_grep "-t says OK" 'OK' "$TMP/out"
 expect_eq "missing model" 1 "$(ok --set model.path="$TMP/none.mfm")"

@@ -8,7 +8,7 @@ start_redis
 SUB=submit-token-0123456789 MODA=alice-token-0123456789 MODB=bob-token-0123456789
 start_daemon --set server.workers=2 --set auth.submit_tokens="blog:$SUB" \
     --set auth.moderator_tokens="alice:$MODA,bob:$MODB" \
-    --set queue.verdicts=allow,review,reject --set queue.claim_ttl_s=3 \
+    --set queue.verdicts=allow,review,reject --set queue.claim_ttl_s=6 \
     --set queue.undo_window_s=5 --set server.socket="$TMP/sock"
 A=(-H "Authorization: Bearer $MODA") B=(-H "Authorization: Bearer $MODB")
 st() { local r; r=$(req "$@"); echo "${r%% *}"; }
@@ -91,7 +91,7 @@ expect_eq "decide after undo" 200 "$(st POST /v1/queue/c1/decision '{"decision":
 expect_eq "approve labels all 0" "True" "$(py 'set(j["labels"].values()) == {0}')"
 
 # bob vanishes: his claims expire and his items come back; decided ones never
-sleep "$(python3 -c "import time; print(max(0, $T_BOB / 1e9 + 3.2 - time.time()))")"
+sleep "$(python3 -c "import time; print(max(0, $T_BOB / 1e9 + 6.2 - time.time()))")"
 expect_eq "after expiry" 200 "$(st POST /v1/queue/claim '{"limit":10}' "${A[@]}")"
 expect_eq "expired claims return" "c3 c4 c5 c6" "$(py '" ".join(i["id"] for i in j["items"])')"
 

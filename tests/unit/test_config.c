@@ -61,6 +61,7 @@ test_defaults(void **state)
     assert_int_equal(c->max_body, 65536);
     assert_int_equal(c->max_headers, 8192);
     assert_int_equal(c->max_connections, 4096);
+    assert_int_equal(c->max_connections_per_addr, 256);
     assert_int_equal(c->request_timeout_s, 10);
     assert_int_equal(c->idle_timeout_s, 60);
     assert_string_equal(c->spool_path, "run/spool");

@@ -1,6 +1,7 @@
 /* Unit tests of daemon/spool.c: the on-disk format and its crash cases
  * (read back, torn tail, damage in the middle, full, checkpoint and
- * resume, a lost checkpoint, an unusable directory). */
+ * resume, a lost checkpoint, an unusable directory), concurrent appends,
+ * and appends answered on an event loop (group commit). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
 
 #include "modfilterd.h"
 
@@ -515,6 +519,90 @@ test_concurrent(void **state)
     spool_close(race_spool);
 }
 
+#define CLIENT_N 200
+
+struct client_test {
+    struct event_base *base;
+    struct spool *s;
+    unsigned answered, failed;
+};
+
+static void
+client_done(int err, void *arg)
+{
+    struct client_test *t = arg;
+    struct spool_stats st;
+
+    /* answered only after its fdatasync: counted as appended by then */
+    spool_stats(t->s, &st);
+    assert_true(st.appended > t->answered);
+    t->answered++;
+    t->failed += err != 0;
+    if (t->answered == CLIENT_N)
+        event_base_loopbreak(t->base);
+}
+
+/* An event loop's appends: each answered once, on the loop, after it is
+ * durable; queued together, they share fdatasyncs.  Appends still in
+ * flight when the client is freed are answered by spool_client_free. */
+static void
+test_client(void **state)
+{
+    struct spool *s = open_ok(1 << 24);
+    struct client_test t = {NULL, s, 0, 0};
+    struct spool_client *c;
+    struct spool_record r;
+    struct spool_stats st;
+    struct spool_cursor cur;
+    char json[200], id[32], ids[64];
+    unsigned i;
+
+    (void)state;
+    assert_int_equal(evthread_use_pthreads(), 0);
+    t.base = event_base_new();
+    c = spool_client_new(s, t.base);
+    assert_non_null(c);
+    for (i = 0; i < CLIENT_N; i++) {
+        snprintf(id, sizeof(id), "c%u", i);
+        make_record(id, json, &r);
+        assert_int_equal(spool_client_append(c, &r, client_done, &t), 0);
+    }
+    assert_int_equal(t.answered, 0); /* only ever on the loop */
+    event_base_loop(t.base, EVLOOP_NO_EXIT_ON_EMPTY);
+    assert_int_equal(t.answered, CLIENT_N);
+    assert_int_equal(t.failed, 0);
+    spool_stats(s, &st);
+    assert_int_equal(st.appended, CLIENT_N);
+    assert_int_equal(st.records, CLIENT_N);
+    assert_true(st.syncs >= 1 && st.syncs < CLIENT_N);
+    /* in order, all there */
+    spool_cursor_init(s, &cur);
+    for (i = 0; i < CLIENT_N; i++) {
+        snprintf(ids, sizeof(ids), "c%u", i);
+        assert_int_equal(spool_read(s, &cur, &r), 1);
+        assert_string_equal(r.id, ids);
+    }
+    spool_cursor_release(&cur);
+    /* a bad record is refused at once; its callback never runs */
+    make_record("", json, &r);
+    assert_int_equal(spool_client_append(c, &r, client_done, &t), -1);
+    assert_int_equal(errno, EINVAL);
+    /* in flight at free: answered there, without the loop */
+    t.answered = 0;
+    for (i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "late%u", i);
+        make_record(id, json, &r);
+        assert_int_equal(spool_client_append(c, &r, client_done, &t), 0);
+    }
+    spool_client_free(c);
+    assert_int_equal(t.answered, 10);
+    spool_stats(s, &st);
+    assert_int_equal(st.appended, CLIENT_N + 10);
+    spool_close(s);
+    event_base_free(t.base);
+    spool_client_free(NULL);
+}
+
 int
 main(void)
 {
@@ -526,6 +614,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
