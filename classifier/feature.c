@@ -279,27 +279,67 @@ static const char *const family_names[] = {
     "word", "url", "email", "mention", "emoji", "pair", "chars", "meta",
 };
 
+/* n bytes of s at buf[at] (len bytes in all, cut to fit, NUL-terminated):
+ * a name's parts without printf, which cost more than scoring them.
+ * Returns the new end. */
+static size_t
+name_cat(char *buf, size_t len, size_t at, const char *s, size_t n)
+{
+    if (len == 0)
+        return 0;
+    if (n > len - 1 - at) /* at < len: every call leaves it so */
+        n = len - 1 - at;
+    memcpy(buf + at, s, n);
+    buf[at + n] = '\0';
+    return at + n;
+}
+
+/* v in decimal at buf[at], as name_cat. */
+static size_t
+name_uint(char *buf, size_t len, size_t at, unsigned v)
+{
+    char digits[12], *p = digits + sizeof digits;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    return name_cat(buf, len, at, p, (size_t)(digits + sizeof digits - p));
+}
+
 void
 feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
           size_t len)
 {
+    size_t at;
+
     const char *fam = family_names[f->family];
     const struct text_token *t = &doc->tokens[f->tok];
     switch (f->family) {
     case FEAT_META:
-        if (f->arg == META_CAPS)
-            snprintf(buf, len, "meta:caps=%s", caps_names[f->tok]);
-        else if (f->arg == META_LEN)
-            snprintf(
-                buf, len, "meta:len=%s%u", f->tok < N_LEN_BOUNDS ? "<" : ">=",
-                len_bounds[f->tok < N_LEN_BOUNDS ? f->tok : N_LEN_BOUNDS - 1]);
-        else if (f->arg == META_LINKS)
-            snprintf(buf, len, "meta:links=%u%s", f->tok,
-                     f->tok == 3 ? "+" : "");
-        else if (f->arg == META_PUNCT)
-            snprintf(buf, len, "meta:punct=3+");
-        else
-            snprintf(buf, len, "meta:%s", meta_names[f->arg]);
+        at = name_cat(buf, len, 0, "meta:", 5);
+        if (f->arg == META_CAPS) {
+            at = name_cat(buf, len, at, "caps=", 5);
+            name_cat(buf, len, at, caps_names[f->tok],
+                     strlen(caps_names[f->tok]));
+        } else if (f->arg == META_LEN) {
+            int below = f->tok < N_LEN_BOUNDS;
+
+            at = name_cat(buf, len, at,
+                          below ? "len=<" : "len=>=", below ? 5 : 6);
+            name_uint(buf, len, at,
+                      len_bounds[below ? f->tok : N_LEN_BOUNDS - 1]);
+        } else if (f->arg == META_LINKS) {
+            at = name_cat(buf, len, at, "links=", 6);
+            at = name_uint(buf, len, at, f->tok);
+            if (f->tok == 3)
+                name_cat(buf, len, at, "+", 1);
+        } else if (f->arg == META_PUNCT) {
+            name_cat(buf, len, at, "punct=3+", 8);
+        } else {
+            name_cat(buf, len, at, meta_names[f->arg],
+                     strlen(meta_names[f->arg]));
+        }
         break;
     case FEAT_PAIR: {
         /* The next token that is not a URL's host. */
@@ -308,20 +348,25 @@ feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
             k++;
         const struct text_token *u =
             &doc->tokens[k < doc->n_tokens ? k : f->tok];
-        snprintf(buf, len, "pair:%.*s_%.*s", (int)t->len, t->str, (int)u->len,
-                 u->str);
+        at = name_cat(buf, len, 0, "pair:", 5);
+        at = name_cat(buf, len, at, t->str, t->len);
+        at = name_cat(buf, len, at, "_", 1);
+        name_cat(buf, len, at, u->str, u->len);
         break;
     }
     case FEAT_CHARS: {
         char word[CHARGRAM_WORD_MAX + 3];
         pad_word(t, word);
+        at = name_cat(buf, len, 0, "chars:", 6);
         if (feat_is_bundle(f)) /* all the n-grams of a word */
-            snprintf(buf, len, "chars:%.*s", (int)t->surface_len, t->surface);
+            name_cat(buf, len, at, t->surface, t->surface_len);
         else
-            snprintf(buf, len, "chars:%.*s", (int)f->arg, word + f->off);
+            name_cat(buf, len, at, word + f->off, f->arg);
         break;
     }
     default:
-        snprintf(buf, len, "%s:%.*s", fam, (int)t->len, t->str);
+        at = name_cat(buf, len, 0, fam, strlen(fam));
+        at = name_cat(buf, len, at, ":", 1);
+        name_cat(buf, len, at, t->str, t->len);
     }
 }

@@ -1,18 +1,42 @@
 /*
  * log.c - one line per event: stderr in the foreground (with a UTC time
- * stamp), syslog otherwise.  Thread-safe: each line is one write.
+ * stamp), syslog otherwise.  Thread-safe: each line, or each batch of
+ * whole lines, is one write.
+ *
+ * A worker thread logs a line per request.  In the foreground it buffers
+ * them (log_buffer_begin): lines are written when the buffer is full, when
+ * the worker flushes (once per event-loop pass, see worker.c), at
+ * log_buffer_end, and at once after a warning.  Other threads, and syslog,
+ * write each line at once.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "modfilterd.h"
 
+#define LOG_LINE_MAX 1280  /* stamp, tag, message, suffix, newline */
+#define LOG_BUF_SIZE 16384 /* a worker's buffered lines */
+
 static int log_foreground = 1;
 static int log_level_verbose;
+
+/* This thread's buffered lines (NULL: unbuffered). */
+struct log_buf {
+    size_t len;
+    void (*wake)(void *arg); /* the buffer is no longer empty */
+    void *arg;
+    char data[LOG_BUF_SIZE];
+};
+static _Thread_local struct log_buf *log_buf;
+/* This thread's last time stamp, to the second. */
+static _Thread_local time_t log_stamp_sec = -1;
+static _Thread_local char log_stamp[24]; /* "...T23:59:59." */
 
 void
 log_init(int foreground, int verbose)
@@ -30,25 +54,122 @@ log_verbose(void)
 }
 
 static void
+log_write(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(STDERR_FILENO, p, n);
+
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return; /* nowhere to report it */
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+void
+log_flush(void)
+{
+    if (log_buf == NULL || log_buf->len == 0)
+        return;
+    log_write(log_buf->data, log_buf->len);
+    log_buf->len = 0;
+}
+
+int
+log_buffer_begin(void (*wake)(void *arg), void *arg)
+{
+    if (!log_foreground || log_buf != NULL)
+        return 0;
+    log_buf = malloc(sizeof(*log_buf));
+    if (log_buf == NULL)
+        return -1;
+    log_buf->len = 0;
+    log_buf->wake = wake;
+    log_buf->arg = arg;
+    return 0;
+}
+
+void
+log_buffer_end(void)
+{
+    log_flush();
+    free(log_buf);
+    log_buf = NULL;
+}
+
+/* n bytes of s at line[at], cut to leave room for a newline. */
+static size_t
+log_cat(char *line, size_t at, const char *s, size_t n)
+{
+    if (n > LOG_LINE_MAX - 1 - at)
+        n = LOG_LINE_MAX - 1 - at;
+    memcpy(line + at, s, n);
+    return at + n;
+}
+
+/* "2026-11-25T23:59:59.123Z modfilterd " into line; its length.  The
+ * seconds are formatted once a second per thread. */
+static size_t
+log_stamp_put(char *line)
+{
+    struct timespec ts;
+    long ms;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != log_stamp_sec) {
+        struct tm tm;
+
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(log_stamp, sizeof(log_stamp), "%Y-%m-%dT%H:%M:%S.", &tm);
+        log_stamp_sec = ts.tv_sec;
+    }
+    ms = ts.tv_nsec / 1000000;
+    memcpy(line, log_stamp, 20);
+    line[20] = (char)('0' + ms / 100);
+    line[21] = (char)('0' + ms / 10 % 10);
+    line[22] = (char)('0' + ms % 10);
+    memcpy(line + 23, "Z modfilterd ", 13);
+    return 36;
+}
+
+static void
 log_vemit(int prio, const char *tag, const char *suffix, const char *fmt,
           va_list ap)
 {
-    char msg[1024];
+    char line[LOG_LINE_MAX];
+    size_t n;
+    int k;
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (log_foreground) {
-        char stamp[32];
-        struct timespec ts;
-        struct tm tm;
+    if (!log_foreground) {
+        char msg[1024];
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-        fprintf(stderr, "%s.%03ldZ modfilterd %s%s%s%s\n", stamp,
-                ts.tv_nsec / 1000000, tag, msg, suffix[0] ? ": " : "", suffix);
-    } else {
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         syslog(prio, "%s%s%s%s", tag, msg, suffix[0] ? ": " : "", suffix);
+        return;
     }
+    n = log_stamp_put(line);
+    n = log_cat(line, n, tag, strlen(tag));
+    k = vsnprintf(line + n, 1024, fmt, ap); /* as syslog's msg: 1023 bytes */
+    n += k < 0 ? 0 : k > 1023 ? 1023 : (size_t)k;
+    if (suffix[0]) {
+        n = log_cat(line, n, ": ", 2);
+        n = log_cat(line, n, suffix, strlen(suffix));
+    }
+    line[n++] = '\n';
+    if (log_buf == NULL) {
+        log_write(line, n);
+        return;
+    }
+    if (log_buf->len + n > sizeof(log_buf->data))
+        log_flush();
+    if (log_buf->len == 0 && log_buf->wake != NULL)
+        log_buf->wake(log_buf->arg);
+    memcpy(log_buf->data + log_buf->len, line, n);
+    log_buf->len += n;
+    if (prio <= LOG_WARNING) /* warnings are not held back */
+        log_flush();
 }
 
 void

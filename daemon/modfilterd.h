@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "classifier.h"
+#include "jsonw.h"
 
 #define MODFILTERD_VERSION "0.1.0"
 
@@ -51,6 +52,13 @@ void log_warn(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
 void log_warnx(const char *fmt, ...) MF_PRINTF(1, 2);
 void log_info(const char *fmt, ...) MF_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) MF_PRINTF(1, 2); /* only with -v */
+/* In the foreground, buffer this thread's lines until log_flush (or the
+ * buffer is full, or a warning); wake(arg) runs when the buffer stops
+ * being empty, to schedule the flush.  No-op for syslog.  -1 on ENOMEM
+ * (lines are then written at once). */
+int log_buffer_begin(void (*wake)(void *arg), void *arg);
+void log_flush(void);      /* write this thread's buffered lines */
+void log_buffer_end(void); /* flush and stop buffering (thread exit) */
 
 /* ---- auth.c: bearer tokens and roles ---------------------------------- */
 
@@ -249,7 +257,8 @@ json_t *learn_stats_training(void);
 #define REQUEST_ID_MAX 128
 
 struct request_comment {
-    json_t *root;   /* owned: the parsed body; the strings below live in it */
+    json_t *root;   /* owned, or NULL: the strings below live in it... */
+    char *arena;    /* ...or in this (owned, or NULL) */
     const char *id; /* NULL when absent */
     const char *text;
     size_t text_len;
@@ -270,6 +279,14 @@ int request_parse_comment(const char *body, size_t len,
                           struct request_comment *out,
                           struct request_error *err);
 void request_comment_release(struct request_comment *rc);
+/* The two ways request_parse_comment reads a body, for tests: the common
+ * shape without jansson (-1, nothing filled, for anything else: no error
+ * is set), and jansson (every body, every error). */
+int request_parse_fast(const char *body, size_t len,
+                       struct request_comment *out);
+int request_parse_jansson(const char *body, size_t len,
+                          struct request_comment *out,
+                          struct request_error *err);
 /* 1 when s is a valid comment id: 1-128 of [A-Za-z0-9._:-]. */
 int request_id_valid(const char *s, size_t len);
 /* A fresh unique id (ms time + 64 random bits) into buf (>= 40 bytes). */
@@ -279,13 +296,19 @@ void request_make_id(char *buf, size_t len);
 
 enum clf_verdict result_verdict(const struct state *st,
                                 const struct clf_result *r);
-/* The reply object of DESIGN.md.  New reference; NULL on ENOMEM. */
-json_t *result_reply(const char *id, const struct clf_result *r,
-                     enum clf_verdict v, int queued);
-/* The record stored in Redis.  New reference; NULL on ENOMEM. */
-json_t *result_record(const char *id, const struct request_comment *rc,
-                      const struct clf_result *r, enum clf_verdict v,
-                      const struct state *st, long long received_ms);
+/* The reply of DESIGN.md into w ("spooled": true only when spooled). */
+void result_write_reply(struct jsonw *w, const char *id,
+                        const struct clf_result *r, enum clf_verdict v,
+                        int queued, int spooled);
+/* The record stored in Redis into w.  extra: NULL, or an object whose
+ * members (keys other than the record's own) are added. */
+void result_write_record(struct jsonw *w, const char *id,
+                         const struct request_comment *rc,
+                         const struct clf_result *r, enum clf_verdict v,
+                         const struct state *st, long long received_ms,
+                         const json_t *extra);
+/* v as compact JSON text (jansson's dump), as one value into w. */
+void result_write_json(struct jsonw *w, const json_t *v);
 /* The reply for an id already stored: the stored record's fields with
  * queued true.  NULL when the record is not a JSON object. */
 json_t *result_reply_from_stored(const char *stored, size_t len);
@@ -444,8 +467,12 @@ enum routes_outcome {
 struct routes_scored {
     enum routes_outcome outcome;
     enum clf_verdict verdict;
-    json_t *reply;       /* the /v1/comments answer (borrowed), or NULL */
-    const char *message; /* UNAVAILABLE, FAILED: why (borrowed) */
+    /* SCORED, QUEUED: the scores (borrowed); spooled: queued in the spool
+     * (Redis could not take it yet). */
+    const struct clf_result *result;
+    int spooled;
+    const json_t *stored; /* STORED: the reply read back (borrowed) */
+    const char *message;  /* UNAVAILABLE, FAILED: why (borrowed) */
 };
 
 typedef void routes_comment_cb(struct route_ctx *ctx,
@@ -473,6 +500,8 @@ struct route_pending;
 struct route_pending *routes_pending_new(struct route_ctx *ctx);
 struct route_ctx *routes_pending_ctx(struct route_pending *p);
 void routes_pending_free(struct route_pending *p);
+/* Free the route_pendings a worker keeps for reuse (w->spare). */
+void routes_worker_release(struct worker *w);
 
 /* ---- train.c: POST /v1/train ------------------------------------------ */
 
@@ -676,9 +705,12 @@ struct worker {
     struct spool_client *spool_client; /* owned; appends (spool set) */
     struct event *stop_ev;
     struct event *grace_ev;
+    struct event *log_ev; /* flushes the request lines of a loop pass */
     struct http_conn *conns[HTTP_CONN_BUCKETS];
     unsigned long n_conns;
-    unsigned long pending; /* requests waiting on Redis */
+    unsigned long pending;       /* requests waiting on Redis */
+    struct route_pending *spare; /* freed ones, for reuse (routes.c) */
+    unsigned n_spare;
     unsigned long writing; /* replies being written */
     int stopping;
     long long stop_deadline_ms;
@@ -688,6 +720,7 @@ struct worker {
     struct addrlimit *addrlimit; /* borrowed (main.c); NULL: no limit */
     unsigned long max_connections_per_addr;
     unsigned redis_timeout_ms;
+    struct jsonw json; /* replies and records, one at a time */
     int started;
     int counted;     /* in worker_total */
     int redis_ready; /* this worker's Redis connection is ready */
@@ -728,6 +761,10 @@ int util_each_line(const char *path, size_t max,
                    int (*fn)(void *arg, const char *line, size_t len, char *err,
                              size_t errlen),
                    void *arg, char *err, size_t errlen);
+/* The length of the valid UTF-8 sequence (RFC 3629: no overlong form, no
+ * surrogate, nothing above U+10FFFF) at p (n > 0 bytes, p[0] >= 0x80), or
+ * 0 when there is none. */
+size_t util_utf8_len(const unsigned char *p, size_t n);
 /* 1 when a and b hold the same bytes; time depends on a_len only. */
 int util_ct_equal(const char *a, size_t a_len, const char *b, size_t b_len);
 

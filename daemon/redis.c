@@ -108,6 +108,8 @@ struct redis {
     unsigned long stall_rx;
 
     struct redis_script *scripts;
+    char *fmt; /* the command being sent, in RESP (owned) */
+    size_t fmt_cap;
     unsigned rng;
     char err[REDIS_ERR_MAX];
     char notified[REDIS_ERR_MAX]; /* last reason given to state_cb */
@@ -871,12 +873,68 @@ refuse(struct redis *r)
     return -1;
 }
 
+#define RESP_KEEP_MAX (1u << 20) /* bytes of r->fmt kept between sends */
+
+/* type, v in decimal, CRLF at o; the length. */
+static size_t
+resp_number(char *o, char type, size_t v)
+{
+    char digits[24], *p = digits + sizeof digits;
+    size_t n;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    n = (size_t)(digits + sizeof digits - p);
+    o[0] = type;
+    memcpy(o + 1, p, n);
+    memcpy(o + 1 + n, "\r\n", 2);
+    return n + 3;
+}
+
+/* argv as a RESP array of bulk strings into r->fmt: formatting it here
+ * costs a third of hiredis' sds formatting.  Its length; 0 on ENOMEM. */
+static size_t
+resp_format(struct redis *r, int argc, const char **argv, const size_t *argvlen)
+{
+    size_t need = 32, n;
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        if (argvlen[i] > SIZE_MAX / 2 - need)
+            return 0;
+        need += argvlen[i] + 32;
+    }
+    if (need > r->fmt_cap ||
+        (r->fmt_cap > RESP_KEEP_MAX && need < RESP_KEEP_MAX)) {
+        char *p = realloc(r->fmt, need);
+
+        if (p == NULL)
+            return 0;
+        r->fmt = p;
+        r->fmt_cap = need;
+    }
+    n = resp_number(r->fmt, '*', (size_t)argc);
+    for (i = 0; i < argc; i++) {
+        n += resp_number(r->fmt + n, '$', argvlen[i]);
+        if (argvlen[i] > 0)
+            memcpy(r->fmt + n, argv[i], argvlen[i]);
+        n += argvlen[i];
+        memcpy(r->fmt + n, "\r\n", 2);
+        n += 2;
+    }
+    return n;
+}
+
 static int
 req_send(struct redis *r, struct redis_req *q, int argc, const char **argv,
          const size_t *argvlen)
 {
-    if (redisAsyncCommandArgv(r->ac, on_reply, q, argc, argv, argvlen) !=
-        REDIS_OK) {
+    size_t n = resp_format(r, argc, argv, argvlen);
+
+    if (n == 0 ||
+        redisAsyncFormattedCommand(r->ac, on_reply, q, r->fmt, n) != REDIS_OK) {
         req_free(q);
         return refuse(r);
     }
@@ -1092,6 +1150,7 @@ redis_free(struct redis *r)
         free(r->password);
     }
     explicit_bzero(&r->url, sizeof r->url);
+    free(r->fmt);
     free(r);
 }
 

@@ -135,7 +135,7 @@ request_author(const json_t *author, struct request_comment *out,
 }
 
 int
-request_parse_comment(const char *body, size_t len, struct request_comment *out,
+request_parse_jansson(const char *body, size_t len, struct request_comment *out,
                       struct request_error *err)
 {
     json_error_t jerr;
@@ -211,12 +211,241 @@ fail:
     return -1;
 }
 
+/* ---- the common shape, without jansson --------------------------------
+ *
+ * Almost every body is an object of strings, maybe with an "author" object
+ * of strings.  request_parse_fast reads exactly that into one arena and
+ * gives up on anything else (another type, an unknown or repeated key, a
+ * control character, invalid UTF-8, \u0000, a lone surrogate, a field the
+ * checks above would refuse): such a body goes through jansson, whose
+ * answer, or error message, it always was.  A body it accepts, jansson
+ * accepts with the same strings (fuzz/fuzz_request.c checks it). */
+
+struct request_scan {
+    const unsigned char *p, *end;
+    char *o; /* the next free byte of the arena */
+};
+
+static void
+request_ws(struct request_scan *s)
+{
+    while (s->p < s->end &&
+           (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+/* 1 and past c when c comes next (after white space). */
+static int
+request_next(struct request_scan *s, char c)
+{
+    request_ws(s);
+    if (s->p < s->end && *s->p == (unsigned char)c) {
+        s->p++;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+request_hex4(struct request_scan *s, unsigned *out)
+{
+    unsigned v = 0;
+    int i;
+
+    if (s->end - s->p < 4)
+        return -1;
+    for (i = 0; i < 4; i++) {
+        unsigned char c = s->p[i];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            v |= (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+    }
+    s->p += 4;
+    *out = v;
+    return 0;
+}
+
+/* A \uXXXX escape (after the 'u'), with its low surrogate, as UTF-8. */
+static int
+request_unicode(struct request_scan *s)
+{
+    unsigned cp, lo;
+
+    if (request_hex4(s, &cp) < 0 || cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+        return -1;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+            return -1;
+        s->p += 2;
+        if (request_hex4(s, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+            return -1;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    if (cp < 0x80) {
+        *s->o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *s->o++ = (char)(0xc0 | cp >> 6);
+        *s->o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *s->o++ = (char)(0xe0 | cp >> 12);
+        *s->o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *s->o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *s->o++ = (char)(0xf0 | cp >> 18);
+        *s->o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+        *s->o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *s->o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return 0;
+}
+
+/* A string (after white space) into the arena, NUL-terminated.  Never
+ * longer than its JSON text, quotes included: the arena needs len bytes. */
+static int
+request_scan_string(struct request_scan *s, const char **out, size_t *len)
+{
+    static const char esc[128] = {
+        ['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
+        ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t'};
+    char *start = s->o;
+
+    if (!request_next(s, '"'))
+        return -1;
+    while (s->p < s->end && *s->p != '"') {
+        unsigned char c = *s->p;
+        size_t k;
+
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            *s->o++ = (char)c;
+            s->p++;
+        } else if (c >= 0x80) {
+            k = util_utf8_len(s->p, (size_t)(s->end - s->p));
+            if (k == 0)
+                return -1;
+            memcpy(s->o, s->p, k);
+            s->o += k;
+            s->p += k;
+        } else if (c == '\\' && s->end - s->p >= 2 && s->p[1] == 'u') {
+            s->p += 2;
+            if (request_unicode(s) < 0)
+                return -1;
+        } else if (c == '\\' && s->end - s->p >= 2 && s->p[1] < 128 &&
+                   esc[s->p[1]]) {
+            *s->o++ = esc[s->p[1]];
+            s->p += 2;
+        } else {
+            return -1; /* a control character, a bad escape */
+        }
+    }
+    if (s->p == s->end)
+        return -1;
+    s->p++;
+    *s->o++ = '\0';
+    *out = start;
+    *len = (size_t)(s->o - start - 1);
+    return 0;
+}
+
+/* The string fields of a comment: where each goes and its bound. */
+struct request_slot {
+    const char *name;
+    const char **value;
+    size_t *len;
+    size_t max;
+};
+
+/* The members of an object (after its '{') whose keys are in slots, each
+ * once, each a string within its bound; at the top, "author" and the four
+ * slots after the first n. */
+static int
+request_scan_members(struct request_scan *s, struct request_slot *slots,
+                     size_t n, int top)
+{
+    int author = 0;
+
+    if (request_next(s, '}'))
+        return 0;
+    do {
+        const char *key, *v;
+        size_t klen, vlen, i;
+
+        if (request_scan_string(s, &key, &klen) < 0 || !request_next(s, ':'))
+            return -1;
+        if (top && !strcmp(key, "author")) {
+            if (author++ || !request_next(s, '{') ||
+                request_scan_members(s, slots + n, 4, 0) < 0)
+                return -1;
+            continue;
+        }
+        for (i = 0; i < n && strcmp(key, slots[i].name); i++)
+            ;
+        if (i == n || *slots[i].value != NULL ||
+            request_scan_string(s, &v, &vlen) < 0 || vlen > slots[i].max)
+            return -1;
+        *slots[i].value = v;
+        if (slots[i].len != NULL)
+            *slots[i].len = vlen;
+    } while (request_next(s, ','));
+    return request_next(s, '}') ? 0 : -1;
+}
+
+int
+request_parse_fast(const char *body, size_t len, struct request_comment *out)
+{
+    size_t id_len = 0;
+    struct request_slot slots[] = {
+        {"id", &out->id, &id_len, REQUEST_ID_MAX},
+        {"text", &out->text, &out->text_len, len},
+        {"post", &out->post, NULL, REQUEST_FIELD_MAX},
+        {"lang", &out->lang, NULL, REQUEST_LANG_MAX},
+        /* "author": */
+        {"name", &out->author_name, NULL, REQUEST_FIELD_MAX},
+        {"email", &out->author_email, NULL, REQUEST_FIELD_MAX},
+        {"url", &out->author_url, NULL, REQUEST_FIELD_MAX},
+        {"ip", &out->author_ip, NULL, REQUEST_FIELD_MAX},
+    };
+    struct request_scan s;
+
+    memset(out, 0, sizeof(*out));
+    out->arena = malloc(len + 1);
+    if (out->arena == NULL)
+        return -1;
+    s.p = (const unsigned char *)body;
+    s.end = s.p + len;
+    s.o = out->arena;
+    if (!request_next(&s, '{') || request_scan_members(&s, slots, 4, 1) < 0)
+        goto fail;
+    request_ws(&s);
+    if (s.p != s.end || out->text == NULL || out->text_len == 0 ||
+        (out->id != NULL && !request_id_valid(out->id, id_len)))
+        goto fail;
+    return 0;
+fail:
+    request_comment_release(out);
+    return -1;
+}
+
+int
+request_parse_comment(const char *body, size_t len, struct request_comment *out,
+                      struct request_error *err)
+{
+    if (request_parse_fast(body, len, out) == 0)
+        return 0;
+    return request_parse_jansson(body, len, out, err);
+}
+
 void
 request_comment_release(struct request_comment *rc)
 {
     if (rc == NULL)
         return;
     json_decref(rc->root);
+    free(rc->arena);
     memset(rc, 0, sizeof(*rc));
 }
 

@@ -4,9 +4,11 @@
  * reply object and the record stored in Redis.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "jsonw.h"
 #include "modfilterd.h"
 
 enum clf_verdict
@@ -26,131 +28,175 @@ result_verdict(const struct state *st, const struct clf_result *r)
     return worst;
 }
 
-#define RESULT_SCORES 1  /* "scores" and "unsure" */
-#define RESULT_REASONS 2 /* "reasons" */
-
-/* The parts of r named by what into obj. */
-static int
-result_add_scores(json_t *obj, const struct clf_result *r, int what)
+/* "scores" and "unsure" members. */
+static void
+result_write_scores(struct jsonw *w, const struct clf_result *r)
 {
-    json_t *scores = json_object(), *unsure = json_array();
-    json_t *reasons = json_object();
-    unsigned i, j;
-    int ret = -1;
+    unsigned i;
 
-    if (scores == NULL || unsure == NULL || reasons == NULL)
-        goto fail;
+    JSONW_KEY(w, "scores");
+    jsonw_object_begin(w);
     for (i = 0; i < r->n_labels; i++) {
-        const struct clf_label_result *l = &r->labels[i];
-        json_t *list;
-
-        if (json_object_set_new(scores, l->label, json_real(l->score)))
-            goto fail;
-        if (l->unsure && json_array_append_new(unsure, json_string(l->label)))
-            goto fail;
-        if (!(what & RESULT_REASONS))
-            continue;
-        list = json_array();
-        if (json_object_set_new(reasons, l->label, list))
-            goto fail;
-        for (j = 0; j < l->n_reasons; j++)
-            if (json_array_append_new(list,
-                                      json_pack("{s:s, s:f}", "feature",
-                                                l->reasons[j].feature, "weight",
-                                                l->reasons[j].weight)))
-                goto fail;
+        jsonw_key(w, r->labels[i].label);
+        jsonw_real(w, r->labels[i].score);
     }
-    if ((what & RESULT_SCORES) && (json_object_set(obj, "scores", scores) ||
-                                   json_object_set(obj, "unsure", unsure)))
-        goto fail;
-    if ((what & RESULT_REASONS) && json_object_set(obj, "reasons", reasons))
-        goto fail;
-    ret = 0;
-fail:
-    json_decref(scores);
-    json_decref(unsure);
-    json_decref(reasons);
-    return ret;
+    jsonw_object_end(w);
+    JSONW_KEY(w, "unsure");
+    jsonw_array_begin(w);
+    for (i = 0; i < r->n_labels; i++)
+        if (r->labels[i].unsure)
+            jsonw_string(w, r->labels[i].label);
+    jsonw_array_end(w);
 }
 
-json_t *
-result_reply(const char *id, const struct clf_result *r, enum clf_verdict v,
-             int queued)
+/* The "reasons" member. */
+static void
+result_write_reasons(struct jsonw *w, const struct clf_result *r)
 {
-    json_t *o = json_object();
+    unsigned i, j;
 
-    if (o == NULL)
-        return NULL;
-    if (json_object_set_new(o, "id", json_string(id)) ||
-        result_add_scores(o, r, RESULT_SCORES) ||
-        json_object_set_new(o, "verdict", json_string(clf_verdict_name(v))) ||
-        json_object_set_new(o, "queued", json_boolean(queued)) ||
-        json_object_set_new(o, "lang", json_string(r->lang)) ||
-        result_add_scores(o, r, RESULT_REASONS))
-        goto fail;
-    return o;
-fail:
-    json_decref(o);
-    return NULL;
+    JSONW_KEY(w, "reasons");
+    jsonw_object_begin(w);
+    for (i = 0; i < r->n_labels; i++) {
+        const struct clf_label_result *l = &r->labels[i];
+
+        jsonw_key(w, l->label);
+        jsonw_array_begin(w);
+        for (j = 0; j < l->n_reasons; j++) {
+            jsonw_object_begin(w);
+            JSONW_KEY(w, "feature");
+            jsonw_string(w, l->reasons[j].feature);
+            JSONW_KEY(w, "weight");
+            jsonw_real(w, l->reasons[j].weight);
+            jsonw_object_end(w);
+        }
+        jsonw_array_end(w);
+    }
+    jsonw_object_end(w);
+}
+
+void
+result_write_reply(struct jsonw *w, const char *id, const struct clf_result *r,
+                   enum clf_verdict v, int queued, int spooled)
+{
+    jsonw_object_begin(w);
+    JSONW_KEY(w, "id");
+    jsonw_string(w, id);
+    result_write_scores(w, r);
+    JSONW_KEY(w, "verdict");
+    jsonw_string(w, clf_verdict_name(v));
+    JSONW_KEY(w, "queued");
+    jsonw_bool(w, queued);
+    if (spooled) {
+        JSONW_KEY(w, "spooled");
+        jsonw_bool(w, 1);
+    }
+    JSONW_KEY(w, "lang");
+    jsonw_string(w, r->lang);
+    result_write_reasons(w, r);
+    jsonw_object_end(w);
+}
+
+void
+result_write_json(struct jsonw *w, const json_t *v)
+{
+    char *text =
+        json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+
+    if (text == NULL) {
+        w->failed = 1;
+        return;
+    }
+    jsonw_raw(w, text, strlen(text));
+    free(text);
 }
 
 void
 result_rfc3339(long long ms, char *buf, size_t len)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char base[24];
+    /* This thread's last second, formatted: one strftime a second. */
+    static _Thread_local long long last_sec = -1;
+    static _Thread_local char base[24];
+    long long sec = ms / 1000;
+    int frac = (int)(ms % 1000);
 
-    gmtime_r(&t, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%03dZ", base, (int)(ms % 1000));
+    if (sec != last_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+        last_sec = sec;
+    }
+    if (len < 25 || frac < 0) { /* short buffer, or before 1970 */
+        snprintf(buf, len, "%s.%03dZ", base, frac < 0 ? 0 : frac);
+        return;
+    }
+    memcpy(buf, base, 19);
+    buf[19] = '.';
+    buf[20] = (char)('0' + frac / 100);
+    buf[21] = (char)('0' + frac / 10 % 10);
+    buf[22] = (char)('0' + frac % 10);
+    buf[23] = 'Z';
+    buf[24] = '\0';
 }
 
-static int
-result_set_str(json_t *o, const char *key, const char *value)
+/* A member when value is not NULL. */
+static void
+result_write_opt(struct jsonw *w, const char *key, const char *value)
 {
     if (value == NULL)
-        return 0;
-    return json_object_set_new(o, key, json_string(value));
+        return;
+    jsonw_key(w, key);
+    jsonw_string(w, value);
 }
 
-json_t *
-result_record(const char *id, const struct request_comment *rc,
-              const struct clf_result *r, enum clf_verdict v,
-              const struct state *st, long long received_ms)
+void
+result_write_record(struct jsonw *w, const char *id,
+                    const struct request_comment *rc,
+                    const struct clf_result *r, enum clf_verdict v,
+                    const struct state *st, long long received_ms,
+                    const json_t *extra)
 {
-    json_t *o = json_object(), *author = json_object();
+    const char *key;
+    json_t *val;
     char when[40];
 
-    if (o == NULL || author == NULL)
-        goto fail;
     result_rfc3339(received_ms, when, sizeof(when));
-    if (result_set_str(author, "name", rc->author_name) ||
-        result_set_str(author, "email", rc->author_email) ||
-        result_set_str(author, "url", rc->author_url) ||
-        result_set_str(author, "ip", rc->author_ip))
-        goto fail;
-    if (json_object_set_new(o, "id", json_string(id)) ||
-        json_object_set_new(o, "text", json_stringn(rc->text, rc->text_len)) ||
-        json_object_set(o, "author", author) ||
-        result_set_str(o, "post", rc->post) ||
-        result_add_scores(o, r, RESULT_SCORES) ||
-        json_object_set_new(o, "verdict", json_string(clf_verdict_name(v))) ||
-        result_add_scores(o, r, RESULT_REASONS) ||
-        json_object_set_new(o, "lang", json_string(r->lang)) ||
-        result_set_str(o, "lang_hint", rc->lang) ||
-        json_object_set_new(o, "model_id", json_string(st->model_id)) ||
-        json_object_set_new(o, "daemon_version",
-                            json_string(MODFILTERD_VERSION)) ||
-        json_object_set_new(o, "received_at", json_string(when)) ||
-        json_object_set_new(o, "received_ms", json_integer(received_ms)))
-        goto fail;
-    json_decref(author);
-    return o;
-fail:
-    json_decref(author);
-    json_decref(o);
-    return NULL;
+    jsonw_object_begin(w);
+    JSONW_KEY(w, "id");
+    jsonw_string(w, id);
+    JSONW_KEY(w, "text");
+    jsonw_stringn(w, rc->text, rc->text_len);
+    JSONW_KEY(w, "author");
+    jsonw_object_begin(w);
+    result_write_opt(w, "name", rc->author_name);
+    result_write_opt(w, "email", rc->author_email);
+    result_write_opt(w, "url", rc->author_url);
+    result_write_opt(w, "ip", rc->author_ip);
+    jsonw_object_end(w);
+    result_write_opt(w, "post", rc->post);
+    result_write_scores(w, r);
+    JSONW_KEY(w, "verdict");
+    jsonw_string(w, clf_verdict_name(v));
+    result_write_reasons(w, r);
+    JSONW_KEY(w, "lang");
+    jsonw_string(w, r->lang);
+    result_write_opt(w, "lang_hint", rc->lang);
+    JSONW_KEY(w, "model_id");
+    jsonw_string(w, st->model_id);
+    JSONW_KEY(w, "daemon_version");
+    jsonw_string(w, MODFILTERD_VERSION);
+    JSONW_KEY(w, "received_at");
+    jsonw_string(w, when);
+    JSONW_KEY(w, "received_ms");
+    jsonw_int(w, received_ms);
+    json_object_foreach((json_t *)extra, key, val)
+    {
+        jsonw_key(w, key);
+        result_write_json(w, val);
+    }
+    jsonw_object_end(w);
 }
 
 json_t *

@@ -13,10 +13,12 @@
  * callback must not touch it.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -28,25 +30,23 @@
 
 #define ROUTE_RETRY_AFTER "2"
 
+#define ROUTE_SPARE_MAX 64 /* freed route_pendings a worker keeps */
+
 /* A request waiting on Redis. */
 struct route_pending {
     struct route_ctx ctx;
-    json_t *reply;         /* comments: the answer, "queued" still false */
     enum clf_verdict v;    /* comments */
     routes_comment_cb *cb; /* comments: replies */
     long long queue_len;   /* metrics */
-    /* comments with a spool: what went to Redis, for spool_append */
+    /* comments with a spool: what went to Redis, for the spool */
     char *record; /* owned */
     size_t record_len;
     long long received_ms;
     double urgency;
+    struct route_pending *next_spare; /* the worker's spares */
+    /* Last: not cleared on reuse (4 KiB). */
+    struct clf_result res; /* comments: the scores, for the reply */
 };
-
-static int
-route_dump_cb(const char *buf, size_t size, void *data)
-{
-    return evbuffer_add(data, buf, size);
-}
 
 /* Printable ASCII only, bounded: request lines go to the log. */
 static void
@@ -82,27 +82,64 @@ route_method(struct evhttp_request *req)
     }
 }
 
+/* Date (formatted once a second per thread) and Content-Length, which
+ * evhttp would otherwise format with printf on every reply. */
+static void
+route_headers(struct evhttp_request *req, int status, struct evbuffer *body)
+{
+    static _Thread_local time_t date_sec = -1;
+    static _Thread_local char date[40];
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    time_t now = time(NULL);
+    char len[24], *p = len + sizeof(len);
+    size_t n;
+
+    if (now != date_sec) {
+        struct tm tm;
+
+        gmtime_r(&now, &tm); /* C locale: English names, as RFC 9110 */
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        date_sec = now;
+    }
+    evhttp_add_header(h, "Date", date);
+    /* The replies evhttp sends without a body keep its own rules. */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ||
+        (status >= 100 && status < 200) || status == 204 || status == 304)
+        return;
+    n = evbuffer_get_length(evhttp_request_get_output_buffer(req)) +
+        (body != NULL ? evbuffer_get_length(body) : 0);
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    evhttp_add_header(h, "Content-Length", p);
+}
+
 /* The one exit of every request. */
 static void
 route_send(struct route_ctx *ctx, int status, const char *ctype,
            struct evbuffer *body)
 {
-    double ms = (util_monotonic() - ctx->t0) * 1000.0;
+    double seconds = util_monotonic() - ctx->t0;
+    /* Hundredths of a millisecond, in integers: no float formatting. */
+    long cms = (long)(seconds * 1e5 + 0.5);
 
-    metrics_request(ctx->route, status, ms / 1000.0);
+    metrics_request(ctx->route, status, seconds);
     if (ctx->req != NULL) {
         char path[160];
 
         route_sanitize(evhttp_request_get_uri(ctx->req), path, sizeof(path));
         if (ctx->route == METRICS_ROUTE_AKISMET) /* a key may be in it */
             path[strcspn(path, "?")] = '\0';
-        log_info("%s %s %d %s %.2fms%s%s", route_method(ctx->req), path, status,
-                 ctx->verdict ? ctx->verdict : "-", ms,
-                 ctx->id[0] ? " id=" : "", ctx->id);
+        log_info("%s %s %d %s %ld.%02ldms%s%s", route_method(ctx->req), path,
+                 status, ctx->verdict ? ctx->verdict : "-", cms / 100,
+                 cms % 100, ctx->id[0] ? " id=" : "", ctx->id);
+        route_headers(ctx->req, status, body);
         http_send(ctx->req, ctx->c, status, ctype, body);
     } else {
-        log_info("- - %d %s %.2fms (client gone)%s%s", status,
-                 ctx->verdict ? ctx->verdict : "-", ms,
+        log_info("- - %d %s %ld.%02ldms (client gone)%s%s", status,
+                 ctx->verdict ? ctx->verdict : "-", cms / 100, cms % 100,
                  ctx->id[0] ? " id=" : "", ctx->id);
     }
     ctx->req = NULL;
@@ -110,47 +147,61 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
     ctx->st = NULL;
 }
 
+/* A reply of len bytes of text (NULL: no body). */
+static void
+route_send_text(struct route_ctx *ctx, int status, const char *ctype,
+                const char *text, size_t len)
+{
+    if (ctx->req != NULL && text != NULL)
+        evbuffer_add(evhttp_request_get_output_buffer(ctx->req), text, len);
+    route_send(ctx, status, ctype, NULL);
+}
+
 void
 routes_reply(struct route_ctx *ctx, int status, const char *ctype,
              const char *text)
 {
-    struct evbuffer *buf = text != NULL ? evbuffer_new() : NULL;
+    route_send_text(ctx, status, ctype, text, text ? strlen(text) : 0);
+}
 
-    if (buf != NULL)
-        evbuffer_add(buf, text, strlen(text));
-    route_send(ctx, status, ctype, buf);
-    if (buf != NULL)
-        evbuffer_free(buf);
+/* The JSON text in the worker's writer, and a newline. */
+static void
+route_send_json(struct route_ctx *ctx, int status)
+{
+    struct jsonw *j = &ctx->w->json;
+    static const char oom[] = "{\"error\":{\"code\":\"internal\","
+                              "\"message\":\"out of memory\"}}\n";
+
+    if (jsonw_failed(j)) {
+        route_send_text(ctx, 500, "application/json", oom, sizeof(oom) - 1);
+        return;
+    }
+    if (ctx->req != NULL) {
+        struct evbuffer *out = evhttp_request_get_output_buffer(ctx->req);
+
+        evbuffer_add(out, j->buf, j->len);
+        evbuffer_add(out, "\n", 1);
+    }
+    route_send(ctx, status, "application/json", NULL);
 }
 
 static void
 route_json(struct route_ctx *ctx, int status, json_t *body)
 {
-    struct evbuffer *buf = evbuffer_new();
-
-    if (buf == NULL || body == NULL ||
-        json_dump_callback(body, route_dump_cb, buf,
-                           JSON_COMPACT | JSON_REAL_PRECISION(6)) < 0) {
-        if (buf != NULL)
-            evbuffer_drain(buf, evbuffer_get_length(buf));
-        status = 500;
-        if (buf != NULL)
-            evbuffer_add_printf(buf, "{\"error\":{\"code\":\"internal\","
-                                     "\"message\":\"out of memory\"}}");
-    }
-    if (buf != NULL)
-        evbuffer_add(buf, "\n", 1);
-    route_send(ctx, status, "application/json", buf);
-    if (buf != NULL)
-        evbuffer_free(buf);
+    jsonw_reset(&ctx->w->json);
+    if (body == NULL)
+        ctx->w->json.failed = 1;
+    else
+        result_write_json(&ctx->w->json, body);
+    route_send_json(ctx, status);
 }
 
 void
 routes_error(struct route_ctx *ctx, int status, const char *code,
              const char *fmt, ...)
 {
+    struct jsonw *j = &ctx->w->json;
     char msg[512];
-    json_t *body;
     va_list ap;
 
     va_start(ap, fmt);
@@ -164,9 +215,17 @@ routes_error(struct route_ctx *ctx, int status, const char *code,
         if (status == 401)
             evhttp_add_header(h, "WWW-Authenticate", "Bearer");
     }
-    body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-    route_json(ctx, status, body);
-    json_decref(body);
+    jsonw_reset(j);
+    jsonw_object_begin(j);
+    JSONW_KEY(j, "error");
+    jsonw_object_begin(j);
+    JSONW_KEY(j, "code");
+    jsonw_string(j, code);
+    JSONW_KEY(j, "message");
+    jsonw_string(j, msg);
+    jsonw_object_end(j);
+    jsonw_object_end(j);
+    route_send_json(ctx, status);
 }
 
 /* 0 when the client may use a route needing role; else replied. */
@@ -174,8 +233,7 @@ static int
 route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
 {
     const struct auth *a = ctx->st->cfg->auth;
-    const char *hdr = evhttp_find_header(
-        evhttp_request_get_input_headers(ctx->req), "Authorization");
+    const char *hdr;
     int local = ctx->c != NULL && ctx->c->local;
     enum auth_role role;
 
@@ -189,6 +247,8 @@ route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
                      "loopback and Unix-socket clients only");
         return -1;
     }
+    hdr = evhttp_find_header(evhttp_request_get_input_headers(ctx->req),
+                             "Authorization");
     role = auth_check(a, hdr, NULL);
     if (role == need)
         return 0;
@@ -259,10 +319,16 @@ route_pending_unhook(struct route_pending *p)
 struct route_pending *
 routes_pending_new(struct route_ctx *ctx)
 {
-    struct route_pending *p = calloc(1, sizeof(*p));
+    struct worker *w = ctx->w;
+    struct route_pending *p = w->spare;
 
-    if (p == NULL)
+    if (p != NULL) {
+        w->spare = p->next_spare;
+        w->n_spare--;
+    } else if ((p = malloc(sizeof(*p))) == NULL) {
         return NULL;
+    }
+    memset(p, 0, offsetof(struct route_pending, res));
     p->ctx = *ctx;
     ctx->st = NULL;
     ctx->req = NULL;
@@ -286,56 +352,31 @@ routes_pending_free(struct route_pending *p)
 {
     struct worker *w = p->ctx.w;
 
-    json_decref(p->reply);
     state_release(p->ctx.st);
     free(p->record);
-    free(p);
+    if (w->n_spare < ROUTE_SPARE_MAX) {
+        p->next_spare = w->spare;
+        w->spare = p;
+        w->n_spare++;
+    } else {
+        free(p);
+    }
     w->pending--;
     worker_maybe_done(w);
 }
 
-/* The spooled comment's reply: p->reply with "spooled" after "queued"
- * (DESIGN.md). */
-static void
-route_mark_spooled(struct route_pending *p)
-{
-    json_t *reply = json_object(), *val;
-    const char *key;
-
-    json_object_foreach(p->reply, key, val)
-    {
-        int q = !strcmp(key, "queued");
-
-        if (reply != NULL &&
-            (json_object_set(reply, key, q ? json_true() : val) ||
-             (q && json_object_set_new(reply, "spooled", json_true())))) {
-            json_decref(reply);
-            reply = NULL;
-        }
-    }
-    if (reply == NULL) { /* out of memory: the same keys, in any order */
-        json_object_set_new(p->reply, "queued", json_true());
-        json_object_set_new(p->reply, "spooled", json_true());
-        return;
-    }
-    json_decref(p->reply);
-    p->reply = reply;
-}
-
-/* The spool's answer for p's comment (on p's worker): queued once it is
- * durable, else 503. */
+/* The spool's answer for p's comment (on p's worker): queued and spooled
+ * once it is durable, else 503. */
 static void
 route_spooled(int err, void *arg)
 {
     struct route_pending *p = arg;
-    struct routes_scored s = {ROUTES_QUEUED, p->v, p->reply, NULL};
+    struct routes_scored s = {ROUTES_QUEUED, p->v, &p->res, 1, NULL, NULL};
 
     route_pending_unhook(p);
-    if (err == 0) {
-        route_mark_spooled(p);
-        s.reply = p->reply;
-    } else {
+    if (err != 0) {
         s.outcome = ROUTES_UNAVAILABLE;
+        s.spooled = 0;
         s.message = err == ENOSPC
                         ? "Redis could not take the comment and the spool is "
                           "full; it is not queued, retry later"
@@ -361,21 +402,35 @@ route_spool(struct route_pending *p)
     return spool_client_append(p->ctx.w->spool_client, &r, route_spooled, p);
 }
 
+/* Redis did not take p's comment (s says why): hand it to the spool, which
+ * answers, or answer s now and free p. */
+static void
+route_finish_unqueued(struct route_pending *p, struct routes_scored *s)
+{
+    /* Redis may have stored a timed-out comment late: the drainer's
+     * submit of the same id then finds it, and nothing is queued twice. */
+    if (route_spool(p) == 0)
+        return; /* route_spooled answers */
+    route_pending_unhook(p);
+    p->cb(&p->ctx, s);
+    routes_pending_free(p);
+}
+
 static void
 route_submitted(enum queue_status st, const char *stored, size_t stored_len,
                 void *arg)
 {
     struct route_pending *p = arg;
-    struct routes_scored s = {ROUTES_QUEUED, p->v, p->reply, NULL};
+    struct routes_scored s = {ROUTES_QUEUED, p->v, &p->res, 0, NULL, NULL};
     json_t *reply = NULL, *v;
 
     switch (st) {
     case QUEUE_OK:
-        json_object_set_new(p->reply, "queued", json_true());
         break;
     case QUEUE_EXISTS:
         s.outcome = ROUTES_STORED;
-        s.reply = reply = result_reply_from_stored(stored, stored_len);
+        s.result = NULL;
+        s.stored = reply = result_reply_from_stored(stored, stored_len);
         if (reply == NULL) {
             s.outcome = ROUTES_FAILED;
             s.message = "the stored record of this id is unreadable";
@@ -393,18 +448,16 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
         s.outcome = ROUTES_UNAVAILABLE;
         s.message = "Redis did not acknowledge the comment in time; it is "
                     "not queued, retry later";
-        break;
+        route_finish_unqueued(p, &s);
+        return;
     case QUEUE_ERROR:
     default:
         s.outcome = ROUTES_UNAVAILABLE;
         s.message = "Redis could not take the comment; it is not queued, "
                     "retry later";
-        break;
+        route_finish_unqueued(p, &s);
+        return;
     }
-    /* Redis may have stored a timed-out comment late: the drainer's
-     * submit of the same id then finds it, and nothing is queued twice. */
-    if (s.outcome == ROUTES_UNAVAILABLE && route_spool(p) == 0)
-        return; /* route_spooled answers */
     route_pending_unhook(p);
     p->cb(&p->ctx, &s);
     json_decref(reply);
@@ -415,20 +468,21 @@ void
 routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
                const struct routes_comment_opts *o)
 {
-    struct routes_scored s = {ROUTES_FAILED, CLF_ALLOW, NULL, "out of memory"};
+    struct routes_scored s = {ROUTES_FAILED, CLF_ALLOW,      NULL, 0,
+                              NULL,          "out of memory"};
     struct clf_result res;
     struct route_pending *p;
     struct state *st = ctx->st;
+    struct jsonw *j = &ctx->w->json;
     enum clf_verdict v;
     enum clf_status cs;
-    json_t *record = NULL, *reply = NULL;
-    char *rec_text = NULL, msg[80];
+    char *copy = NULL, msg[80];
     long long now_ms;
     double urgency = 0;
     unsigned i;
 
-    if (rc->id != NULL)
-        snprintf(ctx->id, sizeof(ctx->id), "%s", rc->id);
+    if (rc->id != NULL) /* valid: at most REQUEST_ID_MAX bytes */
+        memcpy(ctx->id, rc->id, strlen(rc->id) + 1);
     else
         request_make_id(ctx->id, sizeof(ctx->id));
     cs = clf_score(ctx->w->scorer, st->model, rc->text, rc->text_len, rc->lang,
@@ -446,68 +500,79 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
     metrics_verdict(v);
     ctx->verdict = clf_verdict_name(v);
     s.verdict = v;
-    reply = result_reply(ctx->id, &res, v, 0);
-    if (reply == NULL) {
-        o->cb(ctx, &s);
-        return;
-    }
     if (!o->store || !(st->cfg->verdict_mask & (1u << v))) {
         s.outcome = ROUTES_SCORED;
-        s.reply = reply;
+        s.result = &res;
         o->cb(ctx, &s);
-        json_decref(reply);
         return;
     }
     now_ms = util_now_ms();
     for (i = 0; i < res.n_labels; i++)
         if (res.labels[i].score > urgency)
             urgency = res.labels[i].score;
-    record = result_record(ctx->id, rc, &res, v, st, now_ms);
-    if (record != NULL && (o->extra == NULL ||
-                           json_object_update(record, (json_t *)o->extra) == 0))
-        rec_text = json_dumps(record, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    json_decref(record);
-    p = rec_text != NULL ? routes_pending_new(ctx) : NULL;
+    jsonw_reset(j);
+    result_write_record(j, ctx->id, rc, &res, v, st, now_ms, o->extra);
+    /* With a spool the record is kept until Redis answered. */
+    if (!jsonw_failed(j) && ctx->w->spool != NULL &&
+        (copy = malloc(j->len + 1)) != NULL)
+        memcpy(copy, j->buf, j->len + 1);
+    p = !jsonw_failed(j) && (ctx->w->spool == NULL || copy != NULL)
+            ? routes_pending_new(ctx)
+            : NULL;
     if (p == NULL) {
-        json_decref(reply);
-        free(rec_text);
+        free(copy);
         o->cb(ctx, &s);
         return;
     }
-    p->reply = reply;
+    p->res = res;
     p->v = v;
     p->cb = o->cb;
-    p->record_len = strlen(rec_text);
+    p->record = copy;
+    p->record_len = j->len;
     p->received_ms = now_ms;
     p->urgency = urgency;
-    if (ctx->w->spool != NULL) { /* kept until Redis answered */
-        p->record = rec_text;
-        rec_text = NULL;
-    }
-    if (queue_submit(p->ctx.w->queue, p->ctx.id,
-                     p->record ? p->record : rec_text, p->record_len, now_ms,
-                     urgency, route_submitted, p) < 0 &&
-        route_spool(p) < 0) {
-        route_pending_unhook(p);
+    if (queue_submit(p->ctx.w->queue, p->ctx.id, j->buf, j->len, now_ms,
+                     urgency, route_submitted, p) < 0) {
         s.outcome = ROUTES_UNAVAILABLE;
         s.message = "Redis is not connected; the comment is not queued, "
                     "retry later";
-        p->cb(&p->ctx, &s);
-        routes_pending_free(p);
+        route_finish_unqueued(p, &s);
     }
-    free(rec_text);
+}
+
+void
+routes_worker_release(struct worker *w)
+{
+    while (w->spare != NULL) {
+        struct route_pending *p = w->spare;
+
+        w->spare = p->next_spare;
+        free(p);
+    }
+    w->n_spare = 0;
 }
 
 /* POST /v1/comments and /v1/score answer in JSON. */
 static void
 route_comment_json(struct route_ctx *ctx, const struct routes_scored *s)
 {
-    if (s->outcome == ROUTES_UNAVAILABLE)
+    struct jsonw *j = &ctx->w->json;
+
+    if (s->outcome == ROUTES_UNAVAILABLE) {
         routes_error(ctx, 503, "unavailable", "%s", s->message);
-    else if (s->outcome == ROUTES_FAILED)
+        return;
+    }
+    if (s->outcome == ROUTES_FAILED) {
         routes_error(ctx, 500, "internal", "%s", s->message);
+        return;
+    }
+    jsonw_reset(j);
+    if (s->outcome == ROUTES_STORED)
+        result_write_json(j, s->stored);
     else
-        route_json(ctx, 200, s->reply);
+        result_write_reply(j, ctx->id, s->result, s->verdict,
+                           s->outcome == ROUTES_QUEUED, s->spooled);
+    route_send_json(ctx, 200);
 }
 
 static void

@@ -119,3 +119,35 @@ done:
     free(buf);
     return ret;
 }
+
+/* Length of the valid UTF-8 sequence (RFC 3629) starting at p (n > 0
+ * bytes, p[0] >= 0x80), or 0. */
+size_t
+util_utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t len, i;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (p[0] == 0xe0)
+        lo = 0xa0; /* overlong */
+    else if (p[0] == 0xed)
+        hi = 0x9f; /* surrogates */
+    else if (p[0] == 0xf0)
+        lo = 0x90; /* overlong */
+    else if (p[0] == 0xf4)
+        hi = 0x8f; /* above U+10FFFF */
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return len;
+}

@@ -103,6 +103,24 @@ worker_maybe_done(struct worker *w)
         event_base_loopbreak(w->base);
 }
 
+/* The request lines of one loop pass, in one write. */
+static void
+worker_log_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_flush();
+}
+
+static void
+worker_log_wake(void *arg)
+{
+    struct worker *w = arg;
+
+    event_active(w->log_ev, EV_TIMEOUT, 1);
+}
+
 struct queue *
 worker_queue_new(struct event_base *base, const struct config *cfg)
 {
@@ -140,7 +158,9 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     w->scorer = clf_scorer_new();
     w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
     w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
-    if (w->scorer == NULL || w->stop_ev == NULL || w->grace_ev == NULL) {
+    w->log_ev = event_new(w->base, -1, 0, worker_log_cb, w);
+    if (w->scorer == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
+        w->log_ev == NULL) {
         log_warnx("worker %u: out of memory", index);
         goto fail;
     }
@@ -166,7 +186,9 @@ worker_main(void *arg)
 {
     struct worker *w = arg;
 
+    log_buffer_begin(worker_log_wake, w);
     event_base_dispatch(w->base);
+    log_buffer_end();
     return NULL;
 }
 
@@ -225,11 +247,15 @@ worker_free(struct worker *w)
     w->spool_client = NULL;
     http_worker_stop_accepting(w);
     http_worker_free(w);
+    routes_worker_release(w);
     if (w->stop_ev != NULL)
         event_free(w->stop_ev);
     if (w->grace_ev != NULL)
         event_free(w->grace_ev);
+    if (w->log_ev != NULL)
+        event_free(w->log_ev);
     clf_scorer_free(w->scorer);
+    jsonw_release(&w->json);
     if (w->base != NULL)
         event_base_free(w->base);
     free(w);

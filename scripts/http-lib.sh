@@ -66,16 +66,17 @@ run_wrk() { # name url path
     echo "$rps" >"$T/last"
 }
 
-start_daemon() { # workers; sets DPID and URL
+start_daemon() { # workers [command to run it under...]; sets DPID and URL
+    local workers=$1; shift
     rm -f "$T/port"
-    "$BUILD/modfilterd" -f -c config/modfilterd.conf --set server.listen=127.0.0.1:0 \
-        --set server.port_file="$T/port" --set server.workers="$1" \
+    "$@" "$BUILD/modfilterd" -f -c config/modfilterd.conf --set server.listen=127.0.0.1:0 \
+        --set server.port_file="$T/port" --set server.workers="$workers" \
         --set redis.url="redis://127.0.0.1:$RPORT/0" --set spool.path= \
         --set queue.verdicts=allow,review,reject >/dev/null 2>"$T/daemon.log" &
     DPID=$!; PIDS+=($DPID)
-    for i in $(seq 1 200); do [ -s "$T/port" ] && break; sleep 0.05; done
+    for i in $(seq 1 600); do [ -s "$T/port" ] && break; sleep 0.05; done
     URL="http://127.0.0.1:$(cat "$T/port")"
-    for i in $(seq 1 200); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.05; done
+    for i in $(seq 1 600); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.05; done
 }
 stop_pid() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
 

@@ -201,28 +201,40 @@ test_reply_and_record(void **state)
     struct clf_result r;
     struct request_comment rc;
     struct request_error e;
-    json_t *reply, *rec, *back;
-    char *text;
+    struct jsonw w;
+    json_t *reply, *rec, *back, *extra;
 
     (void)state;
     fake_result(&r, 0.97, 0.02, 1);
-    reply = result_reply("c1", &r, CLF_REJECT, 0);
-    text = json_dumps(reply, JSON_COMPACT);
+    jsonw_init(&w);
+    result_write_reply(&w, "c1", &r, CLF_REJECT, 0, 0);
     assert_string_equal(
-        text, "{\"id\":\"c1\",\"scores\":{\"spam\":0.96999999999999997,"
-              "\"abuse\":0.02},\"unsure\":[\"abuse\"],\"verdict\":\"reject\","
-              "\"queued\":false,\"lang\":\"en\",\"reasons\":{\"spam\":[{"
-              "\"feature\":\"url:bit.ly\",\"weight\":1.5}],\"abuse\":[]}}");
-    free(text);
+        w.buf, "{\"id\":\"c1\",\"scores\":{\"spam\":0.97,\"abuse\":0.02},"
+               "\"unsure\":[\"abuse\"],\"verdict\":\"reject\",\"queued\":false,"
+               "\"lang\":\"en\",\"reasons\":{\"spam\":[{\"feature\":\"url:bit."
+               "ly\",\"weight\":1.5}],\"abuse\":[]}}");
+    reply = json_loads(w.buf, 0, NULL);
+    assert_non_null(reply);
+    /* Spooled: "spooled" right after "queued". */
+    jsonw_reset(&w);
+    result_write_reply(&w, "c1", &r, CLF_REJECT, 1, 1);
+    assert_non_null(strstr(w.buf, "\"queued\":true,\"spooled\":true,\"lang\""));
 
     memset(&st, 0, sizeof(st));
     snprintf(st.model_id, sizeof(st.model_id), "00112233aabbccdd");
-    assert_int_equal(parse("{\"text\":\"t\",\"author\":{\"ip\":\"1.2.3.4\"},"
-                           "\"post\":\"p1\"}",
+    assert_int_equal(parse("{\"text\":\"t\\n\\\"\",\"author\":{\"ip\":"
+                           "\"1.2.3.4\"},\"post\":\"p1\"}",
                            &rc, &e),
                      0);
-    rec = result_record("c1", &rc, &r, CLF_REJECT, &st, 1700000000123LL);
-    assert_string_equal(json_string_value(json_object_get(rec, "text")), "t");
+    extra = json_pack("{s:s, s:{s:i}}", "source", "akismet", "akismet", "n", 1);
+    jsonw_reset(&w);
+    result_write_record(&w, "c1", &rc, &r, CLF_REJECT, &st, 1700000000123LL,
+                        extra);
+    assert_false(jsonw_failed(&w));
+    rec = json_loads(w.buf, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "text")),
+                        "t\n\"");
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(rec, "author"), "ip")),
                         "1.2.3.4");
@@ -232,14 +244,19 @@ test_reply_and_record(void **state)
                         "00112233aabbccdd");
     assert_string_equal(json_string_value(json_object_get(rec, "received_at")),
                         "2023-11-14T22:13:20.123Z");
+    assert_int_equal(json_integer_value(json_object_get(rec, "received_ms")),
+                     1700000000123LL);
     assert_string_equal(
         json_string_value(json_object_get(rec, "daemon_version")),
         MODFILTERD_VERSION);
     assert_non_null(json_object_get(rec, "reasons"));
+    assert_string_equal(json_string_value(json_object_get(rec, "source")),
+                        "akismet");
+    assert_true(json_equal(json_object_get(rec, "akismet"),
+                           json_object_get(extra, "akismet")));
 
     /* An id already stored answers with the stored fields, queued true. */
-    text = json_dumps(rec, JSON_COMPACT);
-    back = result_reply_from_stored(text, strlen(text));
+    back = result_reply_from_stored(w.buf, w.len);
     assert_non_null(back);
     assert_true(json_is_true(json_object_get(back, "queued")));
     assert_string_equal(json_string_value(json_object_get(back, "verdict")),
@@ -248,22 +265,120 @@ test_reply_and_record(void **state)
     assert_null(json_object_get(back, "author"));
     assert_true(json_equal(json_object_get(back, "scores"),
                            json_object_get(reply, "scores")));
-    free(text);
     assert_null(result_reply_from_stored("[1]", 3));
     assert_null(result_reply_from_stored("{", 1));
     json_decref(back);
     json_decref(rec);
     json_decref(reply);
+    json_decref(extra);
+    jsonw_release(&w);
     request_comment_release(&rc);
+}
+
+/* 1 when two parses hold the same strings. */
+static int
+same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && !strcmp(a, b));
+}
+
+static void
+expect_same(const char *body, size_t len, int fast_ok)
+{
+    struct request_comment f, j;
+    struct request_error e;
+    int rf = request_parse_fast(body, len, &f);
+    int rj = request_parse_jansson(body, len, &j, &e);
+
+    if (rf != (fast_ok ? 0 : -1))
+        fail_msg("fast path %s: %.*s", rf ? "refused" : "took", (int)len, body);
+    if (rf == 0) {
+        if (rj != 0)
+            fail_msg("jansson refused what the fast path took: %.*s", (int)len,
+                     body);
+        assert_int_equal(f.text_len, j.text_len);
+        assert_memory_equal(f.text, j.text, f.text_len);
+        assert_true(same_str(f.id, j.id) && same_str(f.post, j.post) &&
+                    same_str(f.lang, j.lang) &&
+                    same_str(f.author_name, j.author_name) &&
+                    same_str(f.author_email, j.author_email) &&
+                    same_str(f.author_url, j.author_url) &&
+                    same_str(f.author_ip, j.author_ip));
+    }
+    request_comment_release(&f);
+    request_comment_release(&j);
+}
+
+static void
+test_fast_path(void **state)
+{
+    static const char *const taken[] = {
+        "{\"text\":\"hi\"}",
+        " {\r\n\t\"id\" : \"a.B_9:-\" , \"text\":\"caf\\u00e9 \\\"q\\\" \\\\ "
+        "\\/ "
+        "\\b\\f\\n\\r\\t\"} ",
+        "{\"text\":\"\\ud83d\\ude00 \xf0\x9f\x98\x80 "
+        "\xe2\x82\xac\",\"lang\":\"es\"}",
+        "{\"author\":{\"name\":\"N\",\"email\":\"e@x\",\"url\":\"u\",\"ip\":"
+        "\"::1\"},\"post\":\"p\",\"text\":\"t\"}",
+        "{\"author\":{},\"text\":\"t\"}",
+        "{\"te\\u0078t\":\"escaped key\"}",
+    };
+    static const char *const refused[] = {
+        "",
+        "{}",
+        "[]",
+        "\"x\"",
+        "{\"text\":\"\"}",
+        "{\"text\":5}",
+        "{\"text\":\"a\",\"text\":\"b\"}",
+        "{\"text\":\"a\\u0000\"}",
+        "{\"text\":\"\\ud800\"}",
+        "{\"text\":\"\\udc00\"}",
+        "{\"text\":\"\\ud800\\u0041\"}",
+        "{\"text\":\"\xff\"}",
+        "{\"text\":\"\xc0\xaf\"}",
+        "{\"text\":\"a\nb\"}",
+        "{\"text\":\"a\\x\"}",
+        "{\"text\":\"a\"} x",
+        "{\"text\":\"a\",}",
+        "{\"text\":\"a\"",
+        "{\"txt\":\"a\"}",
+        "{\"text\":\"a\",\"id\":\"bad id\"}",
+        "{\"text\":\"a\",\"author\":{\"name\":\"a\",\"name\":\"b\"}}",
+        "{\"text\":\"a\",\"author\":{\"nick\":\"a\"}}",
+        "{\"text\":\"a\",\"author\":\"x\"}",
+        "{\"text\":\"a\",\"lang\":null}",
+        "{\"text\":\"a\",\"author\":{},\"author\":{}}",
+        "{\"text\":\"a\",\"lang\":\"a-very-long-language-tag-x\"}",
+    };
+    char big[300];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+        expect_same(taken[i], strlen(taken[i]), 1);
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        expect_same(refused[i], strlen(refused[i]), 0);
+    expect_same("{\"text\":\"a\0b\"}", 12, 0); /* a raw NUL */
+    /* The id bound: 128 taken, 129 refused. */
+    snprintf(big, sizeof(big), "{\"text\":\"t\",\"id\":\"%0128d\"}", 0);
+    expect_same(big, strlen(big), 1);
+    snprintf(big, sizeof(big), "{\"text\":\"t\",\"id\":\"%0129d\"}", 0);
+    expect_same(big, strlen(big), 0);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full),    cmocka_unit_test(test_minimal),
-        cmocka_unit_test(test_rejects), cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_verdict), cmocka_unit_test(test_reply_and_record),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_minimal),
+        cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_verdict),
+        cmocka_unit_test(test_reply_and_record),
+        cmocka_unit_test(test_fast_path),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

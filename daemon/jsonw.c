@@ -1,0 +1,436 @@
+/*
+ * jsonw.c - the JSON writer of jsonw.h.
+ */
+#include "jsonw.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modfilterd.h"
+
+#define JSONW_KEEP_MAX (1u << 20) /* bytes kept across jsonw_reset */
+
+void
+jsonw_init(struct jsonw *w)
+{
+    memset(w, 0, sizeof(*w));
+}
+
+void
+jsonw_reset(struct jsonw *w)
+{
+    if (w->cap > JSONW_KEEP_MAX) {
+        free(w->buf);
+        w->buf = NULL;
+        w->cap = 0;
+    }
+    w->len = 0;
+    if (w->buf != NULL)
+        w->buf[0] = '\0';
+    w->depth = 0;
+    w->more = 0;
+    w->after_key = 0;
+    w->failed = 0;
+}
+
+void
+jsonw_release(struct jsonw *w)
+{
+    if (w == NULL)
+        return;
+    free(w->buf);
+    jsonw_init(w);
+}
+
+int
+jsonw_failed(const struct jsonw *w)
+{
+    return w->failed;
+}
+
+/* Out of memory: the text is lost (failed stays set until reset). */
+static int
+jsonw_fail(struct jsonw *w)
+{
+    free(w->buf);
+    w->buf = NULL;
+    w->len = w->cap = 0;
+    w->failed = 1;
+    return -1;
+}
+
+static int
+jsonw_grow(struct jsonw *w, size_t n)
+{
+    size_t cap = w->cap ? w->cap : 1024;
+    char *p;
+
+    if (w->failed)
+        return -1;
+    while (cap < w->len + n + 1) {
+        if (cap > SIZE_MAX / 2)
+            return jsonw_fail(w);
+        cap *= 2;
+    }
+    p = realloc(w->buf, cap);
+    if (p == NULL)
+        return jsonw_fail(w);
+    w->buf = p;
+    w->cap = cap;
+    return 0;
+}
+
+/* Room for n more bytes and the NUL; 0 or -1 (failed: cap is 0). */
+static inline int
+jsonw_room(struct jsonw *w, size_t n)
+{
+    return w->len + n + 1 <= w->cap ? 0 : jsonw_grow(w, n);
+}
+
+/* Callers made room. */
+static void
+jsonw_put(struct jsonw *w, const void *s, size_t n)
+{
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+}
+
+static void
+jsonw_append(struct jsonw *w, const void *s, size_t n)
+{
+    if (jsonw_room(w, n) == 0)
+        jsonw_put(w, s, n);
+}
+
+static inline void
+jsonw_putc(struct jsonw *w, char c)
+{
+    if (jsonw_room(w, 1) == 0) {
+        w->buf[w->len++] = c;
+        w->buf[w->len] = '\0';
+    }
+}
+
+/* The comma before a value or key, unless it follows a key. */
+static void
+jsonw_sep(struct jsonw *w)
+{
+    if (w->after_key) {
+        w->after_key = 0;
+        return;
+    }
+    if (w->more & (1u << w->depth))
+        jsonw_putc(w, ',');
+    w->more |= 1u << w->depth;
+}
+
+static void
+jsonw_open(struct jsonw *w, char c)
+{
+    jsonw_sep(w);
+    jsonw_putc(w, c);
+    assert(w->depth + 1 < JSONW_DEPTH_MAX);
+    w->depth++;
+    w->more &= ~(1u << w->depth);
+}
+
+static void
+jsonw_close(struct jsonw *w, char c)
+{
+    assert(w->depth > 0);
+    w->depth--;
+    jsonw_putc(w, c);
+}
+
+void
+jsonw_object_begin(struct jsonw *w)
+{
+    jsonw_open(w, '{');
+}
+
+void
+jsonw_object_end(struct jsonw *w)
+{
+    jsonw_close(w, '}');
+}
+
+void
+jsonw_array_begin(struct jsonw *w)
+{
+    jsonw_open(w, '[');
+}
+
+void
+jsonw_array_end(struct jsonw *w)
+{
+    jsonw_close(w, ']');
+}
+
+/* 1 for the bytes copied as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char jsonw_plain[256] = {
+    ['\x20'] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* " */
+    ['\x30'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['\x40'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['\x50'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* \ */
+    ['\x60'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['\x70'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+#define JSONW_ONES 0x0101010101010101ULL
+#define JSONW_HIGH 0x8080808080808080ULL
+
+/* 1 when none of the 8 bytes at p needs a look: no control character,
+ * '"', '\\' or byte >= 0x80 (the classic "has a byte less than n" and
+ * "has a zero byte" word tests, exact when no byte is >= 0x80). */
+static inline int
+jsonw_word_plain(const unsigned char *p)
+{
+    uint64_t v, quote, bslash;
+
+    memcpy(&v, p, 8);
+    quote = v ^ (JSONW_ONES * '"');
+    bslash = v ^ (JSONW_ONES * '\\');
+    return ((v | ((v - JSONW_ONES * 0x20) & ~v) |
+             ((quote - JSONW_ONES) & ~quote) |
+             ((bslash - JSONW_ONES) & ~bslash)) &
+            JSONW_HIGH) == 0;
+}
+
+/* The string body with its quotes; escapes take at most 6 bytes per input
+ * byte, U+FFFD 3. */
+static void
+jsonw_quoted(struct jsonw *w, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+    if (n > (SIZE_MAX - 3) / 6 || jsonw_room(w, n * 6 + 2) < 0)
+        return;
+    w->buf[w->len++] = '"';
+    while (p < end) {
+        char *o = w->buf + w->len;
+        size_t k;
+
+        /* Eight bytes at a time, then byte by byte up to the next byte
+         * that needs a look: no call to memcpy for short runs. */
+        while (end - p >= 8 && jsonw_word_plain(p)) {
+            memcpy(o, p, 8);
+            o += 8;
+            p += 8;
+        }
+        while (p < end && jsonw_plain[*p])
+            *o++ = (char)*p++;
+        w->len = (size_t)(o - w->buf);
+        if (p == end)
+            break;
+        if (*p >= 0x80) {
+            k = util_utf8_len(p, (size_t)(end - p));
+            if (k == 0) {
+                memcpy(o, "\xef\xbf\xbd", 3);
+                w->len += 3;
+                p++;
+            } else {
+                memcpy(o, p, k);
+                w->len += k;
+                p += k;
+            }
+            continue;
+        }
+        o[0] = '\\';
+        w->len += 2;
+        switch (*p) {
+        case '"':
+        case '\\':
+            o[1] = (char)*p;
+            break;
+        case '\b':
+            o[1] = 'b';
+            break;
+        case '\f':
+            o[1] = 'f';
+            break;
+        case '\n':
+            o[1] = 'n';
+            break;
+        case '\r':
+            o[1] = 'r';
+            break;
+        case '\t':
+            o[1] = 't';
+            break;
+        default:
+            memcpy(o + 1, "u00", 3);
+            o[4] = hex[*p >> 4];
+            o[5] = hex[*p & 15];
+            w->len += 4;
+            break;
+        }
+        p++;
+    }
+    w->buf[w->len++] = '"';
+    w->buf[w->len] = '\0';
+}
+
+void
+jsonw_key(struct jsonw *w, const char *key)
+{
+    jsonw_sep(w);
+    jsonw_quoted(w, key, strlen(key));
+    jsonw_putc(w, ':');
+    w->after_key = 1;
+}
+
+void
+jsonw_key_plain(struct jsonw *w, const char *quoted, size_t len)
+{
+    jsonw_sep(w);
+    jsonw_append(w, quoted, len);
+    w->after_key = 1;
+}
+
+void
+jsonw_stringn(struct jsonw *w, const char *s, size_t len)
+{
+    jsonw_sep(w);
+    jsonw_quoted(w, s, len);
+}
+
+void
+jsonw_string(struct jsonw *w, const char *s)
+{
+    if (s == NULL)
+        jsonw_null(w);
+    else
+        jsonw_stringn(w, s, strlen(s));
+}
+
+void
+jsonw_raw(struct jsonw *w, const char *json, size_t len)
+{
+    jsonw_sep(w);
+    jsonw_append(w, json, len);
+}
+
+void
+jsonw_null(struct jsonw *w)
+{
+    jsonw_raw(w, "null", 4);
+}
+
+void
+jsonw_bool(struct jsonw *w, int b)
+{
+    if (b)
+        jsonw_raw(w, "true", 4);
+    else
+        jsonw_raw(w, "false", 5);
+}
+
+/* Decimal digits of v into the end of buf[0..size); returns the start. */
+static char *
+jsonw_digits(unsigned long long v, char *end)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    return end;
+}
+
+void
+jsonw_int(struct jsonw *w, long long n)
+{
+    char buf[24], *end = buf + sizeof(buf), *p;
+    unsigned long long v =
+        n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+
+    p = jsonw_digits(v, end);
+    if (n < 0)
+        *--p = '-';
+    jsonw_raw(w, p, (size_t)(end - p));
+}
+
+/* x (finite, 1e-4 <= |x| < 1e6) as "%.6g" would; 0 when it would need an
+ * exponent after rounding. */
+static size_t
+jsonw_fixed6(double x, char *out)
+{
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4,
+                                   1e5, 1e6, 1e7, 1e8, 1e9};
+    static const double next[] = {1e-3, 1e-2, 1e-1, 1e0, 1e1,
+                                  1e2,  1e3,  1e4,  1e5}; /* 10^(e+1) */
+    double ax = fabs(x);
+    long m;
+    int e = -4, decimals, point, last, i;
+    char d[6], *o = out;
+
+    /* 10^e <= ax < 10^(e+1), give or take rounding of the table. */
+    while (e < 5 && ax >= next[e + 4])
+        e++;
+    decimals = 5 - e;
+    m = (long)(ax * pow10[decimals] + 0.5); /* exact: >= 1e5 */
+    if (m >= 1000000) { /* rounded up to the next power of ten */
+        m /= 10;
+        decimals--;
+        if (decimals < 0)
+            return 0;
+    }
+    for (i = 5; i >= 0; i--) { /* six significant digits */
+        d[i] = (char)('0' + m % 10);
+        m /= 10;
+    }
+    point = 6 - decimals; /* digits before the point; <= 0: "0.00d" */
+    for (last = 5; last >= point && last > 0 && d[last] == '0'; last--)
+        ;
+    if (x < 0)
+        *o++ = '-';
+    if (point <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (i = point; i < 0; i++)
+            *o++ = '0';
+        for (i = 0; i <= last; i++)
+            *o++ = d[i];
+    } else {
+        for (i = 0; i < point; i++)
+            *o++ = d[i];
+        *o++ = '.';
+        if (last < point)
+            *o++ = '0';
+        for (i = point; i <= last; i++)
+            *o++ = d[i];
+    }
+    return (size_t)(o - out);
+}
+
+void
+jsonw_real(struct jsonw *w, double x)
+{
+    char buf[40];
+    size_t n = 0;
+
+    if (!isfinite(x)) {
+        jsonw_null(w);
+        return;
+    }
+    if (x == 0) {
+        jsonw_raw(w, signbit(x) ? "-0.0" : "0.0", signbit(x) ? 4 : 3);
+        return;
+    }
+    if (fabs(x) >= 1e-4 && fabs(x) < 1e6)
+        n = jsonw_fixed6(x, buf);
+    if (n == 0) { /* rare: an exponent */
+        int k = snprintf(buf, sizeof(buf), "%.6g", x);
+
+        n = k > 0 ? (size_t)k : 0;
+        if (strpbrk(buf, ".e") == NULL && n + 2 < sizeof(buf)) {
+            memcpy(buf + n, ".0", 3);
+            n += 2;
+        }
+    }
+    jsonw_raw(w, buf, n);
+}

@@ -1,0 +1,69 @@
+/*
+ * jsonw.h - a small JSON writer that appends text to one growing buffer.
+ *
+ * The daemon writes a reply (and for queued comments a Redis record) on
+ * every request; building a jansson tree of malloc'd nodes and dumping it
+ * cost more than scoring.  This writes the text directly, reusing one
+ * buffer per worker.  jansson stays the parser.
+ *
+ * Contract:
+ * - Balanced calls give one RFC 8259 JSON text in buf[0..len), always
+ *   NUL-terminated.  Commas are placed by the writer: call jsonw_key before
+ *   each member's value inside an object, and nothing between array
+ *   elements.  Nesting deeper than JSONW_DEPTH_MAX is a programming error
+ *   (assert).
+ * - Strings (keys and values) are written with explicit lengths: '"', '\\'
+ *   and control characters are escaped (\b \f \n \r \t, else \u00XX, NUL
+ *   included); valid UTF-8 is copied as is; each byte that does not start
+ *   a valid UTF-8 sequence (overlong forms, surrogates, above U+10FFFF,
+ *   truncated) becomes U+FFFD, so the output is always valid UTF-8.
+ * - jsonw_real writes 6 significant digits, as printf's "%.6g" would, with
+ *   ".0" added when that reads as an integer (as jansson's
+ *   JSON_REAL_PRECISION(6)); NaN and infinities become null.
+ * - Out of memory is sticky: later calls do nothing and jsonw_failed()
+ *   returns 1 until jsonw_reset.
+ * Threads: a writer belongs to one thread.
+ */
+#ifndef MODFILTER_JSONW_H
+#define MODFILTER_JSONW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JSONW_DEPTH_MAX 32
+
+struct jsonw {
+    char *buf; /* owned; NUL-terminated; NULL before the first write */
+    size_t len, cap;
+    unsigned depth;
+    uint32_t more; /* bit d: the container at depth d has an element */
+    int after_key; /* the next value follows a key: no comma */
+    int failed;    /* out of memory */
+};
+
+void jsonw_init(struct jsonw *w);
+/* Empty the text, keep the memory (bounded: a large buffer is freed). */
+void jsonw_reset(struct jsonw *w);
+void jsonw_release(struct jsonw *w); /* frees the buffer; NULL-safe */
+int jsonw_failed(const struct jsonw *w);
+
+void jsonw_object_begin(struct jsonw *w);
+void jsonw_object_end(struct jsonw *w);
+void jsonw_array_begin(struct jsonw *w);
+void jsonw_array_end(struct jsonw *w);
+/* A member's key (NUL-terminated), then write its value. */
+void jsonw_key(struct jsonw *w, const char *key);
+/* A key that is a string literal of plain ASCII (no '"', '\\' or control
+ * character), copied without a look: JSONW_KEY(w, "feature"). */
+#define JSONW_KEY(w, lit) jsonw_key_plain((w), "\"" lit "\":", sizeof(lit) + 2)
+void jsonw_key_plain(struct jsonw *w, const char *quoted, size_t len);
+void jsonw_string(struct jsonw *w, const char *s); /* NULL: null */
+void jsonw_stringn(struct jsonw *w, const char *s, size_t len);
+void jsonw_real(struct jsonw *w, double x);
+void jsonw_int(struct jsonw *w, long long n);
+void jsonw_bool(struct jsonw *w, int b);
+void jsonw_null(struct jsonw *w);
+/* A value that is already JSON text (len bytes), copied as is. */
+void jsonw_raw(struct jsonw *w, const char *json, size_t len);
+
+#endif
