@@ -1,5 +1,10 @@
 /*
- * stem.c - Snowball stemmer plus a direct-mapped stem cache (see stem.h).
+ * stem.c - Snowball stemmer plus a set-associative stem cache (see stem.h).
+ *
+ * A set holds STEM_WAYS words; a new word goes in front and the oldest
+ * leaves.  Direct mapping lost a third of the warm lookups to collisions
+ * (3000 long comments hold ~27,000 distinct words for 32768 slots); four
+ * ways keep them for the same memory.
  */
 #include "stem.h"
 
@@ -7,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STEM_SLOTS 32768u /* power of two: 2 MiB per language, ~94% hits */
+#define STEM_SETS 8192u   /* power of two */
+#define STEM_WAYS 4u      /* 32768 slots: 2 MiB per language */
 #define STEM_WORD_MAX 27u /* longer words bypass the cache; slot = 64 B */
+#define STEM_SAME 0xffu   /* stem_len of a word that is its own stem */
 
 struct stem_slot {
     uint64_t hash;
@@ -32,7 +39,7 @@ stem_new(const char *snowball_name)
     st->sb = sb_stemmer_new(snowball_name, "UTF_8");
     if (!st->sb)
         goto fail;
-    st->slots = calloc(STEM_SLOTS, sizeof(*st->slots));
+    st->slots = calloc(STEM_SETS * STEM_WAYS, sizeof(*st->slots));
     if (!st->slots)
         goto fail;
     return st;
@@ -52,32 +59,58 @@ stem_free(struct stem *st)
     free(st);
 }
 
-const char *
-stem_word(struct stem *st, const char *word, size_t len, uint64_t hash,
-          size_t *out_len)
+/* memcmp() == 0 for a few bytes, without a call: the hit path then needs
+ * no stack frame. */
+static inline int
+stem_same(const char *a, const char *b, size_t len)
 {
-    struct stem_slot *s = NULL;
+    for (size_t k = 0; k < len; k++)
+        if (a[k] != b[k])
+            return 0;
+    return 1;
+}
 
-    if (len > 0 && len <= STEM_WORD_MAX) {
-        s = &st->slots[hash & (STEM_SLOTS - 1)];
-        if (s->word_len == len && s->hash == hash &&
-            memcmp(s->word, word, len) == 0) {
-            *out_len = s->stem_len;
-            return s->stem;
-        }
-    }
+/* The miss path, out of line: the hits stay a short function. */
+static const char *__attribute__((noinline))
+stem_miss(struct stem *st, struct stem_slot *set, const char *word, size_t len,
+          uint64_t hash, size_t *out_len)
+{
     const sb_symbol *r =
         sb_stemmer_stem(st->sb, (const sb_symbol *)word, (int)len);
     if (!r)
         return NULL;
     size_t rlen = (size_t)sb_stemmer_length(st->sb);
-    if (s && rlen <= STEM_WORD_MAX) {
-        s->hash = hash;
-        s->word_len = (uint8_t)len;
-        s->stem_len = (uint8_t)rlen;
-        memcpy(s->word, word, len);
-        memcpy(s->stem, r, rlen);
+    int same = rlen == len && memcmp(r, word, len) == 0;
+    if (set && rlen <= STEM_WORD_MAX) {
+        memmove(&set[1], &set[0], (STEM_WAYS - 1) * sizeof(*set));
+        set[0].hash = hash;
+        set[0].word_len = (uint8_t)len;
+        set[0].stem_len = same ? STEM_SAME : (uint8_t)rlen;
+        memcpy(set[0].word, word, len);
+        memcpy(set[0].stem, r, rlen);
     }
     *out_len = rlen;
-    return (const char *)r;
+    return same ? word : (const char *)r;
+}
+
+const char *
+stem_word(struct stem *st, const char *word, size_t len, uint64_t hash,
+          size_t *out_len)
+{
+    if (len == 0 || len > STEM_WORD_MAX)
+        return stem_miss(st, NULL, word, len, hash, out_len);
+    struct stem_slot *set = &st->slots[(hash & (STEM_SETS - 1)) * STEM_WAYS];
+    for (unsigned w = 0; w < STEM_WAYS; w++) {
+        const struct stem_slot *s = &set[w];
+        if (s->hash == hash && s->word_len == len &&
+            stem_same(s->word, word, len)) {
+            if (s->stem_len == STEM_SAME) {
+                *out_len = len;
+                return word;
+            }
+            *out_len = s->stem_len;
+            return s->stem;
+        }
+    }
+    return stem_miss(st, set, word, len, hash, out_len);
 }

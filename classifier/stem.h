@@ -3,9 +3,10 @@
  * (internal to the classifier library).
  *
  * Stemming a word costs ~100 ns; comments repeat a small vocabulary, so a
- * direct-mapped cache keyed by the word's XXH3 hash answers most lookups.
- * A colliding word simply overwrites the slot (bounded memory, no
- * allocation after stem_new).  Not thread-safe: one per analyzer.
+ * set-associative cache keyed by the word's XXH3 hash answers most lookups
+ * (the full word is compared).  A new word evicts the oldest of its set
+ * (bounded memory, no allocation after stem_new).  Not thread-safe: one per
+ * analyzer.
  */
 #ifndef MODFILTER_STEM_H
 #define MODFILTER_STEM_H
@@ -23,8 +24,9 @@ void stem_free(struct stem *st); /* NULL-safe */
 /*
  * The stem of word (len bytes, already lower case UTF-8; hash =
  * XXH3_64bits(word, len)).  Returns a pointer valid until the next call on
- * st and sets *out_len; the bytes are not NUL-terminated.  NULL when the
- * stemmer runs out of memory.
+ * st and sets *out_len; the bytes are not NUL-terminated.  Returns word
+ * itself when the stem is the word.  NULL when the stemmer runs out of
+ * memory.
  */
 const char *stem_word(struct stem *st, const char *word, size_t len,
                       uint64_t hash, size_t *out_len);

@@ -7,12 +7,13 @@
  *     counted), decode HTML entities, drop invisible characters (counted;
  *     they never split a word), NFKC case folding, and classify each code
  *     point (letter, digit, mark, space, punctuation, emoji).  ASCII bytes go
- *     through a table and never reach utf8proc; other code points are folded
- *     one at a time with utf8proc_decompose_char and recomposed with their
- *     combining marks.
+ *     through a table (16 at a time with SSE2) and never reach utf8proc;
+ *     other code points are folded one at a time with utf8proc_decompose_char
+ *     and recomposed with their combining marks.
  *  2. tokenise (text_tokenize): URLs (+ their host), e-mail addresses,
  *     @mentions, emoji, numbers and words; words are de-obfuscated
- *     (text_word_build) on the way.
+ *     (text_word_build) on the way, except plain ones (text_word_plain:
+ *     Latin-1 letters with nothing to fold), which are copied as they are.
  *  3. detect the language from the words, then stem the words with that
  *     language's cached Snowball stemmer.
  *
@@ -41,6 +42,9 @@
 #include <string.h>
 #include <strings.h>
 #include <utf8proc.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define XXH_INLINE_ALL /* hashing a short word is cheaper inlined */
 #include <xxhash.h>
@@ -553,6 +557,124 @@ invisible:
     ta->pending = TEXT_FL_INV;
 }
 
+#ifdef __SSE2__
+/* Sixteen ASCII bytes (no '&') at once: the same classes, folding and flags
+ * as the table; *letters and *upper count.  Returns the punctuation bits. */
+static inline unsigned
+text_clean16(const unsigned char *s, uint32_t *cp, uint8_t *cls, uint8_t *fl,
+             uint32_t *letters, uint32_t *upper)
+{
+    const __m128i zero = _mm_setzero_si128(), one = _mm_set1_epi8(1);
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+#define TEXT_IN(lo, hi)                                                        \
+    _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8((lo)-1)),                    \
+                  _mm_cmplt_epi8(v, _mm_set1_epi8((hi) + 1)))
+    __m128i up = TEXT_IN('A', 'Z');
+    __m128i letter = _mm_or_si128(up, TEXT_IN('a', 'z'));
+    __m128i digit = TEXT_IN('0', '9');
+#undef TEXT_IN
+    __m128i space = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x21)),
+                                 _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+    __m128i punct =
+        _mm_andnot_si128(_mm_or_si128(space, digit),
+                         _mm_andnot_si128(letter, _mm_set1_epi8(-1)));
+    __m128i k = _mm_or_si128(
+        _mm_or_si128(_mm_and_si128(letter, _mm_set1_epi8(TEXT_C_LETTER)),
+                     _mm_and_si128(digit, _mm_set1_epi8(TEXT_C_DIGIT))),
+        _mm_or_si128(_mm_and_si128(punct, _mm_set1_epi8(TEXT_C_PUNCT)),
+                     _mm_and_si128(space, _mm_set1_epi8(TEXT_C_SPACE))));
+    _mm_storeu_si128((__m128i *)cls, k);
+    _mm_storeu_si128((__m128i *)fl,
+                     _mm_and_si128(up, _mm_set1_epi8(TEXT_FL_UP)));
+    __m128i low = _mm_add_epi8(v, _mm_and_si128(up, _mm_set1_epi8(0x20)));
+    __m128i l8 = _mm_unpacklo_epi8(low, zero),
+            h8 = _mm_unpackhi_epi8(low, zero);
+    _mm_storeu_si128((__m128i *)cp, _mm_unpacklo_epi16(l8, zero));
+    _mm_storeu_si128((__m128i *)(cp + 4), _mm_unpackhi_epi16(l8, zero));
+    _mm_storeu_si128((__m128i *)(cp + 8), _mm_unpacklo_epi16(h8, zero));
+    _mm_storeu_si128((__m128i *)(cp + 12), _mm_unpackhi_epi16(h8, zero));
+    /* counts: sums of the 0/1 bytes of each half */
+    __m128i nl = _mm_sad_epu8(_mm_and_si128(letter, one), zero);
+    __m128i nu = _mm_sad_epu8(_mm_and_si128(up, one), zero);
+    *letters += (uint32_t)(_mm_cvtsi128_si32(nl) +
+                           _mm_cvtsi128_si32(_mm_srli_si128(nl, 8)));
+    *upper += (uint32_t)(_mm_cvtsi128_si32(nu) +
+                         _mm_cvtsi128_si32(_mm_srli_si128(nu, 8)));
+    return (unsigned)_mm_movemask_epi8(punct);
+}
+
+/* Bit i set when s[i] is not ASCII or is '&' (the slow path's bytes). */
+static inline unsigned
+text_stop16(const unsigned char *s)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    return (unsigned)(_mm_movemask_epi8(v) |
+                      _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('&'))));
+}
+#endif
+
+/*
+ * The ASCII fast path: the run of ASCII bytes other than '&' from s[i], with
+ * a table (and SSE2 where there is one), no utf8proc.  The buffers hold len +
+ * 64 code points beyond every non-ASCII expansion.  Returns the run's end.
+ */
+static size_t
+text_clean_ascii(struct text_analyzer *ta, const unsigned char *s, size_t i,
+                 size_t len)
+{
+    size_t n = ta->n;
+    uint32_t *cp = ta->cp;
+    uint8_t *cls = ta->cls, *fl = ta->fl;
+    uint32_t letters = 0, upper = 0, start = (uint32_t)n;
+    uint32_t last = ta->last_punct, run = ta->punct_run;
+    uint32_t max_run = ta->stats.max_punct_run;
+    uint8_t pending = ta->pending;
+
+#ifdef __SSE2__
+    for (; i + 16 <= len && !text_stop16(s + i); i += 16, n += 16) {
+        unsigned pm =
+            text_clean16(s + i, cp + n, cls + n, fl + n, &letters, &upper);
+        fl[n] |= pending;
+        pending = 0;
+        /* punctuation runs, one mark at a time: marks are rare */
+        for (unsigned m = pm; m; m &= m - 1) {
+            unsigned k = (unsigned)__builtin_ctz(m);
+            uint32_t c = s[i + k];
+            run = c == (k ? s[i + k - 1] : last) ? run + 1 : 1;
+            max_run = run > max_run ? run : max_run;
+        }
+        last = pm & 0x8000u ? s[i + 15] : 0;
+    }
+#endif
+    for (; i < len && s[i] < 0x80 && s[i] != '&'; i++, n++) {
+        unsigned char b = s[i];
+        uint8_t k = text_ascii_class[b];
+        uint8_t up = (uint8_t)((unsigned)(b - 'A') < 26u);
+        cp[n] = b | (uint32_t)(up << 5);
+        cls[n] = k;
+        fl[n] = up | pending; /* TEXT_FL_UP == 1 */
+        pending = 0;
+        upper += up;
+        letters += k == TEXT_C_LETTER;
+        if (k == TEXT_C_PUNCT) {
+            run = b == last ? run + 1 : 1;
+            last = b;
+            max_run = run > max_run ? run : max_run;
+        } else {
+            last = 0;
+        }
+    }
+    ta->n = n;
+    ta->pending = pending;
+    ta->last_punct = last;
+    ta->punct_run = run;
+    ta->stats.max_punct_run = max_run;
+    ta->stats.n_chars += (uint32_t)n - start;
+    ta->stats.n_letters += letters;
+    ta->stats.n_upper += upper;
+    return i;
+}
+
 static int
 text_clean(struct text_analyzer *ta, const char *text, size_t len)
 {
@@ -566,44 +688,7 @@ text_clean(struct text_analyzer *ta, const char *text, size_t len)
         unsigned char b = s[i];
 
         if (b < 0x80 && b != '&') {
-            /* the ASCII fast path: a table, no utf8proc; the buffers hold
-             * len + 64 code points beyond every non-ASCII expansion */
-            size_t n = ta->n;
-            uint32_t *cp = ta->cp;
-            uint8_t *cls = ta->cls, *fl = ta->fl;
-            uint32_t letters = 0, upper = 0, start = (uint32_t)n;
-            uint32_t last = ta->last_punct, run = ta->punct_run;
-            uint32_t max_run = ta->stats.max_punct_run;
-            uint8_t pending = ta->pending;
-            do {
-                uint8_t k = text_ascii_class[b];
-                uint8_t up = (uint8_t)((unsigned)(b - 'A') < 26u);
-                cp[n] = b | (uint32_t)(up << 5);
-                cls[n] = k;
-                fl[n] = up | pending; /* TEXT_FL_UP == 1 */
-                pending = 0;
-                n++;
-                upper += up;
-                letters += k == TEXT_C_LETTER;
-                if (k == TEXT_C_PUNCT) {
-                    run = b == last ? run + 1 : 1;
-                    last = b;
-                    max_run = run > max_run ? run : max_run;
-                } else {
-                    last = 0;
-                }
-                if (++i == len)
-                    break;
-                b = s[i];
-            } while (b < 0x80 && b != '&');
-            ta->n = n;
-            ta->pending = pending;
-            ta->last_punct = last;
-            ta->punct_run = run;
-            ta->stats.max_punct_run = max_run;
-            ta->stats.n_chars += (uint32_t)n - start;
-            ta->stats.n_letters += letters;
-            ta->stats.n_upper += upper;
+            i = text_clean_ascii(ta, s, i, len);
             continue;
         }
         /* worst case of one input code point: an NFKC expansion of 18 */
@@ -730,12 +815,10 @@ text_emit_range(struct text_analyzer *ta, size_t a, size_t b, size_t max_len,
     char *p = ta->arena + ta->arena_len;
     size_t l = 0;
     for (size_t i = a; i < b; i++) {
-        char tmp[4];
-        size_t k = text_utf8_put(tmp, ta->cp[i]);
-        if (l + k > max_len)
+        uint32_t c = ta->cp[i];
+        if (l + (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4) > max_len)
             break;
-        memcpy(p + l, tmp, k);
-        l += k;
+        l += text_utf8_put(p + l, c);
     }
     p[l] = '\0';
     *off = (uint32_t)ta->arena_len;
@@ -862,6 +945,7 @@ text_try_url(struct text_analyzer *ta, size_t i)
     if (scheme) {
         if (labels < 1)
             return i;
+        www &= labels > 1; /* "http://www." has no host after "www." */
     } else if (www) {
         if (labels < 3)
             return i;
@@ -1489,52 +1573,156 @@ text_word(struct text_analyzer *ta, size_t i)
     return j;
 }
 
-/* Emit the word [i, e) of ASCII letters (the caller checked) straight from
- * the cleaned text when nothing else applies: nothing removed inside it, no
+#ifdef __SSE2__
+/* The plain-word test of text_word_plain() for n <= 16 code points at once:
+ * their bytes (code points below 0x100) go to p, *high gets the bits of
+ * those from 0x80 (not yet UTF-8). */
+static inline int
+text_plain16(const uint32_t *cp, const uint8_t *fl, size_t n, char *p,
+             int *all_upper, unsigned *high)
+{
+    const __m128i zero = _mm_setzero_si128(), ff = _mm_set1_epi16(0xff);
+    const __m128i *c = (const __m128i *)cp;
+    __m128i lo = _mm_packs_epi32(_mm_loadu_si128(c), _mm_loadu_si128(c + 1));
+    __m128i hi =
+        _mm_packs_epi32(_mm_loadu_si128(c + 2), _mm_loadu_si128(c + 3));
+    __m128i v = _mm_packus_epi16(lo, hi);
+    __m128i f = _mm_loadu_si128((const __m128i *)fl);
+    unsigned in = (1u << n) - 1;
+    unsigned wide = (unsigned)_mm_movemask_epi8(
+        _mm_packs_epi16(_mm_cmpgt_epi16(lo, ff), _mm_cmpgt_epi16(hi, ff)));
+    unsigned triple = (unsigned)_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(v, _mm_slli_si128(v, 1)),
+                      _mm_cmpeq_epi8(v, _mm_slli_si128(v, 2))));
+#define TEXT_NOT(bit)                                                          \
+    ~(unsigned)_mm_movemask_epi8(                                              \
+        _mm_cmpeq_epi8(_mm_and_si128(f, _mm_set1_epi8((char)(bit))), zero))
+    unsigned removed = TEXT_NOT(TEXT_FL_ZALGO) | (TEXT_NOT(TEXT_FL_INV) & ~1u);
+    unsigned up = TEXT_NOT(TEXT_FL_UP);
+#undef TEXT_NOT
+    if ((wide | (triple & ~3u) | removed) & in)
+        return 0;
+    _mm_storeu_si128((__m128i *)p, v);
+    *all_upper = (up & in) == in;
+    *high = (unsigned)_mm_movemask_epi8(v) & in;
+    return 1;
+}
+#endif
+
+/* The n code points of a plain word as UTF-8 at p (room for 2n + 16 bytes):
+ * their length, or 0 when one is not Latin-1, three letters repeat, or
+ * something was removed inside the word (before it is fine); *all_upper
+ * when all were capitals. */
+static size_t
+text_plain_copy(const uint32_t *cp, const uint8_t *fl, size_t n, char *p,
+                int *all_upper)
+{
+#ifdef __SSE2__
+    unsigned high;
+    if (n <= 16) {
+        if (!text_plain16(cp, fl, n, p, all_upper, &high))
+            return 0;
+        if (!high)
+            return n; /* ASCII: the bytes are the UTF-8 */
+        size_t l = (size_t)__builtin_ctz(high);
+        for (size_t k = l; k < n; k++)
+            l += text_utf8_put(p + l, cp[k]);
+        return l;
+    }
+#endif
+    unsigned upper = 0;
+    uint8_t inside = fl[0] & ~TEXT_FL_INV;
+    uint32_t prev = 0, prev2 = 0;
+    size_t l = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t c = cp[k];
+        if (c >= 0x100 || (c == prev && c == prev2))
+            return 0;
+        l += text_utf8_put(p + l, c);
+        upper += fl[k] & TEXT_FL_UP;
+        inside |= k ? fl[k] : 0;
+        prev2 = prev;
+        prev = c;
+    }
+    *all_upper = upper == n;
+    return inside & (TEXT_FL_ZALGO | TEXT_FL_INV) ? 0 : l;
+}
+
+/* Does text_word() take in more than the letters [i, e)?  An apostrophe or
+ * a letter-like symbol before a letter, masks, or a combining mark. */
+static int
+text_word_goes_on(const struct text_analyzer *ta, size_t e)
+{
+    uint32_t nx = text_cp(ta, e);
+    if (nx == ' ')
+        return 0; /* the common case first */
+    if (nx == '\'' || nx == 0x2019 || nx == 0x2018 || nx == 0x2bc ||
+        nx == '@' || nx == '!' || nx == '|')
+        return text_cls(ta, e + 1) == TEXT_C_LETTER;
+    return nx == '$' || nx == '*' || nx == '#' ||
+           text_cls(ta, e) == TEXT_C_MARK;
+}
+
+/* Emit the word [i, e) of letters straight from the cleaned text when
+ * nothing else applies: Latin-1 only, nothing removed inside it, no
  * stretched letters, no laughter, and not continued by anything text_word()
  * would take in.  Returns e, or i when the word needs text_word(). */
 static size_t
 text_word_plain(struct text_analyzer *ta, size_t i, size_t e)
 {
-    const uint32_t *cp = ta->cp;
-    const uint8_t *fl = ta->fl;
+    const uint32_t *cp = ta->cp + i;
     size_t n = e - i;
 
-    if (n > TEXT_WORD_CP)
+    if (n > TEXT_WORD_CP || text_word_goes_on(ta, e))
         return i;
-    uint32_t nx = text_cp(ta, e);
-    if (nx == '\'' || nx == 0x2019 || nx == 0x2018 || nx == 0x2bc ||
-        nx == '@' || nx == '!' || nx == '|' || nx == '$' || nx == '*' ||
-        nx == '#' || text_cls(ta, e) == TEXT_C_MARK)
-        return i;
-    if (text_reserve_arena(ta, n + 1) < 0)
+    if (n >= 6 && cp[0] == cp[2] && cp[1] == cp[3])
+        return i; /* may be laughter */
+    if (text_reserve_arena(ta, 2 * n + 16) < 0)
         return e;
     char *p = ta->arena + ta->arena_len;
-    unsigned upper = 0;
-    uint8_t inside = fl[i] & ~TEXT_FL_INV; /* removed before it: fine */
-    uint32_t prev = 0, prev2 = 0;
-    for (size_t k = 0; k < n; k++) {
-        uint32_t c = cp[i + k];
-        uint8_t f = fl[i + k];
-        if (c == prev && c == prev2)
-            return i;
-        p[k] = (char)c;
-        upper += f & TEXT_FL_UP;
-        inside |= k ? f : 0;
-        prev2 = prev;
-        prev = c;
-    }
-    if (inside & (TEXT_FL_ZALGO | TEXT_FL_INV))
-        return i; /* something was removed inside the word */
-    if (n >= 6 && p[0] == p[2] && p[1] == p[3])
-        return i; /* may be laughter */
-    p[n] = '\0';
+    int all_upper;
+    size_t l = text_plain_copy(cp, ta->fl + i, n, p, &all_upper);
+    if (!l)
+        return i;
+    p[l] = '\0';
     uint32_t off = (uint32_t)ta->arena_len;
-    ta->arena_len += n + 1;
-    uint8_t flags = (n >= 2 && upper == n) ? TEXT_F_UPPER : 0;
-    if (text_tok_add(ta, TEXT_WORD, off, (uint32_t)n, flags) == 0)
-        ta->toks[ta->n_toks - 1].hash = XXH3_64bits(p, n);
+    ta->arena_len += l + 1;
+    uint8_t flags = (n >= 2 && all_upper) ? TEXT_F_UPPER : 0;
+    if (text_tok_add(ta, TEXT_WORD, off, (uint32_t)l, flags) == 0)
+        ta->toks[ta->n_toks - 1].hash = XXH3_64bits(p, l);
     return e;
+}
+
+/* The end of the run of letters and digits from e; *digits when it has
+ * one.  Reads up to 15 classes past the text (text_analyze reserved them). */
+static size_t
+text_run_end(const struct text_analyzer *ta, size_t e, int *digits)
+{
+#ifdef __SSE2__
+    const __m128i letter = _mm_set1_epi8(TEXT_C_LETTER);
+    const __m128i digit = _mm_set1_epi8(TEXT_C_DIGIT);
+    for (;;) {
+        __m128i k = _mm_loadu_si128((const __m128i *)(ta->cls + e));
+        __m128i d = _mm_cmpeq_epi8(k, digit);
+        unsigned run = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(k, letter), d));
+        if (ta->n - e < 16)
+            run &= (1u << (ta->n - e)) - 1;
+        unsigned len = (unsigned)__builtin_ctz(~run); /* at most 16 */
+        *digits |= ((unsigned)_mm_movemask_epi8(d) & ((1u << len) - 1)) != 0;
+        e += len;
+        if (len < 16)
+            return e;
+    }
+#else
+    for (; e < ta->n; e++) {
+        if (ta->cls[e] == TEXT_C_DIGIT)
+            *digits = 1;
+        else if (ta->cls[e] != TEXT_C_LETTER)
+            break;
+    }
+    return e;
+#endif
 }
 
 static void
@@ -1543,21 +1731,18 @@ text_tokenize(struct text_analyzer *ta)
     size_t i = 0;
     while (i < ta->n && !ta->full) {
         uint8_t k = ta->cls[i];
+        if (k == TEXT_C_SPACE) {
+            i++; /* the commonest non-word: nothing starts here */
+            continue;
+        }
         uint32_t c = ta->cp[i];
         size_t j = i;
 
         if (k == TEXT_C_LETTER || k == TEXT_C_DIGIT) {
             /* the letters and digits from i; what follows them says which
              * kinds of token are possible */
-            size_t e = i;
-            uint32_t ored = 0; /* >= 0x80: not only ASCII letters */
-            while (e < ta->n) {
-                uint8_t ke = ta->cls[e];
-                if (ke != TEXT_C_LETTER && ke != TEXT_C_DIGIT)
-                    break;
-                ored |= ta->cp[e] | (ke == TEXT_C_DIGIT ? 0x80u : 0u);
-                e++;
-            }
+            int digits = 0;
+            size_t e = text_run_end(ta, i, &digits);
             uint32_t nx = text_cp(ta, e);
             if (nx == '.' || nx == ':' || nx == '-' || nx == '_' || nx == '@' ||
                 nx == '+' || nx == '%') {
@@ -1569,7 +1754,7 @@ text_tokenize(struct text_analyzer *ta)
                 j = text_try_spaced(ta, i);
             if (j == i && k == TEXT_C_DIGIT)
                 j = text_try_number(ta, i);
-            if (j == i && ored < 0x80)
+            if (j == i && !digits)
                 j = text_word_plain(ta, i, e);
             if (j == i && c >= 0x3040 && text_is_cjk(c)) {
                 uint32_t off, len;
@@ -1746,6 +1931,8 @@ text_stem_all(struct text_analyzer *ta, const char *lang)
             ta->oom = 1;
             return;
         }
+        if (r == ta->arena + tk->surf)
+            continue; /* its own stem: str stays the surface */
         if (text_reserve_arena(ta, len + 1) < 0)
             return;
         memcpy(ta->arena + ta->arena_len, r, len);
@@ -1792,7 +1979,8 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
         len = cut;
         ta->stats.truncated = 1;
     }
-    if (text_clean(ta, text, len) < 0)
+    /* the tokeniser's 16-wide loads may read past the cleaned text */
+    if (text_clean(ta, text, len) < 0 || text_reserve_cp(ta, 16) < 0)
         return -1;
     if (text_reserve_toks(ta) < 0)
         return -1;

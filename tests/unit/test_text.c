@@ -575,6 +575,7 @@ test_fuzz_regressions(void **state)
         {"a\xcc\x81\xcc\x81\xcc\x81", 7},    /* a + 3 acute accents */
         {"\xcc\x81", 2},                     /* a mark alone */
         {"http://", 7},
+        {"http://www.", 11}, /* once an endless loop: "www." and no host */
         {"www.", 4},
         {"@", 1},
         {"$", 1},
