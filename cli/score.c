@@ -27,38 +27,54 @@ verdict_of(const struct config *cfg, const struct clf_result *r)
     return v;
 }
 
-static json_t *
-result_json(const char *id, const struct clf_result *r, enum clf_verdict v,
-            int reasons)
+/* One output line into w: {"id","scores","unsure","verdict","lang"} and,
+ * with reasons, "reasons" (written directly: a jansson tree cost more than
+ * scoring the comment). */
+static void
+result_write(struct jsonw *w, const char *id, const struct clf_result *r,
+             enum clf_verdict v, int reasons)
 {
-    json_t *o = json_object(), *scores = json_object(), *unsure = json_array();
-    json_object_set_new(o, "id", id ? json_string(id) : json_null());
+    jsonw_reset(w);
+    jsonw_object_begin(w);
+    JSONW_KEY(w, "id");
+    jsonw_string(w, id);
+    JSONW_KEY(w, "scores");
+    jsonw_object_begin(w);
     for (unsigned h = 0; h < r->n_labels; h++) {
-        const struct clf_label_result *l = &r->labels[h];
-        json_object_set_new(
-            scores, l->label,
-            json_real((double)(long long)(l->score * 1e6 + 0.5) / 1e6));
-        if (l->unsure)
-            json_array_append_new(unsure, json_string(l->label));
+        jsonw_key(w, r->labels[h].label);
+        jsonw_real(w,
+                   (double)(long long)(r->labels[h].score * 1e6 + 0.5) / 1e6);
     }
-    json_object_set_new(o, "scores", scores);
-    json_object_set_new(o, "unsure", unsure);
-    json_object_set_new(o, "verdict", json_string(clf_verdict_name(v)));
-    json_object_set_new(o, "lang", json_string(r->lang));
+    jsonw_object_end(w);
+    JSONW_KEY(w, "unsure");
+    jsonw_array_begin(w);
+    for (unsigned h = 0; h < r->n_labels; h++)
+        if (r->labels[h].unsure)
+            jsonw_string(w, r->labels[h].label);
+    jsonw_array_end(w);
+    JSONW_KEY(w, "verdict");
+    jsonw_string(w, clf_verdict_name(v));
+    JSONW_KEY(w, "lang");
+    jsonw_string(w, r->lang);
     if (reasons) {
-        json_t *rs = json_object();
+        JSONW_KEY(w, "reasons");
+        jsonw_object_begin(w);
         for (unsigned h = 0; h < r->n_labels; h++) {
-            json_t *a = json_array();
-            for (unsigned k = 0; k < r->labels[h].n_reasons; k++)
-                json_array_append_new(
-                    a, json_pack("{s:s, s:f}", "feature",
-                                 r->labels[h].reasons[k].feature, "weight",
-                                 r->labels[h].reasons[k].weight));
-            json_object_set_new(rs, r->labels[h].label, a);
+            jsonw_key(w, r->labels[h].label);
+            jsonw_array_begin(w);
+            for (unsigned k = 0; k < r->labels[h].n_reasons; k++) {
+                jsonw_object_begin(w);
+                JSONW_KEY(w, "feature");
+                jsonw_string(w, r->labels[h].reasons[k].feature);
+                JSONW_KEY(w, "weight");
+                jsonw_real(w, r->labels[h].reasons[k].weight);
+                jsonw_object_end(w);
+            }
+            jsonw_array_end(w);
         }
-        json_object_set_new(o, "reasons", rs);
+        jsonw_object_end(w);
     }
-    return o;
+    jsonw_object_end(w);
 }
 
 static void
@@ -122,8 +138,10 @@ cmd_score(int argc, char **argv)
     struct clf_model *m = NULL;
     struct clf_scorer *sc = NULL;
     struct jsonl *j = NULL;
+    struct jsonw w;
     struct clf_error err;
     int rc = EXIT_USAGE, n_paths = 0;
+    jsonw_init(&w);
     if (!o.cfg) {
         fprintf(stderr, "modfilter: out of memory\n");
         return 1;
@@ -177,13 +195,14 @@ cmd_score(int argc, char **argv)
             rc = 1;
             break;
         }
-        json_t *out =
-            result_json(rec.id, &res, verdict_of(o.cfg, &res), o.reasons);
-        char *s = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        if (s)
-            printf("%s\n", s);
-        free(s);
-        json_decref(out);
+        result_write(&w, rec.id, &res, verdict_of(o.cfg, &res), o.reasons);
+        if (jsonw_failed(&w)) {
+            fprintf(stderr, "modfilter: out of memory\n");
+            rc = 1;
+            break;
+        }
+        fwrite(w.buf, 1, w.len, stdout);
+        putchar('\n');
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "modfilter: writing output: %s\n", strerror(errno));
@@ -191,6 +210,7 @@ cmd_score(int argc, char **argv)
     }
 out:
     jsonl_close(j);
+    jsonw_release(&w);
     clf_scorer_free(sc);
     clf_model_free(m);
     config_free(o.cfg);

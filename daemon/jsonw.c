@@ -426,8 +426,21 @@ jsonw_real(struct jsonw *w, double x)
     if (n == 0) { /* rare: an exponent */
         int k = snprintf(buf, sizeof(buf), "%.6g", x);
 
-        n = k > 0 ? (size_t)k : 0;
-        if (strpbrk(buf, ".e") == NULL && n + 2 < sizeof(buf)) {
+        char *e;
+
+        n = k > 0 && (size_t)k < sizeof(buf) ? (size_t)k : 0;
+        buf[n] = '\0';
+        if ((e = strchr(buf, 'e')) != NULL) {
+            /* as jansson writes it: "7.2e-5", not printf's "7.2e-05" */
+            char *d = e + 1, *z;
+
+            if (*d == '+' || *d == '-')
+                d += *d == '-';
+            for (z = d + (*d == '+'); *z == '0' && z[1] != '\0'; z++)
+                ;
+            memmove(d, z, strlen(z) + 1);
+            n = strlen(buf);
+        } else if (strchr(buf, '.') == NULL && n + 2 < sizeof(buf)) {
             memcpy(buf + n, ".0", 3);
             n += 2;
         }

@@ -17,9 +17,10 @@
  *   included); valid UTF-8 is copied as is; each byte that does not start
  *   a valid UTF-8 sequence (overlong forms, surrogates, above U+10FFFF,
  *   truncated) becomes U+FFFD, so the output is always valid UTF-8.
- * - jsonw_real writes 6 significant digits, as printf's "%.6g" would, with
- *   ".0" added when that reads as an integer (as jansson's
- *   JSON_REAL_PRECISION(6)); NaN and infinities become null.
+ * - jsonw_real writes a double as jansson's JSON_REAL_PRECISION(6) does:
+ *   printf's "%.6g", with ".0" added when that reads as an integer and the
+ *   exponent without '+' or leading zeros ("7.2e-5"); NaN and infinities
+ *   become null.
  * - Out of memory is sticky: later calls do nothing and jsonw_failed()
  *   returns 1 until jsonw_reset.
  * Threads: a writer belongs to one thread.
