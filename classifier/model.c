@@ -32,6 +32,13 @@ struct clf_scorer {
     unsigned char *cache;            /* WCACHE_BYTES */
     size_t cache_stride, cache_mask; /* entry size; entries - 1 */
     uint64_t cache_version;          /* the model version the cache holds */
+    /* The last comment's language, its ISO code and the model's index of
+     * it (most comments share a language; finding them costs string
+     * comparisons over tables). */
+    char lang[CLF_LANG_MAX];
+    const char *lang_code;
+    unsigned lang_index;
+    uint64_t lang_version; /* of the model lang_index is for; 0: none */
 };
 
 enum clf_status
@@ -675,7 +682,13 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     if (scorer_features(sc, m, text, len, lang_hint) < 0)
         return CLF_ENOMEM;
     out->n_labels = m->n_labels;
-    const char *code = text_language_code(sc->doc.lang);
+    if (sc->lang_version != m->version || strcmp(sc->lang, sc->doc.lang)) {
+        memcpy(sc->lang, sc->doc.lang, sizeof sc->lang);
+        sc->lang_code = text_language_code(sc->doc.lang);
+        sc->lang_index = model_lang_index(m, sc->doc.lang);
+        sc->lang_version = m->version;
+    }
+    const char *code = sc->lang_code;
     size_t code_len = strnlen(code, sizeof out->lang - 1);
     memcpy(out->lang, code, code_len);
     out->lang[code_len] = '\0';
@@ -700,7 +713,7 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     unsigned known[CLF_MAX_LABELS];
     const double *fw = m->settings.weights;
     const struct sindex *ix = current_index(m);
-    unsigned li = model_lang_index(m, sc->doc.lang);
+    unsigned li = sc->lang_index;
     for (unsigned h = 0; h < m->n_labels; h++) {
         base[h] = lang_base(m, &m->heads[h], li);
         sum[h] = 0;
