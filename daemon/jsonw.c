@@ -431,13 +431,12 @@ jsonw_real(struct jsonw *w, double x)
         n = k > 0 && (size_t)k < sizeof(buf) ? (size_t)k : 0;
         buf[n] = '\0';
         if ((e = strchr(buf, 'e')) != NULL) {
-            /* as jansson writes it: "7.2e-5", not printf's "7.2e-05" */
-            char *d = e + 1, *z;
+            /* as jansson writes it: "7.2e-5" and "1e6", not printf's
+             * "7.2e-05" and "1e+06" */
+            char *d = e + 1 + (e[1] == '-'), *z = d + (*d == '+');
 
-            if (*d == '+' || *d == '-')
-                d += *d == '-';
-            for (z = d + (*d == '+'); *z == '0' && z[1] != '\0'; z++)
-                ;
+            while (*z == '0' && z[1] != '\0')
+                z++;
             memmove(d, z, strlen(z) + 1);
             n = strlen(buf);
         } else if (strchr(buf, '.') == NULL && n + 2 < sizeof(buf)) {
