@@ -93,6 +93,15 @@ stem_miss(struct stem *st, struct stem_slot *set, const char *word, size_t len,
     return same ? word : (const char *)r;
 }
 
+void
+stem_prefetch(const struct stem *st, uint64_t hash)
+{
+    const struct stem_slot *set =
+        &st->slots[(hash & (STEM_SETS - 1)) * STEM_WAYS];
+    for (unsigned w = 0; w < STEM_WAYS; w++)
+        __builtin_prefetch(&set[w]);
+}
+
 const char *
 stem_word(struct stem *st, const char *word, size_t len, uint64_t hash,
           size_t *out_len)

@@ -31,4 +31,9 @@ void stem_free(struct stem *st); /* NULL-safe */
 const char *stem_word(struct stem *st, const char *word, size_t len,
                       uint64_t hash, size_t *out_len);
 
+/* Start loading the cache lines stem_word() will probe for hash: the cache
+ * is larger than the CPU's, so a caller stemming many words asks for a
+ * word's set a few words before it needs it. */
+void stem_prefetch(const struct stem *st, uint64_t hash);
+
 #endif

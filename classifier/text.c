@@ -60,6 +60,7 @@
 #define TEXT_NAME_CP 64       /* mention and e-mail local-part length */
 #define TEXT_DETECT_WORDS 200 /* words looked at for language detection */
 #define TEXT_STEM_MIN 3       /* shorter words are kept as they are */
+#define TEXT_STEM_AHEAD 8     /* words whose stem is prefetched (stem.h) */
 
 /* Code point classes after cleaning. */
 enum {
@@ -1914,16 +1915,35 @@ text_stemmer(struct text_analyzer *ta, const char *name)
     return ts->st;
 }
 
+/* The first token from i on that is stemmed (n_toks if none). */
+static size_t
+text_next_stemmed(const struct text_analyzer *ta, size_t i)
+{
+    while (i < ta->n_toks && (ta->toks[i].kind != TEXT_WORD ||
+                              ta->toks[i].surf_len < TEXT_STEM_MIN))
+        i++;
+    return i;
+}
+
 static void
 text_stem_all(struct text_analyzer *ta, const char *lang)
 {
     struct stem *st = text_stemmer(ta, lang);
     if (!st)
         return; /* words keep their surface */
-    for (size_t t = 0; t < ta->n_toks; t++) {
+    /* Each word's cache set is asked for TEXT_STEM_AHEAD words early. */
+    size_t ahead = text_next_stemmed(ta, 0);
+    for (unsigned k = 0; k < TEXT_STEM_AHEAD && ahead < ta->n_toks; k++) {
+        stem_prefetch(st, ta->toks[ahead].hash);
+        ahead = text_next_stemmed(ta, ahead + 1);
+    }
+    for (size_t t = text_next_stemmed(ta, 0); t < ta->n_toks;
+         t = text_next_stemmed(ta, t + 1)) {
         struct text_tok *tk = &ta->toks[t];
-        if (tk->kind != TEXT_WORD || tk->surf_len < TEXT_STEM_MIN)
-            continue;
+        if (ahead < ta->n_toks) {
+            stem_prefetch(st, ta->toks[ahead].hash);
+            ahead = text_next_stemmed(ta, ahead + 1);
+        }
         size_t len;
         const char *r =
             stem_word(st, ta->arena + tk->surf, tk->surf_len, tk->hash, &len);
