@@ -4,7 +4,10 @@
  * A set holds STEM_WAYS words; a new word goes in front and the oldest
  * leaves.  Direct mapping lost a third of the warm lookups to collisions
  * (3000 long comments hold ~27,000 distinct words for 32768 slots); four
- * ways keep them for the same memory.
+ * ways keep them for the same memory.  A slot keeps the word's hash and
+ * length, not the word: they decide, as in lang.c (two words of one
+ * length share a 64-bit hash once in 2^64 pairs), and a slot of half a
+ * cache line holds twice the words.
  */
 #include "stem.h"
 
@@ -12,18 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STEM_SETS 8192u   /* power of two */
-#define STEM_WAYS 4u      /* 32768 slots: 2 MiB per language */
-#define STEM_WORD_MAX 27u /* longer words bypass the cache; slot = 64 B */
+#define STEM_SETS 16384u  /* power of two */
+#define STEM_WAYS 4u      /* 65536 slots: 2 MiB per language */
+#define STEM_WORD_MAX 22u /* longer stems bypass the cache; slot = 32 B */
 #define STEM_SAME 0xffu   /* stem_len of a word that is its own stem */
 
 struct stem_slot {
     uint64_t hash;
     uint8_t word_len; /* 0 = empty */
     uint8_t stem_len;
-    char word[STEM_WORD_MAX];
     char stem[STEM_WORD_MAX];
 };
+_Static_assert(sizeof(struct stem_slot) == 32, "two slots a cache line");
 
 struct stem {
     struct sb_stemmer *sb;
@@ -59,17 +62,6 @@ stem_free(struct stem *st)
     free(st);
 }
 
-/* memcmp() == 0 for a few bytes, without a call: the hit path then needs
- * no stack frame. */
-static inline int
-stem_same(const char *a, const char *b, size_t len)
-{
-    for (size_t k = 0; k < len; k++)
-        if (a[k] != b[k])
-            return 0;
-    return 1;
-}
-
 /* The miss path, out of line: the hits stay a short function. */
 static const char *__attribute__((noinline))
 stem_miss(struct stem *st, struct stem_slot *set, const char *word, size_t len,
@@ -81,12 +73,11 @@ stem_miss(struct stem *st, struct stem_slot *set, const char *word, size_t len,
         return NULL;
     size_t rlen = (size_t)sb_stemmer_length(st->sb);
     int same = rlen == len && memcmp(r, word, len) == 0;
-    if (set && rlen <= STEM_WORD_MAX) {
+    if (set && (same || rlen <= STEM_WORD_MAX)) {
         memmove(&set[1], &set[0], (STEM_WAYS - 1) * sizeof(*set));
         set[0].hash = hash;
         set[0].word_len = (uint8_t)len;
         set[0].stem_len = same ? STEM_SAME : (uint8_t)rlen;
-        memcpy(set[0].word, word, len);
         memcpy(set[0].stem, r, rlen);
     }
     *out_len = rlen;
@@ -98,7 +89,7 @@ stem_prefetch(const struct stem *st, uint64_t hash)
 {
     const struct stem_slot *set =
         &st->slots[(hash & (STEM_SETS - 1)) * STEM_WAYS];
-    for (unsigned w = 0; w < STEM_WAYS; w++)
+    for (unsigned w = 0; w < STEM_WAYS; w += 2)
         __builtin_prefetch(&set[w]);
 }
 
@@ -106,13 +97,12 @@ const char *
 stem_word(struct stem *st, const char *word, size_t len, uint64_t hash,
           size_t *out_len)
 {
-    if (len == 0 || len > STEM_WORD_MAX)
+    if (len == 0 || len >= STEM_SAME)
         return stem_miss(st, NULL, word, len, hash, out_len);
     struct stem_slot *set = &st->slots[(hash & (STEM_SETS - 1)) * STEM_WAYS];
     for (unsigned w = 0; w < STEM_WAYS; w++) {
         const struct stem_slot *s = &set[w];
-        if (s->hash == hash && s->word_len == len &&
-            stem_same(s->word, word, len)) {
+        if (s->hash == hash && s->word_len == len) {
             if (s->stem_len == STEM_SAME) {
                 *out_len = len;
                 return word;

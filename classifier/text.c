@@ -60,7 +60,7 @@
 #define TEXT_NAME_CP 64       /* mention and e-mail local-part length */
 #define TEXT_DETECT_WORDS 200 /* words looked at for language detection */
 #define TEXT_STEM_MIN 3       /* shorter words are kept as they are */
-#define TEXT_STEM_AHEAD 8     /* words whose stem is prefetched (stem.h) */
+#define TEXT_STEM_AHEAD 8     /* tokens whose stem is prefetched (stem.h) */
 
 /* Code point classes after cleaning. */
 enum {
@@ -1915,14 +1915,10 @@ text_stemmer(struct text_analyzer *ta, const char *name)
     return ts->st;
 }
 
-/* The first token from i on that is stemmed (n_toks if none). */
-static size_t
-text_next_stemmed(const struct text_analyzer *ta, size_t i)
+static inline int
+text_is_stemmed(const struct text_tok *tk)
 {
-    while (i < ta->n_toks && (ta->toks[i].kind != TEXT_WORD ||
-                              ta->toks[i].surf_len < TEXT_STEM_MIN))
-        i++;
-    return i;
+    return tk->kind == TEXT_WORD && tk->surf_len >= TEXT_STEM_MIN;
 }
 
 static void
@@ -1931,19 +1927,17 @@ text_stem_all(struct text_analyzer *ta, const char *lang)
     struct stem *st = text_stemmer(ta, lang);
     if (!st)
         return; /* words keep their surface */
-    /* Each word's cache set is asked for TEXT_STEM_AHEAD words early. */
-    size_t ahead = text_next_stemmed(ta, 0);
-    for (unsigned k = 0; k < TEXT_STEM_AHEAD && ahead < ta->n_toks; k++) {
-        stem_prefetch(st, ta->toks[ahead].hash);
-        ahead = text_next_stemmed(ta, ahead + 1);
-    }
-    for (size_t t = text_next_stemmed(ta, 0); t < ta->n_toks;
-         t = text_next_stemmed(ta, t + 1)) {
+    /* Each word's cache set is asked for TEXT_STEM_AHEAD tokens early. */
+    for (size_t t = 0; t < ta->n_toks && t < TEXT_STEM_AHEAD; t++)
+        if (text_is_stemmed(&ta->toks[t]))
+            stem_prefetch(st, ta->toks[t].hash);
+    for (size_t t = 0; t < ta->n_toks; t++) {
         struct text_tok *tk = &ta->toks[t];
-        if (ahead < ta->n_toks) {
-            stem_prefetch(st, ta->toks[ahead].hash);
-            ahead = text_next_stemmed(ta, ahead + 1);
-        }
+        if (t + TEXT_STEM_AHEAD < ta->n_toks &&
+            text_is_stemmed(&ta->toks[t + TEXT_STEM_AHEAD]))
+            stem_prefetch(st, ta->toks[t + TEXT_STEM_AHEAD].hash);
+        if (!text_is_stemmed(tk))
+            continue;
         size_t len;
         const char *r =
             stem_word(st, ta->arena + tk->surf, tk->surf_len, tk->hash, &len);
