@@ -575,23 +575,35 @@ scorer_expand(struct clf_scorer *sc, const struct clf_model *m)
     return 0;
 }
 
-/* Offer feature i with contribution w (raw log-odds) to the top list. */
-static void
-top_offer(size_t *top, double *w, unsigned *n, size_t i, double wi)
+/* One head's largest contributions so far: the comment's reasons. */
+struct top {
+    size_t i[CLF_MAX_REASONS];
+    double w[CLF_MAX_REASONS]; /* raw log-odds, largest |w| first */
+    unsigned n;
+    double floor; /* the |w| a newcomer must beat: -1 until the list is full */
+};
+
+static void __attribute__((noinline))
+top_insert(struct top *t, size_t i, double wi)
 {
-    unsigned j = *n < CLF_MAX_REASONS ? (*n)++ : CLF_MAX_REASONS;
-    if (j == CLF_MAX_REASONS) {
-        if (fabs(wi) <= fabs(w[CLF_MAX_REASONS - 1]))
-            return;
-        j = CLF_MAX_REASONS - 1;
-    }
-    while (j > 0 && fabs(w[j - 1]) < fabs(wi)) {
-        w[j] = w[j - 1];
-        top[j] = top[j - 1];
+    unsigned j = t->n < CLF_MAX_REASONS ? t->n++ : CLF_MAX_REASONS - 1;
+    while (j > 0 && fabs(t->w[j - 1]) < fabs(wi)) {
+        t->w[j] = t->w[j - 1];
+        t->i[j] = t->i[j - 1];
         j--;
     }
-    w[j] = wi;
-    top[j] = i;
+    t->w[j] = wi;
+    t->i[j] = i;
+    if (t->n == CLF_MAX_REASONS)
+        t->floor = fabs(t->w[CLF_MAX_REASONS - 1]);
+}
+
+/* Offer feature i with contribution wi: most are turned away inline. */
+static inline void
+top_offer(struct top *t, size_t i, double wi)
+{
+    if (fabs(wi) > t->floor)
+        top_insert(t, i, wi);
 }
 
 /* The index when it reflects the model's counts (a model that is learning
@@ -725,9 +737,11 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         prefetch_feature(sc, m, ix, &v[i]);
     /* Reasons: the largest contributions per head, a word's n-grams
      * counted together as one reason. */
-    size_t top[CLF_MAX_LABELS][CLF_MAX_REASONS];
-    double topw[CLF_MAX_LABELS][CLF_MAX_REASONS];
-    unsigned ntop[CLF_MAX_LABELS] = {0};
+    struct top top[CLF_MAX_LABELS];
+    for (unsigned h = 0; h < m->n_labels; h++) {
+        top[h].n = 0;
+        top[h].floor = -1;
+    }
     for (size_t i = 0; i < n; i++) {
         if (i + PREFETCH_AHEAD < n)
             prefetch_feature(sc, m, ix, &v[i + PREFETCH_AHEAD]);
@@ -747,7 +761,7 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
                 sum[h] += wi;
                 known[h] += wk;
                 if (with_reasons && wk)
-                    top_offer(top[h], topw[h], &ntop[h], i, wi);
+                    top_offer(&top[h], i, wi);
             }
             continue;
         }
@@ -762,7 +776,7 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
             sum[h] += wi;
             known[h]++;
             if (with_reasons)
-                top_offer(top[h], topw[h], &ntop[h], i, wi);
+                top_offer(&top[h], i, wi);
         }
     }
     for (unsigned h = 0; h < m->n_labels; h++) {
@@ -775,11 +789,11 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
             hd->all.docs[0] == 0 || hd->all.docs[1] == 0 ||
             known[h] < m->settings.min_known;
         double a = head_calibration(hd, li)->cal_a;
-        r->n_reasons = ntop[h];
-        for (unsigned j = 0; j < ntop[h]; j++) {
-            feat_name(&v[top[h][j]], &sc->doc, r->reasons[j].feature,
+        r->n_reasons = top[h].n;
+        for (unsigned j = 0; j < top[h].n; j++) {
+            feat_name(&v[top[h].i[j]], &sc->doc, r->reasons[j].feature,
                       sizeof r->reasons[j].feature);
-            r->reasons[j].weight = a * topw[h][j];
+            r->reasons[j].weight = a * top[h].w[j];
         }
     }
     return CLF_OK;
