@@ -22,9 +22,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-
 #include "modfilterd.h"
 #include "queue.h"
 
@@ -115,8 +112,7 @@ static void
 akismet_header(struct route_ctx *ctx, const char *name, const char *value)
 {
     if (ctx->req != NULL)
-        evhttp_add_header(evhttp_request_get_output_headers(ctx->req), name,
-                          value);
+        http_reply_header(ctx->req, name, value);
 }
 
 /* "invalid" with the reason in X-akismet-debug-help. */
@@ -160,9 +156,7 @@ akismet_key_blog(const struct route_ctx *ctx, const struct form *f,
         *why = key[0] ? "Invalid API key." : "Empty \"api_key\" value";
         return blog;
     }
-    host = ctx->req ? evhttp_find_header(
-                          evhttp_request_get_input_headers(ctx->req), "Host")
-                    : NULL;
+    host = ctx->req ? http_request_header(ctx->req, "Host") : NULL;
     *why = "Empty \"api_key\" value";
     if (host == NULL || (dot = strchr(host, '.')) == NULL)
         return NULL;
@@ -353,12 +347,12 @@ static const struct {
     int methods;
     const char *allow;
 } akismet_routes[] = {
-    {"/1.1/verify-key", AKISMET_VERIFY_KEY, EVHTTP_REQ_POST, "POST"},
-    {"/1.1/comment-check", AKISMET_COMMENT_CHECK, EVHTTP_REQ_POST, "POST"},
-    {"/1.1/submit-spam", AKISMET_SUBMIT_SPAM, EVHTTP_REQ_POST, "POST"},
-    {"/1.1/submit-ham", AKISMET_SUBMIT_HAM, EVHTTP_REQ_POST, "POST"},
-    {"/1.2/usage-limit", AKISMET_USAGE_LIMIT, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
-     "GET, POST"},
+    {"/1.1/verify-key", AKISMET_VERIFY_KEY, HTTP_METHOD_POST, "POST"},
+    {"/1.1/comment-check", AKISMET_COMMENT_CHECK, HTTP_METHOD_POST, "POST"},
+    {"/1.1/submit-spam", AKISMET_SUBMIT_SPAM, HTTP_METHOD_POST, "POST"},
+    {"/1.1/submit-ham", AKISMET_SUBMIT_HAM, HTTP_METHOD_POST, "POST"},
+    {"/1.2/usage-limit", AKISMET_USAGE_LIMIT,
+     HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST"},
 };
 
 /* The Content-Type's charset parameter into out ("" when none). */
@@ -381,22 +375,19 @@ akismet_ct_charset(const char *ct, char *out, size_t len)
 static int
 akismet_parse(struct route_ctx *ctx, struct form *f)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(ctx->req);
-    struct evbuffer *body = evhttp_request_get_input_buffer(ctx->req);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ctx->req);
-    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-    size_t blen = evbuffer_get_length(body), qlen = query ? strlen(query) : 0;
+    const char *query = ctx->req->query;
+    size_t blen = ctx->req->body_len, qlen = query ? strlen(query) : 0;
     char charset[40], err[120], *all;
     int rc;
 
-    if (blen > ctx->w->max_body) {
+    if (ctx->req->too_large || blen > ctx->w->max_body) {
         snprintf(err, sizeof(err),
-                 "The body is %zu bytes; this server takes %lu", blen,
+                 "The body is over %lu bytes, what this server takes",
                  ctx->w->max_body);
         akismet_invalid(ctx, 413, err);
         return -1;
     }
-    akismet_ct_charset(evhttp_find_header(in, "Content-Type"), charset,
+    akismet_ct_charset(http_request_header(ctx->req, "Content-Type"), charset,
                        sizeof(charset));
     all = malloc(qlen + 1 + blen + 1);
     if (all == NULL) {
@@ -407,7 +398,7 @@ akismet_parse(struct route_ctx *ctx, struct form *f)
         memcpy(all, query, qlen);
     all[qlen] = '&';
     if (blen > 0)
-        evbuffer_copyout(body, all + qlen + 1, blen);
+        memcpy(all + qlen + 1, ctx->req->body, blen);
     rc = form_parse(all, qlen + 1 + blen, charset[0] ? charset : NULL, f, err,
                     sizeof(err));
     free(all);
@@ -423,7 +414,7 @@ akismet_handle(struct route_ctx *ctx, const char *path)
 {
     struct akismet_req ar;
     const char *why = NULL;
-    int method = (int)evhttp_request_get_command(ctx->req);
+    int method = ctx->req->method;
     size_t i, n = sizeof(akismet_routes) / sizeof(akismet_routes[0]);
 
     memset(&ar, 0, sizeof(ar));

@@ -34,41 +34,6 @@ struct form_span {
     size_t off, len;
 };
 
-static int
-form_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..len) to out; returns the bytes written (<= len). */
-static size_t
-form_unescape(const char *s, size_t len, char *out)
-{
-    size_t i, n = 0;
-
-    for (i = 0; i < len; i++) {
-        int hi, lo;
-
-        if (s[i] == '+') {
-            out[n++] = ' ';
-        } else if (s[i] == '%' && i + 2 < len &&
-                   (hi = form_hex((unsigned char)s[i + 1])) >= 0 &&
-                   (lo = form_hex((unsigned char)s[i + 2])) >= 0) {
-            out[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    return n;
-}
-
 static size_t
 form_put_cp(unsigned cp, char *out)
 {
@@ -226,12 +191,12 @@ form_parse(const char *body, size_t len, const char *charset_hint,
         if (seg_end > p) {
             spans[2 * n].off = raw_len;
             spans[2 * n].len =
-                form_unescape(p, (size_t)(name_end - p), raw + raw_len);
+                httpparse_decode(p, (size_t)(name_end - p), raw + raw_len, 1);
             raw_len += spans[2 * n].len;
             spans[2 * n + 1].off = raw_len;
             spans[2 * n + 1].len =
-                eq ? form_unescape(eq + 1, (size_t)(seg_end - eq - 1),
-                                   raw + raw_len)
+                eq ? httpparse_decode(eq + 1, (size_t)(seg_end - eq - 1),
+                                      raw + raw_len, 1)
                    : 0;
             raw_len += spans[2 * n + 1].len;
             n++;

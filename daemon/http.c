@@ -1,16 +1,10 @@
 /*
- * http.c - listening sockets, the evhttp of each worker, and what evhttp
- * 2.1.12 lacks: connection counting and a whole-request deadline.
- *
- * Every accepted connection gets a struct http_conn through evhttp's
- * bufferevent callback.  Right after accept (an event activated from that
- * callback, run before the loop polls again) it learns its evhttp
- * connection, sets the close callback that frees it, and is counted; over
- * limits.max_connections, or limits.max_connections_per_addr from its
- * address (addrlimit.c), it is closed at once.  A callback on the input
- * buffer notices the first byte of each request and arms a timer of
- * limits.request_timeout_s; the reply disarms it.  A client that drips
- * bytes is closed when it fires (evhttp's own timeout is idle-only).
+ * http.c - listening sockets, and the daemon's side of each worker's
+ * httpd (httpd.c): its limits from the config, and at accept the
+ * connection counts: over limits.max_connections, or
+ * limits.max_connections_per_addr from one address (addrlimit.c), a new
+ * connection is closed at once (no HTTP reply is possible before a
+ * request).  Deadlines, body and header limits are httpd's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,12 +18,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "modfilterd.h"
 
@@ -159,26 +147,6 @@ fail:
 
 /* ---- connections ------------------------------------------------------ */
 
-static size_t
-http_bucket(const struct evhttp_connection *evcon)
-{
-    return ((uintptr_t)evcon >> 4) % HTTP_CONN_BUCKETS;
-}
-
-struct http_conn *
-http_conn_of(struct worker *w, struct evhttp_request *req)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct http_conn *c;
-
-    if (evcon == NULL)
-        return NULL;
-    for (c = w->conns[http_bucket(evcon)]; c != NULL; c = c->next)
-        if (c->evcon == evcon)
-            return c;
-    return NULL;
-}
-
 int
 http_addr_local(const struct sockaddr *sa)
 {
@@ -201,71 +169,39 @@ http_addr_local(const struct sockaddr *sa)
     return 0;
 }
 
-static void
-http_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-    struct http_conn *c = arg;
-    struct worker *w = c->w;
-    struct http_conn **pp;
-
-    (void)evcon;
-    if (c->gone != NULL)
-        c->gone(c->gone_arg);
-    for (pp = &w->conns[http_bucket(c->evcon)]; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    if (c->writing)
-        w->writing--;
-    if (c->addr_counted)
-        addrlimit_release(w->addrlimit, &c->addr);
-    w->n_conns--;
-    metrics_connections_add(-1);
-    evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
-    event_free(c->timer);
-    free(c);
-    worker_maybe_done(w);
-}
-
-/* The first byte of a request arms its deadline. */
-static void
-http_conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                void *arg)
-{
-    struct http_conn *c = arg;
-    struct timeval tv;
-
-    (void)buf;
-    if (info->n_added == 0 || c->deadline || c->evcon == NULL)
-        return;
-    tv.tv_sec = c->w->request_timeout_s;
-    tv.tv_usec = 0;
-    evtimer_add(c->timer, &tv);
-    c->deadline = 1;
-}
-
-/* Count c against limits.max_connections_per_addr (Unix-socket peers are
- * exempt): 0 when it may stay, -1 when its address is at the limit.  The
- * warning is rate-limited: a flood of refusals is one line per interval. */
+/* Count a connection from sa against limits.max_connections_per_addr
+ * (Unix-socket peers are exempt): 0 when it may stay (*key gets the
+ * counted address, malloc'd, or NULL when not counted), -1 when its
+ * address is at the limit.  The warning is rate-limited: a flood of
+ * refusals is one line per interval. */
 static int
-http_conn_count_addr(struct http_conn *c)
+http_count_addr(struct worker *w, const struct sockaddr *sa,
+                struct addrlimit_key **key)
 {
     static long long last_warn_ms; /* atomic, process-wide */
-    const struct sockaddr *sa = evhttp_connection_get_addr(c->evcon);
+    struct addrlimit_key k;
     enum addrlimit_result r;
     unsigned long long n;
     long long now, last;
     char text[INET6_ADDRSTRLEN];
 
-    if (c->w->addrlimit == NULL || addrlimit_key_of(sa, &c->addr) < 0)
+    *key = NULL;
+    if (w->addrlimit == NULL || addrlimit_key_of(sa, &k) < 0)
         return 0;
-    r = addrlimit_acquire(c->w->addrlimit, &c->addr);
-    c->addr_counted = r == ADDRLIMIT_COUNTED;
+    r = addrlimit_acquire(w->addrlimit, &k);
+    if (r == ADDRLIMIT_COUNTED) {
+        *key = malloc(sizeof(k));
+        if (*key == NULL) {
+            addrlimit_release(w->addrlimit, &k);
+            return -1;
+        }
+        **key = k;
+        return 0;
+    }
     if (r != ADDRLIMIT_REFUSED)
         return 0;
     n = metrics_connection_refused(METRICS_REFUSED_PER_ADDR);
-    if (inet_ntop(c->addr.family, c->addr.addr, text, sizeof(text)) == NULL)
+    if (inet_ntop(k.family, k.addr, text, sizeof(text)) == NULL)
         snprintf(text, sizeof(text), "?");
     now = util_now_ms();
     last = __atomic_load_n(&last_warn_ms, __ATOMIC_RELAXED);
@@ -275,7 +211,7 @@ http_conn_count_addr(struct http_conn *c)
         log_warnx("closing new connections from %s: "
                   "limits.max_connections_per_addr=%lu reached (%llu "
                   "refused since start; at most one such line every %d s)",
-                  text, c->w->max_connections_per_addr, n,
+                  text, w->max_connections_per_addr, n,
                   HTTP_REFUSED_WARN_MS / 1000);
     else
         log_debug("closing a new connection from %s: "
@@ -284,140 +220,59 @@ http_conn_count_addr(struct http_conn *c)
     return -1;
 }
 
-/* Right after accept: adopt the evhttp connection.  Later: the deadline. */
-static void
-http_conn_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct http_conn *c = arg;
-    struct worker *w = c->w;
-    bufferevent_data_cb rd, wr;
-    bufferevent_event_cb ev;
-    void *cbarg = NULL;
-
-    (void)fd;
-    (void)what;
-    if (c->evcon == NULL) {
-        bufferevent_getcb(c->bev, &rd, &wr, &ev, &cbarg);
-        if (cbarg == NULL) {
-            /* Not an evhttp connection after all (cannot happen with
-             * libevent 2.1): leave it untracked rather than guess. */
-            log_warnx("worker %u: an accepted connection has no evhttp "
-                      "connection",
-                      w->index);
-            return;
-        }
-        c->evcon = cbarg; /* evhttp passes its connection to its callbacks */
-        evhttp_connection_set_closecb(c->evcon, http_conn_closed, c);
-        c->local = http_addr_local(evhttp_connection_get_addr(c->evcon));
-        c->next = w->conns[http_bucket(c->evcon)];
-        w->conns[http_bucket(c->evcon)] = c;
-        w->n_conns++;
-        metrics_connections_add(1);
-        if ((unsigned long)metrics_connections() > w->max_connections ||
-            w->stopping) {
-            log_debug("closing a new connection: %s",
-                      w->stopping ? "shutting down"
-                                  : "limits.max_connections reached");
-            if (!w->stopping)
-                metrics_connection_refused(METRICS_REFUSED_MAX_CONNECTIONS);
-            evhttp_connection_free(c->evcon); /* frees c */
-            return;
-        }
-        if (http_conn_count_addr(c) < 0) {
-            evhttp_connection_free(c->evcon); /* frees c */
-            return;
-        }
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
-            struct evbuffer_cb_info info = {0, 1, 0};
-
-            http_conn_input(NULL, &info, c);
-        }
-        return;
-    }
-    c->deadline = 0;
-    if (c->gone != NULL || c->writing)
-        return; /* bounded by redis.timeout_ms / the write timeout */
-    log_debug("closing a connection: no complete request within "
-              "limits.request_timeout_s=%u",
-              w->request_timeout_s);
-    metrics_request(METRICS_ROUTE_OTHER, 408, (double)w->request_timeout_s);
-    evhttp_connection_free(c->evcon); /* frees c */
-}
-
-static struct bufferevent *
-http_bevcb(struct event_base *base, void *arg)
+static int
+http_accepted(struct http_conn *c, const struct sockaddr *peer, void *arg)
 {
     struct worker *w = arg;
-    struct http_conn *c = calloc(1, sizeof(*c));
+    struct addrlimit_key *key = NULL;
 
-    if (c == NULL)
-        return NULL; /* evhttp makes its own; the connection goes untracked */
-    c->w = w;
-    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(base, http_conn_timer, c);
-    if (c->bev == NULL || c->timer == NULL)
-        goto fail;
-    c->in_cb =
-        evbuffer_add_cb(bufferevent_get_input(c->bev), http_conn_input, c);
-    if (c->in_cb == NULL)
-        goto fail;
-    /* Runs in this loop iteration, after evhttp has set up the
-     * connection and before any I/O on it. */
-    event_active(c->timer, EV_TIMEOUT, 1);
-    return c->bev;
-fail:
-    if (c->timer != NULL)
-        event_free(c->timer);
-    if (c->bev != NULL)
-        bufferevent_free(c->bev);
-    free(c);
-    return NULL;
+    if ((unsigned long)metrics_connections() >= w->max_connections ||
+        w->stopping) {
+        log_debug("closing a new connection: %s",
+                  w->stopping ? "shutting down"
+                              : "limits.max_connections reached");
+        if (!w->stopping)
+            metrics_connection_refused(METRICS_REFUSED_MAX_CONNECTIONS);
+        return -1;
+    }
+    if (http_count_addr(w, peer, &key) < 0)
+        return -1;
+    c->user = key;
+    c->local = http_addr_local(peer);
+    w->n_conns++;
+    metrics_connections_add(1);
+    return 0;
 }
 
 static void
-http_sent(struct evhttp_request *req, void *arg)
+http_closed(struct http_conn *c, void *arg)
 {
-    struct http_conn *c = arg;
+    struct worker *w = arg;
+    struct addrlimit_key *key = c->user;
 
-    (void)req;
-    if (c->writing) {
-        c->writing = 0;
-        c->w->writing--;
+    if (key != NULL) {
+        addrlimit_release(w->addrlimit, key);
+        free(key);
+        c->user = NULL;
     }
-    worker_maybe_done(c->w);
+    w->n_conns--;
+    metrics_connections_add(-1);
 }
 
-void
-http_send(struct evhttp_request *req, struct http_conn *c, int status,
-          const char *content_type, struct evbuffer *body)
+static void
+http_answered(int status, double seconds, void *arg)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    (void)arg;
+    if (status == 408)
+        log_debug("closing a connection: no complete request within "
+                  "limits.request_timeout_s");
+    metrics_request(METRICS_ROUTE_OTHER, status, seconds);
+}
 
-    if (content_type != NULL)
-        evhttp_add_header(h, "Content-Type", content_type);
-    if (c != NULL) {
-        struct worker *w = c->w;
-
-        c->gone = NULL;
-        c->gone_arg = NULL;
-        if (c->deadline) {
-            evtimer_del(c->timer);
-            c->deadline = 0;
-        }
-        /* Bytes of a pipelined request already read start its clock. */
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
-            struct evbuffer_cb_info info = {0, 1, 0};
-
-            http_conn_input(NULL, &info, c);
-        }
-        if (w->stopping)
-            evhttp_add_header(h, "Connection", "close");
-        c->writing = 1;
-        w->writing++;
-        evhttp_request_set_on_complete_cb(req, http_sent, c);
-    }
-    /* May free the connection (Connection: close): c is not used after. */
-    evhttp_send_reply(req, status, NULL, body);
+static void
+http_drained(void *arg)
+{
+    worker_maybe_done(arg);
 }
 
 /* ---- per-worker server ------------------------------------------------ */
@@ -426,26 +281,27 @@ int
 http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
                  unsigned n_fds)
 {
+    struct httpd_config hc;
+    struct httpd_hooks hooks;
     unsigned i;
-    size_t lib_body;
 
-    w->http = evhttp_new(w->base);
-    if (w->http == NULL) {
-        log_warnx("worker %u: evhttp_new failed", w->index);
+    memset(&hc, 0, sizeof(hc));
+    hc.max_body = cfg->max_body;
+    hc.max_headers = cfg->max_headers;
+    hc.request_timeout_s = cfg->request_timeout_s;
+    hc.idle_timeout_s = cfg->idle_timeout_s;
+    memset(&hooks, 0, sizeof(hooks));
+    hooks.accepted = http_accepted;
+    hooks.closed = http_closed;
+    hooks.request = routes_dispatch;
+    hooks.answered = http_answered;
+    hooks.drained = http_drained;
+    hooks.arg = w;
+    w->httpd = httpd_new(w->base, &hc, &hooks);
+    if (w->httpd == NULL) {
+        log_warnx("worker %u: out of memory", w->index);
         return -1;
     }
-    /* libevent's body limit sits above ours so that most oversized bodies
-     * get the daemon's JSON 413; only far larger ones meet libevent's. */
-    lib_body = cfg->max_body * 2 + 4096;
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)lib_body);
-    evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_headers);
-    evhttp_set_timeout(w->http, (int)cfg->idle_timeout_s);
-    evhttp_set_allowed_methods(
-        w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                     EVHTTP_REQ_PATCH);
-    evhttp_set_bevcb(w->http, http_bevcb, w);
-    evhttp_set_gencb(w->http, routes_dispatch, w);
     for (i = 0; i < n_fds && i < 2; i++) {
         int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
 
@@ -453,13 +309,10 @@ http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
             log_warn("worker %u: dup", w->index);
             return -1;
         }
-        w->bound[w->n_bound] = evhttp_accept_socket_with_handle(w->http, fd);
-        if (w->bound[w->n_bound] == NULL) {
+        if (httpd_listen(w->httpd, fd) < 0) { /* closes fd */
             log_warnx("worker %u: cannot accept on a listener", w->index);
-            close(fd);
             return -1;
         }
-        w->n_bound++;
     }
     return 0;
 }
@@ -467,17 +320,12 @@ http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
 void
 http_worker_stop_accepting(struct worker *w)
 {
-    unsigned i;
-
-    for (i = 0; i < w->n_bound; i++)
-        evhttp_del_accept_socket(w->http, w->bound[i]);
-    w->n_bound = 0;
+    httpd_stop(w->httpd);
 }
 
 void
 http_worker_free(struct worker *w)
 {
-    if (w->http != NULL)
-        evhttp_free(w->http);
-    w->http = NULL;
+    httpd_free(w->httpd);
+    w->httpd = NULL;
 }

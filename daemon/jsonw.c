@@ -316,6 +316,12 @@ jsonw_raw(struct jsonw *w, const char *json, size_t len)
 }
 
 void
+jsonw_text_end(struct jsonw *w, const char *s, size_t len)
+{
+    jsonw_append(w, s, len);
+}
+
+void
 jsonw_null(struct jsonw *w)
 {
     jsonw_raw(w, "null", 4);

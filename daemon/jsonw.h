@@ -66,5 +66,7 @@ void jsonw_bool(struct jsonw *w, int b);
 void jsonw_null(struct jsonw *w);
 /* A value that is already JSON text (len bytes), copied as is. */
 void jsonw_raw(struct jsonw *w, const char *json, size_t len);
+/* Bytes after the finished text (a reply's newline), no separator. */
+void jsonw_text_end(struct jsonw *w, const char *s, size_t len);
 
 #endif

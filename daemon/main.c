@@ -414,7 +414,7 @@ main(int argc, char **argv)
     if (main_parse_args(argc, argv, &o) != 0)
         return 2;
     log_init(1, o.verbose);
-    signal(SIGPIPE, SIG_IGN); /* hiredis and evhttp write to sockets */
+    signal(SIGPIPE, SIG_IGN); /* hiredis and httpd write to sockets */
 
     cfg = main_load_config(&o, &err);
     if (cfg == NULL) {

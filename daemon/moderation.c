@@ -16,8 +16,6 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "modfilterd.h"
 #include "queue.h"
@@ -93,8 +91,7 @@ static const char *
 moderation_who(const struct route_ctx *ctx)
 {
     const char *name = NULL;
-    const char *hdr = evhttp_find_header(
-        evhttp_request_get_input_headers(ctx->req), "Authorization");
+    const char *hdr = http_request_header(ctx->req, "Authorization");
 
     if (auth_check(ctx->st->cfg->auth, hdr, &name) != AUTH_MODERATOR ||
         name == NULL)
@@ -115,46 +112,43 @@ static int
 moderation_page_args(struct route_ctx *ctx, int (*valid)(const char *),
                      unsigned *limit, char *cur, size_t cur_len)
 {
-    const char *query =
-        evhttp_uri_get_query(evhttp_request_get_evhttp_uri(ctx->req));
-    const char *v, *cursor;
-    struct evkeyvalq q;
+    const char *query = ctx->req->query ? ctx->req->query : "";
+    char v[32], cursor[256];
+    long vlen, clen;
     unsigned long n;
     char *end;
-    int ret = -1;
 
     *limit = MODERATION_PAGE_DEFAULT;
     cur[0] = '\0';
-    /* Initialises q, also when it fails. */
-    if (evhttp_parse_query_str(query ? query : "", &q) != 0) {
+    vlen = httpparse_query_get(query, "limit", v, sizeof(v));
+    clen = httpparse_query_get(query, "cursor", cursor, sizeof(cursor));
+    if (vlen == -2 || clen == -2) {
         routes_error(ctx, 400, "invalid_request", "bad query string");
-        goto done;
+        return -1;
     }
-    v = evhttp_find_header(&q, "limit");
-    if (v != NULL) {
+    if (vlen >= (long)sizeof(v))
+        v[0] = 'x'; /* far too long for a limit */
+    if (vlen >= 0) {
         n = strtoul(v, &end, 10);
         if (v[0] < '0' || v[0] > '9' || *end != '\0' || n < 1 ||
             n > QUEUE_LIMIT_MAX) {
             routes_error(ctx, 400, "invalid_request",
                          "limit must be a number from 1 to %d",
                          QUEUE_LIMIT_MAX);
-            goto done;
+            return -1;
         }
         *limit = (unsigned)n;
     }
-    cursor = evhttp_find_header(&q, "cursor");
-    if (cursor != NULL && cursor[0] != '\0') {
-        if (strlen(cursor) >= cur_len || !valid(cursor)) {
+    if (clen > 0) {
+        if ((size_t)clen >= cur_len || (size_t)clen >= sizeof(cursor) ||
+            strlen(cursor) != (size_t)clen || !valid(cursor)) {
             routes_error(ctx, 400, "invalid_request",
                          "cursor must be a next_cursor of this route");
-            goto done;
+            return -1;
         }
         snprintf(cur, cur_len, "%s", cursor);
     }
-    ret = 0;
-done:
-    evhttp_clear_headers(&q);
-    return ret;
+    return 0;
 }
 
 /* The body as a JSON object (an empty body is {} when empty_ok): a new
@@ -162,10 +156,8 @@ done:
 static json_t *
 moderation_body(struct route_ctx *ctx, int empty_ok)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
-    const char *ct = evhttp_find_header(
-        evhttp_request_get_input_headers(ctx->req), "Content-Type");
-    size_t n = evbuffer_get_length(in);
+    const char *ct = http_request_header(ctx->req, "Content-Type");
+    size_t n = ctx->req->body_len;
     json_error_t jerr;
     json_t *root;
 
@@ -183,8 +175,7 @@ moderation_body(struct route_ctx *ctx, int empty_ok)
                      ctx->w->max_body);
         return NULL;
     }
-    root = json_loadb((const char *)evbuffer_pullup(in, -1), n,
-                      JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(ctx->req->body, n, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         routes_error(ctx, 400, "invalid_json", "line %d column %d: %s",
                      jerr.line, jerr.column, jerr.text);
@@ -946,8 +937,7 @@ moderation_stats(struct route_ctx *ctx)
 static void
 moderation_method(struct route_ctx *ctx, const char *allow)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(ctx->req), "Allow",
-                      allow);
+    http_reply_header(ctx->req, "Allow", allow);
     routes_error(ctx, 405, "method_not_allowed", "this route takes %s", allow);
 }
 
@@ -964,7 +954,7 @@ moderation_handle(struct route_ctx *ctx, const char *path)
         {"/v1/history", moderation_history},
         {"/v1/stats", moderation_stats},
     };
-    int get = evhttp_request_get_command(ctx->req) == EVHTTP_REQ_GET;
+    int get = ctx->req->method == HTTP_METHOD_GET;
     const char *rest, *slash;
     char id[REQUEST_ID_MAX + 1];
     size_t id_len, i;

@@ -5,7 +5,7 @@
  *
  * Threads: main.c owns the process (flags, signals, reload, shutdown);
  * worker.c runs server.workers event loops, each with its own event_base,
- * evhttp, clf_scorer and struct queue.  What workers share is read-only or
+ * httpd, clf_scorer and struct queue.  What workers share is read-only or
  * atomic: the current struct state (config + model, swapped on SIGHUP),
  * metrics counters, the log; the per-address connection counts and the
  * spool have their own mutexes.
@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "classifier.h"
+#include "httpd.h"
 #include "jsonw.h"
 
 #define MODFILTERD_VERSION "0.1.0"
@@ -28,12 +29,6 @@
 struct evbuffer;
 struct event;
 struct event_base;
-struct evhttp;
-struct evhttp_bound_socket;
-struct evhttp_connection;
-struct evhttp_request;
-struct bufferevent;
-struct evbuffer_cb_entry;
 struct queue;
 struct sockaddr;
 
@@ -382,62 +377,43 @@ unsigned long addrlimit_count(struct addrlimit *t,
                               const struct addrlimit_key *key);
 unsigned long addrlimit_entries(struct addrlimit *t);
 
-/* ---- http.c: listeners, connections, limits, replies ------------------ */
+/* ---- http.c: listeners, connection limits, the worker's httpd --------
+ *
+ * The HTTP server itself is httpd.c (httpd.h); http.c opens the listening
+ * sockets and holds the daemon's policy on connections: limits.* for the
+ * worker's httpd, limits.max_connections and limits.max_connections_per_addr
+ * (addrlimit.c) at accept, metrics. */
 
 struct worker;
-
-/* One client connection, known from accept to close. */
-struct http_conn {
-    struct worker *w;
-    struct evhttp_connection *evcon; /* set just after accept */
-    struct bufferevent *bev;         /* the connection's bufferevent */
-    struct event *timer;             /* setup, then request deadline */
-    struct evbuffer_cb_entry *in_cb; /* notices the first byte */
-    struct http_conn *next;          /* worker's hash chain */
-    int local;                       /* loopback or Unix-socket peer */
-    int addr_counted;                /* in the worker's addrlimit */
-    struct addrlimit_key addr;       /* the peer, when addr_counted */
-    int deadline;                    /* timer armed for a request */
-    int writing;                     /* a reply is being written */
-    /* A request waiting on Redis: gone(arg) runs if the connection closes
-     * first (evhttp may then free the request; see routes.c). */
-    void (*gone)(void *arg);
-    void *gone_arg;
-};
 
 /* Open a listening socket: "host:port" (TCP; *port_out gets the port) or
  * a Unix socket path.  -1 with a logged reason. */
 int http_listen_tcp(const char *hostport, int *port_out);
 int http_listen_unix(const char *path);
-/* Set up w->http on w->base with the limits of cfg, accepting on dup()s of
- * fds.  -1 on failure (logged). */
+/* Set up w->httpd on w->base with the limits of cfg, accepting on dup()s
+ * of fds.  -1 on failure (logged). */
 int http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
                      unsigned n_fds);
 /* Stop accepting (the listeners of this worker close). */
 void http_worker_stop_accepting(struct worker *w);
-/* Free the evhttp and every connection. */
+/* Free the httpd and every connection. */
 void http_worker_free(struct worker *w);
 /* 1 for a loopback (127.0.0.0/8, ::1, ::ffff:127.x) or Unix-socket peer. */
 int http_addr_local(const struct sockaddr *sa);
-/* The connection of a request, NULL if unknown. */
-struct http_conn *http_conn_of(struct worker *w, struct evhttp_request *req);
-/* Send a reply; body may be NULL.  Ends the request's deadline. */
-void http_send(struct evhttp_request *req, struct http_conn *c, int status,
-               const char *content_type, struct evbuffer *body);
 
 /* ---- routes.c: the HTTP API ------------------------------------------- */
 
-/* evhttp's generic callback; arg is the struct worker. */
-void routes_dispatch(struct evhttp_request *req, void *arg);
+/* httpd's request hook; arg is the struct worker. */
+void routes_dispatch(struct http_request *req, void *arg);
 
 /* One request, from dispatch to its one reply.  A handler replies exactly
  * once (routes_reply, or through routes_comment's callback), or hands the
  * request to a struct route_pending while it waits on Redis. */
 struct route_ctx {
     struct worker *w;
-    struct evhttp_request *req; /* NULL once evhttp freed it */
-    struct http_conn *c;        /* NULL once the connection closed */
-    struct state *st;           /* a reference, or NULL */
+    struct http_request *req; /* NULL once the client went away */
+    struct http_conn *c;      /* NULL once the connection closed */
+    struct state *st;         /* a reference, or NULL */
     enum metrics_route route;
     double t0;
     const char *verdict; /* for the log line, or NULL */
@@ -445,8 +421,8 @@ struct route_ctx {
 };
 
 /* The reply: text (NUL-terminated; NULL for none) with its Content-Type.
- * Headers may be added to ctx->req's output headers first (when ctx->req
- * is not NULL).  Logs, counts, releases ctx->st. */
+ * Headers may be added with http_reply_header(ctx->req, ...) first (when
+ * ctx->req is not NULL).  Logs, counts, releases ctx->st. */
 void routes_reply(struct route_ctx *ctx, int status, const char *ctype,
                   const char *text);
 /* The JSON error reply {"error": {"code", "message"}}, with Retry-After on
@@ -691,14 +667,10 @@ size_t spool_encode(const struct spool_record *r, unsigned char **out);
 
 /* ---- worker.c: event-loop threads ------------------------------------- */
 
-#define HTTP_CONN_BUCKETS 1024
-
 struct worker {
     unsigned index;
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound[2];
-    unsigned n_bound;
+    struct httpd *httpd;
     struct clf_scorer *scorer;
     struct queue *queue;
     struct spool *spool; /* borrowed (main.c); NULL when disabled */
@@ -706,12 +678,10 @@ struct worker {
     struct event *stop_ev;
     struct event *grace_ev;
     struct event *log_ev; /* flushes the request lines of a loop pass */
-    struct http_conn *conns[HTTP_CONN_BUCKETS];
     unsigned long n_conns;
     unsigned long pending;       /* requests waiting on Redis */
     struct route_pending *spare; /* freed ones, for reuse (routes.c) */
     unsigned n_spare;
-    unsigned long writing; /* replies being written */
     int stopping;
     long long stop_deadline_ms;
     unsigned request_timeout_s;

@@ -8,9 +8,8 @@
  * which struct queue guarantees to run once; or, when Redis could not take
  * the comment and the spool can, the spool's callback (route_spooled, run
  * once on the worker after the fdatasync).  If the client goes first,
- * http.c calls route_gone(): when evhttp detached the request it stays ours
- * and the callback's reply frees it; otherwise evhttp frees it and the
- * callback must not touch it.
+ * httpd calls route_gone(): the request is freed with the connection, so
+ * route_gone clears ctx.req and the callback's reply is dropped.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -22,8 +21,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "modfilterd.h"
 #include "queue.h"
@@ -60,66 +57,32 @@ route_sanitize(const char *in, char *out, size_t len)
 }
 
 static const char *
-route_method(struct evhttp_request *req)
+route_method(const struct http_request *req)
 {
-    switch (evhttp_request_get_command(req)) {
-    case EVHTTP_REQ_GET:
+    switch (req->method) {
+    case HTTP_METHOD_GET:
         return "GET";
-    case EVHTTP_REQ_POST:
+    case HTTP_METHOD_POST:
         return "POST";
-    case EVHTTP_REQ_HEAD:
+    case HTTP_METHOD_HEAD:
         return "HEAD";
-    case EVHTTP_REQ_PUT:
+    case HTTP_METHOD_PUT:
         return "PUT";
-    case EVHTTP_REQ_DELETE:
+    case HTTP_METHOD_DELETE:
         return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
+    case HTTP_METHOD_OPTIONS:
         return "OPTIONS";
-    case EVHTTP_REQ_PATCH:
+    case HTTP_METHOD_PATCH:
         return "PATCH";
     default:
         return "-";
     }
 }
 
-/* Date (formatted once a second per thread) and Content-Length, which
- * evhttp would otherwise format with printf on every reply. */
-static void
-route_headers(struct evhttp_request *req, int status, struct evbuffer *body)
-{
-    static _Thread_local time_t date_sec = -1;
-    static _Thread_local char date[40];
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    time_t now = time(NULL);
-    char len[24], *p = len + sizeof(len);
-    size_t n;
-
-    if (now != date_sec) {
-        struct tm tm;
-
-        gmtime_r(&now, &tm); /* C locale: English names, as RFC 9110 */
-        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        date_sec = now;
-    }
-    evhttp_add_header(h, "Date", date);
-    /* The replies evhttp sends without a body keep its own rules. */
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ||
-        (status >= 100 && status < 200) || status == 204 || status == 304)
-        return;
-    n = evbuffer_get_length(evhttp_request_get_output_buffer(req)) +
-        (body != NULL ? evbuffer_get_length(body) : 0);
-    *--p = '\0';
-    do {
-        *--p = (char)('0' + n % 10);
-        n /= 10;
-    } while (n > 0);
-    evhttp_add_header(h, "Content-Length", p);
-}
-
 /* The one exit of every request. */
 static void
 route_send(struct route_ctx *ctx, int status, const char *ctype,
-           struct evbuffer *body)
+           const char *body, size_t len)
 {
     double seconds = util_monotonic() - ctx->t0;
     /* Hundredths of a millisecond, in integers: no float formatting. */
@@ -128,15 +91,20 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
     metrics_request(ctx->route, status, seconds);
     if (ctx->req != NULL) {
         char path[160];
+        size_t n;
 
-        route_sanitize(evhttp_request_get_uri(ctx->req), path, sizeof(path));
-        if (ctx->route == METRICS_ROUTE_AKISMET) /* a key may be in it */
-            path[strcspn(path, "?")] = '\0';
+        route_sanitize(ctx->req->uri, path, sizeof(path));
+        /* Not for Akismet: a key may be in its query. */
+        n = strlen(path);
+        if (ctx->req->query != NULL && ctx->route != METRICS_ROUTE_AKISMET &&
+            n + 2 < sizeof(path)) {
+            path[n] = '?';
+            route_sanitize(ctx->req->query, path + n + 1, sizeof(path) - n - 1);
+        }
         log_info("%s %s %d %s %ld.%02ldms%s%s", route_method(ctx->req), path,
                  status, ctx->verdict ? ctx->verdict : "-", cms / 100,
                  cms % 100, ctx->id[0] ? " id=" : "", ctx->id);
-        route_headers(ctx->req, status, body);
-        http_send(ctx->req, ctx->c, status, ctype, body);
+        http_reply(ctx->req, status, ctype, body, len);
     } else {
         log_info("- - %d %s %ld.%02ldms (client gone)%s%s", status,
                  ctx->verdict ? ctx->verdict : "-", cms / 100, cms % 100,
@@ -152,9 +120,7 @@ static void
 route_send_text(struct route_ctx *ctx, int status, const char *ctype,
                 const char *text, size_t len)
 {
-    if (ctx->req != NULL && text != NULL)
-        evbuffer_add(evhttp_request_get_output_buffer(ctx->req), text, len);
-    route_send(ctx, status, ctype, NULL);
+    route_send(ctx, status, ctype, text, text != NULL ? len : 0);
 }
 
 void
@@ -172,17 +138,12 @@ route_send_json(struct route_ctx *ctx, int status)
     static const char oom[] = "{\"error\":{\"code\":\"internal\","
                               "\"message\":\"out of memory\"}}\n";
 
+    jsonw_text_end(j, "\n", 1);
     if (jsonw_failed(j)) {
         route_send_text(ctx, 500, "application/json", oom, sizeof(oom) - 1);
         return;
     }
-    if (ctx->req != NULL) {
-        struct evbuffer *out = evhttp_request_get_output_buffer(ctx->req);
-
-        evbuffer_add(out, j->buf, j->len);
-        evbuffer_add(out, "\n", 1);
-    }
-    route_send(ctx, status, "application/json", NULL);
+    route_send(ctx, status, "application/json", j->buf, j->len);
 }
 
 static void
@@ -208,12 +169,10 @@ routes_error(struct route_ctx *ctx, int status, const char *code,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (ctx->req != NULL) {
-        struct evkeyvalq *h = evhttp_request_get_output_headers(ctx->req);
-
         if (status == 503)
-            evhttp_add_header(h, "Retry-After", ROUTE_RETRY_AFTER);
+            http_reply_header(ctx->req, "Retry-After", ROUTE_RETRY_AFTER);
         if (status == 401)
-            evhttp_add_header(h, "WWW-Authenticate", "Bearer");
+            http_reply_header(ctx->req, "WWW-Authenticate", "Bearer");
     }
     jsonw_reset(j);
     jsonw_object_begin(j);
@@ -247,8 +206,7 @@ route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
                      "loopback and Unix-socket clients only");
         return -1;
     }
-    hdr = evhttp_find_header(evhttp_request_get_input_headers(ctx->req),
-                             "Authorization");
+    hdr = http_request_header(ctx->req, "Authorization");
     role = auth_check(a, hdr, NULL);
     if (role == need)
         return 0;
@@ -267,9 +225,7 @@ route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
 static int
 route_body(struct route_ctx *ctx, const char **body, size_t *len)
 {
-    const char *ct = evhttp_find_header(
-        evhttp_request_get_input_headers(ctx->req), "Content-Type");
-    struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
+    const char *ct = http_request_header(ctx->req, "Content-Type");
     size_t n;
 
     if (ct == NULL || strncasecmp(ct, "application/json", 16) ||
@@ -278,14 +234,14 @@ route_body(struct route_ctx *ctx, const char **body, size_t *len)
                      "Content-Type must be application/json");
         return -1;
     }
-    n = evbuffer_get_length(in);
+    n = ctx->req->body_len;
     if (n > ctx->w->max_body) {
         routes_error(ctx, 413, "payload_too_large",
                      "the body is %zu bytes; limits.max_body is %lu", n,
                      ctx->w->max_body);
         return -1;
     }
-    *body = n ? (const char *)evbuffer_pullup(in, -1) : "";
+    *body = ctx->req->body;
     *len = n;
     return 0;
 }
@@ -297,10 +253,9 @@ route_gone(void *arg)
 {
     struct route_pending *p = arg;
 
-    /* A request evhttp detached (client closed while we waited) is still
-     * ours to finish; one still on the connection is freed with it. */
-    if (p->ctx.req != NULL && evhttp_request_get_connection(p->ctx.req))
-        p->ctx.req = NULL;
+    /* The connection closed while we waited: its request is freed with
+     * it; the reply is dropped. */
+    p->ctx.req = NULL;
     p->ctx.c = NULL;
 }
 
@@ -651,15 +606,18 @@ route_metrics_send(struct route_ctx *ctx, long long n, long long oldest_ms)
 {
     struct evbuffer *buf = evbuffer_new();
     unsigned up = 0, workers = 0;
+    size_t len;
 
     if (buf == NULL) {
-        route_send(ctx, 500, NULL, NULL);
+        route_send(ctx, 500, NULL, NULL, 0);
         return;
     }
     worker_redis_ready(&up, &workers);
     metrics_render(buf, ctx->st, n, oldest_ms, up, workers);
     spool_metrics_render(buf, ctx->w->spool);
-    route_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
+    len = evbuffer_get_length(buf);
+    route_send(ctx, 200, "text/plain; version=0.0.4; charset=utf-8",
+               len ? (const char *)evbuffer_pullup(buf, -1) : "", len);
     evbuffer_free(buf);
 }
 
@@ -723,58 +681,58 @@ struct route_def {
     const char *path;
     int prefix; /* path is a prefix ("/v1/queue/") */
     enum route_kind kind;
-    int methods; /* EVHTTP_REQ_* */
+    int methods; /* HTTP_METHOD_* */
     const char *allow;
     enum metrics_route metric;
 };
 
 static const struct route_def route_table[] = {
-    {"/v1/comments", 0, ROUTE_COMMENTS, EVHTTP_REQ_POST, "POST",
+    {"/v1/comments", 0, ROUTE_COMMENTS, HTTP_METHOD_POST, "POST",
      METRICS_ROUTE_COMMENTS},
-    {"/v1/score", 0, ROUTE_SCORE, EVHTTP_REQ_POST, "POST", METRICS_ROUTE_SCORE},
-    {"/healthz", 0, ROUTE_HEALTHZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+    {"/v1/score", 0, ROUTE_SCORE, HTTP_METHOD_POST, "POST",
+     METRICS_ROUTE_SCORE},
+    {"/healthz", 0, ROUTE_HEALTHZ, HTTP_METHOD_GET | HTTP_METHOD_HEAD,
      "GET, HEAD", METRICS_ROUTE_HEALTHZ},
-    {"/readyz", 0, ROUTE_READYZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD",
-     METRICS_ROUTE_READYZ},
-    {"/metrics", 0, ROUTE_METRICS, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+    {"/readyz", 0, ROUTE_READYZ, HTTP_METHOD_GET | HTTP_METHOD_HEAD,
+     "GET, HEAD", METRICS_ROUTE_READYZ},
+    {"/metrics", 0, ROUTE_METRICS, HTTP_METHOD_GET | HTTP_METHOD_HEAD,
      "GET, HEAD", METRICS_ROUTE_METRICS},
     /* Moderator routes: a later release; 501 after the auth check. */
-    {"/v1/queue", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
+    {"/v1/queue", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, "GET",
      METRICS_ROUTE_MODERATOR},
-    {"/v1/queue/claim", 0, ROUTE_MODERATOR, EVHTTP_REQ_POST, "POST",
+    {"/v1/queue/claim", 0, ROUTE_MODERATOR, HTTP_METHOD_POST, "POST",
      METRICS_ROUTE_MODERATOR},
-    {"/v1/queue/decisions", 0, ROUTE_MODERATOR, EVHTTP_REQ_POST, "POST",
+    {"/v1/queue/decisions", 0, ROUTE_MODERATOR, HTTP_METHOD_POST, "POST",
      METRICS_ROUTE_MODERATOR},
-    {"/v1/queue/", 1, ROUTE_MODERATOR, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
+    {"/v1/queue/", 1, ROUTE_MODERATOR, HTTP_METHOD_GET | HTTP_METHOD_POST,
      "GET, POST", METRICS_ROUTE_MODERATOR},
-    {"/v1/train", 0, ROUTE_TRAIN, EVHTTP_REQ_POST, "POST",
+    {"/v1/train", 0, ROUTE_TRAIN, HTTP_METHOD_POST, "POST",
      METRICS_ROUTE_MODERATOR},
-    {"/v1/history", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
+    {"/v1/history", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, "GET",
      METRICS_ROUTE_MODERATOR},
-    {"/v1/stats", 0, ROUTE_MODERATOR, EVHTTP_REQ_GET, "GET",
+    {"/v1/stats", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, "GET",
      METRICS_ROUTE_MODERATOR},
     /* akismet.c takes each path's own methods. */
-    {"/1.1/", 1, ROUTE_AKISMET, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST",
+    {"/1.1/", 1, ROUTE_AKISMET, HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST",
      METRICS_ROUTE_AKISMET},
-    {"/1.2/", 1, ROUTE_AKISMET, EVHTTP_REQ_GET | EVHTTP_REQ_POST, "GET, POST",
+    {"/1.2/", 1, ROUTE_AKISMET, HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST",
      METRICS_ROUTE_AKISMET},
 };
 
 void
-routes_dispatch(struct evhttp_request *req, void *arg)
+routes_dispatch(struct http_request *req, void *arg)
 {
     struct worker *w = arg;
     struct route_ctx ctx;
     const struct route_def *def = NULL;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    int method = (int)evhttp_request_get_command(req);
+    const char *path = req->path;
+    int method = req->method;
     size_t i;
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.w = w;
     ctx.req = req;
-    ctx.c = http_conn_of(w, req);
+    ctx.c = req->conn;
     ctx.t0 = util_monotonic();
     ctx.route = METRICS_ROUTE_OTHER;
     if (path == NULL || path[0] == '\0')
@@ -794,10 +752,16 @@ routes_dispatch(struct evhttp_request *req, void *arg)
     }
     ctx.route = def->metric;
     if (!(def->methods & method)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-                          def->allow);
+        http_reply_header(req, "Allow", def->allow);
         routes_error(&ctx, 405, "method_not_allowed", "%s takes %s only",
                      def->path, def->allow);
+        return;
+    }
+    if (req->too_large && def->kind != ROUTE_AKISMET) {
+        /* httpd did not read it; akismet.c answers in its own words. */
+        routes_error(&ctx, 413, "payload_too_large",
+                     "the body is over limits.max_body (%lu bytes)",
+                     w->max_body);
         return;
     }
     if (def->kind == ROUTE_HEALTHZ) {

@@ -25,10 +25,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "modfilterd.h"
 #include "queue.h"
 
@@ -246,9 +242,8 @@ train_send(struct route_ctx *ctx, json_t *examples, struct train_req *tr,
 static json_t *
 train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(ctx->req);
-    size_t len = evbuffer_get_length(in), off = 0, line = 0;
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    size_t len = ctx->req->body_len, off = 0, line = 0;
+    const char *body = ctx->req->body;
     json_t *examples = json_array(), *ex;
     char why[256];
 
@@ -297,10 +292,9 @@ train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
 void
 train_handle(struct route_ctx *ctx)
 {
-    struct evkeyvalq *h = evhttp_request_get_input_headers(ctx->req);
-    const char *ct = evhttp_find_header(h, "Content-Type");
+    const char *ct = http_request_header(ctx->req, "Content-Type");
     const char *by = NULL;
-    size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(ctx->req));
+    size_t len = ctx->req->body_len;
     struct train_req *tr = NULL;
     json_t *examples = NULL;
     int ndjson;
@@ -319,7 +313,8 @@ train_handle(struct route_ctx *ctx)
                      ctx->w->max_body);
         return;
     }
-    auth_check(ctx->st->cfg->auth, evhttp_find_header(h, "Authorization"), &by);
+    auth_check(ctx->st->cfg->auth,
+               http_request_header(ctx->req, "Authorization"), &by);
     tr = calloc(1, sizeof(*tr));
     if (tr == NULL || (tr->messages = json_array()) == NULL) {
         routes_error(ctx, 500, "internal", "out of memory");

@@ -1,6 +1,6 @@
 /*
  * worker.c - one event loop per thread.  Each worker owns its event_base,
- * evhttp (accepting on dup()s of the shared listening sockets: the kernel
+ * httpd (accepting on dup()s of the shared listening sockets: the kernel
  * wakes whichever loop is free), clf_scorer and Redis connection.  Workers
  * share nothing mutable but atomics and the published struct state.
  *
@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "modfilterd.h"
 #include "queue.h"
@@ -57,10 +56,10 @@ worker_grace_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (w->pending > 0 || w->writing > 0)
+    if (w->pending > 0 || httpd_writing(w->httpd) > 0)
         log_warnx("worker %u: %lu request(s) still waiting on Redis and %lu "
                   "repl(ies) unsent after the grace period",
-                  w->index, w->pending, w->writing);
+                  w->index, w->pending, httpd_writing(w->httpd));
     event_base_loopbreak(w->base);
 }
 
@@ -99,7 +98,7 @@ worker_redis_ready(unsigned *up, unsigned *total)
 void
 worker_maybe_done(struct worker *w)
 {
-    if (w->stopping && w->pending == 0 && w->writing == 0)
+    if (w->stopping && w->pending == 0 && httpd_writing(w->httpd) == 0)
         event_base_loopbreak(w->base);
 }
 
@@ -134,6 +133,27 @@ worker_queue_new(struct event_base *base, const struct config *cfg)
     return queue_new(base, &qc);
 }
 
+/* With epoll's changelist, an event added and removed within one loop
+ * pass (hiredis's write interest for each batch of commands) costs no
+ * epoll_ctl, and changes are made once per pass.  Safe here: no
+ * worker's loop watches two descriptors of one open file (each dup of a
+ * listening socket goes to a different worker), and a descriptor number
+ * closed and reused within one pass is re-added by libevent (its MOD
+ * fails with ENOENT and is retried as an ADD). */
+static struct event_base *
+worker_base_new(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base;
+
+    if (ec == NULL)
+        return NULL;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
 struct worker *
 worker_new(unsigned index, const struct config *cfg, const int *fds,
            unsigned n_fds)
@@ -150,7 +170,7 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     w->max_connections = cfg->max_connections;
     w->max_connections_per_addr = cfg->max_connections_per_addr;
     w->redis_timeout_ms = cfg->redis_timeout_ms;
-    w->base = event_base_new();
+    w->base = worker_base_new();
     if (w->base == NULL) {
         log_warnx("worker %u: event_base_new failed", index);
         goto fail;

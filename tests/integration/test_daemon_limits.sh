@@ -121,15 +121,16 @@ cat "$TMP/max.out"
 expect_grep "over max_connections" '^extra closed' "$TMP/max.out"
 expect_grep "under max_connections again" '^again HTTP/1.1 200' "$TMP/max.out"
 
-# bodies: ours (JSON 413) just above max_body, libevent's far above
+# bodies just above max_body and far above it, headers over max_headers:
+# every limit answers the daemon's JSON
 python3 -c 'import json; print(json.dumps({"text": "x" * 5000}))' > "$TMP/b1"
 r=$(curl -s -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$TMP/b1" "$URL/v1/comments")
 expect_eq "body over max_body" 413 "$r"; expect_eq "JSON 413" payload_too_large "$(json error.code)"
 head -c 100000 /dev/zero | tr '\0' x > "$TMP/b2"
-r=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$TMP/b2" "$URL/v1/comments")
-expect_eq "body far over max_body" 413 "$r"
-r=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 3000 /dev/zero | tr '\0' y)" "$URL/healthz")
-expect_eq "headers over max_headers" 400 "$r"
+r=$(curl -s -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$TMP/b2" "$URL/v1/comments")
+expect_eq "body far over max_body" 413 "$r"; expect_eq "JSON 413 far over" payload_too_large "$(json error.code)"
+r=$(curl -s -o "$TMP/body" -w '%{http_code}' -H "X-Big: $(head -c 3000 /dev/zero | tr '\0' y)" "$URL/healthz")
+expect_eq "headers over max_headers" 431 "$r"; expect_eq "JSON 431" headers_too_large "$(json error.code)"
 r=$(req GET /healthz); expect_eq "alive" 200 "${r%% *}"
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
