@@ -134,25 +134,25 @@ log_stamp_put(char *line)
     return 36;
 }
 
+/* One line: tag, msg (len bytes, at most 1023 kept, as syslog's) and
+ * suffix. */
 static void
-log_vemit(int prio, const char *tag, const char *suffix, const char *fmt,
-          va_list ap)
+log_emit(int prio, const char *tag, const char *suffix, const char *msg,
+         size_t len)
 {
     char line[LOG_LINE_MAX];
     size_t n;
-    int k;
 
+    if (len > 1023)
+        len = 1023;
     if (!log_foreground) {
-        char msg[1024];
-
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        syslog(prio, "%s%s%s%s", tag, msg, suffix[0] ? ": " : "", suffix);
+        syslog(prio, "%s%.*s%s%s", tag, (int)len, msg, suffix[0] ? ": " : "",
+               suffix);
         return;
     }
     n = log_stamp_put(line);
     n = log_cat(line, n, tag, strlen(tag));
-    k = vsnprintf(line + n, 1024, fmt, ap); /* as syslog's msg: 1023 bytes */
-    n += k < 0 ? 0 : k > 1023 ? 1023 : (size_t)k;
+    n = log_cat(line, n, msg, len);
     if (suffix[0]) {
         n = log_cat(line, n, ": ", 2);
         n = log_cat(line, n, suffix, strlen(suffix));
@@ -170,6 +170,19 @@ log_vemit(int prio, const char *tag, const char *suffix, const char *fmt,
     log_buf->len += n;
     if (prio <= LOG_WARNING) /* warnings are not held back */
         log_flush();
+}
+
+static void
+log_vemit(int prio, const char *tag, const char *suffix, const char *fmt,
+          va_list ap)
+{
+    char msg[1024];
+    int k = vsnprintf(msg, sizeof(msg), fmt, ap);
+
+    log_emit(prio, tag, suffix, msg,
+             k < 0                     ? 0
+             : (size_t)k < sizeof(msg) ? (size_t)k
+                                       : sizeof(msg) - 1);
 }
 
 void
@@ -205,6 +218,12 @@ log_info(const char *fmt, ...)
     va_start(ap, fmt);
     log_vemit(LOG_INFO, "", "", fmt, ap);
     va_end(ap);
+}
+
+void
+log_info_msg(const char *msg, size_t len)
+{
+    log_emit(LOG_INFO, "", "", msg, len);
 }
 
 void

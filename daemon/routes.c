@@ -79,6 +79,66 @@ route_method(const struct http_request *req)
     }
 }
 
+/* s at line[at] (cap bytes in all), cut to fit; the new end. */
+static size_t
+route_cat(char *line, size_t cap, size_t at, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > cap - at)
+        n = cap - at;
+    memcpy(line + at, s, n);
+    return at + n;
+}
+
+/* v in decimal, ending at end (exclusive; NUL-terminated there): its
+ * first digit. */
+static char *
+route_digits(long v, char *end)
+{
+    *--end = '\0';
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    return end;
+}
+
+/* The request's log line, "POST /v1/score 200 allow 1.25ms id=ID" (note
+ * after the time), made by hand: vsnprintf cost more than the rest of
+ * logging. */
+static void
+route_log(const char *method, const char *path, int status, const char *verdict,
+          long cms, const char *note, const char *id)
+{
+    char line[1024], st[24], ms[32];
+    /* cms hundredths of a millisecond: "12.34ms" (digits end at ms[19]) */
+    const char *m = route_digits(cms / 100, ms + 20);
+    size_t n = 0;
+
+    ms[19] = '.';
+    ms[20] = (char)('0' + cms / 10 % 10);
+    ms[21] = (char)('0' + cms % 10);
+    memcpy(ms + 22, "ms", 3);
+    const char *parts[] = {
+        method,
+        " ",
+        path,
+        " ",
+        route_digits(status, st + sizeof(st)),
+        " ",
+        verdict ? verdict : "-",
+        " ",
+        m,
+        note,
+        id[0] ? " id=" : "",
+        id,
+    };
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        n = route_cat(line, sizeof(line), n, parts[i]);
+    log_info_msg(line, n);
+}
+
 /* The one exit of every request. */
 static void
 route_send(struct route_ctx *ctx, int status, const char *ctype,
@@ -101,14 +161,12 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
             path[n] = '?';
             route_sanitize(ctx->req->query, path + n + 1, sizeof(path) - n - 1);
         }
-        log_info("%s %s %d %s %ld.%02ldms%s%s", route_method(ctx->req), path,
-                 status, ctx->verdict ? ctx->verdict : "-", cms / 100,
-                 cms % 100, ctx->id[0] ? " id=" : "", ctx->id);
+        route_log(route_method(ctx->req), path, status, ctx->verdict, cms, "",
+                  ctx->id);
         http_reply(ctx->req, status, ctype, body, len);
     } else {
-        log_info("- - %d %s %ld.%02ldms (client gone)%s%s", status,
-                 ctx->verdict ? ctx->verdict : "-", cms / 100, cms % 100,
-                 ctx->id[0] ? " id=" : "", ctx->id);
+        route_log("-", "-", status, ctx->verdict, cms, " (client gone)",
+                  ctx->id);
     }
     ctx->req = NULL;
     state_release(ctx->st);
