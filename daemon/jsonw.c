@@ -336,8 +336,7 @@ jsonw_bool(struct jsonw *w, int b)
         jsonw_raw(w, "false", 5);
 }
 
-/* Decimal digits of v into the end of buf[0..size); returns the start. */
-static char *
+char *
 jsonw_digits(unsigned long long v, char *end)
 {
     do {

@@ -62,6 +62,9 @@ void jsonw_string(struct jsonw *w, const char *s); /* NULL: null */
 void jsonw_stringn(struct jsonw *w, const char *s, size_t len);
 void jsonw_real(struct jsonw *w, double x);
 void jsonw_int(struct jsonw *w, long long n);
+/* The decimal digits of v written backwards from end (exclusive, not
+ * terminated); returns the first digit.  For text beside JSON too. */
+char *jsonw_digits(unsigned long long v, char *end);
 void jsonw_bool(struct jsonw *w, int b);
 void jsonw_null(struct jsonw *w);
 /* A value that is already JSON text (len bytes), copied as is. */

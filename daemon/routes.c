@@ -91,19 +91,6 @@ route_cat(char *line, size_t cap, size_t at, const char *s)
     return at + n;
 }
 
-/* v in decimal, ending at end (exclusive; NUL-terminated there): its
- * first digit. */
-static char *
-route_digits(long v, char *end)
-{
-    *--end = '\0';
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    return end;
-}
-
 /* The request's log line, "POST /v1/score 200 allow 1.25ms id=ID" (note
  * after the time), made by hand: vsnprintf cost more than the rest of
  * logging. */
@@ -113,9 +100,10 @@ route_log(const char *method, const char *path, int status, const char *verdict,
 {
     char line[1024], st[24], ms[32];
     /* cms hundredths of a millisecond: "12.34ms" (digits end at ms[19]) */
-    const char *m = route_digits(cms / 100, ms + 20);
+    const char *m = jsonw_digits((unsigned long long)cms / 100, ms + 19);
     size_t n = 0;
 
+    st[sizeof(st) - 1] = '\0';
     ms[19] = '.';
     ms[20] = (char)('0' + cms / 10 % 10);
     ms[21] = (char)('0' + cms % 10);
@@ -125,7 +113,7 @@ route_log(const char *method, const char *path, int status, const char *verdict,
         " ",
         path,
         " ",
-        route_digits(status, st + sizeof(st)),
+        jsonw_digits((unsigned)status, st + sizeof(st) - 1),
         " ",
         verdict ? verdict : "-",
         " ",
