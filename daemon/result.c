@@ -49,13 +49,14 @@ result_write_scores(struct jsonw *w, const struct clf_result *r)
     jsonw_array_end(w);
 }
 
-/* The "reasons" member. */
+/* The "reasons" member; its value is w->buf[*at..w->len) after. */
 static void
-result_write_reasons(struct jsonw *w, const struct clf_result *r)
+result_write_reasons(struct jsonw *w, const struct clf_result *r, size_t *at)
 {
     unsigned i, j;
 
     JSONW_KEY(w, "reasons");
+    *at = w->len;
     jsonw_object_begin(w);
     for (i = 0; i < r->n_labels; i++) {
         const struct clf_label_result *l = &r->labels[i];
@@ -77,8 +78,11 @@ result_write_reasons(struct jsonw *w, const struct clf_result *r)
 
 void
 result_write_reply(struct jsonw *w, const char *id, const struct clf_result *r,
-                   enum clf_verdict v, int queued, int spooled)
+                   enum clf_verdict v, int queued, int spooled,
+                   const char *reasons, size_t reasons_len)
 {
+    size_t at;
+
     jsonw_object_begin(w);
     JSONW_KEY(w, "id");
     jsonw_string(w, id);
@@ -93,7 +97,12 @@ result_write_reply(struct jsonw *w, const char *id, const struct clf_result *r,
     }
     JSONW_KEY(w, "lang");
     jsonw_string(w, r->lang);
-    result_write_reasons(w, r);
+    if (reasons != NULL) { /* as the record has them: written once */
+        JSONW_KEY(w, "reasons");
+        jsonw_raw(w, reasons, reasons_len);
+    } else {
+        result_write_reasons(w, r, &at);
+    }
     jsonw_object_end(w);
 }
 
@@ -156,8 +165,10 @@ result_write_record(struct jsonw *w, const char *id,
                     const struct request_comment *rc,
                     const struct clf_result *r, enum clf_verdict v,
                     const struct state *st, long long received_ms,
-                    const json_t *extra)
+                    const json_t *extra, size_t *reasons_at,
+                    size_t *reasons_len)
 {
+    size_t at;
     const char *key;
     json_t *val;
     char when[40];
@@ -179,7 +190,9 @@ result_write_record(struct jsonw *w, const char *id,
     result_write_scores(w, r);
     JSONW_KEY(w, "verdict");
     jsonw_string(w, clf_verdict_name(v));
-    result_write_reasons(w, r);
+    result_write_reasons(w, r, &at);
+    *reasons_at = at;
+    *reasons_len = w->len - at;
     JSONW_KEY(w, "lang");
     jsonw_string(w, r->lang);
     result_write_opt(w, "lang_hint", rc->lang);

@@ -30,6 +30,10 @@
 #define ROUTE_SPARE_MAX 64 /* freed route_pendings a worker keeps */
 
 /* A request waiting on Redis. */
+/* Bytes of a record's "reasons" JSON kept for the reply, which then need
+ * not write them again (larger ones, rare, are written again). */
+#define ROUTE_REASONS_KEEP 2048
+
 struct route_pending {
     struct route_ctx ctx;
     enum clf_verdict v;    /* comments */
@@ -40,9 +44,11 @@ struct route_pending {
     size_t record_len;
     long long received_ms;
     double urgency;
+    size_t reasons_len;               /* of reasons: 0 when not kept */
     struct route_pending *next_spare; /* the worker's spares */
-    /* Last: not cleared on reuse (4 KiB). */
-    struct clf_result res; /* comments: the scores, for the reply */
+    /* Last: not cleared on reuse (6 KiB). */
+    struct clf_result res;            /* comments: the scores, for the reply */
+    char reasons[ROUTE_REASONS_KEEP]; /* the record's "reasons" value */
 };
 
 /* Printable ASCII only, bounded: request lines go to the log. */
@@ -372,7 +378,12 @@ static void
 route_spooled(int err, void *arg)
 {
     struct route_pending *p = arg;
-    struct routes_scored s = {ROUTES_QUEUED, p->v, &p->res, 1, NULL, NULL};
+    struct routes_scored s = {.outcome = ROUTES_QUEUED,
+                              .verdict = p->v,
+                              .result = &p->res,
+                              .spooled = 1,
+                              .reasons = p->reasons_len ? p->reasons : NULL,
+                              .reasons_len = p->reasons_len};
 
     route_pending_unhook(p);
     if (err != 0) {
@@ -422,7 +433,11 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
                 void *arg)
 {
     struct route_pending *p = arg;
-    struct routes_scored s = {ROUTES_QUEUED, p->v, &p->res, 0, NULL, NULL};
+    struct routes_scored s = {.outcome = ROUTES_QUEUED,
+                              .verdict = p->v,
+                              .result = &p->res,
+                              .reasons = p->reasons_len ? p->reasons : NULL,
+                              .reasons_len = p->reasons_len};
     json_t *reply = NULL, *v;
 
     switch (st) {
@@ -469,8 +484,10 @@ void
 routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
                const struct routes_comment_opts *o)
 {
-    struct routes_scored s = {ROUTES_FAILED, CLF_ALLOW,      NULL, 0,
-                              NULL,          "out of memory"};
+    struct routes_scored s = {.outcome = ROUTES_FAILED,
+                              .verdict = CLF_ALLOW,
+                              .message = "out of memory"};
+    size_t reasons_at, reasons_len;
     struct clf_result res;
     struct route_pending *p;
     struct state *st = ctx->st;
@@ -512,7 +529,8 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
         if (res.labels[i].score > urgency)
             urgency = res.labels[i].score;
     jsonw_reset(j);
-    result_write_record(j, ctx->id, rc, &res, v, st, now_ms, o->extra);
+    result_write_record(j, ctx->id, rc, &res, v, st, now_ms, o->extra,
+                        &reasons_at, &reasons_len);
     /* With a spool the record is kept until Redis answered. */
     if (!jsonw_failed(j) && ctx->w->spool != NULL &&
         (copy = malloc(j->len + 1)) != NULL)
@@ -532,6 +550,10 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
     p->record_len = j->len;
     p->received_ms = now_ms;
     p->urgency = urgency;
+    if (reasons_len <= sizeof(p->reasons)) {
+        memcpy(p->reasons, j->buf + reasons_at, reasons_len);
+        p->reasons_len = reasons_len;
+    }
     if (queue_submit(p->ctx.w->queue, p->ctx.id, j->buf, j->len, now_ms,
                      urgency, route_submitted, p) < 0) {
         s.outcome = ROUTES_UNAVAILABLE;
@@ -572,7 +594,8 @@ route_comment_json(struct route_ctx *ctx, const struct routes_scored *s)
         result_write_json(j, s->stored);
     else
         result_write_reply(j, ctx->id, s->result, s->verdict,
-                           s->outcome == ROUTES_QUEUED, s->spooled);
+                           s->outcome == ROUTES_QUEUED, s->spooled, s->reasons,
+                           s->reasons_len);
     route_send_json(ctx, 200);
 }
 

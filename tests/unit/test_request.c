@@ -203,11 +203,12 @@ test_reply_and_record(void **state)
     struct request_error e;
     struct jsonw w;
     json_t *reply, *rec, *back, *extra;
+    size_t reasons_at, reasons_len;
 
     (void)state;
     fake_result(&r, 0.97, 0.02, 1);
     jsonw_init(&w);
-    result_write_reply(&w, "c1", &r, CLF_REJECT, 0, 0);
+    result_write_reply(&w, "c1", &r, CLF_REJECT, 0, 0, NULL, 0);
     assert_string_equal(
         w.buf, "{\"id\":\"c1\",\"scores\":{\"spam\":0.97,\"abuse\":0.02},"
                "\"unsure\":[\"abuse\"],\"verdict\":\"reject\",\"queued\":false,"
@@ -217,7 +218,7 @@ test_reply_and_record(void **state)
     assert_non_null(reply);
     /* Spooled: "spooled" right after "queued". */
     jsonw_reset(&w);
-    result_write_reply(&w, "c1", &r, CLF_REJECT, 1, 1);
+    result_write_reply(&w, "c1", &r, CLF_REJECT, 1, 1, NULL, 0);
     assert_non_null(strstr(w.buf, "\"queued\":true,\"spooled\":true,\"lang\""));
 
     memset(&st, 0, sizeof(st));
@@ -229,8 +230,20 @@ test_reply_and_record(void **state)
     extra = json_pack("{s:s, s:{s:i}}", "source", "akismet", "akismet", "n", 1);
     jsonw_reset(&w);
     result_write_record(&w, "c1", &rc, &r, CLF_REJECT, &st, 1700000000123LL,
-                        extra);
+                        extra, &reasons_at, &reasons_len);
     assert_false(jsonw_failed(&w));
+    /* The record's reasons, reused, make the same reply. */
+    {
+        struct jsonw a, b;
+        jsonw_init(&a);
+        jsonw_init(&b);
+        result_write_reply(&a, "c1", &r, CLF_REJECT, 1, 0, NULL, 0);
+        result_write_reply(&b, "c1", &r, CLF_REJECT, 1, 0, w.buf + reasons_at,
+                           reasons_len);
+        assert_string_equal(a.buf, b.buf);
+        jsonw_release(&a);
+        jsonw_release(&b);
+    }
     rec = json_loads(w.buf, JSON_REJECT_DUPLICATES, NULL);
     assert_non_null(rec);
     assert_string_equal(json_string_value(json_object_get(rec, "text")),
