@@ -191,6 +191,22 @@ metrics_render(struct evbuffer *out, const struct state *st,
                         "# TYPE modfilter_redis_errors_total counter\n"
                         "modfilter_redis_errors_total %llu\n",
                         queue_error_count());
+    {
+        unsigned long long batches, items;
+
+        queue_batch_counts(&batches, &items);
+        evbuffer_add_printf(
+            out,
+            "# HELP modfilter_redis_submit_batches_total Commands that "
+            "carried queued comments to Redis (one per event-loop pass).\n"
+            "# TYPE modfilter_redis_submit_batches_total counter\n"
+            "modfilter_redis_submit_batches_total %llu\n"
+            "# HELP modfilter_redis_submits_total Comments those commands "
+            "carried.\n"
+            "# TYPE modfilter_redis_submits_total counter\n"
+            "modfilter_redis_submits_total %llu\n",
+            batches, items);
+    }
     evbuffer_add_printf(out, "# HELP modfilter_requests_total HTTP requests "
                              "by route and status.\n"
                              "# TYPE modfilter_requests_total counter\n");

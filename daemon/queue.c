@@ -2,40 +2,124 @@
  * queue.c - the review queue in Redis (see queue.h for the contract and
  * daemon/REDIS.md for the keys).
  *
- * Every call is one Redis command on the worker's connection (redis.c);
- * submitting is one Lua script so that "exists?" and "store + enqueue"
- * cannot interleave with another daemon's submit of the same id, and so is
- * every moderation step (list, show, claim, decide, undo, stats): each
- * reads and writes the item hash, the sorted sets and the streams as one.
+ * Every call is one Redis command on the worker's connection (redis.c),
+ * except submits, which are gathered for the rest of the loop pass and
+ * sent together (see submit_lua).  Submitting is one Lua script so that
+ * "exists?" and "store + enqueue" cannot interleave with another daemon's
+ * submit of the same id, and so is every moderation step (list, show,
+ * claim, decide, undo, stats): each reads and writes the item hash, the
+ * sorted sets and the streams as one.
  */
 #include "queue.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 
 #include "redis.h"
 
-/* KEYS[1] item hash, KEYS[2] queue zset (by received_ms), KEYS[3] urgent
- * zset (by urgency).  ARGV: id, record, received_ms, urgency.
- * Returns 1 when stored, else the record stored earlier (a bulk string).
- * The zsets are written before the hash: the first write that fails
- * (WRONGTYPE, OOM) leaves nothing behind, and an item hash always means
- * the item was fully queued. */
+/* Submitting, in batches: every queue_submit made during one pass of the
+ * worker's event loop (up to QUEUE_BATCH_ITEMS of them, or until their
+ * records pass QUEUE_BATCH_BYTES) goes to Redis as one EVALSHA of this
+ * script, which then costs Redis one script call instead of one per
+ * comment.
+ *
+ * KEYS[1] queue zset (by received_ms), KEYS[2] urgent zset (by urgency),
+ * KEYS[2 + i] item i's hash.  ARGV[4i-3 .. 4i]: item i's id, record,
+ * received_ms, urgency.  Returns one result per item, in order: 1 when
+ * stored, the record stored earlier (a bulk string) when the id exists,
+ * or an error for that item alone.
+ *
+ * The outcome is that of submitting the items one after the other, each
+ * as: if its hash exists, the result is the stored record; else ZADD
+ * queue, ZADD urgent, HSET the hash, and the result is 1.  An id twice in
+ * one batch behaves as two submits in a row: the second finds the first's
+ * record.  To spend fewer calls inside Redis (each redis.call costs about
+ * as much as the command it runs), the script first looks up every item,
+ * then adds all new ids to each zset with one ZADD, then writes each new
+ * item's hash.  The zsets are still written before any hash: a ZADD that
+ * fails (WRONGTYPE, OOM) leaves no hash behind and fails every new item
+ * of the batch, and an item hash always means the item was fully queued.
+ * Items that existed keep their answer.  Failures are caught per item
+ * (redis.pcall), so one bad item (say its key holds a string) fails
+ * alone and its neighbours are stored as if submitted on their own. */
 static const char submit_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  return redis.call('HGET', KEYS[1], 'record') or ''\n"
+    "local n = #KEYS - 2\n"
+    "local out, first, new, zq, zu = {}, {}, {}, {}, {}\n"
+    "for i = 1, n do\n"
+    "  local k = KEYS[i + 2]\n"
+    "  if first[k] == nil then\n"
+    "    first[k] = i\n"
+    "    if redis.call('EXISTS', k) == 1 then\n"
+    "      out[i] = redis.pcall('HGET', k, 'record') or ''\n"
+    "    else\n"
+    "      local a = 4 * i - 3\n"
+    "      new[#new + 1] = i\n"
+    "      zq[#zq + 1] = ARGV[a + 2]\n"
+    "      zq[#zq + 1] = ARGV[a]\n"
+    "      zu[#zu + 1] = ARGV[a + 3]\n"
+    "      zu[#zu + 1] = ARGV[a]\n"
+    "    end\n"
+    "  end\n"
     "end\n"
-    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])\n"
-    "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])\n"
-    "redis.call('HSET', KEYS[1], 'record', ARGV[2], 'state', 'queued',\n"
-    "           'received_ms', ARGV[3], 'urgency', ARGV[4])\n"
-    "return 1\n";
+    "if #new > 0 then\n"
+    "  local e = redis.pcall('ZADD', KEYS[1], unpack(zq))\n"
+    "  if type(e) ~= 'table' then\n"
+    "    e = redis.pcall('ZADD', KEYS[2], unpack(zu))\n"
+    "  end\n"
+    "  for _, i in ipairs(new) do\n"
+    "    if type(e) == 'table' then\n"
+    "      out[i] = e\n"
+    "    else\n"
+    "      local a = 4 * i - 3\n"
+    "      local r = redis.pcall('HSET', KEYS[i + 2], 'record', ARGV[a + 1],\n"
+    "                            'state', 'queued', 'received_ms', ARGV[a + "
+    "2],\n"
+    "                            'urgency', ARGV[a + 3])\n"
+    "      if type(r) == 'table' then out[i] = r else out[i] = 1 end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "for i = 1, n do\n"
+    "  if out[i] == nil then\n"
+    "    local j = first[KEYS[i + 2]]\n"
+    "    if out[j] == 1 then out[i] = ARGV[4 * j - 2] else out[i] = out[j] "
+    "end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+#define QUEUE_BATCH_ITEMS 64         /* submits in one EVALSHA at most */
+#define QUEUE_BATCH_BYTES (1u << 20) /* records of one batch, about */
 
 #define QUEUE_KEY_MAX (QUEUE_PREFIX_MAX + 32 + QUEUE_ID_MAX)
+
+/* One submit waiting in a batch. */
+struct queue_waiter {
+    queue_submit_cb *cb;
+    void *arg;
+};
+
+/* A batch of submits: gathering (q->batch), in flight (the arg of its
+ * EVALSHA), or not sent (on q->failed until flush_ev fails it). */
+struct queue_batch {
+    struct queue *q;
+    struct queue_batch *next; /* on q->failed */
+    size_t n;
+    struct queue_waiter w[QUEUE_BATCH_ITEMS];
+};
+
+/* Where a gathered item's arguments lie: key and record in q->buf (the id
+ * is the key's tail), the numbers here. */
+struct queue_slot {
+    size_t key, key_len, rec, rec_len, ms_len, urg_len;
+    char ms[24], urg[32];
+};
 
 struct queue {
     struct redis *redis;
@@ -46,6 +130,20 @@ struct queue {
     size_t prefix_len;
     queue_state_cb *state_cb;
     void *state_arg;
+    int closing;
+
+    /* Batched submits (see submit_lua). */
+    struct event *flush_ev;     /* end of the loop pass: send the batch */
+    struct queue_batch *batch;  /* gathering; NULL when empty */
+    struct queue_batch *spare;  /* one kept for the next batch */
+    struct queue_batch *failed; /* not sent: callbacks from flush_ev */
+    struct queue_slot slot[QUEUE_BATCH_ITEMS];
+    char *buf; /* keys and records of the gathering batch */
+    size_t buf_len, buf_cap;
+    size_t items_waiting;   /* submits whose callback has not run */
+    size_t batches_waiting; /* batches sent, callbacks not run */
+    const char *argv[2 + 5 * QUEUE_BATCH_ITEMS];
+    size_t argl[2 + 5 * QUEUE_BATCH_ITEMS];
 };
 
 /* One call in flight: the caller's callback, until Redis answers. */
@@ -140,21 +238,140 @@ queue_eval(struct queue *q, struct redis_script *s, int numkeys, int argc,
 
 /* ---- submit ----------------------------------------------------------- */
 
+static unsigned long long queue_batches_sent, queue_items_sent;
+
 static void
-on_submit(enum redis_result res, const struct redisReply *reply, void *arg)
+batch_release(struct queue *q, struct queue_batch *b)
 {
-    struct queue_call c = *(struct queue_call *)arg;
+    if (q->spare == NULL && !q->closing)
+        q->spare = b;
+    else
+        free(b);
+}
+
+/* Runs every callback of a batch with st (not sent, failed, timed out). */
+static void
+batch_fail(struct queue *q, struct queue_batch *b, enum queue_status st)
+{
+    for (size_t i = 0; i < b->n; i++)
+        b->w[i].cb(st, NULL, 0, b->w[i].arg);
+    batch_release(q, b);
+}
+
+static void
+on_batch(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_batch *b = arg;
+    struct queue *q = b->q;
     enum queue_status st = queue_status_of(res);
 
-    free(arg);
+    q->batches_waiting--;
+    q->items_waiting -= b->n;
+    if (st == QUEUE_OK &&
+        (reply->type != REDIS_REPLY_ARRAY || reply->elements != b->n)) {
+        redis_count_errors(q->redis, 1, "unexpected reply to a submit batch",
+                           34);
+        st = QUEUE_ERROR;
+    }
     if (st != QUEUE_OK) {
-        c.submit_cb(st, NULL, 0, c.arg);
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        c.submit_cb(QUEUE_OK, NULL, 0, c.arg);
-    } else if (reply->type == REDIS_REPLY_STRING) {
-        c.submit_cb(QUEUE_EXISTS, reply->str, reply->len, c.arg);
-    } else {
-        c.submit_cb(QUEUE_ERROR, NULL, 0, c.arg);
+        /* One failed command, one failure per submit it carried. */
+        if (b->n > 1)
+            redis_count_errors(NULL, b->n - 1, NULL, 0);
+        batch_fail(q, b, st);
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const redisReply *e = reply->element[i];
+        queue_submit_cb *cb = b->w[i].cb;
+
+        if (e->type == REDIS_REPLY_INTEGER && e->integer == 1) {
+            cb(QUEUE_OK, NULL, 0, b->w[i].arg);
+        } else if (e->type == REDIS_REPLY_STRING) {
+            cb(QUEUE_EXISTS, e->str, e->len, b->w[i].arg);
+        } else {
+            if (e->type == REDIS_REPLY_ERROR)
+                redis_count_errors(q->redis, 1, e->str, e->len);
+            else
+                redis_count_errors(q->redis, 1, NULL, 0);
+            cb(QUEUE_ERROR, NULL, 0, b->w[i].arg);
+        }
+    }
+    batch_release(q, b);
+}
+
+/* Sends the gathered batch as one EVALSHA.  When it cannot be sent, its
+ * callbacks run from flush_ev (never from inside queue_submit). */
+static void
+batch_send(struct queue *q)
+{
+    struct queue_batch *b = q->batch;
+    size_t n, i, k;
+    char zq[QUEUE_KEY_MAX], zu[QUEUE_KEY_MAX];
+    int rc;
+
+    if (b == NULL)
+        return;
+    q->batch = NULL;
+    n = b->n;
+    q->argv[0] = zq;
+    q->argl[0] = queue_key(q, zq, "queue", NULL, 0);
+    q->argv[1] = zu;
+    q->argl[1] = queue_key(q, zu, "queue:urgent", NULL, 0);
+    k = 2 + n;
+    for (i = 0; i < n; i++) {
+        const struct queue_slot *s = &q->slot[i];
+        size_t id = s->key + q->prefix_len + 5; /* after "item:" */
+
+        q->argv[2 + i] = q->buf + s->key;
+        q->argl[2 + i] = s->key_len;
+        q->argv[k] = q->buf + id;
+        q->argl[k++] = s->key_len - (id - s->key);
+        q->argv[k] = q->buf + s->rec;
+        q->argl[k++] = s->rec_len;
+        q->argv[k] = s->ms;
+        q->argl[k++] = s->ms_len;
+        q->argv[k] = s->urg;
+        q->argl[k++] = s->urg_len;
+    }
+    rc = redis_eval(q->redis, q->submit, (int)(2 + n), (int)k, q->argv, q->argl,
+                    on_batch, b);
+    q->buf_len = 0;
+    if (q->buf_cap > 2 * QUEUE_BATCH_BYTES) { /* after a huge record */
+        free(q->buf);
+        q->buf = NULL;
+        q->buf_cap = 0;
+    }
+    if (rc == 0) {
+        q->batches_waiting++;
+        __atomic_add_fetch(&queue_batches_sent, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&queue_items_sent, n, __ATOMIC_RELAXED);
+        return;
+    }
+    /* redis_eval counted one failure; one per submit. */
+    if (n > 1)
+        redis_count_errors(NULL, n - 1, NULL, 0);
+    b->next = q->failed;
+    q->failed = b;
+    event_active(q->flush_ev, EV_TIMEOUT, 1);
+}
+
+/* The end of the loop pass that gathered a batch (flush_ev was made
+ * active by its first submit, so it runs after the events that were
+ * already active: the requests read in the same pass have joined). */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue *q = arg;
+
+    (void)fd;
+    (void)what;
+    batch_send(q);
+    while (q->failed != NULL) {
+        struct queue_batch *b = q->failed;
+
+        q->failed = b->next;
+        q->items_waiting -= b->n;
+        batch_fail(q, b, QUEUE_ERROR);
     }
 }
 
@@ -168,41 +385,90 @@ format_urgency(double urgency, char *buf, size_t len)
     return snprintf(buf, len, "%.17g", urgency);
 }
 
+/* Room for need more bytes in q->buf; -1 when out of memory. */
+static int
+buf_reserve(struct queue *q, size_t need)
+{
+    size_t cap = q->buf_cap ? q->buf_cap : 16384;
+    char *p;
+
+    if (need <= q->buf_cap - q->buf_len)
+        return 0;
+    if (need > SIZE_MAX / 4 - q->buf_len)
+        return -1;
+    while (cap < q->buf_len + need)
+        cap *= 2;
+    p = realloc(q->buf, cap);
+    if (p == NULL)
+        return -1;
+    q->buf = p;
+    q->buf_cap = cap;
+    return 0;
+}
+
 int
 queue_submit(struct queue *q, const char *id, const char *record,
              size_t record_len, long long received_ms, double urgency,
              queue_submit_cb *cb, void *arg)
 {
-    char item[QUEUE_KEY_MAX], zq[QUEUE_KEY_MAX], zu[QUEUE_KEY_MAX];
-    char ms[32], urg[40];
-    const char *argv[7];
-    size_t len[7], id_len;
-    struct queue_call *c;
+    struct queue_batch *b;
+    struct queue_slot *s;
+    size_t id_len, key_len;
 
     if (!queue_id_ok(id, &id_len) || (record == NULL && record_len > 0))
         return -1;
-    argv[0] = item;
-    len[0] = queue_key(q, item, "item:", id, id_len);
-    argv[1] = zq;
-    len[1] = queue_key(q, zq, "queue", NULL, 0);
-    argv[2] = zu;
-    len[2] = queue_key(q, zu, "queue:urgent", NULL, 0);
-    argv[3] = id;
-    len[3] = id_len;
-    argv[4] = record ? record : "";
-    len[4] = record_len;
-    argv[5] = ms;
-    len[5] = (size_t)snprintf(ms, sizeof ms, "%lld", received_ms);
-    argv[6] = urg;
-    len[6] = (size_t)format_urgency(urgency, urg, sizeof urg);
-    c = queue_call_new(cb, NULL, arg);
-    if (c == NULL)
-        return -1;
-    if (redis_eval(q->redis, q->submit, 3, 7, argv, len, on_submit, c) != 0) {
-        free(c);
+    if (q->closing) {
+        redis_count_errors(NULL, 1, NULL, 0);
         return -1;
     }
+    if (redis_accepting(q->redis) != 0)
+        return -1;
+    key_len = q->prefix_len + 5 + id_len;
+    if (q->batch != NULL &&
+        q->buf_len + key_len + record_len > QUEUE_BATCH_BYTES)
+        batch_send(q); /* this one would make the batch too big */
+    if (buf_reserve(q, key_len + record_len) != 0) {
+        redis_count_errors(q->redis, 1, "out of memory", 13);
+        return -1;
+    }
+    b = q->batch;
+    if (b == NULL) {
+        b = q->spare;
+        q->spare = NULL;
+        if (b == NULL && (b = malloc(sizeof *b)) == NULL) {
+            redis_count_errors(q->redis, 1, "out of memory", 13);
+            return -1;
+        }
+        b->q = q;
+        b->n = 0;
+        q->batch = b;
+        event_active(q->flush_ev, EV_TIMEOUT, 1);
+    }
+    s = &q->slot[b->n];
+    s->key = q->buf_len;
+    s->key_len = queue_key(q, q->buf + q->buf_len, "item:", id, id_len);
+    q->buf_len += key_len;
+    s->rec = q->buf_len;
+    s->rec_len = record_len;
+    if (record_len > 0)
+        memcpy(q->buf + q->buf_len, record, record_len);
+    q->buf_len += record_len;
+    s->ms_len = (size_t)snprintf(s->ms, sizeof s->ms, "%lld", received_ms);
+    s->urg_len = (size_t)format_urgency(urgency, s->urg, sizeof s->urg);
+    b->w[b->n].cb = cb;
+    b->w[b->n].arg = arg;
+    b->n++;
+    q->items_waiting++;
+    if (b->n == QUEUE_BATCH_ITEMS || q->buf_len >= QUEUE_BATCH_BYTES)
+        batch_send(q); /* full: no need to wait for the pass to end */
     return 0;
+}
+
+void
+queue_batch_counts(unsigned long long *batches, unsigned long long *items)
+{
+    *batches = __atomic_load_n(&queue_batches_sent, __ATOMIC_RELAXED);
+    *items = __atomic_load_n(&queue_items_sent, __ATOMIC_RELAXED);
 }
 
 /* ---- reads ------------------------------------------------------------ */
@@ -1097,6 +1363,9 @@ queue_new(struct event_base *base, const struct queue_config *cfg)
     rc.timeout_ms = cfg->timeout_ms;
     rc.state_cb = queue_on_state;
     rc.state_arg = q;
+    q->flush_ev = event_new(base, -1, 0, flush_cb, q);
+    if (q->flush_ev == NULL)
+        goto fail;
     q->redis = redis_new(base, &rc, NULL, 0);
     if (q->redis == NULL)
         goto fail;
@@ -1123,7 +1392,26 @@ queue_free(struct queue *q)
 {
     if (q == NULL)
         return;
-    redis_free(q->redis);
+    /* Submits not sent yet fail first, while the connection still takes
+     * the commands their callbacks may send (redis_free fails those). */
+    q->closing = 1; /* callbacks may not submit again: refused */
+    while (q->failed != NULL) {
+        struct queue_batch *b = q->failed;
+
+        q->failed = b->next;
+        batch_fail(q, b, QUEUE_ERROR);
+    }
+    if (q->batch != NULL) {
+        struct queue_batch *b = q->batch;
+
+        q->batch = NULL;
+        batch_fail(q, b, QUEUE_ERROR);
+    }
+    redis_free(q->redis); /* fails the batches in flight */
+    if (q->flush_ev != NULL)
+        event_free(q->flush_ev);
+    free(q->spare);
+    free(q->buf);
     free(q);
 }
 
@@ -1149,7 +1437,8 @@ queue_last_error(const struct queue *q)
 size_t
 queue_pending(const struct queue *q)
 {
-    return redis_pending(q->redis);
+    /* A batch in flight counts as the submits it carries. */
+    return redis_pending(q->redis) - q->batches_waiting + q->items_waiting;
 }
 
 unsigned long long

@@ -80,7 +80,9 @@ int queue_connected(const struct queue *q);
  * Returns 0 when the command was sent (cb will run), -1 when it could not
  * be sent (not connected, bad id, out of memory): cb is then not called.
  * QUEUE_OK is reported only after Redis has answered that it stored the
- * item. */
+ * item.  Submits made during one pass of the event loop go to Redis as one
+ * command at the end of the pass (up to 64 of them); each still gets its
+ * own result, exactly as if submitted alone in that order. */
 int queue_submit(struct queue *q, const char *id, const char *record,
                  size_t record_len, long long received_ms, double urgency,
                  queue_submit_cb *cb, void *arg);
@@ -91,6 +93,11 @@ int queue_get(struct queue *q, const char *id, queue_submit_cb *cb, void *arg);
 
 /* Undecided items, claimed or not (O(1)). */
 int queue_length(struct queue *q, queue_count_cb *cb, void *arg);
+
+/* Submits are sent in batches, one EVALSHA per event-loop pass (or per
+ * 64 submits): batches sent and the submits in them, since start (all
+ * queues).  Any thread. */
+void queue_batch_counts(unsigned long long *batches, unsigned long long *items);
 
 /* Redis commands that failed or timed out since start (all queues):
  * refused while not connected, error replies, connection lost, timed out. */

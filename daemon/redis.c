@@ -947,6 +947,23 @@ req_send(struct redis *r, struct redis_req *q, int argc, const char **argv,
 }
 
 int
+redis_accepting(struct redis *r)
+{
+    if (!r->ready || r->ac == NULL || r->closing)
+        return refuse(r);
+    return 0;
+}
+
+void
+redis_count_errors(struct redis *r, unsigned long long n, const char *msg,
+                   size_t len)
+{
+    atomic_fetch_add_explicit(&redis_errors, n, memory_order_relaxed);
+    if (r != NULL && msg != NULL)
+        set_err(r, "Redis error: %.*s", (int)len, msg);
+}
+
+int
 redis_command(struct redis *r, int argc, const char **argv,
               const size_t *argvlen, redis_reply_cb *cb, void *arg)
 {

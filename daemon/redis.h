@@ -111,6 +111,18 @@ size_t redis_pending(const struct redis *r);
 /* Successful connections so far (the first one counts). */
 unsigned long redis_connect_count(const struct redis *r);
 
+/* 0 when commands are accepted now; else -1, counted as a failure with
+ * the reason in redis_last_error(), as a refused redis_command() would be
+ * (for a caller that gathers commands before sending them). */
+int redis_accepting(struct redis *r);
+
+/* Adds n to the failure count (redis_error_count) and, with msg, makes
+ * "Redis error: msg" the last error; r may be NULL (count only).  For a
+ * caller whose one command stood for several (a batch) or whose reply
+ * carried an error inside it. */
+void redis_count_errors(struct redis *r, unsigned long long n, const char *msg,
+                        size_t len);
+
 /* Sends one command; argv/argvlen are borrowed for the call (binary safe).
  * 0: sent, cb will run once.  -1: not sent (not ready, shutting down, out
  * of memory); cb will not run and the failure is counted. */

@@ -1233,6 +1233,302 @@ test_idle_ping_and_fast_reconnect(void **state)
     close_queue(q);
 }
 
+/* ---- batches: one EVALSHA per loop pass ---------------------------------- */
+
+#define BATCH_N 200
+static struct res batch_rs[BATCH_N];
+static int batch_want; /* how many of batch_rs to wait for */
+
+static int
+batch_done(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < batch_want; i++)
+        if (batch_rs[i].calls == 0)
+            return 0;
+    return 1;
+}
+
+static void
+batch_wait(int n)
+{
+    batch_want = n;
+    assert_int_equal(run_until(batch_done, NULL, 10000), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(batch_rs[i].calls, 1);
+}
+
+static void
+batch_submit(struct queue *q, int i, const char *id, const char *rec,
+             size_t len, long long ms)
+{
+    assert_int_equal(
+        queue_submit(q, id, rec, len, ms, 0.25, on_submit, &batch_rs[i]), 0);
+}
+
+/* Batches and submits sent since *b0 / *i0. */
+static void
+batch_delta(unsigned long long b0, unsigned long long i0,
+            unsigned long long *db, unsigned long long *di)
+{
+    unsigned long long b, i;
+
+    queue_batch_counts(&b, &i);
+    *db = b - b0;
+    *di = i - i0;
+}
+
+static void
+test_batch_distinct_and_duplicates(void **state)
+{
+    struct queue *q = open_main("tb1:", 2000);
+    unsigned long long b0, i0, db, di;
+    char id[32], rec[64], key[64];
+    redisReply *h;
+    struct res r;
+
+    (void)state;
+    memset(batch_rs, 0, sizeof batch_rs);
+    queue_batch_counts(&b0, &i0);
+    /* 40 distinct ids in one pass: one command, every one stored. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        snprintf(rec, sizeof rec, "{\"n\":%d}", i);
+        batch_submit(q, i, id, rec, strlen(rec), 1700000000000LL + i);
+    }
+    assert_int_equal(queue_pending(q), 40);
+    batch_wait(40);
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 1);
+    assert_int_equal(di, 40);
+    assert_int_equal(queue_pending(q), 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(batch_rs[i].st, QUEUE_OK);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb1:queue", NULL), 40);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb1:queue:urgent", NULL),
+                     40);
+    for (int i = 0; i < 40; i += 13) {
+        snprintf(key, sizeof key, "tb1:item:d%d", i);
+        snprintf(rec, sizeof rec, "{\"n\":%d}", i);
+        h = srv_cmd(&main_srv, "HGET %s record", key);
+        assert_non_null(h);
+        assert_int_equal(h->type, REDIS_REPLY_STRING);
+        assert_string_equal(h->str, rec);
+        freeReplyObject(h);
+    }
+    h = srv_cmd(&main_srv, "ZSCORE tb1:queue d39");
+    assert_non_null(h);
+    assert_string_equal(h->str, "1700000000039");
+    freeReplyObject(h);
+
+    /* One id three times in one batch, between others: as sequential
+     * submits, the first stores and the later ones see its record. */
+    memset(batch_rs, 0, sizeof batch_rs);
+    queue_batch_counts(&b0, &i0);
+    batch_submit(q, 0, "x1", "first", 5, 1);
+    batch_submit(q, 1, "dd", "A", 1, 2);
+    batch_submit(q, 2, "x2", "second", 6, 3);
+    batch_submit(q, 3, "dd", "B", 1, 4);
+    batch_submit(q, 4, "d7", "again", 5, 5); /* stored by the batch above */
+    batch_submit(q, 5, "dd", "C", 1, 6);
+    batch_wait(6);
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 1);
+    assert_int_equal(di, 6);
+    assert_int_equal(batch_rs[0].st, QUEUE_OK);
+    assert_int_equal(batch_rs[1].st, QUEUE_OK);
+    assert_int_equal(batch_rs[2].st, QUEUE_OK);
+    assert_int_equal(batch_rs[3].st, QUEUE_EXISTS);
+    assert_string_equal(batch_rs[3].stored, "A");
+    assert_int_equal(batch_rs[4].st, QUEUE_EXISTS);
+    assert_string_equal(batch_rs[4].stored, "{\"n\":7}");
+    assert_int_equal(batch_rs[5].st, QUEUE_EXISTS);
+    assert_string_equal(batch_rs[5].stored, "A");
+    h = srv_cmd(&main_srv, "ZSCORE tb1:queue dd");
+    assert_non_null(h);
+    assert_string_equal(h->str, "2");
+    freeReplyObject(h);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb1:queue", NULL), 43);
+
+    /* Across batches: a later pass sees it too. */
+    submit_wait(q, "dd", "D", 1, 7, 0, &r);
+    assert_int_equal(r.st, QUEUE_EXISTS);
+    assert_string_equal(r.stored, "A");
+    close_queue(q);
+}
+
+static void
+test_batch_caps(void **state)
+{
+    struct queue *q = open_main("tb2:", 5000);
+    unsigned long long b0, i0, db, di;
+    static char big[300 * 1024];
+    char id[32];
+
+    (void)state;
+    /* 64 submits at most in one command: the 64th sends the batch at
+     * once, without waiting for the loop. */
+    memset(batch_rs, 0, sizeof batch_rs);
+    queue_batch_counts(&b0, &i0);
+    for (int i = 0; i < 64; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        batch_submit(q, i, id, "r", 1, i);
+    }
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 1);
+    assert_int_equal(di, 64);
+    for (int i = 64; i < 150; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        batch_submit(q, i, id, "r", 1, i);
+    }
+    assert_int_equal(queue_pending(q), 150);
+    batch_wait(150);
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 3); /* 64 + 64 + 22 */
+    assert_int_equal(di, 150);
+    for (int i = 0; i < 150; i++)
+        assert_int_equal(batch_rs[i].st, QUEUE_OK);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb2:queue", NULL), 150);
+
+    /* About 1 MiB of records: 300 KiB records go three to a command. */
+    memset(batch_rs, 0, sizeof batch_rs);
+    memset(big, 'b', sizeof big);
+    queue_batch_counts(&b0, &i0);
+    for (int i = 0; i < 7; i++) {
+        snprintf(id, sizeof id, "big%d", i);
+        batch_submit(q, i, id, big, sizeof big, i);
+    }
+    batch_wait(7);
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 3); /* 3 + 3 + 1 */
+    assert_int_equal(di, 7);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(batch_rs[i].st, QUEUE_OK);
+    assert_int_equal(
+        srv_int(&main_srv, "HSTRLEN %s %s", "tb2:item:big6", "record"),
+        (long long)sizeof big);
+    close_queue(q);
+    srv_int(&main_srv, "DEL %s %s", "tb2:item:big0", "tb2:item:big1");
+}
+
+static void
+test_batch_item_error_alone(void **state)
+{
+    struct queue *q = open_main("tb3:", 2000);
+    unsigned long long errs;
+    redisReply *h;
+    struct res r;
+
+    (void)state;
+    /* A key of the wrong type fails its own item; its neighbours in the
+     * batch are stored. */
+    h = srv_cmd(&main_srv, "SET tb3:item:bad string");
+    assert_non_null(h);
+    freeReplyObject(h);
+    errs = queue_error_count();
+    memset(batch_rs, 0, sizeof batch_rs);
+    batch_submit(q, 0, "ok1", "1", 1, 1);
+    batch_submit(q, 1, "bad", "2", 1, 2);
+    batch_submit(q, 2, "ok2", "3", 1, 3);
+    batch_wait(3);
+    assert_int_equal(batch_rs[0].st, QUEUE_OK);
+    assert_int_equal(batch_rs[1].st, QUEUE_ERROR);
+    assert_int_equal(batch_rs[2].st, QUEUE_OK);
+    assert_int_equal(queue_error_count(), errs + 1);
+    assert_non_null(strstr(queue_last_error(q), "WRONGTYPE"));
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb3:queue", NULL), 2);
+    h = srv_cmd(&main_srv, "ZSCORE tb3:queue bad");
+    assert_non_null(h);
+    assert_int_equal(h->type, REDIS_REPLY_NIL); /* nothing of it written */
+    freeReplyObject(h);
+    assert_true(queue_connected(q));
+
+    /* The queue's zset of the wrong type: every new item of the batch
+     * fails and no hash is written; one that existed keeps its answer. */
+    submit_wait(q, "old", "kept", 4, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    srv_int(&main_srv, "DEL %s", "tb3:queue", NULL);
+    h = srv_cmd(&main_srv, "SET tb3:queue string");
+    assert_non_null(h);
+    freeReplyObject(h);
+    memset(batch_rs, 0, sizeof batch_rs);
+    batch_submit(q, 0, "new1", "1", 1, 1);
+    batch_submit(q, 1, "old", "2", 1, 2);
+    batch_submit(q, 2, "new2", "3", 1, 3);
+    batch_submit(q, 3, "new1", "4", 1, 4);
+    batch_wait(4);
+    assert_int_equal(batch_rs[0].st, QUEUE_ERROR);
+    assert_int_equal(batch_rs[1].st, QUEUE_EXISTS);
+    assert_string_equal(batch_rs[1].stored, "kept");
+    assert_int_equal(batch_rs[2].st, QUEUE_ERROR);
+    assert_int_equal(batch_rs[3].st, QUEUE_ERROR);
+    assert_int_equal(srv_int(&main_srv, "EXISTS %s", "tb3:item:new1", NULL), 0);
+    assert_int_equal(srv_int(&main_srv, "EXISTS %s", "tb3:item:new2", NULL), 0);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb3:queue:urgent", NULL),
+                     3);
+    srv_int(&main_srv, "DEL %s", "tb3:queue", NULL);
+    close_queue(q);
+}
+
+static void
+test_batch_redis_down(void **state)
+{
+    struct srv *s = &extra;
+    struct queue *q;
+    char url[64], id[16];
+    unsigned long long errs;
+    struct timeval tv = {0, 450000};
+    struct res r;
+
+    (void)state;
+    assert_int_equal(srv_start(s), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
+    q = open_queue(url, NULL, "tb4:", 300);
+    assert_non_null(q);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+
+    /* No answer in time: every submit of the batch times out; Redis ran
+     * it later, so each id is then found stored. */
+    kill(s->pid, SIGSTOP);
+    cont_ev = evtimer_new(base, sigcont_cb, &s->pid);
+    evtimer_add(cont_ev, &tv);
+    errs = queue_error_count();
+    memset(batch_rs, 0, sizeof batch_rs);
+    for (int i = 0; i < 20; i++) {
+        snprintf(id, sizeof id, "t%d", i);
+        batch_submit(q, i, id, "t", 1, i);
+    }
+    batch_wait(20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(batch_rs[i].st, QUEUE_TIMEOUT);
+    assert_int_equal(queue_error_count(), errs + 20);
+    run_for(500);
+    assert_true(queue_connected(q));
+    submit_wait(q, "t19", "again", 5, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_EXISTS);
+
+    /* Redis gone with a batch gathered: every submit gets an error, none
+     * a second callback; then submits are refused at once. */
+    errs = queue_error_count();
+    memset(batch_rs, 0, sizeof batch_rs);
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "k%d", i);
+        batch_submit(q, i, id, "k", 1, i);
+    }
+    srv_kill(s, SIGKILL);
+    batch_wait(100);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(batch_rs[i].st, QUEUE_ERROR);
+    assert_true(queue_error_count() >= errs + 100);
+    assert_int_equal(run_until(is_down, q, 2000), 0);
+    assert_int_equal(queue_submit(q, "y", "y", 1, 1, 0, on_submit, &r), -1);
+    run_for(100);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(batch_rs[i].calls, 1);
+    assert_int_equal(queue_pending(q), 0);
+    close_queue(q);
+}
+
 /* One worker thread of the daemon: its own loop, its own queue. */
 struct worker_run {
     pthread_t thread;
@@ -1604,6 +1900,10 @@ main(void)
         cmocka_unit_test_teardown(test_idle_ping_and_fast_reconnect, teardown),
         cmocka_unit_test_teardown(test_worker_threads, teardown),
         cmocka_unit_test_teardown(test_free_with_pending, teardown),
+        cmocka_unit_test_teardown(test_batch_distinct_and_duplicates, teardown),
+        cmocka_unit_test_teardown(test_batch_caps, teardown),
+        cmocka_unit_test_teardown(test_batch_item_error_alone, teardown),
+        cmocka_unit_test_teardown(test_batch_redis_down, teardown),
         cmocka_unit_test_teardown(test_moderation, teardown),
         cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
     };
