@@ -99,13 +99,13 @@ log_buffer_end(void)
     log_buf = NULL;
 }
 
-/* n bytes of s at line[at], cut to leave room for a newline. */
+/* n bytes of s at buf[at], cut to end by buf[cap]; the new end. */
 static size_t
-log_cat(char *line, size_t at, const char *s, size_t n)
+log_cat(char *buf, size_t cap, size_t at, const char *s, size_t n)
 {
-    if (n > LOG_LINE_MAX - 1 - at)
-        n = LOG_LINE_MAX - 1 - at;
-    memcpy(line + at, s, n);
+    if (n > cap - at)
+        n = cap - at;
+    memcpy(buf + at, s, n);
     return at + n;
 }
 
@@ -151,11 +151,11 @@ log_emit(int prio, const char *tag, const char *suffix, const char *msg,
         return;
     }
     n = log_stamp_put(line);
-    n = log_cat(line, n, tag, strlen(tag));
-    n = log_cat(line, n, msg, len);
+    n = log_cat(line, LOG_LINE_MAX - 1, n, tag, strlen(tag));
+    n = log_cat(line, LOG_LINE_MAX - 1, n, msg, len);
     if (suffix[0]) {
-        n = log_cat(line, n, ": ", 2);
-        n = log_cat(line, n, suffix, strlen(suffix));
+        n = log_cat(line, LOG_LINE_MAX - 1, n, ": ", 2);
+        n = log_cat(line, LOG_LINE_MAX - 1, n, suffix, strlen(suffix));
     }
     line[n++] = '\n';
     if (log_buf == NULL) {
@@ -221,8 +221,13 @@ log_info(const char *fmt, ...)
 }
 
 void
-log_info_msg(const char *msg, size_t len)
+log_info_parts(const char *const *parts, size_t n)
 {
+    char msg[1024]; /* as syslog's msg: 1023 bytes */
+    size_t len = 0;
+
+    for (size_t i = 0; i < n; i++)
+        len = log_cat(msg, sizeof(msg) - 1, len, parts[i], strlen(parts[i]));
     log_emit(LOG_INFO, "", "", msg, len);
 }
 

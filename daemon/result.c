@@ -49,14 +49,15 @@ result_write_scores(struct jsonw *w, const struct clf_result *r)
     jsonw_array_end(w);
 }
 
-/* The "reasons" member; its value is w->buf[*at..w->len) after. */
-static void
-result_write_reasons(struct jsonw *w, const struct clf_result *r, size_t *at)
+/* The "reasons" member; returns where its value begins in w->buf. */
+static size_t
+result_write_reasons(struct jsonw *w, const struct clf_result *r)
 {
     unsigned i, j;
+    size_t at;
 
     JSONW_KEY(w, "reasons");
-    *at = w->len;
+    at = w->len;
     jsonw_object_begin(w);
     for (i = 0; i < r->n_labels; i++) {
         const struct clf_label_result *l = &r->labels[i];
@@ -74,6 +75,7 @@ result_write_reasons(struct jsonw *w, const struct clf_result *r, size_t *at)
         jsonw_array_end(w);
     }
     jsonw_object_end(w);
+    return at;
 }
 
 void
@@ -81,8 +83,6 @@ result_write_reply(struct jsonw *w, const char *id, const struct clf_result *r,
                    enum clf_verdict v, int queued, int spooled,
                    const char *reasons, size_t reasons_len)
 {
-    size_t at;
-
     jsonw_object_begin(w);
     JSONW_KEY(w, "id");
     jsonw_string(w, id);
@@ -101,7 +101,7 @@ result_write_reply(struct jsonw *w, const char *id, const struct clf_result *r,
         JSONW_KEY(w, "reasons");
         jsonw_raw(w, reasons, reasons_len);
     } else {
-        result_write_reasons(w, r, &at);
+        result_write_reasons(w, r);
     }
     jsonw_object_end(w);
 }
@@ -168,7 +168,6 @@ result_write_record(struct jsonw *w, const char *id,
                     const json_t *extra, size_t *reasons_at,
                     size_t *reasons_len)
 {
-    size_t at;
     const char *key;
     json_t *val;
     char when[40];
@@ -190,9 +189,8 @@ result_write_record(struct jsonw *w, const char *id,
     result_write_scores(w, r);
     JSONW_KEY(w, "verdict");
     jsonw_string(w, clf_verdict_name(v));
-    result_write_reasons(w, r, &at);
-    *reasons_at = at;
-    *reasons_len = w->len - at;
+    *reasons_at = result_write_reasons(w, r);
+    *reasons_len = w->len - *reasons_at;
     JSONW_KEY(w, "lang");
     jsonw_string(w, r->lang);
     result_write_opt(w, "lang_hint", rc->lang);

@@ -85,18 +85,6 @@ route_method(const struct http_request *req)
     }
 }
 
-/* s at line[at] (cap bytes in all), cut to fit; the new end. */
-static size_t
-route_cat(char *line, size_t cap, size_t at, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n > cap - at)
-        n = cap - at;
-    memcpy(line + at, s, n);
-    return at + n;
-}
-
 /* The request's log line, "POST /v1/score 200 allow 1.25ms id=ID" (note
  * after the time), made by hand: vsnprintf cost more than the rest of
  * logging. */
@@ -104,10 +92,9 @@ static void
 route_log(const char *method, const char *path, int status, const char *verdict,
           long cms, const char *note, const char *id)
 {
-    char line[1024], st[24], ms[32];
-    /* cms hundredths of a millisecond: "12.34ms" (digits end at ms[19]) */
+    char st[24], ms[32];
+    /* cms hundredths of a millisecond: "12.34ms" (the digits before ms[19]) */
     const char *m = jsonw_digits((unsigned long long)cms / 100, ms + 19);
-    size_t n = 0;
 
     st[sizeof(st) - 1] = '\0';
     ms[19] = '.';
@@ -128,9 +115,7 @@ route_log(const char *method, const char *path, int status, const char *verdict,
         id[0] ? " id=" : "",
         id,
     };
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-        n = route_cat(line, sizeof(line), n, parts[i]);
-    log_info_msg(line, n);
+    log_info_parts(parts, sizeof(parts) / sizeof(parts[0]));
 }
 
 /* The one exit of every request. */
