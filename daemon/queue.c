@@ -36,34 +36,39 @@
  * or an error for that item alone.
  *
  * The outcome is that of submitting the items one after the other, each
- * as: if its hash exists, the result is the stored record; else ZADD
- * queue, ZADD urgent, HSET the hash, and the result is 1.  An id twice in
- * one batch behaves as two submits in a row: the second finds the first's
- * record.  To spend fewer calls inside Redis (each redis.call costs about
- * as much as the command it runs), the script first looks up every item,
- * then adds all new ids to each zset with one ZADD, then writes each new
- * item's hash.  The zsets are still written before any hash: a ZADD that
- * fails (WRONGTYPE, OOM) leaves no hash behind and fails every new item
- * of the batch, and an item hash always means the item was fully queued.
- * Items that existed keep their answer.  Failures are caught per item
+ * as: if its hash has a record, the result is that record; else store
+ * the record, ZADD queue, ZADD urgent, and the result is 1.  An id twice
+ * in one batch behaves as two submits in a row: the second finds the
+ * first's record.  Each redis.call costs about as much as the command it
+ * runs, so the script makes few: one HSETNX per item is both the look-up
+ * and the write (the hash holds only the record until a decision; no
+ * `state` means queued, and the scores stay in the zsets until the
+ * decide script copies them into the hash), then one ZADD per zset for
+ * all the new ids.  Should a ZADD fail (WRONGTYPE) the script takes back
+ * what it wrote (the first ZADD, the new hashes), so every new item of
+ * the batch fails and an item hash still always means a fully queued
+ * item; a script is atomic, so nobody sees the hashes in between.  Items
+ * that existed keep their answer.  Failures are caught per item
  * (redis.pcall), so one bad item (say its key holds a string) fails
  * alone and its neighbours are stored as if submitted on their own. */
 static const char submit_lua[] =
     "local n = #KEYS - 2\n"
     "local out, first, new, zq, zu = {}, {}, {}, {}, {}\n"
     "for i = 1, n do\n"
-    "  local k = KEYS[i + 2]\n"
+    "  local k, a = KEYS[i + 2], 4 * i - 3\n"
     "  if first[k] == nil then\n"
     "    first[k] = i\n"
-    "    if redis.call('EXISTS', k) == 1 then\n"
-    "      out[i] = redis.pcall('HGET', k, 'record') or ''\n"
-    "    else\n"
-    "      local a = 4 * i - 3\n"
+    "    local r = redis.pcall('HSETNX', k, 'record', ARGV[a + 1])\n"
+    "    if r == 1 then\n"
     "      new[#new + 1] = i\n"
     "      zq[#zq + 1] = ARGV[a + 2]\n"
     "      zq[#zq + 1] = ARGV[a]\n"
     "      zu[#zu + 1] = ARGV[a + 3]\n"
     "      zu[#zu + 1] = ARGV[a]\n"
+    "    elseif r == 0 then\n"
+    "      out[i] = redis.pcall('HGET', k, 'record')\n"
+    "    else\n"
+    "      out[i] = r\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -71,18 +76,19 @@ static const char submit_lua[] =
     "  local e = redis.pcall('ZADD', KEYS[1], unpack(zq))\n"
     "  if type(e) ~= 'table' then\n"
     "    e = redis.pcall('ZADD', KEYS[2], unpack(zu))\n"
+    "    if type(e) == 'table' then\n"
+    "      local ids = {}\n"
+    "      for j, i in ipairs(new) do ids[j] = ARGV[4 * i - 3] end\n"
+    "      redis.pcall('ZREM', KEYS[1], unpack(ids))\n"
+    "    end\n"
+    "  end\n"
+    "  if type(e) == 'table' then\n"
+    "    local keys = {}\n"
+    "    for j, i in ipairs(new) do keys[j] = KEYS[i + 2] end\n"
+    "    redis.pcall('DEL', unpack(keys))\n"
     "  end\n"
     "  for _, i in ipairs(new) do\n"
-    "    if type(e) == 'table' then\n"
-    "      out[i] = e\n"
-    "    else\n"
-    "      local a = 4 * i - 3\n"
-    "      local r = redis.pcall('HSET', KEYS[i + 2], 'record', ARGV[a + 1],\n"
-    "                            'state', 'queued', 'received_ms', ARGV[a + "
-    "2],\n"
-    "                            'urgency', ARGV[a + 3])\n"
-    "      if type(r) == 'table' then out[i] = r else out[i] = 1 end\n"
-    "    end\n"
+    "    if type(e) == 'table' then out[i] = e else out[i] = 1 end\n"
     "  end\n"
     "end\n"
     "for i = 1, n do\n"
@@ -258,6 +264,30 @@ batch_fail(struct queue *q, struct queue_batch *b, enum queue_status st)
     batch_release(q, b);
 }
 
+static void batch_send(struct queue *q);
+
+/* After a batch's answer: the batch that gathered meanwhile goes now (see
+ * flush_cb).  After a timeout it fails at once instead: its submits have
+ * waited behind a command Redis did not answer within timeout_ms, and a
+ * comment is never kept waiting longer than that. */
+static void
+batch_next(struct queue *q, enum queue_status st)
+{
+    struct queue_batch *b = q->batch;
+
+    if (b == NULL || q->batches_waiting > 0)
+        return;
+    if (st != QUEUE_TIMEOUT) {
+        batch_send(q);
+        return;
+    }
+    q->batch = NULL;
+    q->buf_len = 0;
+    q->items_waiting -= b->n;
+    redis_count_errors(NULL, b->n, NULL, 0);
+    batch_fail(q, b, QUEUE_TIMEOUT);
+}
+
 static void
 on_batch(enum redis_result res, const struct redisReply *reply, void *arg)
 {
@@ -278,6 +308,7 @@ on_batch(enum redis_result res, const struct redisReply *reply, void *arg)
         if (b->n > 1)
             redis_count_errors(NULL, b->n - 1, NULL, 0);
         batch_fail(q, b, st);
+        batch_next(q, st);
         return;
     }
     for (size_t i = 0; i < b->n; i++) {
@@ -297,6 +328,7 @@ on_batch(enum redis_result res, const struct redisReply *reply, void *arg)
         }
     }
     batch_release(q, b);
+    batch_next(q, st);
 }
 
 /* Sends the gathered batch as one EVALSHA.  When it cannot be sent, its
@@ -357,7 +389,12 @@ batch_send(struct queue *q)
 
 /* The end of the loop pass that gathered a batch (flush_ev was made
  * active by its first submit, so it runs after the events that were
- * already active: the requests read in the same pass have joined). */
+ * already active: the requests read in the same pass have joined).  The
+ * batch goes now unless one is in flight: then it keeps gathering until
+ * that one's answer (batch_next), so under load each command carries the
+ * comments of several passes -- fewer commands, script calls, syscalls
+ * and wake-ups per comment, in Redis and here -- while a lone comment
+ * still goes at once.  A full batch goes at once (queue_submit). */
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -365,7 +402,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    batch_send(q);
+    if (q->batches_waiting == 0)
+        batch_send(q);
     while (q->failed != NULL) {
         struct queue_batch *b = q->failed;
 
@@ -654,7 +692,8 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
 /* Put before each moderation script: Redis's clock in ms; byte order of two
  * strings (Lua's < follows the server's locale); one item as nine reply
  * fields (id, record, state, claimed_by, claim_expires_ms, decision,
- * labels, decided_by, decided_at_ms), a claim shown only while it lasts. */
+ * labels, decided_by, decided_at_ms), a claim shown only while it lasts,
+ * state "queued" for a hash without one (as submit leaves it). */
 static const char common_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -672,7 +711,8 @@ static const char common_lua[] =
     "  local exp = tonumber(f[4] or '') or 0\n"
     "  local by = f[3] or ''\n"
     "  if exp <= now then by = ''; exp = 0 end\n"
-    "  local v = {id, f[1] or '', f[2] or '', by, exp, f[5] or '',\n"
+    "  local v = {id, f[1] or '', f[2] or (f[1] and 'queued' or ''), by,\n"
+    "    exp, f[5] or '',\n"
     "    f[6] or '', f[7] or '', tonumber(f[8] or '') or 0}\n"
     "  for i = 1, 9 do out[#out + 1] = v[i] end\n"
     "end\n"
@@ -761,7 +801,9 @@ static const char claim_lua[] =
  * Returns, per decision, {status, verdict, labels, why}: 200 decided now,
  * 404 unknown, 409 already decided (nothing written), 500 unreadable
  * record.  Reads come before writes, so a failing decision writes
- * nothing. */
+ * nothing.  The item's two scores move from the zsets into its hash
+ * (received_ms, urgency): a list cursor on a decided item and undo need
+ * them, and submit does not write them, to stay cheap. */
 static const char decide_lua[] =
     "local by, thr = ARGV[1], cjson.decode(ARGV[2])\n"
     "local function defaults(rec, reject)\n"
@@ -790,7 +832,8 @@ static const char decide_lua[] =
     "                       'claim_expires_ms')\n"
     "  local ok, rec = pcall(cjson.decode, f[1] or '')\n"
     "  if not f[1] then res[i] = {404, '', '', ''}\n"
-    "  elseif f[2] ~= 'queued' then res[i] = {409, '', '', 'decided'}\n"
+    "  elseif (f[2] or 'queued') ~= 'queued' then\n"
+    "    res[i] = {409, '', '', 'decided'}\n"
     "  elseif not ok or type(rec) ~= 'table' then res[i] = {500, '', '', ''}\n"
     "  else\n"
     "    if labels == '' then\n"
@@ -799,12 +842,16 @@ static const char decide_lua[] =
     "    local prev = {state = 'queued'}\n"
     "    if f[3] and (tonumber(f[4] or '') or 0) > now then\n"
     "      prev.claimed_by = f[3]; prev.claim_expires_ms = tonumber(f[4]) end\n"
+    "    local ms = redis.call('ZSCORE', KEYS[1], id)\n"
+    "    local urgency = redis.call('ZSCORE', KEYS[2], id)\n"
     "    redis.call('ZREM', KEYS[1], id)\n"
     "    redis.call('ZREM', KEYS[2], id)\n"
     "    redis.call('ZREM', KEYS[3], id)\n"
     "    redis.call('ZADD', KEYS[4], now, id)\n"
     "    redis.call('HSET', key, 'state', 'decided', 'decision', decision,\n"
     "               'labels', labels, 'decided_by', by, 'decided_at_ms', now)\n"
+    "    if ms then redis.call('HSET', key, 'received_ms', ms) end\n"
+    "    if urgency then redis.call('HSET', key, 'urgency', urgency) end\n"
     "    redis.call('HDEL', key, 'claimed_by', 'claim_expires_ms')\n"
     "    redis.call('XADD', KEYS[5], '*', 'action', decision, 'id', id,\n"
     "               'by', by, 'at_ms', now, 'labels', labels,\n"

@@ -12,6 +12,7 @@ BUILD=${BUILD:-build}
 D=${DATASETS:-../shared/datasets}
 DURATION=${DURATION:-60}
 CONNS=${CONNS:-64}
+COUNT_ACKS=1
 . scripts/http-lib.sh
 
 start_daemon 2

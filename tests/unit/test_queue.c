@@ -280,6 +280,8 @@ srv_int(const struct srv *s, const char *fmt, const char *a, const char *b)
 
     if (r != NULL && r->type == REDIS_REPLY_INTEGER)
         v = r->integer;
+    else if (r != NULL && r->type == REDIS_REPLY_STRING) /* HGET, ZSCORE */
+        v = strtoll(r->str, NULL, 10);
     freeReplyObject(r);
     return v;
 }
@@ -544,20 +546,11 @@ test_submit_stores_fields(void **state)
     h = srv_cmd(&main_srv, "HGETALL t1:item:c-1");
     assert_non_null(h);
     assert_int_equal(h->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(h->elements, 8);
-    for (size_t i = 0; i < h->elements; i += 2) {
-        const char *k = h->element[i]->str, *v = h->element[i + 1]->str;
-        if (strcmp(k, "record") == 0)
-            assert_string_equal(v, rec);
-        else if (strcmp(k, "state") == 0)
-            assert_string_equal(v, "queued");
-        else if (strcmp(k, "received_ms") == 0)
-            assert_string_equal(v, "1700000000123");
-        else if (strcmp(k, "urgency") == 0)
-            assert_float_equal(strtod(v, NULL), 0.75, 1e-12);
-        else
-            fail_msg("unexpected field %s", k);
-    }
+    /* Only the record: no state means queued; the scores are in the
+     * zsets (decide copies them into the hash). */
+    assert_int_equal(h->elements, 2);
+    assert_string_equal(h->element[0]->str, "record");
+    assert_string_equal(h->element[1]->str, rec);
     freeReplyObject(h);
     h = srv_cmd(&main_srv, "ZSCORE t1:queue c-1");
     assert_non_null(h);
@@ -1278,6 +1271,21 @@ batch_delta(unsigned long long b0, unsigned long long i0,
     *di = i - i0;
 }
 
+/* Starts the test's own server and a queue connected to it. */
+static struct queue *
+open_extra(const char *prefix, unsigned timeout_ms)
+{
+    char url[64];
+    struct queue *q;
+
+    assert_int_equal(srv_start(&extra), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", extra.port);
+    q = open_queue(url, NULL, prefix, timeout_ms);
+    assert_non_null(q);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    return q;
+}
+
 static void
 test_batch_distinct_and_duplicates(void **state)
 {
@@ -1467,6 +1475,21 @@ test_batch_item_error_alone(void **state)
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb3:queue:urgent", NULL),
                      3);
     srv_int(&main_srv, "DEL %s", "tb3:queue", NULL);
+
+    /* The urgent zset of the wrong type: the ids the first ZADD wrote are
+     * taken back with the new hashes. */
+    h = srv_cmd(&main_srv, "SET tb3:queue:urgent string");
+    assert_non_null(h);
+    freeReplyObject(h);
+    memset(batch_rs, 0, sizeof batch_rs);
+    batch_submit(q, 0, "new3", "1", 1, 1);
+    batch_submit(q, 1, "old", "2", 1, 2);
+    batch_wait(2);
+    assert_int_equal(batch_rs[0].st, QUEUE_ERROR);
+    assert_int_equal(batch_rs[1].st, QUEUE_EXISTS);
+    assert_int_equal(srv_int(&main_srv, "EXISTS %s", "tb3:item:new3", NULL), 0);
+    assert_int_equal(srv_int(&main_srv, "EXISTS %s", "tb3:queue", NULL), 0);
+    srv_int(&main_srv, "DEL %s", "tb3:queue:urgent", NULL);
     close_queue(q);
 }
 
@@ -1474,18 +1497,13 @@ static void
 test_batch_redis_down(void **state)
 {
     struct srv *s = &extra;
-    struct queue *q;
-    char url[64], id[16];
+    struct queue *q = open_extra("tb4:", 300);
+    char id[16];
     unsigned long long errs;
     struct timeval tv = {0, 450000};
     struct res r;
 
     (void)state;
-    assert_int_equal(srv_start(s), 0);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
-    q = open_queue(url, NULL, "tb4:", 300);
-    assert_non_null(q);
-    assert_int_equal(run_until(is_connected, q, 5000), 0);
 
     /* No answer in time: every submit of the batch times out; Redis ran
      * it later, so each id is then found stored. */
@@ -1526,6 +1544,64 @@ test_batch_redis_down(void **state)
     for (int i = 0; i < 100; i++)
         assert_int_equal(batch_rs[i].calls, 1);
     assert_int_equal(queue_pending(q), 0);
+    close_queue(q);
+}
+
+/* While a batch is in flight the next one gathers, over several loop
+ * passes, and goes when the answer comes; when the answer does not come
+ * in time, the gathered one fails at once, never sent. */
+static void
+test_batch_one_in_flight(void **state)
+{
+    struct srv *s = &extra;
+    struct queue *q = open_extra("tb5:", 300);
+    unsigned long long b0, i0, db, di, errs;
+    struct res r;
+
+    (void)state;
+
+    kill(s->pid, SIGSTOP);
+    memset(batch_rs, 0, sizeof batch_rs);
+    queue_batch_counts(&b0, &i0);
+    batch_submit(q, 0, "a", "A", 1, 1);
+    run_for(30); /* sent: in flight, unanswered */
+    batch_submit(q, 1, "b", "B", 1, 2);
+    run_for(30);
+    batch_submit(q, 2, "c", "C", 1, 3);
+    run_for(30); /* b and c gathered over two passes, not sent */
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 1);
+    assert_int_equal(di, 1);
+    assert_int_equal(queue_pending(q), 3);
+    kill(s->pid, SIGCONT);
+    batch_wait(3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(batch_rs[i].st, QUEUE_OK);
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 2);
+    assert_int_equal(di, 3);
+
+    kill(s->pid, SIGSTOP);
+    memset(batch_rs, 0, sizeof batch_rs);
+    queue_batch_counts(&b0, &i0);
+    errs = queue_error_count();
+    batch_submit(q, 0, "d", "D", 1, 4);
+    run_for(30);
+    batch_submit(q, 1, "e", "E", 1, 5);
+    batch_wait(2);
+    assert_int_equal(batch_rs[0].st, QUEUE_TIMEOUT);
+    assert_int_equal(batch_rs[1].st, QUEUE_TIMEOUT);
+    assert_int_equal(queue_error_count(), errs + 2);
+    batch_delta(b0, i0, &db, &di);
+    assert_int_equal(db, 1);
+    kill(s->pid, SIGCONT);
+    run_for(300); /* d's late answer is dropped */
+    assert_true(queue_connected(q));
+    assert_int_equal(queue_pending(q), 0);
+    submit_wait(q, "d", "D2", 2, 1, 0, &r); /* Redis ran d late ... */
+    assert_int_equal(r.st, QUEUE_EXISTS);
+    submit_wait(q, "e", "E2", 2, 1, 0, &r); /* ... but never saw e */
+    assert_int_equal(r.st, QUEUE_OK);
     close_queue(q);
 }
 
@@ -1608,6 +1684,7 @@ struct mres {
     size_t n;
     char ids[8][16];
     char claimed_by[8][16];
+    char states[8][16];
     char next[64];
     long long length;
     enum queue_status out[8];
@@ -1634,6 +1711,7 @@ on_mpage(enum queue_status st, const struct queue_page *p, void *arg)
         snprintf(r->ids[i], 16, "%s", p->items[i].id);
         snprintf(r->claimed_by[i], 16, "%s",
                  p->items[i].claimed_by ? p->items[i].claimed_by : "");
+        snprintf(r->states[i], 16, "%s", p->items[i].state);
     }
 }
 
@@ -1755,6 +1833,14 @@ test_moderation(void **state)
     assert_int_equal(srv_int(&main_srv, "XLEN %s", "t20:training", NULL), 1);
     MWAIT(m, queue_show(q, "m1", on_mpage, &m));
     assert_int_equal(m.n, 1);
+    assert_string_equal(m.states[0], "decided");
+    /* submit writes no state: a queued item shows "queued" */
+    MWAIT(m, queue_show(q, "m2", on_mpage, &m));
+    assert_string_equal(m.states[0], "queued");
+    /* the decision moved m1's scores from the zsets into its hash */
+    assert_int_equal(
+        srv_int(&main_srv, "HGET %s %s", "t20:item:m1", "received_ms"),
+        1700000000001LL);
     MWAIT(m, queue_show(q, "m9", on_mpage, &m));
     assert_int_equal(m.st, QUEUE_NOT_FOUND);
 
@@ -1767,6 +1853,16 @@ test_moderation(void **state)
     MWAIT(m, queue_undo(q, "m1", "bob", 60, on_mdecide, &m));
     assert_int_equal(m.out[0], QUEUE_OK);
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t20:queue", NULL), 4);
+    /* back with its original scores */
+    assert_int_equal(srv_int(&main_srv, "ZSCORE %s %s", "t20:queue", "m1"),
+                     1700000000001LL);
+    {
+        redisReply *h = srv_cmd(&main_srv, "ZSCORE t20:queue:urgent m1");
+
+        assert_non_null(h);
+        assert_float_equal(strtod(h->str, NULL), 0.1, 1e-12);
+        freeReplyObject(h);
+    }
     MWAIT(m, queue_undo(q, "m1", "bob", 60, on_mdecide, &m));
     assert_int_equal(m.out[0], QUEUE_CONFLICT);
     assert_string_equal(m.why[0], "not_decided");
@@ -1904,6 +2000,7 @@ main(void)
         cmocka_unit_test_teardown(test_batch_caps, teardown),
         cmocka_unit_test_teardown(test_batch_item_error_alone, teardown),
         cmocka_unit_test_teardown(test_batch_redis_down, teardown),
+        cmocka_unit_test_teardown(test_batch_one_in_flight, teardown),
         cmocka_unit_test_teardown(test_moderation, teardown),
         cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
     };
