@@ -27,6 +27,7 @@ enum meta_prop {
 static const char *const meta_names[] = {
     "links", "caps", "len", "punct", "emoji", "obfuscated", "invalid_utf8",
 };
+#define N_META (sizeof meta_names / sizeof meta_names[0])
 static const char *const caps_names[] = {"low", "some", "most"};
 static const unsigned len_bounds[] = {20, 50, 100, 200, 400};
 #define N_LEN_BOUNDS (sizeof len_bounds / sizeof len_bounds[0])
@@ -49,67 +50,59 @@ feat_set_release(struct feat_set *fs)
     memset(fs, 0, sizeof *fs);
 }
 
-/* Twice the room: the current comment's keys move to the new slots. */
+/* Room for `most` features, with the dedup slots at most half full: the
+ * largest a comment can have is known before it is read, so add() checks
+ * nothing.  Empties the set. */
 static int
-slots_grow(struct feat_set *fs)
+reserve(struct feat_set *fs, size_t most)
 {
-    size_t n_slots = fs->n_slots ? fs->n_slots * 2 : 1024;
-    struct feat_slot *slots = calloc(n_slots, sizeof *slots);
-    if (!slots)
-        return -1;
-    if (!fs->gen)
-        fs->gen = 1;
-    for (size_t i = 0; i < fs->n; i++) {
-        size_t j = fs->v[i].key & (n_slots - 1);
-        while (slots[j].gen == fs->gen)
-            j = (j + 1) & (n_slots - 1);
-        slots[j] = (struct feat_slot){fs->v[i].key, fs->gen};
-    }
-    free(fs->slots);
-    fs->slots = slots;
-    fs->n_slots = n_slots;
-    return 0;
-}
-
-/* Add a feature unless its key is already in the set. */
-static inline int
-add(struct feat_set *fs, uint64_t key, unsigned family, unsigned arg,
-    unsigned off, uint32_t tok)
-{
-    key = feat_key_with_family(key, family);
-    if ((fs->n + 1) * 2 > fs->n_slots && slots_grow(fs) < 0)
-        return -1;
-    size_t mask = fs->n_slots - 1, j = key & mask;
-    for (; fs->slots[j].gen == fs->gen; j = (j + 1) & mask)
-        if (fs->slots[j].key == key)
-            return 0;
-    if (fs->n == fs->cap) {
-        size_t cap = fs->cap ? fs->cap * 2 : 256;
+    fs->n = 0;
+    if (most > fs->cap) {
+        size_t cap = fs->cap ? fs->cap : 256;
+        while (cap < most)
+            cap *= 2;
         struct feat *v = realloc(fs->v, cap * sizeof *v);
         if (!v)
             return -1;
         fs->v = v;
         fs->cap = cap;
     }
+    if (2 * most > fs->n_slots) {
+        size_t n_slots = fs->n_slots ? fs->n_slots : 1024;
+        while (n_slots < 2 * most)
+            n_slots *= 2;
+        struct feat_slot *slots = calloc(n_slots, sizeof *slots);
+        if (!slots)
+            return -1;
+        free(fs->slots);
+        fs->slots = slots;
+        fs->n_slots = n_slots;
+        fs->gen = 0;
+    }
+    /* A new generation empties every slot. */
+    if (++fs->gen == 0) { /* wrapped: old stamps could look current */
+        memset(fs->slots, 0, fs->n_slots * sizeof *fs->slots);
+        fs->gen = 1;
+    }
+    return 0;
+}
+
+/* Add a feature unless its key is already in the set (which has room). */
+static inline void
+add(struct feat_set *fs, uint64_t key, unsigned family, unsigned arg,
+    unsigned off, uint32_t tok)
+{
+    key = feat_key_with_family(key, family);
+    size_t mask = fs->n_slots - 1, j = key & mask;
+    for (; fs->slots[j].gen == fs->gen; j = (j + 1) & mask)
+        if (fs->slots[j].key == key)
+            return;
+    fs->slots[j] = (struct feat_slot){key, fs->gen};
     fs->v[fs->n++] = (struct feat){.key = key,
                                    .family = (uint8_t)family,
                                    .arg = (uint8_t)arg,
                                    .off = (uint16_t)off,
                                    .tok = tok};
-    fs->slots[j] = (struct feat_slot){key, fs->gen};
-    return 0;
-}
-
-/* Forget the previous comment: a new generation empties every slot. */
-static void
-reset(struct feat_set *fs)
-{
-    if (++fs->gen == 0) { /* wrapped: old stamps could look current */
-        if (fs->slots)
-            memset(fs->slots, 0, fs->n_slots * sizeof *fs->slots);
-        fs->gen = 1;
-    }
-    fs->n = 0;
 }
 
 static unsigned
@@ -197,7 +190,7 @@ feat_word_grams(const struct clf_settings *s, const struct text_doc *doc,
     return k;
 }
 
-static int
+static void
 add_meta(struct feat_set *fs, const struct text_doc *doc, int obfuscated)
 {
     const struct text_stats *st = &doc->stats;
@@ -209,24 +202,17 @@ add_meta(struct feat_set *fs, const struct text_doc *doc, int obfuscated)
     }
     while (len < N_LEN_BOUNDS && st->n_chars >= len_bounds[len])
         len++;
-    if (add(fs, meta_key(META_LINKS, links), FEAT_META, META_LINKS, 0, links) <
-            0 ||
-        add(fs, meta_key(META_CAPS, caps), FEAT_META, META_CAPS, 0, caps) < 0 ||
-        add(fs, meta_key(META_LEN, len), FEAT_META, META_LEN, 0, len) < 0)
-        return -1;
-    if (st->max_punct_run >= 3 &&
-        add(fs, meta_key(META_PUNCT, 3), FEAT_META, META_PUNCT, 0, 3) < 0)
-        return -1;
-    if (st->n_emoji && st->n_emoji * 2 >= doc->n_tokens &&
-        add(fs, meta_key(META_EMOJI, 1), FEAT_META, META_EMOJI, 0, 1) < 0)
-        return -1;
-    if (obfuscated && add(fs, meta_key(META_OBFUSCATED, 1), FEAT_META,
-                          META_OBFUSCATED, 0, 1) < 0)
-        return -1;
-    if (st->n_invalid &&
-        add(fs, meta_key(META_INVALID, 1), FEAT_META, META_INVALID, 0, 1) < 0)
-        return -1;
-    return 0;
+    add(fs, meta_key(META_LINKS, links), FEAT_META, META_LINKS, 0, links);
+    add(fs, meta_key(META_CAPS, caps), FEAT_META, META_CAPS, 0, caps);
+    add(fs, meta_key(META_LEN, len), FEAT_META, META_LEN, 0, len);
+    if (st->max_punct_run >= 3)
+        add(fs, meta_key(META_PUNCT, 3), FEAT_META, META_PUNCT, 0, 3);
+    if (st->n_emoji && st->n_emoji * 2 >= doc->n_tokens)
+        add(fs, meta_key(META_EMOJI, 1), FEAT_META, META_EMOJI, 0, 1);
+    if (obfuscated)
+        add(fs, meta_key(META_OBFUSCATED, 1), FEAT_META, META_OBFUSCATED, 0, 1);
+    if (st->n_invalid)
+        add(fs, meta_key(META_INVALID, 1), FEAT_META, META_INVALID, 0, 1);
 }
 
 int
@@ -236,31 +222,31 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
     uint64_t prev = 0;
     uint32_t prev_i = UINT32_MAX;
     int obfuscated = 0;
-    reset(fs);
+    /* A word, a pair and a bundle per token at most, and the meta. */
+    if (reserve(fs, 3 * (size_t)doc->n_tokens + N_META) < 0)
+        return -1;
     for (uint32_t i = 0; i < doc->n_tokens; i++) {
         const struct text_token *t = &doc->tokens[i];
         unsigned fam = token_family(t->kind);
         uint64_t key = XXH3_64bits_withSeed(t->str, t->len, fam);
         obfuscated |= t->flags & TEXT_F_OBFUSCATED;
-        if ((s->features & CLF_FEAT_WORDS) && add(fs, key, fam, 0, 0, i) < 0)
-            return -1;
+        if (s->features & CLF_FEAT_WORDS)
+            add(fs, key, fam, 0, 0, i);
         if (t->kind == TEXT_HOST)
             continue; /* its URL token stands for it in pairs */
-        if ((s->features & CLF_FEAT_PAIRS) && prev_i != UINT32_MAX &&
-            add(fs, pair_key(prev, key), FEAT_PAIR, 0, 0, prev_i) < 0)
-            return -1;
+        if ((s->features & CLF_FEAT_PAIRS) && prev_i != UINT32_MAX)
+            add(fs, pair_key(prev, key), FEAT_PAIR, 0, 0, prev_i);
         if ((s->features & CLF_FEAT_CHARGRAMS) &&
             (t->kind == TEXT_WORD || t->kind == TEXT_URL ||
-             t->kind == TEXT_NUMBER) &&
+             t->kind == TEXT_NUMBER))
             add(fs,
                 XXH3_64bits_withSeed(t->surface, t->surface_len, FEAT_CHARS),
-                FEAT_CHARS, 0, 0, i) < 0)
-            return -1;
+                FEAT_CHARS, 0, 0, i);
         prev = key;
         prev_i = i;
     }
-    if ((s->features & CLF_FEAT_META) && add_meta(fs, doc, obfuscated) < 0)
-        return -1;
+    if (s->features & CLF_FEAT_META)
+        add_meta(fs, doc, obfuscated);
     return 0;
 }
 

@@ -31,11 +31,10 @@ struct clf_scorer {
     struct feat *all; /* every feature, bundles expanded (n_all) */
     uint64_t *keys;   /* their keys */
     size_t n_all, all_cap;
-    struct feat *grams;             /* FEAT_GRAMS_MAX: one word's n-grams */
-    unsigned char *cache;           /* WCACHE_BYTES */
-    size_t cache_stride, cache_set; /* entry and set sizes */
-    size_t cache_mask;              /* sets - 1 */
-    uint64_t cache_version;         /* the model version the cache holds */
+    struct feat *grams;     /* FEAT_GRAMS_MAX: one word's n-grams */
+    unsigned char *cache;   /* WCACHE_BYTES */
+    size_t cache_mask;      /* sets - 1 */
+    uint64_t cache_version; /* the model version the cache holds */
     /* The last comment's language, its ISO code and the model's index of
      * it (most comments share a language; finding them costs string
      * comparisons over tables). */
@@ -43,6 +42,11 @@ struct clf_scorer {
     const char *lang_code;
     unsigned lang_index;
     uint64_t lang_version; /* of the model lang_index is for; 0: none */
+    /* Per head, the last prior shift and what it was computed from (most
+     * comments share them; it costs two logarithms). */
+    struct {
+        double prior, cal_rate, shift;
+    } shift[CLF_MAX_LABELS];
 };
 
 enum clf_status
@@ -483,18 +487,6 @@ model_raw_score(const struct clf_model *m, unsigned h, unsigned li,
     return sum;
 }
 
-double
-model_calibrated(const struct clf_model *m, unsigned h, unsigned li, double raw)
-{
-    const struct head *hd = &m->heads[h];
-    const struct head_part *p = head_calibration(hd, li);
-    double z = p->cal_a * raw + p->cal_b;
-    if (hd->prior > 0 && p->cal_rate > 0 && p->cal_rate < 1)
-        z += log(hd->prior / (1 - hd->prior)) -
-             log(p->cal_rate / (1 - p->cal_rate));
-    return 1.0 / (1.0 + exp(-z));
-}
-
 struct clf_scorer *
 clf_scorer_new(void)
 {
@@ -503,7 +495,7 @@ clf_scorer_new(void)
         return NULL;
     sc->ta = text_analyzer_new();
     sc->grams = malloc(FEAT_GRAMS_MAX * sizeof *sc->grams);
-    sc->cache = aligned_alloc(64, WCACHE_BYTES); /* sets in one line */
+    sc->cache = table_alloc(WCACHE_BYTES); /* sets in one line each */
     if (!sc->ta || !sc->grams || !sc->cache) {
         clf_scorer_free(sc);
         return NULL;
@@ -632,21 +624,34 @@ prefetch(const struct clf_model *m, const struct sindex *ix, uint64_t key)
  * request (asking for all of a long comment's at once, most were lost). */
 #define PREFETCH_AHEAD 16
 
-/* Ask for the memory of a feature: a word's cache entry, else its slot. */
-static inline unsigned char *
-cache_set(const struct clf_scorer *sc, uint64_t key)
+/* The sizes of a word-cache entry and of a set (two entries in whole
+ * lines) for nl heads: constants where nl is. */
+static inline size_t
+wcache_entry(unsigned nl)
 {
-    return sc->cache + (key & sc->cache_mask) * sc->cache_set;
+    return (8 + 6 * nl + 7) & ~(size_t)7;
+}
+
+static inline size_t
+wcache_set(unsigned nl)
+{
+    return (2 * wcache_entry(nl) + 63) & ~(size_t)63;
+}
+
+static inline unsigned char *
+cache_set(const struct clf_scorer *sc, unsigned nl, uint64_t key)
+{
+    return sc->cache + (key & sc->cache_mask) * wcache_set(nl);
 }
 
 /* The entry of a word (its bundle's key) in the cache, now first in its
  * set; *hit when it holds the word, else it is the set's older entry,
  * evicted for the caller to fill. */
 static inline unsigned char *
-cache_find(struct clf_scorer *sc, uint64_t key, int *hit)
+cache_find(struct clf_scorer *sc, unsigned nl, uint64_t key, int *hit)
 {
-    unsigned char *first = cache_set(sc, key),
-                  *second = first + sc->cache_stride;
+    size_t entry = wcache_entry(nl);
+    unsigned char *first = cache_set(sc, nl, key), *second = first + entry;
     unsigned char tmp[8 + 6 * CLF_MAX_LABELS];
     uint64_t k;
     memcpy(&k, first, 8);
@@ -655,18 +660,19 @@ cache_find(struct clf_scorer *sc, uint64_t key, int *hit)
         return first;
     memcpy(&k, second, 8);
     *hit = k == key;
-    memcpy(tmp, second, sc->cache_stride);
-    memcpy(second, first, sc->cache_stride);
-    memcpy(first, tmp, sc->cache_stride);
+    memcpy(tmp, second, entry);
+    memcpy(second, first, entry);
+    memcpy(first, tmp, entry);
     return first;
 }
 
+/* Ask for the memory of a feature: a word's cache entry, else its slot. */
 PREFETCH_INLINE
 prefetch_feature(const struct clf_scorer *sc, const struct clf_model *m,
-                 const struct sindex *ix, const struct feat *f)
+                 const struct sindex *ix, unsigned nl, const struct feat *f)
 {
     if (feat_is_bundle(f))
-        __builtin_prefetch(cache_set(sc, f->key));
+        __builtin_prefetch(cache_set(sc, nl, f->key));
     else
         prefetch(m, ix, f->key);
 }
@@ -674,14 +680,14 @@ prefetch_feature(const struct clf_scorer *sc, const struct clf_model *m,
 /* The per-head weights of a feature without the per-language constant into
  * f (NaN: the head does not know it); 0 if no head knows the feature. */
 static inline unsigned
-lookup(const struct clf_model *m, const struct sindex *ix, uint64_t key,
-       float *f)
+lookup(const struct clf_model *m, const struct sindex *ix, unsigned nl,
+       uint64_t key, float *f)
 {
     if (__builtin_expect(ix != NULL, 1)) {
         const uint32_t *e = sindex_find(ix, key);
         if (!e)
             return 0;
-        for (unsigned h = 0; h < m->n_labels; h++)
+        for (unsigned h = 0; h < nl; h++)
             memcpy(&f[h], e + 2 + h, sizeof *f); /* inline, unlike one call */
         return 1;
     }
@@ -704,7 +710,7 @@ word_evidence(struct clf_scorer *sc, const struct clf_model *m,
         prefetch(m, ix, sc->grams[k].key);
     for (unsigned k = 0; k < n; k++) {
         float f[CLF_MAX_LABELS];
-        if (!lookup(m, ix, sc->grams[k].key, f))
+        if (!lookup(m, ix, m->n_labels, sc->grams[k].key, f))
             continue;
         for (unsigned h = 0; h < m->n_labels; h++)
             if (!isnan(f[h])) {
@@ -715,6 +721,71 @@ word_evidence(struct clf_scorer *sc, const struct clf_model *m,
     memcpy(entry, &bundle->key, 8);
     memcpy(entry + 8, sum, m->n_labels * sizeof *sum);
     memcpy(entry + 8 + 4 * m->n_labels, known, m->n_labels * sizeof *known);
+}
+
+/* What the pass over a comment's features adds up, per head. */
+struct tally {
+    double base[CLF_MAX_LABELS]; /* the per-language constant of a weight */
+    double sum[CLF_MAX_LABELS];  /* raw log-odds */
+    unsigned known[CLF_MAX_LABELS];
+    struct top top[CLF_MAX_LABELS];
+};
+
+/* Add every feature's weight for nl heads into t, after asking the CPU for
+ * the slots it will touch (the index is larger than the cache, and misses
+ * overlap only when they are known in advance).  Word-level features are
+ * looked up; a word's n-gram evidence comes from the word cache when it
+ * can.  always_inline: clf_score calls it with a constant nl for the common
+ * head count, so that the per-head loops are unrolled. */
+static inline __attribute__((always_inline)) void
+score_pass(struct clf_scorer *sc, const struct clf_model *m,
+           const struct sindex *ix, unsigned nl, int with_reasons,
+           struct tally *t)
+{
+    /* A family's weight times the constant, as each term needs it. */
+    double fbase[8][CLF_MAX_LABELS];
+    for (unsigned fam = 0; fam < 8; fam++)
+        for (unsigned h = 0; h < nl; h++)
+            fbase[fam][h] = m->settings.weights[fam] * t->base[h];
+    const struct feat *v = sc->fs.v;
+    size_t n = sc->fs.n;
+    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
+        prefetch_feature(sc, m, ix, nl, &v[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n)
+            prefetch_feature(sc, m, ix, nl, &v[i + PREFETCH_AHEAD]);
+        if (feat_is_bundle(&v[i])) {
+            int hit;
+            unsigned char *e = cache_find(sc, nl, v[i].key, &hit);
+            if (!hit)
+                word_evidence(sc, m, ix, &v[i], e);
+            float ws[CLF_MAX_LABELS];
+            uint16_t wk[CLF_MAX_LABELS];
+            memcpy(ws, e + 8, nl * sizeof *ws);
+            memcpy(wk, e + 8 + 4 * nl, nl * sizeof *wk);
+            for (unsigned h = 0; h < nl; h++) {
+                double wi = ws[h] + fbase[FEAT_CHARS][h] * wk[h];
+                t->sum[h] += wi;
+                t->known[h] += wk[h];
+                if (with_reasons && wk[h])
+                    top_offer(&t->top[h], i, wi);
+            }
+            continue;
+        }
+        float f[CLF_MAX_LABELS];
+        if (!lookup(m, ix, nl, v[i].key, f))
+            continue;
+        const double *fb = fbase[feat_key_family(v[i].key)];
+        for (unsigned h = 0; h < nl; h++) {
+            if (isnan(f[h]))
+                continue;
+            double wi = f[h] + fb[h];
+            t->sum[h] += wi;
+            t->known[h]++;
+            if (with_reasons)
+                top_offer(&t->top[h], i, wi);
+        }
+    }
 }
 
 enum clf_status
@@ -739,90 +810,54 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     out->truncated = (int)sc->doc.stats.truncated;
     if (sc->cache_version != m->version) {
         /* Another model, or this one learned: every cached word is stale. */
-        size_t stride = (8 + 6 * m->n_labels + 7) & ~(size_t)7;
-        size_t set = (2 * stride + 63) & ~(size_t)63, n = 1;
-        while (n * 2 * set <= WCACHE_BYTES)
+        size_t n = 1;
+        while (n * 2 * wcache_set(m->n_labels) <= WCACHE_BYTES)
             n *= 2;
         memset(sc->cache, 0, WCACHE_BYTES);
-        sc->cache_stride = stride;
-        sc->cache_set = set;
         sc->cache_mask = n - 1;
         sc->cache_version = m->version;
     }
-    /* One pass over the features for every head, after asking the CPU for
-     * every slot it will touch (the table is larger than the cache, and
-     * misses overlap only when they are known in advance).  Word-level
-     * features are looked up; a word's n-gram evidence comes from the word
-     * cache when it can. */
-    double sum[CLF_MAX_LABELS], base[CLF_MAX_LABELS];
-    unsigned known[CLF_MAX_LABELS];
-    const double *fw = m->settings.weights;
+    /* One pass over the features for every head (the default model's two
+     * with loops the compiler unrolls). */
     const struct sindex *ix = current_index(m);
     unsigned li = sc->lang_index;
+    struct tally t;
     for (unsigned h = 0; h < m->n_labels; h++) {
-        base[h] = lang_base(m, &m->heads[h], li);
-        sum[h] = 0;
-        known[h] = 0;
+        t.base[h] = lang_base(m, &m->heads[h], li);
+        t.sum[h] = 0;
+        t.known[h] = 0;
+        /* Reasons: the largest contributions per head, a word's n-grams
+         * counted together as one reason. */
+        t.top[h].n = 0;
+        t.top[h].floor = -1;
     }
-    const struct feat *v = sc->fs.v;
-    size_t n = sc->fs.n;
-    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
-        prefetch_feature(sc, m, ix, &v[i]);
-    /* Reasons: the largest contributions per head, a word's n-grams
-     * counted together as one reason. */
-    struct top top[CLF_MAX_LABELS];
-    for (unsigned h = 0; h < m->n_labels; h++) {
-        top[h].n = 0;
-        top[h].floor = -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n)
-            prefetch_feature(sc, m, ix, &v[i + PREFETCH_AHEAD]);
-        if (feat_is_bundle(&v[i])) {
-            int hit;
-            unsigned char *e = cache_find(sc, v[i].key, &hit);
-            if (!hit)
-                word_evidence(sc, m, ix, &v[i], e);
-            for (unsigned h = 0; h < m->n_labels; h++) {
-                float ws;
-                uint16_t wk;
-                memcpy(&ws, e + 8 + 4 * h, sizeof ws);
-                memcpy(&wk, e + 8 + 4 * m->n_labels + 2 * h, sizeof wk);
-                double wi = ws + fw[FEAT_CHARS] * base[h] * wk;
-                sum[h] += wi;
-                known[h] += wk;
-                if (with_reasons && wk)
-                    top_offer(&top[h], i, wi);
-            }
-            continue;
-        }
-        float f[CLF_MAX_LABELS];
-        if (!lookup(m, ix, v[i].key, f))
-            continue;
-        double wf = fw[feat_key_family(v[i].key)];
-        for (unsigned h = 0; h < m->n_labels; h++) {
-            if (isnan(f[h]))
-                continue;
-            double wi = f[h] + wf * base[h];
-            sum[h] += wi;
-            known[h]++;
-            if (with_reasons)
-                top_offer(&top[h], i, wi);
-        }
-    }
+    if (m->n_labels == 2)
+        score_pass(sc, m, ix, 2, with_reasons, &t);
+    else
+        score_pass(sc, m, ix, m->n_labels, with_reasons, &t);
+    const double *sum = t.sum;
+    const unsigned *known = t.known;
+    const struct top *top = t.top;
     for (unsigned h = 0; h < m->n_labels; h++) {
         const struct head *hd = &m->heads[h];
         struct clf_label_result *r = &out->labels[h];
         r->label = hd->name;
-        r->score = model_calibrated(m, h, li, sum[h]);
+        const struct head_part *cal = head_calibration(hd, li);
+        if (sc->shift[h].prior != hd->prior ||
+            sc->shift[h].cal_rate != cal->cal_rate) {
+            sc->shift[h].prior = hd->prior;
+            sc->shift[h].cal_rate = cal->cal_rate;
+            sc->shift[h].shift = model_prior_shift(hd->prior, cal->cal_rate);
+        }
+        r->score = model_calibrated(cal, sum[h], sc->shift[h].shift);
         r->unsure =
             hd->all.docs[0] + hd->all.docs[1] < m->settings.min_examples ||
             hd->all.docs[0] == 0 || hd->all.docs[1] == 0 ||
             known[h] < m->settings.min_known;
-        double a = head_calibration(hd, li)->cal_a;
+        double a = cal->cal_a;
         r->n_reasons = top[h].n;
         for (unsigned j = 0; j < top[h].n; j++) {
-            feat_name(&v[top[h].i[j]], &sc->doc, r->reasons[j].feature,
+            feat_name(&sc->fs.v[top[h].i[j]], &sc->doc, r->reasons[j].feature,
                       sizeof r->reasons[j].feature);
             r->reasons[j].weight = a * top[h].w[j];
         }

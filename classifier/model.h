@@ -159,6 +159,10 @@ ftable_prefetch(const struct ftable *ft, uint64_t key)
     if (ft->cap)
         __builtin_prefetch(ft->slots + (key & (ft->cap - 1)) * ft->stride);
 }
+/* Zeroed memory for a large table of random lookups, 64-byte aligned (2 MiB
+ * aligned and hinted for huge pages when large), released with free();
+ * NULL when out of memory. */
+void *table_alloc(size_t bytes);
 /* Zeroed room for `words` slot words, released with free(). */
 uint32_t *ftable_slots_alloc(size_t words);
 /* The slot of key, inserted with zero counts if new; NULL on ENOMEM. */
@@ -221,9 +225,24 @@ double model_raw_score(const struct clf_model *m, unsigned h, unsigned li,
                        const uint64_t *keys, size_t n, int skip_class,
                        unsigned *known);
 
-/* Calibrated probability from a raw score of a comment in language li. */
-double model_calibrated(const struct clf_model *m, unsigned h, unsigned li,
-                        double raw);
+/* How far a head's prior moves the calibrated log-odds from the base rate
+ * of the calibration sample (0 without a prior). */
+static inline double
+model_prior_shift(double prior, double cal_rate)
+{
+    if (prior > 0 && cal_rate > 0 && cal_rate < 1)
+        return log(prior / (1 - prior)) - log(cal_rate / (1 - cal_rate));
+    return 0;
+}
+
+/* Calibrated probability from a raw score with a calibration and its prior
+ * shift (model_prior_shift of the head's prior and p->cal_rate). */
+static inline double
+model_calibrated(const struct head_part *p, double raw, double shift)
+{
+    double z = p->cal_a * raw + p->cal_b + shift;
+    return 1.0 / (1.0 + exp(-z));
+}
 
 /* Index of a language name in the settings (the default's if absent). */
 unsigned model_lang_index(const struct clf_model *m, const char *name);

@@ -11,25 +11,32 @@
 #include "feature.h"
 #include "model.h"
 
-/* The feature table is larger than the CPU's caches and every lookup lands
- * on a random slot: with 4 KiB pages nearly each one is also a TLB miss.
- * Tables of 2 MiB and more are aligned to 2 MiB and marked for transparent
- * huge pages (a hint: without THP they are ordinary memory). */
+/* The feature table, the scoring index and a scorer's word cache are
+ * larger than the CPU's caches and every lookup lands on a random line:
+ * with 4 KiB pages nearly each one is also a TLB miss (and in a virtual
+ * machine a TLB miss walks two sets of page tables).  Tables of 2 MiB and
+ * more are aligned to 2 MiB and marked for transparent huge pages (a hint:
+ * without THP they are ordinary memory). */
 #define HUGE_PAGE (2u << 20)
+
+void *
+table_alloc(size_t bytes)
+{
+    void *p = NULL;
+    size_t align = bytes < HUGE_PAGE ? 64 : HUGE_PAGE;
+    bytes = (bytes + align - 1) & ~(align - 1);
+    if (posix_memalign(&p, align, bytes ? bytes : align))
+        return NULL;
+    if (align == HUGE_PAGE)
+        madvise(p, bytes, MADV_HUGEPAGE);
+    memset(p, 0, bytes);
+    return p;
+}
 
 uint32_t *
 ftable_slots_alloc(size_t words)
 {
-    size_t bytes = (words ? words : 1) * sizeof(uint32_t);
-    if (bytes < HUGE_PAGE)
-        return calloc(1, bytes);
-    void *p = NULL;
-    bytes = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
-    if (posix_memalign(&p, HUGE_PAGE, bytes))
-        return NULL;
-    madvise(p, bytes, MADV_HUGEPAGE);
-    memset(p, 0, bytes);
-    return p;
+    return table_alloc(words * sizeof(uint32_t));
 }
 
 static uint64_t
