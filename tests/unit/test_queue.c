@@ -419,6 +419,24 @@ open_queue(const char *url, const char *password, const char *prefix,
     return q;
 }
 
+/* Starts the test's own server and a queue connected to it; its state
+ * changes go to *st from the start when st is not NULL. */
+static struct queue *
+open_extra(const char *prefix, unsigned timeout_ms, struct states *st)
+{
+    char url[64];
+    struct queue *q;
+
+    assert_int_equal(srv_start(&extra), 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", extra.port);
+    q = open_queue(url, NULL, prefix, timeout_ms);
+    assert_non_null(q);
+    if (st != NULL)
+        queue_set_state_cb(q, on_state, st);
+    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    return q;
+}
+
 static void
 close_queue(struct queue *q)
 {
@@ -914,17 +932,11 @@ test_timeout_late_reply(void **state)
     struct queue *q;
     struct res r;
     struct timeval tv = {0, 450000};
-    char url[64];
     unsigned long long errs;
     double t0;
 
     (void)state;
-    assert_int_equal(srv_start(s), 0);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
-    q = open_queue(url, NULL, "t8:", 300);
-    assert_non_null(q);
-    queue_set_state_cb(q, on_state, &st);
-    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    q = open_extra("t8:", 300, &st);
     assert_int_equal(st.ups, 1);
 
     errs = queue_error_count();
@@ -960,16 +972,10 @@ test_timeout_stuck_reconnects(void **state)
     struct states st = {0};
     struct queue *q;
     struct res r;
-    char url[64];
     double t0;
 
     (void)state;
-    assert_int_equal(srv_start(s), 0);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
-    q = open_queue(url, NULL, "t9:", 200);
-    assert_non_null(q);
-    queue_set_state_cb(q, on_state, &st);
-    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    q = open_extra("t9:", 200, &st);
 
     kill(s->pid, SIGSTOP);
     memset(&r, 0, sizeof r);
@@ -1075,16 +1081,11 @@ test_killed_and_restarted(void **state)
     static struct res rs[50];
     struct queue *q;
     struct res r;
-    char url[64], id[16];
+    char id[16];
     unsigned long long errs;
 
     (void)state;
-    assert_int_equal(srv_start(s), 0);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", s->port);
-    q = open_queue(url, NULL, "t11:", 2000);
-    assert_non_null(q);
-    queue_set_state_cb(q, on_state, &st);
-    assert_int_equal(run_until(is_connected, q, 5000), 0);
+    q = open_extra("t11:", 2000, &st);
     submit_wait(q, "before", "b", 1, 1, 0, &r);
     assert_int_equal(r.st, QUEUE_OK);
 
@@ -1269,21 +1270,6 @@ batch_delta(unsigned long long b0, unsigned long long i0,
     queue_batch_counts(&b, &i);
     *db = b - b0;
     *di = i - i0;
-}
-
-/* Starts the test's own server and a queue connected to it. */
-static struct queue *
-open_extra(const char *prefix, unsigned timeout_ms)
-{
-    char url[64];
-    struct queue *q;
-
-    assert_int_equal(srv_start(&extra), 0);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", extra.port);
-    q = open_queue(url, NULL, prefix, timeout_ms);
-    assert_non_null(q);
-    assert_int_equal(run_until(is_connected, q, 5000), 0);
-    return q;
 }
 
 static void
@@ -1497,7 +1483,7 @@ static void
 test_batch_redis_down(void **state)
 {
     struct srv *s = &extra;
-    struct queue *q = open_extra("tb4:", 300);
+    struct queue *q = open_extra("tb4:", 300, NULL);
     char id[16];
     unsigned long long errs;
     struct timeval tv = {0, 450000};
@@ -1556,7 +1542,7 @@ static void
 test_batch_one_in_flight(void **state)
 {
     struct srv *s = &extra;
-    struct queue *q = open_extra("tb5:", 300);
+    struct queue *q = open_extra("tb5:", 300, NULL);
     unsigned long long b0, i0, db, di, errs;
     struct res r;
 
