@@ -228,7 +228,10 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
     for (uint32_t i = 0; i < doc->n_tokens; i++) {
         const struct text_token *t = &doc->tokens[i];
         unsigned fam = token_family(t->kind);
-        uint64_t key = XXH3_64bits_withSeed(t->str, t->len, fam);
+        /* seed 0 is XXH3's plain hash, which the token carries */
+        uint64_t key = fam == FEAT_WORD
+                           ? t->str_hash
+                           : XXH3_64bits_withSeed(t->str, t->len, fam);
         obfuscated |= t->flags & TEXT_F_OBFUSCATED;
         if (s->features & CLF_FEAT_WORDS)
             add(fs, key, fam, 0, 0, i);
@@ -239,9 +242,7 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         if ((s->features & CLF_FEAT_CHARGRAMS) &&
             (t->kind == TEXT_WORD || t->kind == TEXT_URL ||
              t->kind == TEXT_NUMBER))
-            add(fs,
-                XXH3_64bits_withSeed(t->surface, t->surface_len, FEAT_CHARS),
-                FEAT_CHARS, 0, 0, i);
+            add(fs, t->surface_hash, FEAT_CHARS, 0, 0, i);
         prev = key;
         prev_i = i;
     }

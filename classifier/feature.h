@@ -56,7 +56,8 @@ struct feat {
  * A comment's features.  Word-level features (words, URLs, pairs, meta)
  * form a set: each key once.  Character n-grams are counted per distinct
  * word: the set holds one bundle per distinct word (family FEAT_CHARS,
- * arg 0, key = the hash of its surface), and feat_word_grams() lists the
+ * arg 0, key = the hash of its surface, a key for the scorer's use only:
+ * the model holds the n-grams), and feat_word_grams() lists the
  * word's n-grams.  So a word's n-gram evidence depends on the word alone,
  * and a scorer may cache it by surface form (model.c does).
  */

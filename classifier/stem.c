@@ -7,21 +7,26 @@
  * ways keep them for the same memory.  A slot keeps the word's hash and
  * length, not the word: they decide, as in lang.c (two words of one
  * length share a 64-bit hash once in 2^64 pairs), and a slot of half a
- * cache line holds twice the words.
+ * cache line holds twice the words.  It keeps the stem's hash too, which
+ * is its word feature's key (feature.c), so a cached word is hashed once.
  */
 #include "stem.h"
 
 #include <libstemmer.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* a stem is short: the call costs more than the hash   \
+                        */
+#include <xxhash.h>
 
 #define STEM_SETS 16384u  /* power of two */
 #define STEM_WAYS 4u      /* 65536 slots: 2 MiB per language */
-#define STEM_WORD_MAX 22u /* longer stems bypass the cache; slot = 32 B */
+#define STEM_WORD_MAX 14u /* longer stems bypass the cache; slot = 32 B */
 #define STEM_SAME 0xffu   /* stem_len of a word that is its own stem */
 
 struct stem_slot {
     uint64_t hash;
+    uint64_t stem_hash;
     uint8_t word_len; /* 0 = empty */
     uint8_t stem_len;
     char stem[STEM_WORD_MAX];
@@ -65,7 +70,7 @@ stem_free(struct stem *st)
 /* The miss path, out of line: the hits stay a short function. */
 static const char *__attribute__((noinline))
 stem_miss(struct stem *st, struct stem_slot *set, const char *word, size_t len,
-          uint64_t hash, size_t *out_len)
+          uint64_t hash, size_t *out_len, uint64_t *out_hash)
 {
     const sb_symbol *r =
         sb_stemmer_stem(st->sb, (const sb_symbol *)word, (int)len);
@@ -73,14 +78,17 @@ stem_miss(struct stem *st, struct stem_slot *set, const char *word, size_t len,
         return NULL;
     size_t rlen = (size_t)sb_stemmer_length(st->sb);
     int same = rlen == len && memcmp(r, word, len) == 0;
+    uint64_t stem_hash = same ? hash : XXH3_64bits(r, rlen);
     if (set && (same || rlen <= STEM_WORD_MAX)) {
         memmove(&set[1], &set[0], (STEM_WAYS - 1) * sizeof(*set));
         set[0].hash = hash;
+        set[0].stem_hash = stem_hash;
         set[0].word_len = (uint8_t)len;
         set[0].stem_len = same ? STEM_SAME : (uint8_t)rlen;
         memcpy(set[0].stem, r, rlen);
     }
     *out_len = rlen;
+    *out_hash = stem_hash;
     return same ? word : (const char *)r;
 }
 
@@ -95,14 +103,15 @@ stem_prefetch(const struct stem *st, uint64_t hash)
 
 const char *
 stem_word(struct stem *st, const char *word, size_t len, uint64_t hash,
-          size_t *out_len)
+          size_t *out_len, uint64_t *out_hash)
 {
     if (len == 0 || len >= STEM_SAME)
-        return stem_miss(st, NULL, word, len, hash, out_len);
+        return stem_miss(st, NULL, word, len, hash, out_len, out_hash);
     struct stem_slot *set = &st->slots[(hash & (STEM_SETS - 1)) * STEM_WAYS];
     for (unsigned w = 0; w < STEM_WAYS; w++) {
         const struct stem_slot *s = &set[w];
         if (s->hash == hash && s->word_len == len) {
+            *out_hash = s->stem_hash;
             if (s->stem_len == STEM_SAME) {
                 *out_len = len;
                 return word;
@@ -111,5 +120,5 @@ stem_word(struct stem *st, const char *word, size_t len, uint64_t hash,
             return s->stem;
         }
     }
-    return stem_miss(st, set, word, len, hash, out_len);
+    return stem_miss(st, set, word, len, hash, out_len, out_hash);
 }

@@ -25,12 +25,12 @@ void stem_free(struct stem *st); /* NULL-safe */
 /*
  * The stem of word (len bytes, already lower case UTF-8; hash =
  * XXH3_64bits(word, len)).  Returns a pointer valid until the next call on
- * st and sets *out_len; the bytes are not NUL-terminated.  Returns word
- * itself when the stem is the word.  NULL when the stemmer runs out of
- * memory.
+ * st and sets *out_len and *out_hash (XXH3_64bits of the stem); the bytes
+ * are not NUL-terminated.  Returns word itself when the stem is the word.
+ * NULL when the stemmer runs out of memory.
  */
 const char *stem_word(struct stem *st, const char *word, size_t len,
-                      uint64_t hash, size_t *out_len);
+                      uint64_t hash, size_t *out_len, uint64_t *out_hash);
 
 /* Start loading the cache lines stem_word() will probe for hash: the cache
  * is larger than the CPU's, so a caller stemming many words asks for a

@@ -98,7 +98,8 @@ struct text_wch { /* one code point of the word being built */
 
 struct text_tok { /* arena offsets until the end of the call */
     uint32_t str, len, surf, surf_len;
-    uint64_t hash; /* of the surface, words only */
+    uint64_t hash;     /* of the surface, words only (else 0 until the end) */
+    uint64_t str_hash; /* of the stem, stemmed words only */
     uint8_t kind, flags;
 };
 
@@ -1939,8 +1940,8 @@ text_stem_all(struct text_analyzer *ta, const char *lang)
         if (!text_is_stemmed(tk))
             continue;
         size_t len;
-        const char *r =
-            stem_word(st, ta->arena + tk->surf, tk->surf_len, tk->hash, &len);
+        const char *r = stem_word(st, ta->arena + tk->surf, tk->surf_len,
+                                  tk->hash, &len, &tk->str_hash);
         if (!r) {
             ta->oom = 1;
             return;
@@ -2009,11 +2010,17 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
 
     for (size_t t = 0; t < ta->n_toks; t++) {
         const struct text_tok *tk = &ta->toks[t];
+        const char *surf = ta->arena + tk->surf;
+        /* Words came hashed (stemmed ones with their stem's hash too); the
+         * few other tokens are hashed here. */
+        uint64_t h = tk->hash ? tk->hash : XXH3_64bits(surf, tk->surf_len);
         ta->out[t] = (struct text_token){
             .str = ta->arena + tk->str,
             .len = tk->len,
-            .surface = ta->arena + tk->surf,
+            .surface = surf,
             .surface_len = tk->surf_len,
+            .surface_hash = h,
+            .str_hash = tk->str == tk->surf ? h : tk->str_hash,
             .kind = tk->kind,
             .flags = tk->flags,
         };

@@ -40,7 +40,9 @@ struct text_token {
     uint32_t len;
     const char *surface; /* NUL-terminated folded form before stemming */
     uint32_t surface_len;
-    uint8_t kind; /* enum text_kind */
+    uint64_t surface_hash; /* XXH3_64bits(surface, surface_len) */
+    uint64_t str_hash;     /* XXH3_64bits(str, len) */
+    uint8_t kind;          /* enum text_kind */
     uint8_t flags;
 };
 
