@@ -1889,20 +1889,27 @@ text_detect(struct text_analyzer *ta, const char *hint)
     if (c->n <= 1 || !c->mask)
         return c->def;
 
-    unsigned score[LANG_COUNT] = {0};
+    /* Byte id of hits counts the function words of language id: the
+     * multiplication puts bit id of a mask (ids below LANG_RU have word
+     * lists) in bit 0 of byte id, and no byte reaches 256.  Adding masks
+     * that way has no branch on whether a word is a function word, which
+     * is random. */
+    _Static_assert(LANG_RU <= 7 && TEXT_DETECT_WORDS < 256, "hit bytes");
+    uint64_t hits = 0;
     unsigned seen = 0;
     for (size_t t = 0; t < ta->n_toks && seen < TEXT_DETECT_WORDS; t++) {
         const struct text_tok *tk = &ta->toks[t];
         if (tk->kind != TEXT_WORD)
             continue;
         seen++;
-        unsigned m = lang_table_mask(ta->words, ta->arena + tk->surf,
+        uint64_t m = lang_table_mask(ta->words, ta->arena + tk->surf,
                                      tk->surf_len, tk->hash) &
-                     c->mask;
-        for (unsigned id = 0; m; id++, m >>= 1)
-            if (m & 1)
-                score[id] += 2;
+                     c->mask & ((1u << LANG_RU) - 1);
+        hits += m * 0x0002040810204081u & 0x0001010101010101u;
     }
+    unsigned score[LANG_COUNT] = {0};
+    for (unsigned id = 0; id < LANG_RU; id++)
+        score[id] = 2 * (unsigned)(hits >> 8 * id & 0xff);
     score[LANG_ES] += ta->n_es_marks < 2 ? ta->n_es_marks : 2;
     static const int scripts[3] = {LANG_RU, LANG_EL, LANG_AR};
     for (int k = 0; k < 3; k++)
