@@ -46,6 +46,8 @@ test -e "$TMP/sock" && { echo "FAIL: socket left behind"; FAILS=$((FAILS+1)); }
 
 # without submit tokens: loopback and socket clients only, and the log says so
 start_daemon --set server.workers=1 --set server.socket="$TMP/sock"
+# (logged with the start-up line, after the port file is written)
+wait_for 10 grep -q 'submit_tokens is empty' "$DLOG"
 expect_grep "start-up note" 'submit_tokens is empty' "$DLOG"
 expect_eq "loopback without tokens" 200 "$(st POST /v1/comments "$B")"
 r=$(curl -s -o "$TMP/body" -w '%{http_code}' --unix-socket "$TMP/sock" \

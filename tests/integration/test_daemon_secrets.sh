@@ -59,6 +59,8 @@ no_secret "the log" "$DLOG"
 chmod 644 "$TMP/submit.tokens"
 start_daemon --set server.workers=1 --set redis.password_file="$TMP/redis.pass" \
     --set auth.submit_tokens_file="$TMP/submit.tokens"
+# (logged with the start-up line, after the port file is written)
+wait_for 10 grep -q 'open to other accounts' "$DLOG"
 expect_grep "warning for a 0644 file" 'auth.submit_tokens_file: .*submit.tokens is open to other accounts \(mode 0644\)' "$DLOG"
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 no_secret "the log" "$DLOG"
