@@ -111,22 +111,37 @@ sindex_build(struct clf_model *m)
     struct sindex *ix = &m->six;
     free(ix->v);
     memset(ix, 0, sizeof *ix);
-    size_t cap = 2 * m->ft.n + 16;
+    size_t cap =
+        (2 * m->ft.n + 16 + SINDEX_WAYS - 1) & ~(size_t)(SINDEX_WAYS - 1);
+    size_t n_buckets = cap / SINDEX_WAYS;
     unsigned stride = 2 + m->n_labels;
-    if (!(ix->v = ftable_slots_alloc(cap * stride)))
+    if (!(ix->v = ftable_slots_alloc(sindex_words(cap, stride))))
         return -1;
-    ix->cap = cap;
-    ix->stride = stride;
+    sindex_place(ix, cap, stride);
+    uint64_t *over = (uint64_t *)ix->over;
+    for (unsigned h = 0; h < m->n_labels; h++) {
+        float nan = NAN;
+        memcpy((uint32_t *)ix->none + h, &nan, sizeof nan);
+    }
     for (size_t i = 0; i < m->ft.cap; i++) {
         const uint32_t *slot = m->ft.slots + i * m->ft.stride;
         uint64_t key = ftable_slot_key(slot);
         float f[CLF_MAX_LABELS];
         if (!key || !sindex_weights(m, key, slot, f))
             continue;
-        size_t j = (size_t)(((uint64_t)(uint32_t)key * cap) >> 32);
-        while (ftable_slot_key(ix->v + j * stride))
-            j = j + 1 == cap ? 0 : j + 1;
-        uint32_t *e = ix->v + j * stride;
+        /* the first free way from the home bucket on, marking each full
+         * bucket passed as overflowed */
+        uint32_t *e = NULL;
+        for (size_t b = sindex_home(ix, key);;
+             b = b + 1 == n_buckets ? 0 : b + 1) {
+            uint32_t *w = ix->v + b * SINDEX_WAYS * stride;
+            for (unsigned j = 0; j < SINDEX_WAYS && !e; j++, w += stride)
+                if (!ftable_slot_key(w))
+                    e = w;
+            if (e)
+                break;
+            over[b / 64] |= (uint64_t)1 << (b % 64);
+        }
         memcpy(e, &key, sizeof key);
         memcpy(e + 2, f, m->n_labels * sizeof *f);
     }
