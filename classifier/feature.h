@@ -69,10 +69,11 @@ struct feat_set {
     uint32_t gen; /* slots of other generations are empty */
 };
 
-/* A key seen in the comment of generation gen. */
+/* A key seen in the comment of generation gen: v[i] holds it (half the
+ * size of a slot holding the key, so the slots stay in the L1 cache). */
 struct feat_slot {
-    uint64_t key;
     uint32_t gen;
+    uint32_t i;
 };
 
 void feat_set_init(struct feat_set *fs);
