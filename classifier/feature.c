@@ -152,16 +152,18 @@ u8len(unsigned char c)
 /* "_word_" into buf (the underscores mark word edges), at most
  * CHARGRAM_WORD_MAX bytes of the word, cut at a character boundary. */
 static size_t
-pad_word(const struct text_token *t, char buf[CHARGRAM_WORD_MAX + 3])
+pad_word(const struct text_doc *doc, const struct text_token *t,
+         char buf[CHARGRAM_WORD_MAX + 3])
 {
+    const char *surface = text_surface(doc, t);
     size_t len = t->surface_len;
     if (len > CHARGRAM_WORD_MAX) {
         len = CHARGRAM_WORD_MAX;
-        while (len && ((unsigned char)t->surface[len] & 0xc0) == 0x80)
+        while (len && ((unsigned char)surface[len] & 0xc0) == 0x80)
             len--;
     }
     buf[0] = '_';
-    memcpy(buf + 1, t->surface, len);
+    memcpy(buf + 1, surface, len);
     buf[len + 1] = '_';
     buf[len + 2] = '\0';
     return len + 2;
@@ -174,7 +176,7 @@ feat_word_grams(const struct clf_settings *s, const struct text_doc *doc,
     const struct text_token *t = &doc->tokens[bundle->tok];
     char buf[CHARGRAM_WORD_MAX + 3];
     unsigned starts[CHARGRAM_WORD_MAX + 3], n_chars = 0, k = 0;
-    size_t blen = pad_word(t, buf);
+    size_t blen = pad_word(doc, t, buf);
     for (size_t i = 0; i < blen; i += u8len((unsigned char)buf[i]))
         starts[n_chars++] = (unsigned)i;
     starts[n_chars] = (unsigned)blen;
@@ -233,9 +235,9 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
         const struct text_token *t = &doc->tokens[i];
         unsigned fam = token_family(t->kind);
         /* seed 0 is XXH3's plain hash, which the token carries */
-        uint64_t key = fam == FEAT_WORD
-                           ? t->str_hash
-                           : XXH3_64bits_withSeed(t->str, t->len, fam);
+        uint64_t key = fam == FEAT_WORD ? t->str_hash
+                                        : XXH3_64bits_withSeed(text_str(doc, t),
+                                                               t->len, fam);
         obfuscated |= t->flags & TEXT_F_OBFUSCATED;
         if (s->features & CLF_FEAT_WORDS)
             add(fs, key, fam, 0, 0, i);
@@ -261,7 +263,8 @@ feat_fold_hash(const struct text_doc *doc)
     uint64_t h = 0;
     for (uint32_t i = 0; i < doc->n_tokens; i++) {
         const struct text_token *t = &doc->tokens[i];
-        h = XXH3_64bits_withSeed(t->surface, t->surface_len, h ^ t->kind);
+        h = XXH3_64bits_withSeed(text_surface(doc, t), t->surface_len,
+                                 h ^ t->kind);
     }
     return h;
 }
@@ -340,17 +343,17 @@ feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
         const struct text_token *u =
             &doc->tokens[k < doc->n_tokens ? k : f->tok];
         at = name_cat(buf, len, 0, "pair:", 5);
-        at = name_cat(buf, len, at, t->str, t->len);
+        at = name_cat(buf, len, at, text_str(doc, t), t->len);
         at = name_cat(buf, len, at, "_", 1);
-        name_cat(buf, len, at, u->str, u->len);
+        name_cat(buf, len, at, text_str(doc, u), u->len);
         break;
     }
     case FEAT_CHARS: {
         char word[CHARGRAM_WORD_MAX + 3];
-        pad_word(t, word);
+        pad_word(doc, t, word);
         at = name_cat(buf, len, 0, "chars:", 6);
         if (feat_is_bundle(f)) /* all the n-grams of a word */
-            name_cat(buf, len, at, t->surface, t->surface_len);
+            name_cat(buf, len, at, text_surface(doc, t), t->surface_len);
         else
             name_cat(buf, len, at, word + f->off, f->arg);
         break;
@@ -358,6 +361,6 @@ feat_name(const struct feat *f, const struct text_doc *doc, char *buf,
     default:
         at = name_cat(buf, len, 0, fam, strlen(fam));
         at = name_cat(buf, len, at, ":", 1);
-        name_cat(buf, len, at, t->str, t->len);
+        name_cat(buf, len, at, text_str(doc, t), t->len);
     }
 }

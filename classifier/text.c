@@ -96,13 +96,6 @@ struct text_wch { /* one code point of the word being built */
     uint8_t cls, fl;
 };
 
-struct text_tok { /* arena offsets until the end of the call */
-    uint32_t str, len, surf, surf_len;
-    uint64_t hash;     /* of the surface: words only (else 0 until the end) */
-    uint64_t str_hash; /* of str: as hash */
-    uint8_t kind, flags;
-};
-
 struct text_stemmer {
     const char *name; /* libstemmer's static name */
     struct stem *st;  /* NULL until first used, or if it failed */
@@ -132,9 +125,8 @@ struct text_analyzer {
     char *arena; /* token strings, NUL-terminated */
     size_t arena_len, arena_cap;
 
-    struct text_tok *toks;
-    struct text_token *out;
-    uint32_t *words_at; /* the tokens to stem, by index */
+    struct text_token *toks; /* what text_analyze hands out */
+    uint32_t *words_at;      /* the tokens to stem, by index */
     size_t n_toks, toks_cap;
 
     struct text_wch wbuf[TEXT_WORD_CP];
@@ -185,7 +177,6 @@ text_analyzer_free(struct text_analyzer *ta)
     free(ta->fl);
     free(ta->arena);
     free(ta->toks);
-    free(ta->out);
     free(ta->words_at);
     free(ta);
 }
@@ -759,14 +750,10 @@ text_reserve_toks(struct text_analyzer *ta)
     size_t cap = ta->toks_cap ? ta->toks_cap : 64;
     while (cap < need)
         cap *= 2;
-    struct text_tok *t = realloc(ta->toks, cap * sizeof(*t));
+    struct text_token *t = realloc(ta->toks, cap * sizeof(*t));
     if (!t)
         goto oom;
     ta->toks = t;
-    struct text_token *o = realloc(ta->out, cap * sizeof(*o));
-    if (!o)
-        goto oom;
-    ta->out = o;
     uint32_t *w = realloc(ta->words_at, cap * sizeof(*w));
     if (!w)
         goto oom;
@@ -787,12 +774,16 @@ text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off, uint32_t len,
         ta->stats.truncated = 1;
         return -1;
     }
-    struct text_tok *t = &ta->toks[ta->n_toks++];
-    t->str = t->surf = off;
-    t->len = t->surf_len = len;
+    struct text_token *t = &ta->toks[ta->n_toks++];
+    t->str = t->surface = off;
+    t->len = t->surface_len = len;
     t->kind = kind;
     t->flags = flags;
-    t->hash = 0;
+    /* A word is hashed by its maker (text_tok_hashed); the other kinds
+     * here, their text being final (a constant kind where this is
+     * inlined, so no branch). */
+    if (kind != TEXT_WORD)
+        t->surface_hash = t->str_hash = XXH3_64bits(ta->arena + off, len);
     if (kind == TEXT_URL)
         ta->stats.n_urls++;
     else if (kind == TEXT_EMOJI)
@@ -805,8 +796,8 @@ text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off, uint32_t len,
 static inline void
 text_tok_hashed(struct text_analyzer *ta, uint64_t h)
 {
-    struct text_tok *t = &ta->toks[ta->n_toks - 1];
-    t->hash = t->str_hash = h;
+    struct text_token *t = &ta->toks[ta->n_toks - 1];
+    t->surface_hash = t->str_hash = h;
 }
 
 static size_t
@@ -1898,12 +1889,12 @@ text_detect(struct text_analyzer *ta, const char *hint)
     uint64_t hits = 0;
     unsigned seen = 0;
     for (size_t t = 0; t < ta->n_toks && seen < TEXT_DETECT_WORDS; t++) {
-        const struct text_tok *tk = &ta->toks[t];
+        const struct text_token *tk = &ta->toks[t];
         if (tk->kind != TEXT_WORD)
             continue;
         seen++;
-        uint64_t m = lang_table_mask(ta->words, ta->arena + tk->surf,
-                                     tk->surf_len, tk->hash) &
+        uint64_t m = lang_table_mask(ta->words, ta->arena + tk->surface,
+                                     tk->surface_len, tk->surface_hash) &
                      c->mask & ((1u << LANG_RU) - 1);
         hits += m * 0x0002040810204081u & 0x0001010101010101u;
     }
@@ -1953,9 +1944,9 @@ text_stemmer(struct text_analyzer *ta, const char *name)
 }
 
 static inline int
-text_is_stemmed(const struct text_tok *tk)
+text_is_stemmed(const struct text_token *tk)
 {
-    return tk->kind == TEXT_WORD && tk->surf_len >= TEXT_STEM_MIN;
+    return tk->kind == TEXT_WORD && tk->surface_len >= TEXT_STEM_MIN;
 }
 
 static void
@@ -1975,19 +1966,19 @@ text_stem_all(struct text_analyzer *ta, const char *lang)
     }
     /* Each word's cache set is asked for TEXT_STEM_AHEAD words early. */
     for (size_t k = 0; k < n && k < TEXT_STEM_AHEAD; k++)
-        stem_prefetch(st, ta->toks[at[k]].hash);
+        stem_prefetch(st, ta->toks[at[k]].surface_hash);
     for (size_t k = 0; k < n; k++) {
-        struct text_tok *tk = &ta->toks[at[k]];
+        struct text_token *tk = &ta->toks[at[k]];
         if (k + TEXT_STEM_AHEAD < n)
-            stem_prefetch(st, ta->toks[at[k + TEXT_STEM_AHEAD]].hash);
+            stem_prefetch(st, ta->toks[at[k + TEXT_STEM_AHEAD]].surface_hash);
         size_t len;
-        const char *r = stem_word(st, ta->arena + tk->surf, tk->surf_len,
-                                  tk->hash, &len, &tk->str_hash);
+        const char *r = stem_word(st, ta->arena + tk->surface, tk->surface_len,
+                                  tk->surface_hash, &len, &tk->str_hash);
         if (!r) {
             ta->oom = 1;
             return;
         }
-        if (r == ta->arena + tk->surf)
+        if (r == ta->arena + tk->surface)
             continue; /* its own stem: str stays the surface */
         if (text_reserve_arena(ta, len + 1) < 0)
             return;
@@ -2049,26 +2040,8 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
     if (ta->oom)
         return -1;
 
-    for (size_t t = 0; t < ta->n_toks; t++) {
-        const struct text_tok *tk = &ta->toks[t];
-        const char *surf = ta->arena + tk->surf;
-        /* Words came hashed (stemmed ones with their stem's hash); the few
-         * other tokens, whose str is their surface, are hashed here. */
-        uint64_t h = tk->hash, sh = tk->str_hash;
-        if (!h)
-            h = sh = XXH3_64bits(surf, tk->surf_len);
-        ta->out[t] = (struct text_token){
-            .str = ta->arena + tk->str,
-            .len = tk->len,
-            .surface = surf,
-            .surface_len = tk->surf_len,
-            .surface_hash = h,
-            .str_hash = sh,
-            .kind = tk->kind,
-            .flags = tk->flags,
-        };
-    }
-    out->tokens = ta->out;
+    out->tokens = ta->toks;
+    out->arena = ta->arena;
     out->n_tokens = (unsigned)ta->n_toks;
     out->stats = ta->stats;
     /* not snprintf: on this path its cost shows (8% of a short comment) */

@@ -35,10 +35,12 @@ enum text_kind {
 #define TEXT_F_OBFUSCATED 0x01u /* folding changed the word (f*ck, id10t) */
 #define TEXT_F_UPPER 0x02u      /* the original word was all capitals */
 
+/* Offsets into the document's arena (text_str, text_surface): the
+ * analyser hands its own tokens out, without a pass to make pointers. */
 struct text_token {
-    const char *str; /* NUL-terminated; stem for words */
+    uint32_t str; /* NUL-terminated; stem for words */
     uint32_t len;
-    const char *surface; /* NUL-terminated folded form before stemming */
+    uint32_t surface; /* NUL-terminated folded form before stemming */
     uint32_t surface_len;
     uint64_t surface_hash; /* XXH3_64bits(surface, surface_len) */
     uint64_t str_hash;     /* XXH3_64bits(str, len) */
@@ -60,10 +62,23 @@ struct text_stats {
 
 struct text_doc {
     const struct text_token *tokens; /* borrowed, n_tokens of them */
+    const char *arena;               /* borrowed: the tokens' text */
     unsigned n_tokens;
     struct text_stats stats;
     char lang[CLF_LANG_MAX]; /* Snowball name of the language used */
 };
+
+static inline const char *
+text_str(const struct text_doc *d, const struct text_token *t)
+{
+    return d->arena + t->str;
+}
+
+static inline const char *
+text_surface(const struct text_doc *d, const struct text_token *t)
+{
+    return d->arena + t->surface;
+}
 
 struct text_analyzer;
 

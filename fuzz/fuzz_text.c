@@ -21,8 +21,9 @@ check(const struct text_doc *d)
 {
     for (unsigned i = 0; i < d->n_tokens; i++) {
         const struct text_token *t = &d->tokens[i];
-        if (t->len == 0 || strlen(t->str) != t->len ||
-            strlen(t->surface) != t->surface_len || t->kind > TEXT_EMOJI)
+        if (t->len == 0 || strlen(text_str(d, t)) != t->len ||
+            strlen(text_surface(d, t)) != t->surface_len ||
+            t->kind > TEXT_EMOJI)
             abort();
     }
 }

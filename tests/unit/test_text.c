@@ -171,11 +171,12 @@ dump_doc(struct buf *b, const struct text_doc *d)
                st->truncated);
     for (unsigned i = 0; i < d->n_tokens; i++) {
         const struct text_token *t = &d->tokens[i];
-        assert_int_equal(strlen(t->str), t->len);
-        assert_int_equal(strlen(t->surface), t->surface_len);
-        buf_printf(b, "  %-7s %s", kind_name(t->kind), t->str);
-        if (t->surface_len != t->len || memcmp(t->str, t->surface, t->len))
-            buf_printf(b, " <%s>", t->surface);
+        const char *str = text_str(d, t), *surface = text_surface(d, t);
+        assert_int_equal(strlen(str), t->len);
+        assert_int_equal(strlen(surface), t->surface_len);
+        buf_printf(b, "  %-7s %s", kind_name(t->kind), str);
+        if (t->surface_len != t->len || memcmp(str, surface, t->len))
+            buf_printf(b, " <%s>", surface);
         if (t->flags & TEXT_F_OBFUSCATED)
             buf_printf(b, " +obf");
         if (t->flags & TEXT_F_UPPER)
@@ -356,8 +357,8 @@ test_only_invalid(void **state)
     assert_int_equal(text_analyze(*state, &s, t, sizeof(t) - 1, NULL, &d), 0);
     assert_int_equal(d.stats.n_invalid, 1 + 2 + 3 + 4);
     assert_int_equal(d.n_tokens, 3);
-    assert_string_equal(d.tokens[0].surface, "a");
-    assert_string_equal(d.tokens[2].surface, "c");
+    assert_string_equal(text_surface(&d, &d.tokens[0]), "a");
+    assert_string_equal(text_surface(&d, &d.tokens[2]), "c");
 }
 
 static void
@@ -380,7 +381,7 @@ test_truncate_1mb(void **state)
     assert_int_equal(d.stats.n_invalid, 0);
     assert_true(d.n_tokens > 900 && d.n_tokens <= 1024);
     for (unsigned i = 0; i < d.n_tokens; i++)
-        assert_string_equal(d.tokens[i].surface, "ñandú");
+        assert_string_equal(text_surface(&d, &d.tokens[i]), "ñandú");
     assert_string_equal(d.lang, "english"); /* no function words: default */
 
     /* max_tokens cuts too */
@@ -436,7 +437,7 @@ test_limits(void **state)
     assert_int_equal(text_analyze(*state, &s, longw, sizeof(longw), NULL, &d),
                      0);
     assert_int_equal(d.n_tokens, 1);
-    assert_string_equal(d.tokens[0].surface, "k");
+    assert_string_equal(text_surface(&d, &d.tokens[0]), "k");
     for (size_t i = 0; i < sizeof(longw); i++)
         longw[i] = (char)('a' + i % 26);
     assert_int_equal(text_analyze(*state, &s, longw, sizeof(longw), NULL, &d),
@@ -454,7 +455,7 @@ test_lang_hint(void **state)
     settings_init(&s, "english,spanish");
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), NULL, &d), 0);
     assert_string_equal(d.lang, "english");
-    assert_string_equal(d.tokens[1].str, "cat");
+    assert_string_equal(text_str(&d, &d.tokens[1]), "cat");
 
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), "es", &d), 0);
     assert_string_equal(d.lang, "spanish");
@@ -475,7 +476,7 @@ test_lang_hint(void **state)
     t = "los gatos están corriendo a la casa de mi madre";
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), NULL, &d), 0);
     assert_string_equal(d.lang, "spanish");
-    assert_string_equal(d.tokens[1].str, "gat");
+    assert_string_equal(text_str(&d, &d.tokens[1]), "gat");
     /* a short, ambiguous text gets the default */
     t = "no";
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), NULL, &d), 0);
@@ -496,7 +497,8 @@ test_lang_hint(void **state)
         "\xd0\xbc\xd0\xb8\xd1\x80"; /* привет мир */
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), NULL, &d), 0);
     assert_string_equal(d.lang, "russian");
-    assert_string_equal(d.tokens[1].surface, "\xd0\xbc\xd0\xb8\xd1\x80");
+    assert_string_equal(text_surface(&d, &d.tokens[1]),
+                        "\xd0\xbc\xd0\xb8\xd1\x80");
 
     /* a bad configured name does not crash: its words keep their surface */
     settings_init(&s, "klingon");
@@ -545,7 +547,7 @@ test_reuse(void **state)
             assert_int_equal(text_analyze(*state, &s, t, strlen(t), NULL, &d),
                              0);
             for (unsigned i = 0; i < d.n_tokens; i++) {
-                strncat(dst, d.tokens[i].str, 500 - strlen(dst));
+                strncat(dst, text_str(&d, &d.tokens[i]), 500 - strlen(dst));
                 strncat(dst, " ", 500 - strlen(dst));
             }
         }
@@ -596,7 +598,8 @@ test_fuzz_regressions(void **state)
         assert_int_equal(
             text_analyze(*state, &s, cases[i].s, cases[i].len, NULL, &d), 0);
         for (unsigned t = 0; t < d.n_tokens; t++) {
-            assert_int_equal(strlen(d.tokens[t].str), d.tokens[t].len);
+            assert_int_equal(strlen(text_str(&d, &d.tokens[t])),
+                             d.tokens[t].len);
             assert_true(d.tokens[t].len > 0);
         }
     }
