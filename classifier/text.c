@@ -779,25 +779,13 @@ text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off, uint32_t len,
     t->len = t->surface_len = len;
     t->kind = kind;
     t->flags = flags;
-    /* A word is hashed by its maker (text_tok_hashed); the other kinds
-     * here, their text being final (a constant kind where this is
-     * inlined, so no branch). */
-    if (kind != TEXT_WORD)
-        t->surface_hash = t->str_hash = XXH3_64bits(ta->arena + off, len);
+    /* its text is final; str is the surface until a word is stemmed */
+    t->surface_hash = t->str_hash = XXH3_64bits(ta->arena + off, len);
     if (kind == TEXT_URL)
         ta->stats.n_urls++;
     else if (kind == TEXT_EMOJI)
         ta->stats.n_emoji++;
     return 0;
-}
-
-/* The last token is a word whose surface hashes to h (its own stem until
- * it is stemmed). */
-static inline void
-text_tok_hashed(struct text_analyzer *ta, uint64_t h)
-{
-    struct text_token *t = &ta->toks[ta->n_toks - 1];
-    t->surface_hash = t->str_hash = h;
 }
 
 static size_t
@@ -1479,8 +1467,7 @@ text_word_build(struct text_analyzer *ta, int obf)
                            w[k].cls == TEXT_C_MASK ? '*' : w[k].c);
     ta->arena[off + l] = '\0';
     ta->arena_len += l + 1;
-    if (text_tok_add(ta, TEXT_WORD, (uint32_t)off, (uint32_t)l, flags) == 0)
-        text_tok_hashed(ta, XXH3_64bits(ta->arena + off, l));
+    text_tok_add(ta, TEXT_WORD, (uint32_t)off, (uint32_t)l, flags);
 }
 
 /* s p a c e d, s.p.a.c.e.d, s-p-a-c-e-d or s_p_a_c_e_d letters from i: at
@@ -1711,8 +1698,7 @@ text_word_plain(struct text_analyzer *ta, size_t i, size_t e)
     uint32_t off = (uint32_t)ta->arena_len;
     ta->arena_len += l + 1;
     uint8_t flags = (n >= 2 && all_upper) ? TEXT_F_UPPER : 0;
-    if (text_tok_add(ta, TEXT_WORD, off, (uint32_t)l, flags) == 0)
-        text_tok_hashed(ta, XXH3_64bits(p, l));
+    text_tok_add(ta, TEXT_WORD, off, (uint32_t)l, flags);
     return e;
 }
 
@@ -1781,9 +1767,8 @@ text_tokenize(struct text_analyzer *ta)
                 j = text_word_plain(ta, i, e);
             if (j == i && c >= 0x3040 && text_is_cjk(c)) {
                 uint32_t off, len;
-                if (text_emit_range(ta, i, i + 1, 8, &off, &len) == 0 &&
-                    text_tok_add(ta, TEXT_WORD, off, len, 0) == 0)
-                    text_tok_hashed(ta, XXH3_64bits(ta->arena + off, len));
+                if (text_emit_range(ta, i, i + 1, 8, &off, &len) == 0)
+                    text_tok_add(ta, TEXT_WORD, off, len, 0);
                 j = i + 1;
             }
             if (j == i)
