@@ -127,6 +127,7 @@ struct text_analyzer {
 
     struct text_token *toks; /* what text_analyze hands out */
     uint32_t *words_at;      /* the tokens to stem, by index */
+    struct stem *last_stem;  /* the previous comment's stemmer */
     size_t n_toks, toks_cap;
 
     struct text_wch wbuf[TEXT_WORD_CP];
@@ -781,6 +782,12 @@ text_tok_add(struct text_analyzer *ta, uint8_t kind, uint32_t off, uint32_t len,
     t->flags = flags;
     /* its text is final; str is the surface until a word is stemmed */
     t->surface_hash = t->str_hash = XXH3_64bits(ta->arena + off, len);
+    /* Ask for the word's stem-cache set now, in the language of the
+     * comment before (a blog's comments come mostly in one): the stems
+     * are looked up only after detection, and by then the lines are in.
+     * 15 of 20 alternated runs faster, by 1-4% (07:40 UTC). */
+    if (kind == TEXT_WORD && ta->last_stem)
+        stem_prefetch(ta->last_stem, t->surface_hash);
     if (kind == TEXT_URL)
         ta->stats.n_urls++;
     else if (kind == TEXT_EMOJI)
@@ -1938,6 +1945,7 @@ static void
 text_stem_all(struct text_analyzer *ta, const char *lang)
 {
     struct stem *st = text_stemmer(ta, lang);
+    ta->last_stem = st;
     if (!st)
         return; /* words keep their surface */
     /* The words to stem, listed first without a branch: whether a token is
