@@ -20,8 +20,7 @@
 #include <libstemmer.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_INLINE_ALL /* a stem is short: the call costs more than the hash   \
-                        */
+#define XXH_INLINE_ALL /* stems are short: a call costs more than the hash */
 #include <xxhash.h>
 
 #define STEM_SETS 16384u  /* power of two */
