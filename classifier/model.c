@@ -680,7 +680,7 @@ prefetch_feature(const struct clf_scorer *sc, const struct clf_model *m,
  * float bits: NaN where the head does not know it (all NaN where no head
  * does), so that the caller has no hit-or-miss branch.  buf
  * (nl words) holds them when they come from the counts. */
-static inline const uint32_t *
+static inline __attribute__((always_inline)) const uint32_t *
 lookup(const struct clf_model *m, const struct sindex *ix, unsigned nl,
        uint64_t key, uint32_t *buf)
 {

@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "classifier.h"
 
@@ -94,18 +97,20 @@ struct ftable {
  * without the per-language constant as a float, NaN where the head has
  * fewer than min_df counts.  Features no head knows are left out.
  *
- * Entries sit in buckets of SINDEX_WAYS (one 64-byte line with two heads),
- * twice as many entries as features rather than a power of two: half of
- * ft's size.  A key lives in its home bucket unless that was full, then in
- * the next bucket with room, and the overflow bit of every full bucket it
- * passed is set.  A lookup compares the home bucket's keys without a
- * branch and goes on only past an overflowed bucket (6.7% of the default
- * model's buckets): with linear probing over single slots, 37% of the
+ * Entries sit in buckets of SINDEX_WAYS (one 64-byte line with two heads):
+ * the ways' keys, then their weights, nl per way, so that the keys are
+ * compared two at a time; twice as many entries as features rather than a
+ * power of two: half of ft's size.  A key lives in its home bucket unless that
+ * was full, then in the next bucket with room, and the overflow bit of every
+ * full bucket it passed is set.  A lookup compares the home bucket's keys
+ * without a branch and goes on only past an overflowed bucket (6.7% of the
+ * default model's buckets): with linear probing over single slots, 37% of the
  * lookups scoring the long comments went past the home slot, a branch the
  * CPU could not predict. */
 #define SINDEX_WAYS 4
 struct sindex {
-    uint32_t *v;          /* cap entries of stride words; key 0: empty */
+    uint32_t *v;          /* cap / SINDEX_WAYS buckets of SINDEX_WAYS * stride
+                             words: keys (0: empty), then weights */
     const uint64_t *over; /* per bucket, 1 = overflowed; in v's allocation */
     const uint32_t *none; /* NaN for every head; in v's allocation */
     size_t cap;           /* entries, a multiple of SINDEX_WAYS; 0: none */
@@ -210,23 +215,63 @@ sindex_home(const struct sindex *ix, uint64_t key)
     return (size_t)(((uint64_t)(uint32_t)key * (ix->cap / SINDEX_WAYS)) >> 32);
 }
 
+/* Where way j's key and weights are in a bucket of an index for nl heads. */
+static inline uint32_t *
+sindex_way_key(uint32_t *bucket, unsigned j)
+{
+    return bucket + 2 * j;
+}
+
+static inline const uint32_t *
+sindex_way_weights(const uint32_t *bucket, unsigned nl, unsigned j)
+{
+    return bucket + 2 * SINDEX_WAYS + j * nl;
+}
+
+/* Bit 2j set where way j of the bucket holds key (the keys compared two at
+ * a time where there is SSE2). */
+static inline unsigned
+sindex_match(const uint32_t *bucket, uint64_t key)
+{
+#ifdef __SSE2__
+    const __m128i k = _mm_set1_epi64x((long long)key);
+    const __m128i *v = (const __m128i *)bucket; /* 16-byte aligned */
+    unsigned m = (unsigned)_mm_movemask_ps(
+                     _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(v), k))) |
+                 (unsigned)_mm_movemask_ps(_mm_castsi128_ps(
+                     _mm_cmpeq_epi32(_mm_load_si128(v + 1), k)))
+                     << 4;
+    return m & m >> 1 & 0x55u; /* both halves of a key */
+#else
+    unsigned m = 0;
+    for (unsigned j = 0; j < SINDEX_WAYS; j++)
+        m |= (unsigned)(ftable_slot_key(bucket + 2 * j) == key) << 2 * j;
+    return m;
+#endif
+}
+
 /* The per-head weights (as float bits) of key in an index for nl heads (nl
  * a constant where the caller's is), or ix->none, NaN for every head.  The
  * way that holds the key is picked by arithmetic: GCC compiled a select
  * per way into branches (callgrind's model: 3.8 M mispredicts in 4 passes
- * over the long comments, nearly one a lookup). */
+ * over the long comments, nearly one a lookup), and whether a head knows a
+ * feature comes in no pattern. */
 static inline const uint32_t *
 sindex_find(const struct sindex *ix, unsigned nl, uint64_t key)
 {
     key = key ? key : 1;
-    size_t stride = 2 + nl, n_buckets = ix->cap / SINDEX_WAYS;
+    size_t bucket_words = SINDEX_WAYS * (2 + nl);
+    size_t n_buckets = ix->cap / SINDEX_WAYS;
     size_t b = sindex_home(ix, key);
     for (;;) {
-        const uint32_t *e = ix->v + b * SINDEX_WAYS * stride;
-        ptrdiff_t d = 0; /* from none to the weights of the way with key */
-#pragma GCC unroll 4     /* SINDEX_WAYS */
-        for (unsigned j = 0; j < SINDEX_WAYS; j++, e += stride)
-            d += (e + 2 - ix->none) & -(ptrdiff_t)(ftable_slot_key(e) == key);
+        const uint32_t *bucket = ix->v + b * bucket_words;
+        unsigned m = sindex_match(bucket, key);
+        /* from none to the weights of the way with key, 0 without one */
+        ptrdiff_t d =
+            (sindex_way_weights(bucket, nl,
+                                (unsigned)__builtin_ctz(m | 0x100u) / 2) -
+             ix->none) &
+            -(ptrdiff_t)(m != 0);
         if (__builtin_expect(!((ix->over[b / 64] >> (b % 64)) & 1), 1) || d)
             return ix->none + d;
         b = b + 1 == n_buckets ? 0 : b + 1;

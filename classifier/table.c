@@ -131,19 +131,21 @@ sindex_build(struct clf_model *m)
             continue;
         /* the first free way from the home bucket on, marking each full
          * bucket passed as overflowed */
-        uint32_t *e = NULL;
         for (size_t b = sindex_home(ix, key);;
              b = b + 1 == n_buckets ? 0 : b + 1) {
-            uint32_t *w = ix->v + b * SINDEX_WAYS * stride;
-            for (unsigned j = 0; j < SINDEX_WAYS && !e; j++, w += stride)
-                if (!ftable_slot_key(w))
-                    e = w;
-            if (e)
+            uint32_t *bucket = ix->v + b * SINDEX_WAYS * stride;
+            unsigned j = 0;
+            while (j < SINDEX_WAYS &&
+                   ftable_slot_key(sindex_way_key(bucket, j)))
+                j++;
+            if (j < SINDEX_WAYS) {
+                memcpy(sindex_way_key(bucket, j), &key, sizeof key);
+                memcpy((uint32_t *)sindex_way_weights(bucket, m->n_labels, j),
+                       f, m->n_labels * sizeof *f);
                 break;
+            }
             over[b / 64] |= (uint64_t)1 << (b % 64);
         }
-        memcpy(e, &key, sizeof key);
-        memcpy(e + 2, f, m->n_labels * sizeof *f);
     }
     ix->version = m->version;
     return 0;
