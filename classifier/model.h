@@ -17,11 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "classifier.h"
+#include "keymatch.h"
 
 #define RESERVOIR_MAX 4000 /* examples kept per head for calibration */
 #define LOGTAB_SIZE 4096   /* log(c + alpha) precomputed for small c */
@@ -228,28 +226,6 @@ sindex_way_weights(const uint32_t *bucket, unsigned nl, unsigned j)
     return bucket + 2 * SINDEX_WAYS + j * nl;
 }
 
-/* Bit 2j set where way j of the bucket holds key (the keys compared two at
- * a time where there is SSE2). */
-static inline unsigned
-sindex_match(const uint32_t *bucket, uint64_t key)
-{
-#ifdef __SSE2__
-    const __m128i k = _mm_set1_epi64x((long long)key);
-    const __m128i *v = (const __m128i *)bucket; /* 16-byte aligned */
-    unsigned m = (unsigned)_mm_movemask_ps(
-                     _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128(v), k))) |
-                 (unsigned)_mm_movemask_ps(_mm_castsi128_ps(
-                     _mm_cmpeq_epi32(_mm_load_si128(v + 1), k)))
-                     << 4;
-    return m & m >> 1 & 0x55u; /* both halves of a key */
-#else
-    unsigned m = 0;
-    for (unsigned j = 0; j < SINDEX_WAYS; j++)
-        m |= (unsigned)(ftable_slot_key(bucket + 2 * j) == key) << 2 * j;
-    return m;
-#endif
-}
-
 /* The per-head weights (as float bits) of key in an index for nl heads (nl
  * a constant where the caller's is), or ix->none, NaN for every head.  The
  * way that holds the key is picked by arithmetic: GCC compiled a select
@@ -265,14 +241,19 @@ sindex_find(const struct sindex *ix, unsigned nl, uint64_t key)
     size_t b = sindex_home(ix, key);
     for (;;) {
         const uint32_t *bucket = ix->v + b * bucket_words;
-        unsigned m = sindex_match(bucket, key);
+        unsigned m = keymatch(bucket, SINDEX_WAYS, key);
         /* from none to the weights of the way with key, 0 without one */
         ptrdiff_t d =
             (sindex_way_weights(bucket, nl,
                                 (unsigned)__builtin_ctz(m | 0x100u) / 2) -
              ix->none) &
             -(ptrdiff_t)(m != 0);
-        if (__builtin_expect(!((ix->over[b / 64] >> (b % 64)) & 1), 1) || d)
+        /* One branch, taken only for a key not in an overflowed bucket
+         * (with `!over || d`, GCC tested each, and whether a bucket has
+         * overflowed is random: callgrind's model mispredicted 42 times a
+         * long comment) */
+        unsigned over = (unsigned)(ix->over[b / 64] >> (b % 64)) & 1;
+        if (__builtin_expect(!(over & (m == 0)), 1))
             return ix->none + d;
         b = b + 1 == n_buckets ? 0 : b + 1;
     }
