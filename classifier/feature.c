@@ -222,15 +222,19 @@ add_meta(struct feat_set *fs, const struct text_doc *doc, int obfuscated)
 }
 
 int
-feat_extract(struct feat_set *fs, const struct clf_settings *s,
+feat_extract(struct feat_set *out, const struct clf_settings *s,
              const struct text_doc *doc)
 {
     uint64_t prev = 0;
     uint32_t prev_i = UINT32_MAX;
     int obfuscated = 0;
     /* A word, a pair and a bundle per token at most, and the meta. */
-    if (reserve(fs, 3 * (size_t)doc->n_tokens + N_META) < 0)
+    if (reserve(out, 3 * (size_t)doc->n_tokens + N_META) < 0)
         return -1;
+    /* Added to in a copy: the stores into v and the slots may not change
+     * it, so its fields stay in registers (with out itself, GCC loaded
+     * them again for every feature). */
+    struct feat_set set = *out, *fs = &set;
     for (uint32_t i = 0; i < doc->n_tokens; i++) {
         const struct text_token *t = &doc->tokens[i];
         unsigned fam = token_family(t->kind);
@@ -254,6 +258,7 @@ feat_extract(struct feat_set *fs, const struct clf_settings *s,
     }
     if (s->features & CLF_FEAT_META)
         add_meta(fs, doc, obfuscated);
+    out->n = fs->n;
     return 0;
 }
 
