@@ -10,7 +10,7 @@
  * hashes sit side by side, so that SSE2 compares them two at a time.  A
  * set keeps the stems' hashes too, which are their word features' keys
  * (feature.c), so a cached word is hashed once.
- * The slots are on huge pages (table_alloc): with 4 KiB pages the prefetch
+ * The sets are on huge pages (table_alloc): with 4 KiB pages the prefetch
  * of a word's set was a TLB miss, 4% of a long comment's time (perf), and
  * the huge pages won each of ten alternated runs by 1-3%.
  */

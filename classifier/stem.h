@@ -3,7 +3,7 @@
  * (internal to the classifier library).
  *
  * Stemming a word costs ~100 ns; comments repeat a small vocabulary, so a
- * set-associative cache keyed by the word's XXH3 hash and length answers
+ * set-associative cache keyed by the word's 64-bit XXH3 hash answers
  * most lookups (the word itself is not compared: see stem.c).  A new word
  * evicts the oldest of its set
  * (bounded memory, no allocation after stem_new).  Not thread-safe: one per
