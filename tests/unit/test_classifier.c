@@ -355,6 +355,105 @@ test_settings(void **state)
 
 /* Over-long text is truncated and scored, and scoring the same text twice
  * gives the same answer (no state leaks between comments). */
+/* keymatch() against a plain loop, with keys that share one 32-bit half
+ * with the key looked for (SSE2 compares halves). */
+static void
+test_keymatch(void **state)
+{
+    (void)state;
+    _Alignas(16) uint64_t keys[6];
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 20000; round++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        uint64_t key = seed | 1;
+        for (unsigned j = 0; j < 6; j++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            switch (seed >> 62) {
+            case 0:
+                keys[j] = key;
+                break;
+            case 1: /* the same low half */
+                keys[j] = (key & 0xffffffffu) |
+                          (seed << 32 ^ key << 32 ^ (uint64_t)1 << 40);
+                break;
+            case 2: /* the same high half */
+                keys[j] = (key & ~(uint64_t)0xffffffffu) |
+                          ((uint32_t)key ^ (uint32_t)(seed | 4));
+                break;
+            default:
+                keys[j] = seed >> 1;
+            }
+        }
+        for (unsigned n = 2; n <= 6; n += 2) {
+            unsigned want = 0;
+            for (unsigned j = 0; j < n; j++)
+                want |= (unsigned)(keys[j] == key) << 2 * j;
+            assert_int_equal(keymatch(keys, n, key), want);
+        }
+    }
+}
+
+/* The scoring index gives every feature the weights its counts give, in a
+ * model large enough that buckets overflow into the next (a key found past
+ * its home bucket), and NaN for keys it does not hold. */
+static void
+test_index_agrees_with_counts(void **state)
+{
+    (void)state;
+    struct clf_model *m = words_model();
+    struct clf_scorer *sc = clf_scorer_new();
+    char text[64];
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    for (unsigned i = 0; i < 3000; i++) {
+        /* three words of letters, "qa" + i in base 26 */
+        size_t len = 0;
+        for (unsigned w = 0; w < 3; w++) {
+            unsigned v = i * (2 * w + 1) + w * 7919;
+            text[len++] = 'q';
+            do {
+                text[len++] = (char)('a' + v % 26);
+                v /= 26;
+            } while (v);
+            text[len++] = ' ';
+        }
+        assert_int_equal(
+            clf_learn(sc, m, text, len, "en", "spam", i % 3 == 0, &out, &err),
+            CLF_OK);
+        assert_int_equal(
+            clf_learn(sc, m, text, len, "en", "abuse", i % 5 == 0, &out, &err),
+            CLF_OK);
+    }
+    struct clf_model *c = clf_model_clone(m); /* built with its index */
+    assert_non_null(c);
+    assert_int_equal(c->six.version, c->version);
+    size_t overflowed = 0, n_buckets = c->six.cap / SINDEX_WAYS;
+    for (size_t b = 0; b < n_buckets; b++)
+        overflowed += (c->six.over[b / 64] >> (b % 64)) & 1;
+    assert_true(overflowed > 0);
+    size_t checked = 0;
+    for (size_t i = 0; i < c->ft.cap; i++) {
+        const uint32_t *slot = c->ft.slots + i * c->ft.stride;
+        uint64_t key = ftable_slot_key(slot);
+        float want[CLF_MAX_LABELS];
+        if (!key || !sindex_weights(c, key, slot, want))
+            continue;
+        const uint32_t *got = sindex_find(&c->six, c->n_labels, key);
+        assert_memory_equal(got, want, c->n_labels * sizeof *want);
+        checked++;
+    }
+    assert_int_equal(checked, c->ft.n);
+    for (uint64_t k = 1; k < 20000; k++) {
+        const uint32_t *got =
+            sindex_find(&c->six, c->n_labels, k * 0x9e3779b97f4a7c15u);
+        if (got != c->six.none) /* a key it holds, by chance */
+            assert_non_null(ftable_find(&c->ft, k * 0x9e3779b97f4a7c15u));
+    }
+    clf_model_free(c);
+    clf_model_free(m);
+    clf_scorer_free(sc);
+}
+
 static void
 test_long_text(void **state)
 {
@@ -418,6 +517,8 @@ main(void)
         cmocka_unit_test(test_unsure),
         cmocka_unit_test(test_model_file),
         cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_keymatch),
+        cmocka_unit_test(test_index_agrees_with_counts),
         cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_no_allocation_growth),
     };
