@@ -44,7 +44,8 @@ struct clf_scorer {
     char lang[CLF_LANG_MAX];
     const char *lang_code;
     unsigned lang_index;
-    uint64_t lang_version; /* of the model lang_index is for; 0: none */
+    uint64_t lang_version;       /* of the model lang_index is for; 0: none */
+    double base[CLF_MAX_LABELS]; /* lang_base() per head (two logarithms) */
     /* Per head, the last prior shift and what it was computed from (most
      * comments share them; it costs two logarithms). */
     struct {
@@ -900,6 +901,8 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         memcpy(sc->lang, sc->doc.lang, sizeof sc->lang);
         sc->lang_code = text_language_code(sc->doc.lang);
         sc->lang_index = model_lang_index(m, sc->doc.lang);
+        for (unsigned h = 0; h < m->n_labels; h++)
+            sc->base[h] = lang_base(m, &m->heads[h], sc->lang_index);
         sc->lang_version = m->version;
     }
     const char *code = sc->lang_code;
@@ -923,7 +926,7 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     unsigned li = sc->lang_index;
     struct tally t;
     for (unsigned h = 0; h < m->n_labels; h++) {
-        t.base[h] = lang_base(m, &m->heads[h], li);
+        t.base[h] = sc->base[h];
         t.sum[h] = 0;
         t.known[h] = 0;
         /* Reasons: the largest contributions per head, a word's n-grams
