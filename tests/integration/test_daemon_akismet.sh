@@ -33,6 +33,9 @@ stop_daemon
 
 start_daemon --set model.state_dir="$TMP/state" --set server.workers=2 \
     --set akismet.keys="$BLOG:$KEY" --set akismet.keys_file="$TMP/keys"
+# Redis-backed answers need the workers' connections up (start_daemon
+# waits only for the port): under load the first request could beat them.
+wait_for 10 curl -sf "$URL/readyz" || { echo "FAIL: not ready"; FAILS=$((FAILS+1)); }
 
 # ---- verify-key ----------------------------------------------------------
 r=$(ak /1.1/verify-key "key=$KEY&blog=$BLOG"); expect_eq "verify key" "200 valid" "$r"
@@ -185,10 +188,12 @@ stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 # ---- akismet.train = no; akismet.labels ---------------------------------------
 start_redis
 start_daemon --set model.state_dir="$TMP/state" --set akismet.keys="$BLOG:$KEY" --set akismet.train=no
+wait_for 10 curl -sf "$URL/readyz" || { echo "FAIL: not ready"; FAILS=$((FAILS+1)); }
 r=$(ak /1.1/submit-spam "key=$KEY&$C&comment_content=x+y"); expect_eq "train=no thanks" "200 $thanks" "$r"
 expect_eq "train=no records nothing" 0 "$(rcli XLEN modfilter:training)"
 stop_daemon
 start_daemon --set model.state_dir="$TMP/state" --set akismet.keys="$BLOG:$KEY" --set akismet.labels=spam,abuse
+wait_for 10 curl -sf "$URL/readyz" || { echo "FAIL: not ready"; FAILS=$((FAILS+1)); }
 r=$(ak /1.1/submit-spam "key=$KEY&$C&comment_content=you+idiot+buy+now"); expect_eq "labels thanks" "200 $thanks" "$r"
 rcli --no-raw XRANGE modfilter:training - + > "$TMP/xr"
 expect_grep "spam and abuse" '"\{\\"abuse\\":1,\\"spam\\":1\}"' "$TMP/xr"
