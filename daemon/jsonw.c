@@ -359,6 +359,119 @@ jsonw_int(struct jsonw *w, long long n)
     jsonw_raw(w, p, (size_t)(end - p));
 }
 
+#ifdef __SIZEOF_INT128__
+/* jsonw_g17 for 1e-4 <= |x| < 1e16; 0 for other values. */
+static size_t
+jsonw_g17_fast(double x, char *buf)
+{
+    /* 5^k for k = 16 - X, X the decimal exponent: -4..15 */
+    // clang-format off
+    static const uint64_t pow5[21] = {
+        1, 5, 25, 125, 625, 3125, 15625, 78125, 390625, 1953125, 9765625,
+        48828125, 244140625, 1220703125, 6103515625, 30517578125,
+        152587890625, 762939453125, 3814697265625, 19073486328125,
+        95367431640625};
+    // clang-format on
+    static const double pow10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0,  1e1, 1e2,
+                                   1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
+                                   1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    const uint64_t lo = 10000000000000000ULL, hi = 10 * lo; /* 17 digits */
+    double ax = fabs(x);
+    uint64_t bits, m, n;
+    unsigned __int128 q, rem = 0;
+    int e2, X, sh, i, last;
+    char d[17], *o = buf;
+
+    if (!(ax >= 1e-4 && ax < 1e16)) /* also NaN */
+        return 0;
+    memcpy(&bits, &ax, sizeof bits);
+    m = (bits & ((1ULL << 52) - 1)) | 1ULL << 52; /* normal: ax >= 1e-4 */
+    e2 = (int)(bits >> 52) - 1075;                /* ax = m * 2^e2 */
+    for (X = -4; X < 15 && ax >= pow10[X + 5]; X++)
+        ;
+    /* n = ax * 10^(16 - X) = m * 5^k * 2^(e2 + k), exactly, with the
+     * bits shifted out in rem; the table's guess of X may be one off. */
+    for (;;) {
+        int k = 16 - X;
+
+        q = (unsigned __int128)m * pow5[k];
+        sh = -(e2 + k);
+        if (sh > 0) {
+            n = (uint64_t)(q >> sh);
+            rem = q & (((unsigned __int128)1 << sh) - 1);
+        } else {
+            n = (uint64_t)(q << -sh);
+            rem = 0;
+        }
+        if (n < lo && X > -4)
+            X--;
+        else if (n >= hi && X < 15)
+            X++;
+        else
+            break;
+    }
+    if (n < lo || n >= hi)
+        return 0;
+    if (sh > 0) {
+        unsigned __int128 half = (unsigned __int128)1 << (sh - 1);
+
+        if (rem > half || (rem == half && (n & 1)))
+            n++;
+        if (n == hi) { /* 99...9|5 rounded up to the next power of ten */
+            n = lo;
+            if (++X > 15)
+                return 0;
+        }
+    }
+    for (i = 16; i >= 0; i--) {
+        d[i] = (char)('0' + n % 10);
+        n /= 10;
+    }
+    for (last = 16; d[last] == '0'; last--) /* d[0] is not '0' */
+        ;
+    if (x < 0)
+        *o++ = '-';
+    if (X >= 0) {
+        memcpy(o, d, (size_t)X + 1);
+        o += X + 1;
+        if (last > X) {
+            *o++ = '.';
+            memcpy(o, d + X + 1, (size_t)(last - X));
+            o += last - X;
+        }
+    } else {
+        *o++ = '0';
+        *o++ = '.';
+        for (i = X + 1; i < 0; i++)
+            *o++ = '0';
+        memcpy(o, d, (size_t)last + 1);
+        o += last + 1;
+    }
+    *o = '\0';
+    return (size_t)(o - buf);
+}
+#else
+static size_t
+jsonw_g17_fast(double x, char *buf)
+{
+    (void)x;
+    (void)buf;
+    return 0;
+}
+#endif
+
+size_t
+jsonw_g17(double x, char *buf)
+{
+    size_t n = jsonw_g17_fast(x, buf);
+    int k;
+
+    if (n > 0)
+        return n;
+    k = snprintf(buf, JSONW_G17_MAX, "%.17g", x);
+    return k > 0 && k < JSONW_G17_MAX ? (size_t)k : 0;
+}
+
 /* x (finite, 1e-4 <= |x| < 1e6) as "%.6g" would; 0 when it would need an
  * exponent after rounding. */
 static size_t

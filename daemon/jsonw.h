@@ -65,6 +65,13 @@ void jsonw_int(struct jsonw *w, long long n);
 /* The decimal digits of v written backwards from end (exclusive, not
  * terminated); returns the first digit.  For text beside JSON too. */
 char *jsonw_digits(unsigned long long v, char *end);
+/* x as printf's "%.17g" writes it (17 significant digits: every double
+ * reads back exactly), NUL-terminated into buf of JSONW_G17_MAX bytes;
+ * the length.  Without printf for 1e-4 <= |x| < 1e16 (exact integer
+ * arithmetic, a tie rounded to even as glibc rounds it); other values go
+ * through snprintf.  Redis scores of queued comments are written so. */
+#define JSONW_G17_MAX 32
+size_t jsonw_g17(double x, char *buf);
 void jsonw_bool(struct jsonw *w, int b);
 void jsonw_null(struct jsonw *w);
 /* A value that is already JSON text (len bytes), copied as is. */

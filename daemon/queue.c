@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "jsonw.h"
 #include "redis.h"
 
 /* Submitting, in batches: every queue_submit made during one pass of the
@@ -124,7 +125,7 @@ struct queue_batch {
  * is the key's tail), the numbers here. */
 struct queue_slot {
     size_t key, key_len, rec, rec_len, ms_len, urg_len;
-    char ms[24], urg[32];
+    char ms[24], urg[JSONW_G17_MAX];
 };
 
 struct queue {
@@ -413,14 +414,34 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int
+/* The urgency as Redis reads a score: "%.17g" (exact), without printf
+ * for a score in [0, 1]. */
+static size_t
 format_urgency(double urgency, char *buf, size_t len)
 {
     if (isnan(urgency))
         urgency = 0;
     if (isinf(urgency))
-        return snprintf(buf, len, "%s", urgency > 0 ? "+inf" : "-inf");
-    return snprintf(buf, len, "%.17g", urgency);
+        return (size_t)snprintf(buf, len, "%s", urgency > 0 ? "+inf" : "-inf");
+    return jsonw_g17(urgency, buf);
+}
+
+/* received_ms in decimal, as "%lld" writes it; its length. */
+static size_t
+format_ms(long long ms, char *buf, size_t len)
+{
+    char *end = buf + len - 1,
+         *p = jsonw_digits(ms < 0 ? 0ULL - (unsigned long long)ms
+                                  : (unsigned long long)ms,
+                           end);
+    size_t n;
+
+    if (ms < 0)
+        *--p = '-';
+    n = (size_t)(end - p);
+    memmove(buf, p, n);
+    buf[n] = '\0';
+    return n;
 }
 
 /* Room for need more bytes in q->buf; -1 when out of memory. */
@@ -491,8 +512,8 @@ queue_submit(struct queue *q, const char *id, const char *record,
     if (record_len > 0)
         memcpy(q->buf + q->buf_len, record, record_len);
     q->buf_len += record_len;
-    s->ms_len = (size_t)snprintf(s->ms, sizeof s->ms, "%lld", received_ms);
-    s->urg_len = (size_t)format_urgency(urgency, s->urg, sizeof s->urg);
+    s->ms_len = format_ms(received_ms, s->ms, sizeof s->ms);
+    s->urg_len = format_urgency(urgency, s->urg, sizeof s->urg);
     b->w[b->n].cb = cb;
     b->w[b->n].arg = arg;
     b->n++;
