@@ -843,14 +843,17 @@ req_timeout_cb(evutil_socket_t fd, short what, void *arg)
      * end; on_reply frees it then. */
 }
 
-/* extra: bytes to allocate after the struct (for a script's copies). */
+/* extra: bytes to allocate after the struct (for a script's copies),
+ * left as they are: the caller writes them (a batch of submits makes them
+ * tens of KiB, which calloc cleared for nothing). */
 static struct redis_req *
 req_new(struct redis *r, redis_reply_cb *cb, void *arg, size_t extra)
 {
-    struct redis_req *q = calloc(1, sizeof *q + extra);
+    struct redis_req *q = malloc(sizeof *q + extra);
 
     if (q == NULL)
         return NULL;
+    memset(q, 0, sizeof *q);
     q->timer = evtimer_new(r->base, req_timeout_cb, q);
     if (q->timer == NULL) {
         free(q);
