@@ -180,26 +180,6 @@ static const unsigned char jsonw_plain[256] = {
     ['\x70'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-#define JSONW_ONES 0x0101010101010101ULL
-#define JSONW_HIGH 0x8080808080808080ULL
-
-/* 1 when none of the 8 bytes at p needs a look: no control character,
- * '"', '\\' or byte >= 0x80 (the classic "has a byte less than n" and
- * "has a zero byte" word tests, exact when no byte is >= 0x80). */
-static inline int
-jsonw_word_plain(const unsigned char *p)
-{
-    uint64_t v, quote, bslash;
-
-    memcpy(&v, p, 8);
-    quote = v ^ (JSONW_ONES * '"');
-    bslash = v ^ (JSONW_ONES * '\\');
-    return ((v | ((v - JSONW_ONES * 0x20) & ~v) |
-             ((quote - JSONW_ONES) & ~quote) |
-             ((bslash - JSONW_ONES) & ~bslash)) &
-            JSONW_HIGH) == 0;
-}
-
 /* The string body with its quotes; escapes take at most 6 bytes per input
  * byte, U+FFFD 3. */
 static void
@@ -217,7 +197,7 @@ jsonw_quoted(struct jsonw *w, const char *s, size_t n)
 
         /* Eight bytes at a time, then byte by byte up to the next byte
          * that needs a look: no call to memcpy for short runs. */
-        while (end - p >= 8 && jsonw_word_plain(p)) {
+        while (end - p >= 8 && jsonw_plain8(p)) {
             memcpy(o, p, 8);
             o += 8;
             p += 8;

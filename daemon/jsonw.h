@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define JSONW_DEPTH_MAX 32
 
@@ -74,6 +75,23 @@ char *jsonw_digits(unsigned long long v, char *end);
 size_t jsonw_g17(double x, char *buf);
 void jsonw_bool(struct jsonw *w, int b);
 void jsonw_null(struct jsonw *w);
+/* 1 when none of the 8 bytes at p needs a look in a JSON string: no
+ * control character, '"', '\\' or byte >= 0x80 (the classic "has a byte
+ * less than n" and "has a zero byte" word tests, exact when no byte is >=
+ * 0x80).  For writing strings here and for reading them (request.c). */
+static inline int
+jsonw_plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t v, quote, bslash;
+
+    memcpy(&v, p, 8);
+    quote = v ^ (ones * '"');
+    bslash = v ^ (ones * '\\');
+    return ((v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+             ((bslash - ones) & ~bslash)) &
+            high) == 0;
+}
 /* A value that is already JSON text (len bytes), copied as is. */
 void jsonw_raw(struct jsonw *w, const char *json, size_t len);
 /* Bytes after the finished text (a reply's newline), no separator. */

@@ -317,9 +317,18 @@ request_scan_string(struct request_scan *s, const char **out, size_t *len)
     if (!request_next(s, '"'))
         return -1;
     while (s->p < s->end && *s->p != '"') {
-        unsigned char c = *s->p;
+        unsigned char c;
         size_t k;
 
+        /* Eight plain bytes at a time (most of a comment's text). */
+        while (s->end - s->p >= 8 && jsonw_plain8(s->p)) {
+            memcpy(s->o, s->p, 8);
+            s->o += 8;
+            s->p += 8;
+        }
+        if (s->p == s->end || *s->p == '"')
+            break;
+        c = *s->p;
         if (c >= 0x20 && c < 0x80 && c != '\\') {
             *s->o++ = (char)c;
             s->p++;
