@@ -3,7 +3,6 @@
  */
 #include "jsonw.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +61,7 @@ jsonw_fail(struct jsonw *w)
     return -1;
 }
 
-static int
+int
 jsonw_grow(struct jsonw *w, size_t n)
 {
     size_t cap = w->cap ? w->cap : 1024;
@@ -81,93 +80,6 @@ jsonw_grow(struct jsonw *w, size_t n)
     w->buf = p;
     w->cap = cap;
     return 0;
-}
-
-/* Room for n more bytes and the NUL; 0 or -1 (failed: cap is 0). */
-static inline int
-jsonw_room(struct jsonw *w, size_t n)
-{
-    return w->len + n + 1 <= w->cap ? 0 : jsonw_grow(w, n);
-}
-
-/* Callers made room. */
-static void
-jsonw_put(struct jsonw *w, const void *s, size_t n)
-{
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = '\0';
-}
-
-static void
-jsonw_append(struct jsonw *w, const void *s, size_t n)
-{
-    if (jsonw_room(w, n) == 0)
-        jsonw_put(w, s, n);
-}
-
-static inline void
-jsonw_putc(struct jsonw *w, char c)
-{
-    if (jsonw_room(w, 1) == 0) {
-        w->buf[w->len++] = c;
-        w->buf[w->len] = '\0';
-    }
-}
-
-/* The comma before a value or key, unless it follows a key. */
-static void
-jsonw_sep(struct jsonw *w)
-{
-    if (w->after_key) {
-        w->after_key = 0;
-        return;
-    }
-    if (w->more & (1u << w->depth))
-        jsonw_putc(w, ',');
-    w->more |= 1u << w->depth;
-}
-
-static void
-jsonw_open(struct jsonw *w, char c)
-{
-    jsonw_sep(w);
-    jsonw_putc(w, c);
-    assert(w->depth + 1 < JSONW_DEPTH_MAX);
-    w->depth++;
-    w->more &= ~(1u << w->depth);
-}
-
-static void
-jsonw_close(struct jsonw *w, char c)
-{
-    assert(w->depth > 0);
-    w->depth--;
-    jsonw_putc(w, c);
-}
-
-void
-jsonw_object_begin(struct jsonw *w)
-{
-    jsonw_open(w, '{');
-}
-
-void
-jsonw_object_end(struct jsonw *w)
-{
-    jsonw_close(w, '}');
-}
-
-void
-jsonw_array_begin(struct jsonw *w)
-{
-    jsonw_open(w, '[');
-}
-
-void
-jsonw_array_end(struct jsonw *w)
-{
-    jsonw_close(w, ']');
 }
 
 /* 1 for the bytes copied as they are: printable ASCII but '"' and '\\'. */
@@ -265,14 +177,6 @@ jsonw_key(struct jsonw *w, const char *key)
 }
 
 void
-jsonw_key_plain(struct jsonw *w, const char *quoted, size_t len)
-{
-    jsonw_sep(w);
-    jsonw_append(w, quoted, len);
-    w->after_key = 1;
-}
-
-void
 jsonw_stringn(struct jsonw *w, const char *s, size_t len)
 {
     jsonw_sep(w);
@@ -286,34 +190,6 @@ jsonw_string(struct jsonw *w, const char *s)
         jsonw_null(w);
     else
         jsonw_stringn(w, s, strlen(s));
-}
-
-void
-jsonw_raw(struct jsonw *w, const char *json, size_t len)
-{
-    jsonw_sep(w);
-    jsonw_append(w, json, len);
-}
-
-void
-jsonw_text_end(struct jsonw *w, const char *s, size_t len)
-{
-    jsonw_append(w, s, len);
-}
-
-void
-jsonw_null(struct jsonw *w)
-{
-    jsonw_raw(w, "null", 4);
-}
-
-void
-jsonw_bool(struct jsonw *w, int b)
-{
-    if (b)
-        jsonw_raw(w, "true", 4);
-    else
-        jsonw_raw(w, "false", 5);
 }
 
 char *
@@ -452,8 +328,16 @@ jsonw_g17(double x, char *buf)
     return k > 0 && k < JSONW_G17_MAX ? (size_t)k : 0;
 }
 
+/* "00" to "99" */
+static const char jsonw_pairs[201] =
+    "0001020304050607080910111213141516171819202122232425262728293031323334"
+    "3536373839404142434445464748495051525354555657585960616263646566676869"
+    "707172737475767778798081828384858687888990919293949596979899";
+
 /* x (finite, 1e-4 <= |x| < 1e6) as "%.6g" would; 0 when it would need an
- * exponent after rounding. */
+ * exponent after rounding.  The six digits are made two at a time and
+ * copied in fixed-size pieces (out has room for 24 bytes): this runs for
+ * every score and reason weight of every reply. */
 static size_t
 jsonw_fixed6(double x, char *out)
 {
@@ -462,45 +346,40 @@ jsonw_fixed6(double x, char *out)
     static const double next[] = {1e-3, 1e-2, 1e-1, 1e0, 1e1,
                                   1e2,  1e3,  1e4,  1e5}; /* 10^(e+1) */
     double ax = fabs(x);
-    long m;
-    int e = -4, decimals, point, last, i;
-    char d[6], *o = out;
+    uint32_t m;
+    int e = -4, decimals, point, last;
+    char d[16] = "0000000000000000", *o = out; /* digits, '0' after */
 
     /* 10^e <= ax < 10^(e+1), give or take rounding of the table. */
     while (e < 5 && ax >= next[e + 4])
         e++;
     decimals = 5 - e;
-    m = (long)(ax * pow10[decimals] + 0.5); /* exact: >= 1e5 */
+    m = (uint32_t)(ax * pow10[decimals] + 0.5); /* exact: >= 1e5 */
     if (m >= 1000000) { /* rounded up to the next power of ten */
         m /= 10;
         decimals--;
         if (decimals < 0)
             return 0;
     }
-    for (i = 5; i >= 0; i--) { /* six significant digits */
-        d[i] = (char)('0' + m % 10);
-        m /= 10;
-    }
+    memcpy(d, jsonw_pairs + 2 * (m / 10000), 2); /* six significant digits */
+    memcpy(d + 2, jsonw_pairs + 2 * (m / 100 % 100), 2);
+    memcpy(d + 4, jsonw_pairs + 2 * (m % 100), 2);
     point = 6 - decimals; /* digits before the point; <= 0: "0.00d" */
     for (last = 5; last >= point && last > 0 && d[last] == '0'; last--)
         ;
-    if (x < 0)
-        *o++ = '-';
+    *o = '-';
+    o += x < 0;
     if (point <= 0) {
-        *o++ = '0';
-        *o++ = '.';
-        for (i = point; i < 0; i++)
-            *o++ = '0';
-        for (i = 0; i <= last; i++)
-            *o++ = d[i];
+        memcpy(o, "0.000", 5); /* "0." and -point zeros (at most 3) */
+        o += 2 - point;
+        memcpy(o, d, 6);
+        o += last + 1;
     } else {
-        for (i = 0; i < point; i++)
-            *o++ = d[i];
-        *o++ = '.';
-        if (last < point)
-            *o++ = '0';
-        for (i = point; i <= last; i++)
-            *o++ = d[i];
+        /* the integer digits, the point, at least one more digit */
+        memcpy(o, d, 6);
+        o[point] = '.';
+        memcpy(o + point + 1, d + point, 8);
+        o += point + 1 + (last < point ? 1 : last - point + 1);
     }
     return (size_t)(o - out);
 }

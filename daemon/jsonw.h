@@ -28,6 +28,7 @@
 #ifndef MODFILTER_JSONW_H
 #define MODFILTER_JSONW_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -49,16 +50,14 @@ void jsonw_reset(struct jsonw *w);
 void jsonw_release(struct jsonw *w); /* frees the buffer; NULL-safe */
 int jsonw_failed(const struct jsonw *w);
 
-void jsonw_object_begin(struct jsonw *w);
-void jsonw_object_end(struct jsonw *w);
-void jsonw_array_begin(struct jsonw *w);
-void jsonw_array_end(struct jsonw *w);
+/* jsonw_object_begin, _end, jsonw_array_begin, _end, jsonw_key_plain,
+ * jsonw_raw, jsonw_bool, jsonw_null and jsonw_text_end are inline, below:
+ * a reply calls them about a hundred times. */
 /* A member's key (NUL-terminated), then write its value. */
 void jsonw_key(struct jsonw *w, const char *key);
 /* A key that is a string literal of plain ASCII (no '"', '\\' or control
  * character), copied without a look: JSONW_KEY(w, "feature"). */
 #define JSONW_KEY(w, lit) jsonw_key_plain((w), "\"" lit "\":", sizeof(lit) + 2)
-void jsonw_key_plain(struct jsonw *w, const char *quoted, size_t len);
 void jsonw_string(struct jsonw *w, const char *s); /* NULL: null */
 void jsonw_stringn(struct jsonw *w, const char *s, size_t len);
 void jsonw_real(struct jsonw *w, double x);
@@ -73,8 +72,6 @@ char *jsonw_digits(unsigned long long v, char *end);
  * through snprintf.  Redis scores of queued comments are written so. */
 #define JSONW_G17_MAX 32
 size_t jsonw_g17(double x, char *buf);
-void jsonw_bool(struct jsonw *w, int b);
-void jsonw_null(struct jsonw *w);
 /* 1 when none of the 8 bytes at p needs a look in a JSON string: no
  * control character, '"', '\\' or byte >= 0x80 (the classic "has a byte
  * less than n" and "has a zero byte" word tests, exact when no byte is >=
@@ -92,9 +89,130 @@ jsonw_plain8(const unsigned char *p)
              ((bslash - ones) & ~bslash)) &
             high) == 0;
 }
+
+/* ---- inline ----------------------------------------------------------- */
+
+/* Grows the buffer for n more bytes and the NUL; 0 or -1 (failed: cap is
+ * 0).  For jsonw_room. */
+int jsonw_grow(struct jsonw *w, size_t n);
+
+/* Room for n more bytes and the NUL; 0 or -1. */
+static inline int
+jsonw_room(struct jsonw *w, size_t n)
+{
+    return w->len + n + 1 <= w->cap ? 0 : jsonw_grow(w, n);
+}
+
+static inline void
+jsonw_append(struct jsonw *w, const void *s, size_t n)
+{
+    if (jsonw_room(w, n) == 0) {
+        memcpy(w->buf + w->len, s, n);
+        w->len += n;
+        w->buf[w->len] = '\0';
+    }
+}
+
+static inline void
+jsonw_putc(struct jsonw *w, char c)
+{
+    if (jsonw_room(w, 1) == 0) {
+        w->buf[w->len++] = c;
+        w->buf[w->len] = '\0';
+    }
+}
+
+/* The comma before a value or key, unless it follows a key. */
+static inline void
+jsonw_sep(struct jsonw *w)
+{
+    if (w->after_key) {
+        w->after_key = 0;
+        return;
+    }
+    if (w->more & (1u << w->depth))
+        jsonw_putc(w, ',');
+    w->more |= 1u << w->depth;
+}
+
+static inline void
+jsonw_open(struct jsonw *w, char c)
+{
+    jsonw_sep(w);
+    jsonw_putc(w, c);
+    assert(w->depth + 1 < JSONW_DEPTH_MAX);
+    w->depth++;
+    w->more &= ~(1u << w->depth);
+}
+
+static inline void
+jsonw_close(struct jsonw *w, char c)
+{
+    assert(w->depth > 0);
+    w->depth--;
+    jsonw_putc(w, c);
+}
+
+static inline void
+jsonw_object_begin(struct jsonw *w)
+{
+    jsonw_open(w, '{');
+}
+
+static inline void
+jsonw_object_end(struct jsonw *w)
+{
+    jsonw_close(w, '}');
+}
+
+static inline void
+jsonw_array_begin(struct jsonw *w)
+{
+    jsonw_open(w, '[');
+}
+
+static inline void
+jsonw_array_end(struct jsonw *w)
+{
+    jsonw_close(w, ']');
+}
+
+static inline void
+jsonw_key_plain(struct jsonw *w, const char *quoted, size_t len)
+{
+    jsonw_sep(w);
+    jsonw_append(w, quoted, len);
+    w->after_key = 1;
+}
+
 /* A value that is already JSON text (len bytes), copied as is. */
-void jsonw_raw(struct jsonw *w, const char *json, size_t len);
+static inline void
+jsonw_raw(struct jsonw *w, const char *json, size_t len)
+{
+    jsonw_sep(w);
+    jsonw_append(w, json, len);
+}
+
 /* Bytes after the finished text (a reply's newline), no separator. */
-void jsonw_text_end(struct jsonw *w, const char *s, size_t len);
+static inline void
+jsonw_text_end(struct jsonw *w, const char *s, size_t len)
+{
+    jsonw_append(w, s, len);
+}
+
+static inline void
+jsonw_null(struct jsonw *w)
+{
+    jsonw_raw(w, "null", 4);
+}
+
+static inline void
+jsonw_bool(struct jsonw *w, int b)
+{
+    if (b)
+        jsonw_raw(w, "true", 4);
+    else
+        jsonw_raw(w, "false", 5);
+}
 
 #endif
