@@ -103,6 +103,25 @@ jsonw_quoted(struct jsonw *w, const char *s, size_t n)
     if (n > (SIZE_MAX - 3) / 6 || jsonw_room(w, n * 6 + 2) < 0)
         return;
     w->buf[w->len++] = '"';
+    if (n >= 8) {
+        /* Most strings (feature names, ids, times) need no escape: copied
+         * a word at a time, the last word overlapping the one before, so
+         * that no byte is handled alone.  Else on from the first word
+         * that needs a look. */
+        char *o = w->buf + w->len;
+        size_t i = 0;
+
+        for (; i + 8 < n && jsonw_plain8(p + i); i += 8)
+            memcpy(o + i, p + i, 8);
+        if (i + 8 >= n && jsonw_plain8(end - 8)) {
+            memcpy(o + n - 8, end - 8, 8);
+            w->len += n;
+            p = end;
+        } else {
+            w->len += i;
+            p += i;
+        }
+    }
     while (p < end) {
         char *o = w->buf + w->len;
         size_t k;
