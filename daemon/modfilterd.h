@@ -293,22 +293,31 @@ void request_make_id(char *buf, size_t len);
 
 enum clf_verdict result_verdict(const struct state *st,
                                 const struct clf_result *r);
+/* Where result_write_record put the text a reply repeats: its "scores"
+ * and "unsure" members at w->buf[scores_at..+scores_len), the value of
+ * its "reasons" member at w->buf[reasons_at..+reasons_len). */
+struct result_spans {
+    size_t scores_at, scores_len, reasons_at, reasons_len;
+};
+/* That text, kept for the reply (borrowed); NULL: written from r. */
+struct result_shared {
+    const char *scores, *reasons;
+    size_t scores_len, reasons_len;
+};
 /* The reply of DESIGN.md into w ("spooled": true only when spooled).
- * reasons: NULL, or the "reasons" value already written (the record's). */
+ * shared: NULL, or text of the record written for the same result. */
 void result_write_reply(struct jsonw *w, const char *id,
                         const struct clf_result *r, enum clf_verdict v,
-                        int queued, int spooled, const char *reasons,
-                        size_t reasons_len);
+                        int queued, int spooled,
+                        const struct result_shared *shared);
 /* The record stored in Redis into w.  extra: NULL, or an object whose
- * members (keys other than the record's own) are added.  The value of its
- * "reasons" member is w->buf[*reasons_at..+*reasons_len): a reply may
- * reuse it (result_write_reply). */
+ * members (keys other than the record's own) are added.  spans: where
+ * the text a reply may reuse lies (result_write_reply). */
 void result_write_record(struct jsonw *w, const char *id,
                          const struct request_comment *rc,
                          const struct clf_result *r, enum clf_verdict v,
                          const struct state *st, long long received_ms,
-                         const json_t *extra, size_t *reasons_at,
-                         size_t *reasons_len);
+                         const json_t *extra, struct result_spans *spans);
 /* v as compact JSON text (jansson's dump), as one value into w. */
 void result_write_json(struct jsonw *w, const json_t *v);
 /* The reply for an id already stored: the stored record's fields with
@@ -454,9 +463,8 @@ struct routes_scored {
      * (Redis could not take it yet). */
     const struct clf_result *result;
     int spooled;
-    /* QUEUED: the record's "reasons" value (borrowed), NULL if not kept */
-    const char *reasons;
-    size_t reasons_len;
+    /* QUEUED: text of the record the reply repeats (borrowed), or NULL */
+    const struct result_shared *shared;
     const json_t *stored; /* STORED: the reply read back (borrowed) */
     const char *message;  /* UNAVAILABLE, FAILED: why (borrowed) */
 };

@@ -28,10 +28,12 @@ result_verdict(const struct state *st, const struct clf_result *r)
     return worst;
 }
 
-/* "scores" and "unsure" members. */
-static void
+/* "scores" and "unsure" members; returns where the first begins in
+ * w->buf (after its comma: a member always comes before them). */
+static size_t
 result_write_scores(struct jsonw *w, const struct clf_result *r)
 {
+    size_t at = w->len + 1;
     unsigned i;
 
     JSONW_KEY(w, "scores");
@@ -47,6 +49,7 @@ result_write_scores(struct jsonw *w, const struct clf_result *r)
         if (r->labels[i].unsure)
             jsonw_string(w, r->labels[i].label);
     jsonw_array_end(w);
+    return at;
 }
 
 /* The "reasons" member; returns where its value begins in w->buf. */
@@ -81,12 +84,16 @@ result_write_reasons(struct jsonw *w, const struct clf_result *r)
 void
 result_write_reply(struct jsonw *w, const char *id, const struct clf_result *r,
                    enum clf_verdict v, int queued, int spooled,
-                   const char *reasons, size_t reasons_len)
+                   const struct result_shared *shared)
 {
     jsonw_object_begin(w);
     JSONW_KEY(w, "id");
     jsonw_string(w, id);
-    result_write_scores(w, r);
+    /* The record's text where it was kept: written once. */
+    if (shared != NULL && shared->scores != NULL)
+        jsonw_raw(w, shared->scores, shared->scores_len); /* two members */
+    else
+        result_write_scores(w, r);
     JSONW_KEY(w, "verdict");
     jsonw_string(w, clf_verdict_name(v));
     JSONW_KEY(w, "queued");
@@ -97,9 +104,9 @@ result_write_reply(struct jsonw *w, const char *id, const struct clf_result *r,
     }
     JSONW_KEY(w, "lang");
     jsonw_string(w, r->lang);
-    if (reasons != NULL) { /* as the record has them: written once */
+    if (shared != NULL && shared->reasons != NULL) {
         JSONW_KEY(w, "reasons");
-        jsonw_raw(w, reasons, reasons_len);
+        jsonw_raw(w, shared->reasons, shared->reasons_len);
     } else {
         result_write_reasons(w, r);
     }
@@ -165,8 +172,7 @@ result_write_record(struct jsonw *w, const char *id,
                     const struct request_comment *rc,
                     const struct clf_result *r, enum clf_verdict v,
                     const struct state *st, long long received_ms,
-                    const json_t *extra, size_t *reasons_at,
-                    size_t *reasons_len)
+                    const json_t *extra, struct result_spans *spans)
 {
     const char *key;
     json_t *val;
@@ -186,11 +192,12 @@ result_write_record(struct jsonw *w, const char *id,
     result_write_opt(w, "ip", rc->author_ip);
     jsonw_object_end(w);
     result_write_opt(w, "post", rc->post);
-    result_write_scores(w, r);
+    spans->scores_at = result_write_scores(w, r);
+    spans->scores_len = w->len - spans->scores_at;
     JSONW_KEY(w, "verdict");
     jsonw_string(w, clf_verdict_name(v));
-    *reasons_at = result_write_reasons(w, r);
-    *reasons_len = w->len - *reasons_at;
+    spans->reasons_at = result_write_reasons(w, r);
+    spans->reasons_len = w->len - spans->reasons_at;
     JSONW_KEY(w, "lang");
     jsonw_string(w, r->lang);
     result_write_opt(w, "lang_hint", rc->lang);

@@ -30,9 +30,11 @@
 #define ROUTE_SPARE_MAX 64 /* freed route_pendings a worker keeps */
 
 /* A request waiting on Redis. */
-/* Bytes of a record's "reasons" JSON kept for the reply, which then need
- * not write them again (larger ones, rare, are written again). */
+/* Bytes of a record's "reasons" JSON, and of its "scores" and "unsure"
+ * members, kept for the reply, which then need not write them again
+ * (larger ones, rare, are written again). */
 #define ROUTE_REASONS_KEEP 2048
+#define ROUTE_SCORES_KEEP 512
 
 struct route_pending {
     struct route_ctx ctx;
@@ -45,11 +47,24 @@ struct route_pending {
     long long received_ms;
     double urgency;
     size_t reasons_len;               /* of reasons: 0 when not kept */
+    size_t scores_len;                /* of scores: 0 when not kept */
     struct route_pending *next_spare; /* the worker's spares */
     /* Last: not cleared on reuse (6 KiB). */
     struct clf_result res;            /* comments: the scores, for the reply */
     char reasons[ROUTE_REASONS_KEEP]; /* the record's "reasons" value */
+    char scores[ROUTE_SCORES_KEEP];   /* its "scores" and "unsure" */
 };
+
+/* What of p's record its reply can reuse, into sh. */
+static const struct result_shared *
+route_shared(const struct route_pending *p, struct result_shared *sh)
+{
+    sh->reasons = p->reasons_len ? p->reasons : NULL;
+    sh->reasons_len = p->reasons_len;
+    sh->scores = p->scores_len ? p->scores : NULL;
+    sh->scores_len = p->scores_len;
+    return sh;
+}
 
 /* Printable ASCII only, bounded: request lines go to the log. */
 static void
@@ -363,12 +378,12 @@ static void
 route_spooled(int err, void *arg)
 {
     struct route_pending *p = arg;
+    struct result_shared sh;
     struct routes_scored s = {.outcome = ROUTES_QUEUED,
                               .verdict = p->v,
                               .result = &p->res,
                               .spooled = 1,
-                              .reasons = p->reasons_len ? p->reasons : NULL,
-                              .reasons_len = p->reasons_len};
+                              .shared = route_shared(p, &sh)};
 
     route_pending_unhook(p);
     if (err != 0) {
@@ -418,11 +433,11 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
                 void *arg)
 {
     struct route_pending *p = arg;
+    struct result_shared sh;
     struct routes_scored s = {.outcome = ROUTES_QUEUED,
                               .verdict = p->v,
                               .result = &p->res,
-                              .reasons = p->reasons_len ? p->reasons : NULL,
-                              .reasons_len = p->reasons_len};
+                              .shared = route_shared(p, &sh)};
     json_t *reply = NULL, *v;
 
     switch (st) {
@@ -472,7 +487,7 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
     struct routes_scored s = {.outcome = ROUTES_FAILED,
                               .verdict = CLF_ALLOW,
                               .message = "out of memory"};
-    size_t reasons_at, reasons_len;
+    struct result_spans sp;
     struct clf_result res;
     struct route_pending *p;
     struct state *st = ctx->st;
@@ -514,8 +529,7 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
         if (res.labels[i].score > urgency)
             urgency = res.labels[i].score;
     jsonw_reset(j);
-    result_write_record(j, ctx->id, rc, &res, v, st, now_ms, o->extra,
-                        &reasons_at, &reasons_len);
+    result_write_record(j, ctx->id, rc, &res, v, st, now_ms, o->extra, &sp);
     /* With a spool the record is kept until Redis answered. */
     if (!jsonw_failed(j) && ctx->w->spool != NULL &&
         (copy = malloc(j->len + 1)) != NULL)
@@ -535,9 +549,13 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
     p->record_len = j->len;
     p->received_ms = now_ms;
     p->urgency = urgency;
-    if (reasons_len <= sizeof(p->reasons)) {
-        memcpy(p->reasons, j->buf + reasons_at, reasons_len);
-        p->reasons_len = reasons_len;
+    if (sp.reasons_len <= sizeof(p->reasons)) {
+        memcpy(p->reasons, j->buf + sp.reasons_at, sp.reasons_len);
+        p->reasons_len = sp.reasons_len;
+    }
+    if (sp.scores_len <= sizeof(p->scores)) {
+        memcpy(p->scores, j->buf + sp.scores_at, sp.scores_len);
+        p->scores_len = sp.scores_len;
     }
     if (queue_submit(p->ctx.w->queue, p->ctx.id, j->buf, j->len, now_ms,
                      urgency, route_submitted, p) < 0) {
@@ -579,8 +597,7 @@ route_comment_json(struct route_ctx *ctx, const struct routes_scored *s)
         result_write_json(j, s->stored);
     else
         result_write_reply(j, ctx->id, s->result, s->verdict,
-                           s->outcome == ROUTES_QUEUED, s->spooled, s->reasons,
-                           s->reasons_len);
+                           s->outcome == ROUTES_QUEUED, s->spooled, s->shared);
     route_send_json(ctx, 200);
 }
 

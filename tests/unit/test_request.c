@@ -203,12 +203,12 @@ test_reply_and_record(void **state)
     struct request_error e;
     struct jsonw w;
     json_t *reply, *rec, *back, *extra;
-    size_t reasons_at, reasons_len;
+    struct result_spans sp;
 
     (void)state;
     fake_result(&r, 0.97, 0.02, 1);
     jsonw_init(&w);
-    result_write_reply(&w, "c1", &r, CLF_REJECT, 0, 0, NULL, 0);
+    result_write_reply(&w, "c1", &r, CLF_REJECT, 0, 0, NULL);
     assert_string_equal(
         w.buf, "{\"id\":\"c1\",\"scores\":{\"spam\":0.97,\"abuse\":0.02},"
                "\"unsure\":[\"abuse\"],\"verdict\":\"reject\",\"queued\":false,"
@@ -218,7 +218,7 @@ test_reply_and_record(void **state)
     assert_non_null(reply);
     /* Spooled: "spooled" right after "queued". */
     jsonw_reset(&w);
-    result_write_reply(&w, "c1", &r, CLF_REJECT, 1, 1, NULL, 0);
+    result_write_reply(&w, "c1", &r, CLF_REJECT, 1, 1, NULL);
     assert_non_null(strstr(w.buf, "\"queued\":true,\"spooled\":true,\"lang\""));
 
     memset(&st, 0, sizeof(st));
@@ -230,17 +230,27 @@ test_reply_and_record(void **state)
     extra = json_pack("{s:s, s:{s:i}}", "source", "akismet", "akismet", "n", 1);
     jsonw_reset(&w);
     result_write_record(&w, "c1", &rc, &r, CLF_REJECT, &st, 1700000000123LL,
-                        extra, &reasons_at, &reasons_len);
+                        extra, &sp);
     assert_false(jsonw_failed(&w));
-    /* The record's reasons, reused, make the same reply. */
+    /* The record's scores and reasons, reused (each, both), make the
+     * same reply. */
     {
+        struct result_shared sh[3] = {
+            {w.buf + sp.scores_at, w.buf + sp.reasons_at, sp.scores_len,
+             sp.reasons_len},
+            {w.buf + sp.scores_at, NULL, sp.scores_len, 0},
+            {NULL, w.buf + sp.reasons_at, 0, sp.reasons_len}};
         struct jsonw a, b;
+        int i;
+
         jsonw_init(&a);
         jsonw_init(&b);
-        result_write_reply(&a, "c1", &r, CLF_REJECT, 1, 0, NULL, 0);
-        result_write_reply(&b, "c1", &r, CLF_REJECT, 1, 0, w.buf + reasons_at,
-                           reasons_len);
-        assert_string_equal(a.buf, b.buf);
+        result_write_reply(&a, "c1", &r, CLF_REJECT, 1, 0, NULL);
+        for (i = 0; i < 3; i++) {
+            jsonw_reset(&b);
+            result_write_reply(&b, "c1", &r, CLF_REJECT, 1, 0, &sh[i]);
+            assert_string_equal(a.buf, b.buf);
+        }
         jsonw_release(&a);
         jsonw_release(&b);
     }
