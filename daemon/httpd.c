@@ -212,53 +212,85 @@ httpd_utoa(size_t n, char *end)
     return end;
 }
 
-/* The Date header's value, formatted once a second per thread. */
+/* The Date header's value, formatted once a second per thread; its
+ * length in *len. */
 static const char *
-httpd_date(void)
+httpd_date(size_t *len)
 {
     static _Thread_local time_t date_sec = -1;
     static _Thread_local char date[40];
+    static _Thread_local size_t date_len;
     time_t now = time(NULL);
 
     if (now != date_sec) {
         struct tm tm;
 
         gmtime_r(&now, &tm); /* C locale: English names, as RFC 9110 */
-        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        date_len =
+            strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
         date_sec = now;
     }
+    *len = date_len;
     return date;
 }
 
-/* Status line and headers of a reply into the output buffer. */
+/* n bytes of s at o; past them. */
+static char *
+httpd_put(char *o, const char *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
+}
+
+/* A string literal's bytes at o, without its NUL. */
+#define HTTPD_PUT_LIT(o, lit) httpd_put((o), (lit), sizeof(lit) - 1)
+
+/* Status line and headers of a reply into the output buffer, written in
+ * place after one reservation (every reply has one). */
 static void
 conn_out_head(struct conn *c, int status, const char *ctype, size_t len,
               int closing, int minor)
 {
-    char num[24];
+    const char *reason = http_status_text(status), *date, *n;
+    size_t reason_len = strlen(reason), ctype_len = ctype ? strlen(ctype) : 0;
+    size_t date_len;
+    char num[24], *o;
 
+    date = httpd_date(&date_len);
+    /* the fixed text is < 128 bytes; two numbers of < 24 bytes */
+    if (conn_out_reserve(c, 128 + 2 * sizeof(num) + reason_len + date_len +
+                                ctype_len + c->oh_len) < 0)
+        return;
+    o = c->out + c->out_len;
     /* HTTP/1.0 clients get their own version back, as from evhttp. */
-    conn_out_str(c, minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
-    conn_out_str(c, httpd_utoa((size_t)status, num + sizeof(num)));
-    conn_out_str(c, " ");
-    conn_out_str(c, http_status_text(status));
-    conn_out_str(c, "\r\nDate: ");
-    conn_out_str(c, httpd_date());
+    if (minor == 0)
+        o = HTTPD_PUT_LIT(o, "HTTP/1.0 ");
+    else
+        o = HTTPD_PUT_LIT(o, "HTTP/1.1 ");
+    n = httpd_utoa((size_t)status, num + sizeof(num));
+    o = httpd_put(o, n, (size_t)(num + sizeof(num) - 1 - n));
+    *o++ = ' ';
+    o = httpd_put(o, reason, reason_len);
+    o = HTTPD_PUT_LIT(o, "\r\nDate: ");
+    o = httpd_put(o, date, date_len);
     if (!(status < 200 || status == 204 || status == 304)) {
-        conn_out_str(c, "\r\nContent-Length: ");
-        conn_out_str(c, httpd_utoa(len, num + sizeof(num)));
+        o = HTTPD_PUT_LIT(o, "\r\nContent-Length: ");
+        n = httpd_utoa(len, num + sizeof(num));
+        o = httpd_put(o, n, (size_t)(num + sizeof(num) - 1 - n));
     }
     if (ctype != NULL) {
-        conn_out_str(c, "\r\nContent-Type: ");
-        conn_out_str(c, ctype);
+        o = HTTPD_PUT_LIT(o, "\r\nContent-Type: ");
+        o = httpd_put(o, ctype, ctype_len);
     }
-    conn_out_str(c, "\r\n");
-    conn_out_add(c, c->oh, c->oh_len);
+    o = HTTPD_PUT_LIT(o, "\r\n");
+    if (c->oh_len > 0)
+        o = httpd_put(o, c->oh, c->oh_len);
     if (closing)
-        conn_out_str(c, "Connection: close\r\n");
+        o = HTTPD_PUT_LIT(o, "Connection: close\r\n");
     else if (minor == 0)
-        conn_out_str(c, "Connection: keep-alive\r\n");
-    conn_out_str(c, "\r\n");
+        o = HTTPD_PUT_LIT(o, "Connection: keep-alive\r\n");
+    o = HTTPD_PUT_LIT(o, "\r\n");
+    c->out_len = (size_t)(o - c->out);
 }
 
 /* ---- timers ----------------------------------------------------------- */
