@@ -11,14 +11,43 @@
 #include "httpparse.h"
 
 /* RFC 9110 tchar: what a method or field name is made of (ALPHA, DIGIT
- * and !#$%&'*+-.^_`|~), as a bitmap of the 128 ASCII bytes. */
+ * and !#$%&'*+-.^_`|~), a byte each (every header name byte is looked
+ * up). */
+static const unsigned char hp_tchar_map[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['0'] = 1, ['1'] = 1,
+    ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+    ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['^'] = 1, ['_'] = 1,
+    ['`'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,
+    ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1,
+    ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,
+    ['x'] = 1, ['y'] = 1, ['z'] = 1, ['|'] = 1, ['~'] = 1,
+};
+
 static int
 hp_tchar(unsigned char ch)
 {
-    static const uint64_t map[2] = {0x03ff6cfa00000000ull,
-                                    0x57ffffffc7fffffeull};
+    return hp_tchar_map[ch];
+}
 
-    return ch < 128 && (map[ch >> 6] >> (ch & 63) & 1);
+/* 1 when none of the 8 bytes at p is a control character (tab included)
+ * or DEL: a field value's bytes are checked a word at a time, a word with
+ * a tab or anything refused byte by byte (the "has a byte less than n"
+ * and "has a zero byte" word tests). */
+static int
+hp_plain8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t v, del;
+
+    memcpy(&v, p, 8);
+    del = v ^ (ones * 0x7f);
+    return (((v - ones * 0x20) & ~v) | ((del - ones) & ~del)) & high ? 0 : 1;
 }
 
 static int
@@ -244,7 +273,9 @@ httpparse_head(const char *buf, size_t len, size_t max_head, size_t max_body,
         f->name_len = k - i;
         for (v = k + 1; v < eol && (buf[v] == ' ' || buf[v] == '\t'); v++)
             ;
-        for (k = v; k < eol; k++) {
+        for (k = v; eol - k >= 8 && hp_plain8(buf + k); k += 8)
+            ;
+        for (; k < eol; k++) {
             unsigned char ch = (unsigned char)buf[k];
 
             if ((ch < ' ' && ch != '\t') || ch == 0x7f)
