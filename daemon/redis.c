@@ -20,7 +20,6 @@
 #include <assert.h>
 #include <ctype.h>
 #include <limits.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -62,13 +61,13 @@ struct redis_req {
     unsigned gen;
     int done;    /* the user callback has run */
     int retried; /* NOSCRIPT already answered by EVAL */
-    /* Scripts only: the EVAL form of the command, kept for a retry.
-     * argv[0] and argv[1] are switched from EVALSHA/sha to EVAL/body. */
+    /* Scripts only: the command as sent, in RESP (after the struct),
+     * kept for a retry by EVAL: what follows the script (numkeys, keys,
+     * arguments) is cmd[tail..cmd_len). */
     struct redis_script *script;
-    int argc;
-    const char **argv;
-    size_t *argvlen;
-    char numkeys[16];
+    char *cmd;
+    size_t cmd_len, tail;
+    size_t argc; /* EVALSHA's arguments, itself included */
 };
 
 struct redis {
@@ -780,6 +779,34 @@ is_noscript(const redisReply *reply)
            memcmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
+static size_t resp_number(char *o, char type, size_t v);
+static size_t resp_bulk(char *o, const char *s, size_t len);
+static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata);
+
+/* q's script again, by EVAL with its body (the EVALSHA got NOSCRIPT):
+ * the same arguments, q->cmd's tail.  0, or -1 when it could not be
+ * queued. */
+static int
+req_resend_eval(redisAsyncContext *ac, struct redis_req *q)
+{
+    const struct redis_script *s = q->script;
+    size_t tail_len = q->cmd_len - q->tail, n;
+    char *cmd = malloc(64 + s->body_len + tail_len);
+    int rc;
+
+    if (cmd == NULL)
+        return -1;
+    n = resp_number(cmd, '*', q->argc);
+    memcpy(cmd + n, "$4\r\nEVAL\r\n", 10);
+    n += 10;
+    n += resp_bulk(cmd + n, s->body, s->body_len);
+    memcpy(cmd + n, q->cmd + q->tail, tail_len);
+    n += tail_len;
+    rc = redisAsyncFormattedCommand(ac, on_reply, q, cmd, n);
+    free(cmd);
+    return rc == REDIS_OK ? 0 : -1;
+}
+
 static void
 on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
 {
@@ -794,13 +821,8 @@ on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         /* The script cache was flushed (SCRIPT FLUSH, a restarted or
          * failed-over server): EVALSHA did not run it, so EVAL may. */
         q->retried = 1;
-        q->argv[0] = "EVAL";
-        q->argvlen[0] = 4;
-        q->argv[1] = q->script->body;
-        q->argvlen[1] = q->script->body_len;
         script_reload(ac, q->script);
-        if (redisAsyncCommandArgv(ac, on_reply, q, q->argc, q->argv,
-                                  q->argvlen) == REDIS_OK)
+        if (req_resend_eval(ac, q) == 0)
             return; /* still pending */
         reply = NULL;
     }
@@ -896,6 +918,19 @@ resp_number(char *o, char type, size_t v)
     return n + 3;
 }
 
+/* s (len bytes) as a RESP bulk string at o (len + 25 bytes at most); the
+ * length. */
+static size_t
+resp_bulk(char *o, const char *s, size_t len)
+{
+    size_t n = resp_number(o, '$', len);
+
+    if (len > 0)
+        memcpy(o + n, s, len);
+    memcpy(o + n + len, "\r\n", 2);
+    return n + len + 2;
+}
+
 /* argv as a RESP array of bulk strings into r->fmt: formatting it here
  * costs a third of hiredis' sds formatting.  Its length; 0 on ENOMEM. */
 static size_t
@@ -919,25 +954,18 @@ resp_format(struct redis *r, int argc, const char **argv, const size_t *argvlen)
         r->fmt_cap = need;
     }
     n = resp_number(r->fmt, '*', (size_t)argc);
-    for (i = 0; i < argc; i++) {
-        n += resp_number(r->fmt + n, '$', argvlen[i]);
-        if (argvlen[i] > 0)
-            memcpy(r->fmt + n, argv[i], argvlen[i]);
-        n += argvlen[i];
-        memcpy(r->fmt + n, "\r\n", 2);
-        n += 2;
-    }
+    for (i = 0; i < argc; i++)
+        n += resp_bulk(r->fmt + n, argv[i], argvlen[i]);
     return n;
 }
 
+/* Sends q's command, cmd (n bytes of RESP; 0: could not be made). */
 static int
-req_send(struct redis *r, struct redis_req *q, int argc, const char **argv,
-         const size_t *argvlen)
+req_send_formatted(struct redis *r, struct redis_req *q, const char *cmd,
+                   size_t n)
 {
-    size_t n = resp_format(r, argc, argv, argvlen);
-
     if (n == 0 ||
-        redisAsyncFormattedCommand(r->ac, on_reply, q, r->fmt, n) != REDIS_OK) {
+        redisAsyncFormattedCommand(r->ac, on_reply, q, cmd, n) != REDIS_OK) {
         req_free(q);
         return refuse(r);
     }
@@ -947,6 +975,14 @@ req_send(struct redis *r, struct redis_req *q, int argc, const char **argv,
     r->pending++;
     r->sent++;
     return 0;
+}
+
+static int
+req_send(struct redis *r, struct redis_req *q, int argc, const char **argv,
+         const size_t *argvlen)
+{
+    return req_send_formatted(r, q, r->fmt,
+                              resp_format(r, argc, argv, argvlen));
 }
 
 int
@@ -988,53 +1024,48 @@ redis_eval(struct redis *r, struct redis_script *s, int numkeys, int argc,
            void *arg)
 {
     struct redis_req *q;
-    size_t n = (size_t)argc + 3, data = 0, off;
-    char *p;
+    const char *name = s->sha[0] ? s->sha : s->body;
+    size_t name_len = s->sha[0] ? 40 : s->body_len;
+    size_t need = 96 + name_len, n, k; /* 96: what is not name or args */
+    char nk[24];
 
-    _Static_assert(alignof(size_t) <= alignof(struct redis_req) &&
-                       alignof(const char *) <= alignof(struct redis_req) &&
-                       sizeof(size_t) == sizeof(const char *),
-                   "argument arrays follow the request struct");
     if (!r->ready || r->ac == NULL || r->closing)
         return refuse(r);
     if (argc < 0 || numkeys < 0 || numkeys > argc || argc > INT_MAX - 3)
         return refuse(r);
-    for (int i = 0; i < argc; i++)
-        data += argvlen[i];
-    q = req_new(r, cb, arg, n * (sizeof(char *) + sizeof(size_t)) + data);
+    for (int i = 0; i < argc; i++) {
+        if (argvlen[i] > SIZE_MAX / 2 - need)
+            return refuse(r);
+        need += argvlen[i] + 32;
+    }
+    /* The command is formatted once, into the request, which keeps it for
+     * a retry by EVAL (req_resend_eval): a batch of submits is tens of
+     * KiB, which were copied twice before. */
+    q = req_new(r, cb, arg, need);
     if (q == NULL) {
         set_err(r, "out of memory");
         return refuse(r);
     }
     q->script = s;
-    q->argc = (int)n;
-    q->argv = (const char **)(void *)(q + 1);
-    q->argvlen = (size_t *)(void *)(q->argv + n);
-    p = (char *)(q->argvlen + n);
+    q->argc = (size_t)argc + 3;
+    q->cmd = (char *)(q + 1);
+    n = resp_number(q->cmd, '*', q->argc);
     if (s->sha[0]) {
-        q->argv[0] = "EVALSHA";
-        q->argvlen[0] = 7;
-        q->argv[1] = s->sha;
-        q->argvlen[1] = 40;
+        memcpy(q->cmd + n, "$7\r\nEVALSHA\r\n", 13);
+        n += 13;
     } else {
-        q->argv[0] = "EVAL";
-        q->argvlen[0] = 4;
-        q->argv[1] = s->body;
-        q->argvlen[1] = s->body_len;
+        memcpy(q->cmd + n, "$4\r\nEVAL\r\n", 10);
+        n += 10;
         q->retried = 1; /* EVAL cannot answer NOSCRIPT */
     }
-    q->argvlen[2] =
-        (size_t)snprintf(q->numkeys, sizeof q->numkeys, "%d", numkeys);
-    q->argv[2] = q->numkeys;
-    off = 0;
-    for (int i = 0; i < argc; i++) {
-        if (argvlen[i] > 0)
-            memcpy(p + off, argv[i], argvlen[i]);
-        q->argv[3 + i] = p + off;
-        q->argvlen[3 + i] = argvlen[i];
-        off += argvlen[i];
-    }
-    return req_send(r, q, q->argc, q->argv, q->argvlen);
+    n += resp_bulk(q->cmd + n, name, name_len);
+    q->tail = n;
+    k = resp_number(nk, ':', (size_t)numkeys); /* ":digits\r\n" */
+    n += resp_bulk(q->cmd + n, nk + 1, k - 3);
+    for (int i = 0; i < argc; i++)
+        n += resp_bulk(q->cmd + n, argv[i], argvlen[i]);
+    q->cmd_len = n;
+    return req_send_formatted(r, q, q->cmd, n);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
