@@ -221,13 +221,8 @@ log_info(const char *fmt, ...)
 }
 
 void
-log_info_parts(const char *const *parts, size_t n)
+log_info_text(const char *msg, size_t len)
 {
-    char msg[1024]; /* as syslog's msg: 1023 bytes */
-    size_t len = 0;
-
-    for (size_t i = 0; i < n; i++)
-        len = log_cat(msg, sizeof(msg) - 1, len, parts[i], strlen(parts[i]));
     log_emit(LOG_INFO, "", "", msg, len);
 }
 

@@ -46,8 +46,9 @@ int log_verbose(void);
 void log_warn(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
 void log_warnx(const char *fmt, ...) MF_PRINTF(1, 2);
 void log_info(const char *fmt, ...) MF_PRINTF(1, 2);
-/* An info line of the strings parts[0..n) joined: no printf. */
-void log_info_parts(const char *const *parts, size_t n);
+/* An info line of msg (len bytes; at most 1023 kept, as syslog's): no
+ * printf. */
+void log_info_text(const char *msg, size_t len);
 void log_debug(const char *fmt, ...) MF_PRINTF(1, 2); /* only with -v */
 /* In the foreground, buffer this thread's lines until log_flush (or the
  * buffer is full, or a warning); wake(arg) runs when the buffer stops
