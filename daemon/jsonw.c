@@ -92,36 +92,14 @@ static const unsigned char jsonw_plain[256] = {
     ['\x70'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* The string body with its quotes; escapes take at most 6 bytes per input
- * byte, U+FFFD 3. */
+/* The rest of a string from p (its opening quote and what came before p
+ * written, room made), escaped, and its closing quote. */
 static void
-jsonw_quoted(struct jsonw *w, const char *s, size_t n)
+jsonw_quoted_rest(struct jsonw *w, const unsigned char *p,
+                  const unsigned char *end)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
 
-    if (n > (SIZE_MAX - 3) / 6 || jsonw_room(w, n * 6 + 2) < 0)
-        return;
-    w->buf[w->len++] = '"';
-    if (n >= 8) {
-        /* Most strings (feature names, ids, times) need no escape: copied
-         * a word at a time, the last word overlapping the one before, so
-         * that no byte is handled alone.  Else on from the first word
-         * that needs a look. */
-        char *o = w->buf + w->len;
-        size_t i = 0;
-
-        for (; i + 8 < n && jsonw_plain8(p + i); i += 8)
-            memcpy(o + i, p + i, 8);
-        if (i + 8 >= n && jsonw_plain8(end - 8)) {
-            memcpy(o + n - 8, end - 8, 8);
-            w->len += n;
-            p = end;
-        } else {
-            w->len += i;
-            p += i;
-        }
-    }
     while (p < end) {
         char *o = w->buf + w->len;
         size_t k;
@@ -184,6 +162,43 @@ jsonw_quoted(struct jsonw *w, const char *s, size_t n)
     }
     w->buf[w->len++] = '"';
     w->buf[w->len] = '\0';
+}
+
+/* The string body with its quotes; escapes take at most 6 bytes per input
+ * byte, U+FFFD 3.  Most strings (feature names, ids, labels, times) need
+ * no escape: they are checked and copied here, a word at a time for 8
+ * bytes or more (the last word overlapping the one before, so that no
+ * byte is handled alone), without the escaping loop's call. */
+static inline void
+jsonw_quoted(struct jsonw *w, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    char *o;
+    size_t i = 0;
+
+    if (n > (SIZE_MAX - 3) / 6 || jsonw_room(w, n * 6 + 2) < 0)
+        return;
+    o = w->buf + w->len;
+    *o++ = '"';
+    if (n >= 8) {
+        for (; i + 8 < n && jsonw_plain8(p + i); i += 8)
+            memcpy(o + i, p + i, 8);
+        if (i + 8 >= n && jsonw_plain8(end - 8)) {
+            memcpy(o + n - 8, end - 8, 8);
+            i = n;
+        }
+    } else {
+        for (; i < n && jsonw_plain[p[i]]; i++)
+            o[i] = (char)p[i];
+    }
+    if (i == n) {
+        o[n] = '"';
+        o[n + 1] = '\0';
+        w->len += n + 2;
+        return;
+    }
+    w->len += 1 + i; /* on from the first byte or word needing a look */
+    jsonw_quoted_rest(w, p + i, end);
 }
 
 void
