@@ -104,8 +104,13 @@ jsonw_quoted_rest(struct jsonw *w, const unsigned char *p,
         char *o = w->buf + w->len;
         size_t k;
 
-        /* Eight bytes at a time, then byte by byte up to the next byte
-         * that needs a look: no call to memcpy for short runs. */
+        /* Sixteen and eight bytes at a time, then byte by byte up to the
+         * next byte that needs a look: no call to memcpy for short runs. */
+        while (end - p >= 16 && jsonw_plain16(p)) {
+            memcpy(o, p, 16);
+            o += 16;
+            p += 16;
+        }
         while (end - p >= 8 && jsonw_plain8(p)) {
             memcpy(o, p, 8);
             o += 8;
@@ -180,10 +185,16 @@ jsonw_quoted(struct jsonw *w, const char *s, size_t n)
         return;
     o = w->buf + w->len;
     *o++ = '"';
-    if (n >= 8) {
-        for (; i + 8 < n && jsonw_plain8(p + i); i += 8)
-            memcpy(o + i, p + i, 8);
-        if (i + 8 >= n && jsonw_plain8(end - 8)) {
+    if (n >= 16) {
+        for (; i + 16 < n && jsonw_plain16(p + i); i += 16)
+            memcpy(o + i, p + i, 16);
+        if (i + 16 >= n && jsonw_plain16(end - 16)) {
+            memcpy(o + n - 16, end - 16, 16);
+            i = n;
+        }
+    } else if (n >= 8) {
+        if (jsonw_plain8(p) && jsonw_plain8(end - 8)) {
+            memcpy(o, p, 8);
             memcpy(o + n - 8, end - 8, 8);
             i = n;
         }

@@ -32,6 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define JSONW_DEPTH_MAX 32
 
@@ -88,6 +91,24 @@ jsonw_plain8(const unsigned char *p)
     return ((v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
              ((bslash - ones) & ~bslash)) &
             high) == 0;
+}
+
+/* The same for the 16 bytes at p: one SSE2 compare of each kind (a
+ * signed "less than 0x20" is also true for bytes >= 0x80). */
+static inline int
+jsonw_plain16(const unsigned char *p)
+{
+#ifdef __SSE2__
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i bad =
+        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+
+    return _mm_movemask_epi8(bad) == 0;
+#else
+    return jsonw_plain8(p) && jsonw_plain8(p + 8);
+#endif
 }
 
 /* ---- inline ----------------------------------------------------------- */
