@@ -237,13 +237,27 @@ jsonw_string(struct jsonw *w, const char *s)
         jsonw_stringn(w, s, strlen(s));
 }
 
+/* "00" to "99" */
+static const char jsonw_pairs[201] =
+    "0001020304050607080910111213141516171819202122232425262728293031323334"
+    "3536373839404142434445464748495051525354555657585960616263646566676869"
+    "707172737475767778798081828384858687888990919293949596979899";
+
 char *
 jsonw_digits(unsigned long long v, char *end)
 {
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
+    /* two at a time: a received_ms has 13 */
+    while (v >= 100) {
+        end -= 2;
+        memcpy(end, jsonw_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        end -= 2;
+        memcpy(end, jsonw_pairs + 2 * v, 2);
+    } else {
+        *--end = (char)('0' + v);
+    }
     return end;
 }
 
@@ -372,12 +386,6 @@ jsonw_g17(double x, char *buf)
     k = snprintf(buf, JSONW_G17_MAX, "%.17g", x);
     return k > 0 && k < JSONW_G17_MAX ? (size_t)k : 0;
 }
-
-/* "00" to "99" */
-static const char jsonw_pairs[201] =
-    "0001020304050607080910111213141516171819202122232425262728293031323334"
-    "3536373839404142434445464748495051525354555657585960616263646566676869"
-    "707172737475767778798081828384858687888990919293949596979899";
 
 /* x (finite, 1e-4 <= |x| < 1e6) as "%.6g" would; 0 when it would need an
  * exponent after rounding.  The six digits are made two at a time and

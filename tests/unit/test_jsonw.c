@@ -241,6 +241,20 @@ test_numbers(void **state)
     expect_text(&w, "[0,-1,1700000000123,9223372036854775807,"
                     "-9223372036854775808]");
     jsonw_release(&w);
+    /* jsonw_digits (two at a time) as printf's "%llu". */
+    for (i = 0; i < 200000; i++) {
+        char buf[24], want[24], *p;
+        unsigned long long v = (unsigned long long)i;
+
+        if (i >= 100000) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            v = seed >> (seed % 64);
+        }
+        p = jsonw_digits(v, buf + sizeof(buf) - 1);
+        buf[sizeof(buf) - 1] = '\0';
+        snprintf(want, sizeof(want), "%llu", v);
+        assert_string_equal(p, want);
+    }
 }
 
 static void
