@@ -2,13 +2,17 @@
  * bench_classifier.c - classifier throughput on one core, no I/O in the
  * timed loops.
  *
- * usage: bench_classifier MODEL.mfm DATA.jsonl...
+ * usage: bench_classifier [--long PASSES] MODEL.mfm DATA.jsonl...
  * Reads the texts of the JSON Lines files, then measures (best of five
  * passes over each set: CPU time on a shared machine)
  *   - scoring the texts as they are (datasets: median under 100 bytes),
  *   - scoring 300-600-byte comments made by joining consecutive texts,
  *   - training: learning every text into a fresh model (no calibration),
  * and prints comments per second and the resident memory with the model.
+ * With --long, only the joined comments: one pass to warm the caches, then
+ * the best of PASSES, in microseconds a comment too; under
+ * `valgrind --tool=callgrind --instr-atstart=no` only those passes are
+ * counted (a comparison of builds by instructions, which do not move).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -17,6 +21,12 @@
 #include <time.h>
 
 #include "classifier.h"
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#else
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#endif
 
 struct text {
     char *s;
@@ -112,11 +122,65 @@ score_all(struct clf_scorer *sc, const struct clf_model *m,
     return best;
 }
 
+/* The whole bench: both sets, then training and calibration. */
+static void
+bench_all(struct clf_scorer *sc, const struct clf_model *m,
+          const struct text *texts, size_t n, const struct text *joined,
+          size_t nj)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += texts[i].len;
+    score_all(sc, m, texts, n < 2000 ? n : 2000, 1); /* warm up */
+    double short_rate = score_all(sc, m, texts, n, 5);
+    double long_rate = score_all(sc, m, joined, nj, 5);
+    printf("score, dataset texts (%zu, mean %zu bytes): %.0f comments/s\n", n,
+           bytes / (n ? n : 1), short_rate);
+    printf("score, 300-600-byte comments (%zu): %.0f comments/s\n", nj,
+           long_rate);
+
+    struct clf_error err;
+    struct clf_model *fresh = clf_model_new(clf_model_settings(m));
+    enum clf_learn_outcome out;
+    double t0 = now();
+    for (size_t i = 0; i < n; i++)
+        if (texts[i].label[0])
+            clf_learn(sc, fresh, texts[i].s, texts[i].len, NULL, texts[i].label,
+                      texts[i].value, &out, &err);
+    printf("train (no calibration): %.0f comments/s\n", n / (now() - t0));
+    t0 = now();
+    clf_model_calibrate(fresh, &err);
+    printf("calibration: %.1f ms\n", (now() - t0) * 1e3);
+    clf_model_free(fresh);
+}
+
+/* --long: the joined comments only, warm; callgrind counts these passes. */
+static void
+bench_long(struct clf_scorer *sc, const struct clf_model *m,
+           const struct text *joined, size_t nj, size_t passes)
+{
+    score_all(sc, m, joined, nj, 1); /* warm up */
+    CALLGRIND_START_INSTRUMENTATION;
+    double rate = score_all(sc, m, joined, nj, passes);
+    CALLGRIND_STOP_INSTRUMENTATION;
+    printf("score, 300-600-byte comments (%zu): %.0f comments/s, %.2f us "
+           "each (best of %zu passes)\n",
+           nj, rate, 1e6 / rate, passes);
+}
+
 int
 main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s MODEL.mfm DATA.jsonl...\n", argv[0]);
+    const char *prog = argv[0];
+    int long_passes = 0;
+    if (argc > 2 && !strcmp(argv[1], "--long")) {
+        long_passes = atoi(argv[2]);
+        argc -= 2;
+        argv += 2;
+    }
+    if (argc < 3 || long_passes < 0) {
+        fprintf(stderr, "usage: %s [--long PASSES] MODEL.mfm DATA.jsonl...\n",
+                prog);
         return 2;
     }
     struct clf_error err;
@@ -131,9 +195,6 @@ main(int argc, char **argv)
            (now() - t0) * 1e3, rss_kib() / 1024.0, (rss_kib() - rss0) / 1024.0);
     struct text *texts = NULL;
     size_t n = load(argc - 2, argv + 2, &texts);
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += texts[i].len;
 
     /* 300-600-byte comments from consecutive texts */
     struct text *joined = calloc(n, sizeof *joined);
@@ -154,27 +215,10 @@ main(int argc, char **argv)
     }
 
     struct clf_scorer *sc = clf_scorer_new();
-    score_all(sc, m, texts, n < 2000 ? n : 2000, 1); /* warm up */
-    double short_rate = score_all(sc, m, texts, n, 5);
-    double long_rate = score_all(sc, m, joined, nj, 5);
-    printf("score, dataset texts (%zu, mean %zu bytes): %.0f comments/s\n", n,
-           bytes / (n ? n : 1), short_rate);
-    printf("score, 300-600-byte comments (%zu): %.0f comments/s\n", nj,
-           long_rate);
-
-    struct clf_model *fresh = clf_model_new(clf_model_settings(m));
-    enum clf_learn_outcome out;
-    t0 = now();
-    for (size_t i = 0; i < n; i++)
-        if (texts[i].label[0])
-            clf_learn(sc, fresh, texts[i].s, texts[i].len, NULL, texts[i].label,
-                      texts[i].value, &out, &err);
-    printf("train (no calibration): %.0f comments/s\n", n / (now() - t0));
-    t0 = now();
-    clf_model_calibrate(fresh, &err);
-    printf("calibration: %.1f ms\n", (now() - t0) * 1e3);
-
-    clf_model_free(fresh);
+    if (long_passes > 0)
+        bench_long(sc, m, joined, nj, (size_t)long_passes);
+    else
+        bench_all(sc, m, texts, n, joined, nj);
     clf_scorer_free(sc);
     clf_model_free(m);
     for (size_t i = 0; i < n; i++)
