@@ -45,7 +45,8 @@ struct clf_scorer {
     const char *lang_code;
     unsigned lang_index;
     uint64_t lang_version;       /* of the model lang_index is for; 0: none */
-    double base[CLF_MAX_LABELS]; /* lang_base() per head (two logarithms) */
+    double base[CLF_MAX_LABELS]; /* lang_base() per head (two logarithms):
+                                    the constant of every weight */
     /* Per head, the last prior shift and what it was computed from (most
      * comments share them; it costs two logarithms). */
     struct {
@@ -766,8 +767,7 @@ word_evidence(struct clf_scorer *sc, const struct clf_model *m,
 
 /* What the pass over a comment's features adds up, per head. */
 struct tally {
-    double base[CLF_MAX_LABELS]; /* the per-language constant of a weight */
-    double sum[CLF_MAX_LABELS];  /* raw log-odds */
+    double sum[CLF_MAX_LABELS]; /* raw log-odds */
     unsigned known[CLF_MAX_LABELS];
     struct top top[CLF_MAX_LABELS];
 };
@@ -787,7 +787,7 @@ score_pass(struct clf_scorer *sc, const struct clf_model *m,
     double fbase[8][CLF_MAX_LABELS];
     for (unsigned fam = 0; fam < 8; fam++)
         for (unsigned h = 0; h < nl; h++)
-            fbase[fam][h] = m->settings.weights[fam] * t->base[h];
+            fbase[fam][h] = m->settings.weights[fam] * sc->base[h];
     const struct feat *v = sc->fs.v;
     size_t n = sc->fs.n;
 #ifdef __SSE2__
@@ -926,7 +926,6 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
     unsigned li = sc->lang_index;
     struct tally t;
     for (unsigned h = 0; h < m->n_labels; h++) {
-        t.base[h] = sc->base[h];
         t.sum[h] = 0;
         t.known[h] = 0;
         /* Reasons: the largest contributions per head, a word's n-grams

@@ -104,18 +104,9 @@ jsonw_quoted_rest(struct jsonw *w, const unsigned char *p,
         char *o = w->buf + w->len;
         size_t k;
 
-        /* Sixteen and eight bytes at a time, then byte by byte up to the
-         * next byte that needs a look: no call to memcpy for short runs. */
-        while (end - p >= 16 && jsonw_plain16(p)) {
-            memcpy(o, p, 16);
-            o += 16;
-            p += 16;
-        }
-        while (end - p >= 8 && jsonw_plain8(p)) {
-            memcpy(o, p, 8);
-            o += 8;
-            p += 8;
-        }
+        /* Words, then byte by byte up to the next byte that needs a look:
+         * no call to memcpy for short runs. */
+        jsonw_copy_plain(&o, &p, end);
         while (p < end && jsonw_plain[*p])
             *o++ = (char)*p++;
         w->len = (size_t)(o - w->buf);

@@ -111,6 +111,24 @@ jsonw_plain16(const unsigned char *p)
 #endif
 }
 
+/* Copies the bytes from *p that need no look (jsonw_plain16 and _8: most
+ * of a text), sixteen then eight at a time, to *o, before end; advances
+ * both.  Up to 15 such bytes may be left for the caller's byte loop. */
+static inline void
+jsonw_copy_plain(char **o, const unsigned char **p, const unsigned char *end)
+{
+    while (end - *p >= 16 && jsonw_plain16(*p)) {
+        memcpy(*o, *p, 16);
+        *o += 16;
+        *p += 16;
+    }
+    while (end - *p >= 8 && jsonw_plain8(*p)) {
+        memcpy(*o, *p, 8);
+        *o += 8;
+        *p += 8;
+    }
+}
+
 /* ---- inline ----------------------------------------------------------- */
 
 /* Grows the buffer for n more bytes and the NUL; 0 or -1 (failed: cap is

@@ -99,8 +99,7 @@ log_buffer_end(void)
     log_buf = NULL;
 }
 
-/* n bytes of s at buf[at], cut to end by buf[cap]; the new end. */
-static size_t
+size_t
 log_cat(char *buf, size_t cap, size_t at, const char *s, size_t n)
 {
     if (n > cap - at)

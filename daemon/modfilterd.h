@@ -49,6 +49,9 @@ void log_info(const char *fmt, ...) MF_PRINTF(1, 2);
 /* An info line of msg (len bytes; at most 1023 kept, as syslog's): no
  * printf. */
 void log_info_text(const char *msg, size_t len);
+/* n bytes of s at buf[at], cut to end by buf[cap]; the new end (for
+ * making a line by hand). */
+size_t log_cat(char *buf, size_t cap, size_t at, const char *s, size_t n);
 void log_debug(const char *fmt, ...) MF_PRINTF(1, 2); /* only with -v */
 /* In the foreground, buffer this thread's lines until log_flush (or the
  * buffer is full, or a warning); wake(arg) runs when the buffer stops

@@ -414,8 +414,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The urgency as Redis reads a score: "%.17g" (exact), without printf
- * for a score in [0, 1]. */
+/* The urgency as Redis reads a score: "%.17g" (exact; jsonw_g17, without
+ * printf from 1e-4 up). */
 static size_t
 format_urgency(double urgency, char *buf, size_t len)
 {

@@ -32,33 +32,22 @@ request_fail(struct request_error *err, int status, const char *code,
     va_end(ap);
 }
 
-/* The bytes of an id: A-Za-z0-9._:- (a table: every id of every comment
- * is checked). */
-static const unsigned char request_id_char[256] = {
-    ['-'] = 1, ['.'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
-    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, [':'] = 1, ['A'] = 1,
-    ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1,
-    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
-    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['_'] = 1, ['a'] = 1, ['b'] = 1,
-    ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
-    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,
-    ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
 int
 request_id_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    unsigned ok = 1;
     size_t i;
 
     if (len < 1 || len > REQUEST_ID_MAX)
         return 0;
-    for (i = 0; i < len; i++)
-        ok &= request_id_char[p[i]];
-    return (int)ok;
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
 }
 
 static const char *
@@ -331,18 +320,7 @@ request_scan_string(struct request_scan *s, const char **out, size_t *len)
         unsigned char c;
         size_t k;
 
-        /* Sixteen and eight plain bytes at a time (most of a comment's
-         * text). */
-        while (s->end - s->p >= 16 && jsonw_plain16(s->p)) {
-            memcpy(s->o, s->p, 16);
-            s->o += 16;
-            s->p += 16;
-        }
-        while (s->end - s->p >= 8 && jsonw_plain8(s->p)) {
-            memcpy(s->o, s->p, 8);
-            s->o += 8;
-            s->p += 8;
-        }
+        jsonw_copy_plain(&s->o, &s->p, s->end); /* most of a text */
         if (s->p == s->end || *s->p == '"')
             break;
         c = *s->p;

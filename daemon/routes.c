@@ -114,16 +114,7 @@ route_method(const struct http_request *req)
     }
 }
 
-/* n bytes of s at line[at], cut at ROUTE_LOG_MAX; the new end. */
 #define ROUTE_LOG_MAX 1023 /* what the log keeps of a line, as syslog */
-static size_t
-route_log_cat(char *line, size_t at, const char *s, size_t n)
-{
-    if (n > ROUTE_LOG_MAX - at)
-        n = ROUTE_LOG_MAX - at;
-    memcpy(line + at, s, n);
-    return at + n;
-}
 
 /* The request's log line, "POST /v1/score 200 allow 1.25ms id=ID" (note
  * after the time), made by hand with the lengths known: vsnprintf cost
@@ -136,16 +127,16 @@ route_log(const char *method, const char *path, size_t path_len, int status,
     char line[ROUTE_LOG_MAX + 1], num[24], *e = num + sizeof(num), *d;
     size_t n;
 
-    n = route_log_cat(line, 0, method, strlen(method));
+    n = log_cat(line, ROUTE_LOG_MAX, 0, method, strlen(method));
     line[n++] = ' ';
-    n = route_log_cat(line, n, path, path_len); /* < 160 bytes */
+    n = log_cat(line, ROUTE_LOG_MAX, n, path, path_len); /* < 160 bytes */
     line[n++] = ' ';
     d = jsonw_digits((unsigned)status, e);
-    n = route_log_cat(line, n, d, (size_t)(e - d));
+    n = log_cat(line, ROUTE_LOG_MAX, n, d, (size_t)(e - d));
     line[n++] = ' ';
     if (verdict == NULL)
         verdict = "-";
-    n = route_log_cat(line, n, verdict, strlen(verdict));
+    n = log_cat(line, ROUTE_LOG_MAX, n, verdict, strlen(verdict));
     if (n < ROUTE_LOG_MAX)
         line[n++] = ' ';
     /* cms hundredths of a millisecond: "12.34ms" */
@@ -155,11 +146,11 @@ route_log(const char *method, const char *path, size_t path_len, int status,
     e[2] = (char)('0' + cms % 10);
     memcpy(e + 3, "ms", 2);
     d = jsonw_digits((unsigned long long)cms / 100, e);
-    n = route_log_cat(line, n, d, (size_t)(num + sizeof(num) - d));
-    n = route_log_cat(line, n, note, note_len);
+    n = log_cat(line, ROUTE_LOG_MAX, n, d, (size_t)(num + sizeof(num) - d));
+    n = log_cat(line, ROUTE_LOG_MAX, n, note, note_len);
     if (id[0]) {
-        n = route_log_cat(line, n, " id=", 4);
-        n = route_log_cat(line, n, id, strlen(id));
+        n = log_cat(line, ROUTE_LOG_MAX, n, " id=", 4);
+        n = log_cat(line, ROUTE_LOG_MAX, n, id, strlen(id));
     }
     log_info_text(line, n);
 }
@@ -190,8 +181,10 @@ route_send(struct route_ctx *ctx, int status, const char *ctype,
                   "", 0, ctx->id);
         http_reply(ctx->req, status, ctype, body, len);
     } else {
-        route_log("-", "-", 1, status, ctx->verdict, cms, " (client gone)", 14,
-                  ctx->id);
+        static const char gone[] = " (client gone)";
+
+        route_log("-", "-", 1, status, ctx->verdict, cms, gone,
+                  sizeof(gone) - 1, ctx->id);
     }
     ctx->req = NULL;
     state_release(ctx->st);
