@@ -57,7 +57,11 @@ train_model() {
 }
 
 # start_daemon [--set k=v ...]: foreground, port 0, log in $DLOG, learned
-# snapshots in $TMP/state (never the checkout's run/state).
+# snapshots in $TMP/state (never the checkout's run/state).  With this
+# test's Redis running it returns once /readyz answers 200 (at most 10 s):
+# the port file comes before the Redis connection, and a test's first
+# submit must not race it on a loaded machine.  NO_READY_WAIT=1 skips that
+# for a daemon that is meant not to become ready.
 start_daemon() {
     rm -f "$TMP/port"
     [ -n "$REDIS_PORT" ] || REDIS_PORT=$(free_port)
@@ -69,6 +73,11 @@ start_daemon() {
     DPID=$!
     wait_for 20 test -s "$TMP/port" || { echo "daemon did not start:"; cat "$DLOG"; exit 1; }
     PORT=$(cat "$TMP/port"); URL="http://127.0.0.1:$PORT"
+    if [ -z "${NO_READY_WAIT:-}" ] && [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
+        wait_for 10 curl -sf -m 2 "$URL/readyz" ||
+            echo "note: daemon not ready after 10 s (NO_READY_WAIT=1 if meant)" >&2
+    fi
+    return 0
 }
 
 # stop_daemon: SIGTERM, wait (bounded: then SIGKILL), exit status in STOP_RC.

@@ -34,7 +34,7 @@ stop_daemon
 start_daemon --set model.state_dir="$TMP/state" --set server.workers=2 \
     --set akismet.keys="$BLOG:$KEY" --set akismet.keys_file="$TMP/keys"
 # Redis-backed answers need the workers' connections up (start_daemon
-# waits only for the port): under load the first request could beat them.
+# waits for them; the test fails if they never come).
 wait_for 10 curl -sf "$URL/readyz" || { echo "FAIL: not ready"; FAILS=$((FAILS+1)); }
 
 # ---- verify-key ----------------------------------------------------------

@@ -41,7 +41,7 @@ if grep -q 'open to other accounts' "$DLOG"; then
 fi
 
 # a wrong password: not ready, and never a false queued
-start_daemon --set server.workers=1 --set redis.password_file="$TMP/wrong.pass" \
+NO_READY_WAIT=1 start_daemon --set server.workers=1 --set redis.password_file="$TMP/wrong.pass" \
     --set auth.submit_tokens_file="$TMP/submit.tokens"
 wait_for 10 grep -q 'AUTH failed' "$DLOG"
 expect_eq "the log says why" 0 "$?"
