@@ -428,28 +428,26 @@ jsonw_fixed6(double x, char *out)
     return (size_t)(o - out);
 }
 
-void
-jsonw_real(struct jsonw *w, double x)
+size_t
+jsonw_real_text(double x, char *buf)
 {
-    char buf[40];
     size_t n = 0;
 
-    if (!isfinite(x)) {
-        jsonw_null(w);
-        return;
-    }
     if (x == 0) {
-        jsonw_raw(w, signbit(x) ? "-0.0" : "0.0", signbit(x) ? 4 : 3);
-        return;
+        n = signbit(x) ? 4 : 3;
+        memcpy(buf, signbit(x) ? "-0.0" : "0.0", n + 1);
+        return n;
     }
     if (fabs(x) >= 1e-4 && fabs(x) < 1e6)
         n = jsonw_fixed6(x, buf);
-    if (n == 0) { /* rare: an exponent */
-        int k = snprintf(buf, sizeof(buf), "%.6g", x);
+    if (n > 0) {
+        buf[n] = '\0';
+    } else { /* rare: an exponent */
+        int k = snprintf(buf, JSONW_REAL_MAX, "%.6g", x);
 
         char *e;
 
-        n = k > 0 && (size_t)k < sizeof(buf) ? (size_t)k : 0;
+        n = k > 0 && k < JSONW_REAL_MAX ? (size_t)k : 0;
         buf[n] = '\0';
         if ((e = strchr(buf, 'e')) != NULL) {
             /* as jansson writes it: "7.2e-5" and "1e6", not printf's
@@ -460,10 +458,22 @@ jsonw_real(struct jsonw *w, double x)
                 z++;
             memmove(d, z, strlen(z) + 1);
             n = strlen(buf);
-        } else if (strchr(buf, '.') == NULL && n + 2 < sizeof(buf)) {
+        } else if (strchr(buf, '.') == NULL && n + 2 < JSONW_REAL_MAX) {
             memcpy(buf + n, ".0", 3);
             n += 2;
         }
     }
-    jsonw_raw(w, buf, n);
+    return n;
+}
+
+void
+jsonw_real(struct jsonw *w, double x)
+{
+    char buf[JSONW_REAL_MAX];
+
+    if (!isfinite(x)) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_raw(w, buf, jsonw_real_text(x, buf));
 }

@@ -64,6 +64,11 @@ void jsonw_key(struct jsonw *w, const char *key);
 void jsonw_string(struct jsonw *w, const char *s); /* NULL: null */
 void jsonw_stringn(struct jsonw *w, const char *s, size_t len);
 void jsonw_real(struct jsonw *w, double x);
+/* The text jsonw_real writes for a finite x, NUL-terminated into buf of
+ * JSONW_REAL_MAX bytes; its length.  For the same text beside JSON (the
+ * urgency queue.c sends is the record's highest score, as written). */
+#define JSONW_REAL_MAX 40
+size_t jsonw_real_text(double x, char *buf);
 void jsonw_int(struct jsonw *w, long long n);
 /* The decimal digits of v written backwards from end (exclusive, not
  * terminated); returns the first digit.  For text beside JSON too. */

@@ -31,32 +31,35 @@
  * comment.
  *
  * KEYS[1] queue zset (by received_ms), KEYS[2] urgent zset (by urgency),
- * KEYS[2 + i] item i's hash.  ARGV[4i-3 .. 4i]: item i's id, record,
+ * KEYS[3] the urgent zset's marker (see "The urgent order" below),
+ * KEYS[3 + i] item i's hash.  ARGV[4i-3 .. 4i]: item i's id, record,
  * received_ms, urgency.  Returns one result per item, in order: 1 when
  * stored, the record stored earlier (a bulk string) when the id exists,
  * or an error for that item alone.
  *
  * The outcome is that of submitting the items one after the other, each
  * as: if its hash has a record, the result is that record; else store
- * the record, ZADD queue, ZADD urgent, and the result is 1.  An id twice
- * in one batch behaves as two submits in a row: the second finds the
- * first's record.  Each redis.call costs about as much as the command it
- * runs, so the script makes few: one HSETNX per item is both the look-up
- * and the write (the hash holds only the record until a decision; no
- * `state` means queued, and the scores stay in the zsets until the
- * decide script copies them into the hash), then one ZADD per zset for
- * all the new ids.  Should a ZADD fail (WRONGTYPE) the script takes back
- * what it wrote (the first ZADD, the new hashes), so every new item of
- * the batch fails and an item hash still always means a fully queued
- * item; a script is atomic, so nobody sees the hashes in between.  Items
- * that existed keep their answer.  Failures are caught per item
+ * the record, ZADD queue, ZADD urgent if the marker exists, and the
+ * result is 1.  An id twice in one batch behaves as two submits in a
+ * row: the second finds the first's record.  Each redis.call costs about
+ * as much as the command it runs, so the script makes few: one EXISTS of
+ * the marker, one HSETNX per item that is both the look-up and the write
+ * (the hash holds only the record until a decision; no `state` means
+ * queued, and the scores stay in the zsets until the decide script
+ * copies them into the hash), then one ZADD per kept zset for all the
+ * new ids.  Should a ZADD fail (WRONGTYPE) the script takes back what it
+ * wrote (the first ZADD, the new hashes), so every new item of the batch
+ * fails and an item hash still always means a fully queued item; a
+ * script is atomic, so nobody sees the hashes in between.  Items that
+ * existed keep their answer.  Failures are caught per item
  * (redis.pcall), so one bad item (say its key holds a string) fails
  * alone and its neighbours are stored as if submitted on their own. */
 static const char submit_lua[] =
-    "local n = #KEYS - 2\n"
+    "local n = #KEYS - 3\n"
+    "local kept = redis.call('EXISTS', KEYS[3]) == 1\n"
     "local out, first, new, zq, zu = {}, {}, {}, {}, {}\n"
     "for i = 1, n do\n"
-    "  local k, a = KEYS[i + 2], 4 * i - 3\n"
+    "  local k, a = KEYS[i + 3], 4 * i - 3\n"
     "  if first[k] == nil then\n"
     "    first[k] = i\n"
     "    local r = redis.pcall('HSETNX', k, 'record', ARGV[a + 1])\n"
@@ -75,7 +78,7 @@ static const char submit_lua[] =
     "end\n"
     "if #new > 0 then\n"
     "  local e = redis.pcall('ZADD', KEYS[1], unpack(zq))\n"
-    "  if type(e) ~= 'table' then\n"
+    "  if kept and type(e) ~= 'table' then\n"
     "    e = redis.pcall('ZADD', KEYS[2], unpack(zu))\n"
     "    if type(e) == 'table' then\n"
     "      local ids = {}\n"
@@ -85,7 +88,7 @@ static const char submit_lua[] =
     "  end\n"
     "  if type(e) == 'table' then\n"
     "    local keys = {}\n"
-    "    for j, i in ipairs(new) do keys[j] = KEYS[i + 2] end\n"
+    "    for j, i in ipairs(new) do keys[j] = KEYS[i + 3] end\n"
     "    redis.pcall('DEL', unpack(keys))\n"
     "  end\n"
     "  for _, i in ipairs(new) do\n"
@@ -94,7 +97,7 @@ static const char submit_lua[] =
     "end\n"
     "for i = 1, n do\n"
     "  if out[i] == nil then\n"
-    "    local j = first[KEYS[i + 2]]\n"
+    "    local j = first[KEYS[i + 3]]\n"
     "    if out[j] == 1 then out[i] = ARGV[4 * j - 2] else out[i] = out[j] "
     "end\n"
     "  end\n"
@@ -125,13 +128,13 @@ struct queue_batch {
  * is the key's tail), the numbers here. */
 struct queue_slot {
     size_t key, key_len, rec, rec_len, ms_len, urg_len;
-    char ms[24], urg[JSONW_G17_MAX];
+    char ms[24], urg[JSONW_REAL_MAX];
 };
 
 struct queue {
     struct redis *redis;
     struct redis_script *submit;
-    struct redis_script *list, *show, *claim, *decide, *undo, *stats;
+    struct redis_script *list, *show, *claim, *decide, *undo, *stats, *keep;
     struct redis_script *train;
     char prefix[QUEUE_PREFIX_MAX + 1];
     size_t prefix_len;
@@ -149,8 +152,8 @@ struct queue {
     size_t buf_len, buf_cap;
     size_t items_waiting;   /* submits whose callback has not run */
     size_t batches_waiting; /* batches sent, callbacks not run */
-    const char *argv[2 + 5 * QUEUE_BATCH_ITEMS];
-    size_t argl[2 + 5 * QUEUE_BATCH_ITEMS];
+    const char *argv[3 + 5 * QUEUE_BATCH_ITEMS];
+    size_t argl[3 + 5 * QUEUE_BATCH_ITEMS];
 };
 
 /* One call in flight: the caller's callback, until Redis answers. */
@@ -178,6 +181,29 @@ queue_key(const struct queue *q, char *buf, const char *part, const char *id,
     if (id_len > 0)
         memcpy(buf + q->prefix_len + part_len, id, id_len);
     return q->prefix_len + part_len + id_len;
+}
+
+/* prefix + parts[i] for i < n into keys (n buffers), argv and len. */
+static void
+queue_keys(const struct queue *q, const char *const *parts, size_t n,
+           char (*keys)[QUEUE_KEY_MAX], const char **argv, size_t *len)
+{
+    for (size_t i = 0; i < n; i++) {
+        argv[i] = keys[i];
+        len[i] = queue_key(q, keys[i], parts[i], NULL, 0);
+    }
+}
+
+/* The three keys of the orders, into keys and argv/len[0..3): P queue,
+ * P queue:urgent and its marker (see "The urgent order"). */
+static void
+queue_order_keys(const struct queue *q, char (*keys)[QUEUE_KEY_MAX],
+                 const char **argv, size_t *len)
+{
+    static const char *const parts[3] = {"queue", "queue:urgent",
+                                         "queue:urgent:kept"};
+
+    queue_keys(q, parts, 3, keys, argv, len);
 }
 
 static int
@@ -339,24 +365,21 @@ batch_send(struct queue *q)
 {
     struct queue_batch *b = q->batch;
     size_t n, i, k;
-    char zq[QUEUE_KEY_MAX], zu[QUEUE_KEY_MAX];
+    char keys[3][QUEUE_KEY_MAX];
     int rc;
 
     if (b == NULL)
         return;
     q->batch = NULL;
     n = b->n;
-    q->argv[0] = zq;
-    q->argl[0] = queue_key(q, zq, "queue", NULL, 0);
-    q->argv[1] = zu;
-    q->argl[1] = queue_key(q, zu, "queue:urgent", NULL, 0);
-    k = 2 + n;
+    queue_order_keys(q, keys, q->argv, q->argl);
+    k = 3 + n;
     for (i = 0; i < n; i++) {
         const struct queue_slot *s = &q->slot[i];
         size_t id = s->key + q->prefix_len + 5; /* after "item:" */
 
-        q->argv[2 + i] = q->buf + s->key;
-        q->argl[2 + i] = s->key_len;
+        q->argv[3 + i] = q->buf + s->key;
+        q->argl[3 + i] = s->key_len;
         q->argv[k] = q->buf + id;
         q->argl[k++] = s->key_len - (id - s->key);
         q->argv[k] = q->buf + s->rec;
@@ -366,7 +389,7 @@ batch_send(struct queue *q)
         q->argv[k] = s->urg;
         q->argl[k++] = s->urg_len;
     }
-    rc = redis_eval(q->redis, q->submit, (int)(2 + n), (int)k, q->argv, q->argl,
+    rc = redis_eval(q->redis, q->submit, (int)(3 + n), (int)k, q->argv, q->argl,
                     on_batch, b);
     q->buf_len = 0;
     if (q->buf_cap > 2 * QUEUE_BATCH_BYTES) { /* after a huge record */
@@ -414,16 +437,14 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The urgency as Redis reads a score: "%.17g" (exact; jsonw_g17, without
- * printf from 1e-4 up). */
+/* The urgency as the record writes a score (jsonw_real_text: six
+ * significant digits), so that Redis reads the very double that the
+ * rebuild of the urgent zset gets from the record; 0 unless finite and
+ * above 0 (see "The urgent order"). */
 static size_t
-format_urgency(double urgency, char *buf, size_t len)
+format_urgency(double urgency, char *buf)
 {
-    if (isnan(urgency))
-        urgency = 0;
-    if (isinf(urgency))
-        return (size_t)snprintf(buf, len, "%s", urgency > 0 ? "+inf" : "-inf");
-    return jsonw_g17(urgency, buf);
+    return jsonw_real_text(isfinite(urgency) && urgency > 0 ? urgency : 0, buf);
 }
 
 /* received_ms in decimal, as "%lld" writes it; its length. */
@@ -513,7 +534,7 @@ queue_submit(struct queue *q, const char *id, const char *record,
         memcpy(q->buf + q->buf_len, record, record_len);
     q->buf_len += record_len;
     s->ms_len = format_ms(received_ms, s->ms, sizeof s->ms);
-    s->urg_len = format_urgency(urgency, s->urg, sizeof s->urg);
+    s->urg_len = format_urgency(urgency, s->urg);
     b->w[b->n].cb = cb;
     b->w[b->n].arg = arg;
     b->n++;
@@ -562,8 +583,9 @@ queue_get(struct queue *q, const char *id, queue_submit_cb *cb, void *arg)
     return queue_send(q, queue_call_new(cb, NULL, arg), on_get, 3, argv, len);
 }
 
+/* An integer reply (length, keep_urgent) to a count callback. */
 static void
-on_length(enum redis_result res, const struct redisReply *reply, void *arg)
+on_integer(enum redis_result res, const struct redisReply *reply, void *arg)
 {
     struct queue_call c = *(struct queue_call *)arg;
     enum queue_status st = queue_status_of(res);
@@ -582,7 +604,7 @@ queue_length(struct queue *q, queue_count_cb *cb, void *arg)
     size_t len[2] = {5, 0};
 
     len[1] = queue_key(q, zq, "queue", NULL, 0);
-    return queue_send(q, queue_call_new(NULL, cb, arg), on_length, 2, argv,
+    return queue_send(q, queue_call_new(NULL, cb, arg), on_integer, 2, argv,
                       len);
 }
 
@@ -710,11 +732,51 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
 
 /* ---- moderation ------------------------------------------------------- */
 
-/* Put before each moderation script: Redis's clock in ms; byte order of two
+/* The urgent order.  P queue:urgent (zu) is kept only while a daemon
+ * needs it: its marker P queue:urgent:kept (mark) says "zu holds exactly
+ * the ids of P queue (zq), each scored with its item's urgency, and every
+ * script keeps it so".  An item's urgency is the highest label score of
+ * its record that is finite and above 0, else 0 (urgency() below): what
+ * routes.c passes to queue_submit, sent with the record's own six-digit
+ * text of that score (format_urgency), so the double Redis stores at
+ * submit and the one a Lua script gets from the record's JSON (cjson
+ * reads the same text; a Lua number goes to redis.call as "%.17g",
+ * exact) are one and the same.  Rounding is monotone, so the highest of
+ * the rounded scores is the rounded highest score.
+ *
+ * The invariant I: mark exists => zu == zq as sets, every score right.
+ * It holds under any interleaving of daemons, whatever their
+ * queue.order, because every change below is one atomic script that
+ * keeps I, and an order is only read from zu by a script that first
+ * makes I's antecedent true (keep_urgent):
+ * - submit adds to zq, and to zu (same ids, their urgency) iff mark
+ *   exists, in the script that looks at mark; its undo of a failed ZADD
+ *   takes back both;
+ * - decide removes from zq, and from zu iff mark exists;
+ * - undo adds back to zq, and to zu iff mark exists;
+ * - keep_urgent (list and claim in the urgent order, and queue_keep_urgent
+ *   when a daemon configured `urgent` gets its connection) rebuilds when
+ *   mark is absent: DEL zu, ZADD every id of zq with its urgency, SET
+ *   mark, all in one script.  Without mark zu may be stale or partial;
+ *   nothing reads it then, and the rebuild starts from nothing;
+ * - deleting mark (an operator; a full flush) makes I hold vacuously;
+ *   submit, decide and undo then leave zu alone, and the next read in the
+ *   urgent order rebuilds.
+ * queue.order and its reload only choose which scripts read zu; the
+ * writes are the same for every daemon.  Not covered: a key evicted by
+ * a maxmemory policy (which would lose queued items anyway), and daemons
+ * of earlier versions, which write zu always and read it without looking
+ * at mark (daemon/REDIS.md, "The urgent order").
+ *
+ * Put before each moderation script: Redis's clock in ms; byte order of two
  * strings (Lua's < follows the server's locale); one item as nine reply
  * fields (id, record, state, claimed_by, claim_expires_ms, decision,
  * labels, decided_by, decided_at_ms), a claim shown only while it lasts,
- * state "queued" for a hash without one (as submit leaves it). */
+ * state "queued" for a hash without one (as submit leaves it); an item's
+ * urgency from its decoded record; keep_urgent(zq, zu, mark, prefix),
+ * which rebuilds zu unless mark exists and returns the ids it added, or
+ * -1 when zu was kept already (a cost in Redis of a few microseconds per
+ * queued item, README.md). */
 static const char common_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -738,32 +800,60 @@ static const char common_lua[] =
     "  for i = 1, 9 do out[#out + 1] = v[i] end\n"
     "end\n"
     "local function str(v) if type(v) == 'string' then return v end\n"
-    "  return '' end\n";
+    "  return '' end\n"
+    "local function urgency(rec)\n"
+    "  local u = 0\n"
+    "  if type(rec) == 'table' and type(rec.scores) == 'table' then\n"
+    "    for _, s in pairs(rec.scores) do\n"
+    "      if type(s) == 'number' and s > u and s < math.huge then u = s end\n"
+    "    end\n"
+    "  end\n"
+    "  return u\n"
+    "end\n"
+    "local function keep_urgent(zq, zu, mark, p)\n"
+    "  if redis.call('EXISTS', mark) == 1 then return -1 end\n"
+    "  redis.call('DEL', zu)\n"
+    "  local n = 0\n"
+    "  repeat\n"
+    "    local ids, z = redis.call('ZRANGE', zq, n, n + 999), {}\n"
+    "    for _, id in ipairs(ids) do\n"
+    "      local r = redis.pcall('HGET', p .. 'item:' .. id, 'record')\n"
+    "      local ok, rec = pcall(cjson.decode, str(r))\n"
+    "      z[#z + 1] = urgency(ok and rec)\n"
+    "      z[#z + 1] = id\n"
+    "    end\n"
+    "    if #ids > 0 then redis.call('ZADD', zu, unpack(z)) end\n"
+    "    n = n + #ids\n"
+    "  until #ids < 1000\n"
+    "  redis.call('SET', mark, now)\n"
+    "  return n\n"
+    "end\n";
 
-/* KEYS[1] the order's sorted set.  ARGV: prefix, limit, cursor ('' for the
- * first page), urgent (1: highest score first).  A cursor whose item left
- * the queue is placed where its score (kept in the item hash) puts it.
- * Returns {now, length, next cursor or '', items...}; -1 for an unknown
- * cursor. */
+/* KEYS: queue, queue:urgent, its marker.  ARGV: prefix, limit, cursor (''
+ * for the first page), urgent (1: highest score first, from queue:urgent,
+ * kept first).  A cursor whose item left the queue is placed where its
+ * score (kept in the item hash) puts it.  Returns {now, length, next
+ * cursor or '', items...}; -1 for an unknown cursor. */
 static const char list_lua[] =
     "local p, limit, c = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-    "local urgent = ARGV[4] == '1'\n"
+    "local urgent, z = ARGV[4] == '1', KEYS[1]\n"
+    "if urgent then z = KEYS[2]; keep_urgent(KEYS[1], z, KEYS[3], p) end\n"
     "local start = 0\n"
     "if c ~= '' then\n"
     "  local rank\n"
-    "  if urgent then rank = redis.call('ZREVRANK', KEYS[1], c)\n"
-    "  else rank = redis.call('ZRANK', KEYS[1], c) end\n"
+    "  if urgent then rank = redis.call('ZREVRANK', z, c)\n"
+    "  else rank = redis.call('ZRANK', z, c) end\n"
     "  if rank then start = rank + 1 else\n"
     "    local s = redis.call('HGET', p .. 'item:' .. c,\n"
     "                         urgent and 'urgency' or 'received_ms')\n"
     "    if not s then return -1 end\n"
-    "    local eq = redis.call('ZRANGEBYSCORE', KEYS[1], s, s)\n"
+    "    local eq = redis.call('ZRANGEBYSCORE', z, s, s)\n"
     "    if urgent then\n"
-    "      start = redis.call('ZCOUNT', KEYS[1], '(' .. s, '+inf')\n"
+    "      start = redis.call('ZCOUNT', z, '(' .. s, '+inf')\n"
     "      for _, m in ipairs(eq) do\n"
     "        if before(c, m) then start = start + 1 end end\n"
     "    else\n"
-    "      start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. s)\n"
+    "      start = redis.call('ZCOUNT', z, '-inf', '(' .. s)\n"
     "      for _, m in ipairs(eq) do\n"
     "        if before(m, c) then start = start + 1 end end\n"
     "    end\n"
@@ -771,9 +861,9 @@ static const char list_lua[] =
     "end\n"
     "local ids\n"
     "local last = start + limit\n"
-    "if urgent then ids = redis.call('ZREVRANGE', KEYS[1], start, last)\n"
-    "else ids = redis.call('ZRANGE', KEYS[1], start, last) end\n"
-    "local out = {now, redis.call('ZCARD', KEYS[1]), ''}\n"
+    "if urgent then ids = redis.call('ZREVRANGE', z, start, last)\n"
+    "else ids = redis.call('ZRANGE', z, start, last) end\n"
+    "local out = {now, redis.call('ZCARD', z), ''}\n"
     "local n = #ids\n"
     "if n > limit then n = limit; out[3] = ids[limit] end\n"
     "for i = 1, n do item(out, p, ids[i]) end\n"
@@ -786,27 +876,29 @@ static const char show_lua[] =
     "item(out, ARGV[1], ARGV[2])\n"
     "return out\n";
 
-/* KEYS[1] the order's sorted set, KEYS[2] claims (score = expiry ms).
- * ARGV: prefix, n, by, ttl_ms, urgent.  Expired claims are dropped first;
- * then the queue is walked in order, 100 ids at a time, claiming ids that
- * have no claim left.  Returns {now, length, '', claimed items...}. */
+/* KEYS: queue, queue:urgent, its marker, claims (score = expiry ms).
+ * ARGV: prefix, n, by, ttl_ms, urgent (queue:urgent's order, kept
+ * first).  Expired claims are dropped first; then the queue is walked in
+ * order, 100 ids at a time, claiming ids that have no claim left.
+ * Returns {now, length, '', claimed items...}. */
 static const char claim_lua[] =
     "local p, n, by = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
-    "local exp, urgent = now + tonumber(ARGV[4]), ARGV[5] == '1'\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
-    "local out = {now, redis.call('ZCARD', KEYS[1]), ''}\n"
+    "local exp, urgent, z = now + tonumber(ARGV[4]), ARGV[5] == '1', KEYS[1]\n"
+    "if urgent then z = KEYS[2]; keep_urgent(KEYS[1], z, KEYS[3], p) end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)\n"
+    "local out = {now, redis.call('ZCARD', z), ''}\n"
     "local got, start = 0, 0\n"
     "while got < n do\n"
     "  local ids\n"
     "  local last = start + 99\n"
-    "  if urgent then ids = redis.call('ZREVRANGE', KEYS[1], start, last)\n"
-    "  else ids = redis.call('ZRANGE', KEYS[1], start, last) end\n"
+    "  if urgent then ids = redis.call('ZREVRANGE', z, start, last)\n"
+    "  else ids = redis.call('ZRANGE', z, start, last) end\n"
     "  if #ids == 0 then break end\n"
     "  for _, id in ipairs(ids) do\n"
     "    local key = p .. 'item:' .. id\n"
-    "    if got < n and not redis.call('ZSCORE', KEYS[2], id)\n"
+    "    if got < n and not redis.call('ZSCORE', KEYS[4], id)\n"
     "       and redis.call('EXISTS', key) == 1 then\n"
-    "      redis.call('ZADD', KEYS[2], exp, id)\n"
+    "      redis.call('ZADD', KEYS[4], exp, id)\n"
     "      redis.call('HSET', key, 'claimed_by', by, 'claim_expires_ms', exp)\n"
     "      item(out, p, id)\n"
     "      got = got + 1\n"
@@ -816,15 +908,17 @@ static const char claim_lua[] =
     "end\n"
     "return out\n";
 
-/* KEYS: queue, queue:urgent, claims, decided, audit, training, stats, then
- * one item hash per decision.  ARGV: by, review thresholds (JSON), count,
- * then per decision id, approve|reject, labels ('' for the default).
- * Returns, per decision, {status, verdict, labels, why}: 200 decided now,
- * 404 unknown, 409 already decided (nothing written), 500 unreadable
- * record.  Reads come before writes, so a failing decision writes
- * nothing.  The item's two scores move from the zsets into its hash
- * (received_ms, urgency): a list cursor on a decided item and undo need
- * them, and submit does not write them, to stay cheap. */
+/* KEYS: queue, queue:urgent, claims, decided, audit, training, stats,
+ * queue:urgent's marker, then one item hash per decision.  ARGV: by,
+ * review thresholds (JSON), count, then per decision id, approve|reject,
+ * labels ('' for the default).  Returns, per decision, {status, verdict,
+ * labels, why}: 200 decided now, 404 unknown, 409 already decided
+ * (nothing written), 500 unreadable record.  Reads come before writes, so
+ * a failing decision writes nothing.  The item's two scores go into its
+ * hash (received_ms from the queue zset, urgency from the record, which
+ * is what queue:urgent holds when kept): a list cursor on a decided item
+ * needs them, undo its received_ms; submit does not write them, to stay
+ * cheap. */
 static const char decide_lua[] =
     "local by, thr = ARGV[1], cjson.decode(ARGV[2])\n"
     "local function defaults(rec, reject)\n"
@@ -845,9 +939,9 @@ static const char decide_lua[] =
     "  end\n"
     "  return cjson.encode(out)\n"
     "end\n"
-    "local res = {}\n"
+    "local res, kept = {}, redis.call('EXISTS', KEYS[8]) == 1\n"
     "for i = 1, tonumber(ARGV[3]) do\n"
-    "  local key, id = KEYS[7 + i], ARGV[1 + 3 * i]\n"
+    "  local key, id = KEYS[8 + i], ARGV[1 + 3 * i]\n"
     "  local decision, labels = ARGV[2 + 3 * i], ARGV[3 + 3 * i]\n"
     "  local f = redis.call('HMGET', key, 'record', 'state', 'claimed_by',\n"
     "                       'claim_expires_ms')\n"
@@ -864,15 +958,14 @@ static const char decide_lua[] =
     "    if f[3] and (tonumber(f[4] or '') or 0) > now then\n"
     "      prev.claimed_by = f[3]; prev.claim_expires_ms = tonumber(f[4]) end\n"
     "    local ms = redis.call('ZSCORE', KEYS[1], id)\n"
-    "    local urgency = redis.call('ZSCORE', KEYS[2], id)\n"
     "    redis.call('ZREM', KEYS[1], id)\n"
-    "    redis.call('ZREM', KEYS[2], id)\n"
+    "    if kept then redis.call('ZREM', KEYS[2], id) end\n"
     "    redis.call('ZREM', KEYS[3], id)\n"
     "    redis.call('ZADD', KEYS[4], now, id)\n"
     "    redis.call('HSET', key, 'state', 'decided', 'decision', decision,\n"
-    "               'labels', labels, 'decided_by', by, 'decided_at_ms', now)\n"
+    "               'labels', labels, 'decided_by', by, 'decided_at_ms', now,\n"
+    "               'urgency', urgency(rec))\n"
     "    if ms then redis.call('HSET', key, 'received_ms', ms) end\n"
-    "    if urgency then redis.call('HSET', key, 'urgency', urgency) end\n"
     "    redis.call('HDEL', key, 'claimed_by', 'claim_expires_ms')\n"
     "    redis.call('XADD', KEYS[5], '*', 'action', decision, 'id', id,\n"
     "               'by', by, 'at_ms', now, 'labels', labels,\n"
@@ -888,28 +981,30 @@ static const char decide_lua[] =
     "end\n"
     "return res\n";
 
-/* KEYS: queue, queue:urgent, claims, decided, audit, training, stats, item.
- * ARGV: id, by, window_ms.  Returns {{status, verdict, labels, why}} like
- * decide_lua: 200 back in the queue, 404 unknown, 409 not decided or past
- * the window. */
+/* KEYS: queue, queue:urgent, claims, decided, audit, training, stats,
+ * queue:urgent's marker, item.  ARGV: id, by, window_ms.  Returns
+ * {{status, verdict, labels, why}} like decide_lua: 200 back in the queue
+ * (and in queue:urgent when kept, with the urgency of its record), 404
+ * unknown, 409 not decided or past the window. */
 static const char undo_lua[] =
-    "local id, by, key = ARGV[1], ARGV[2], KEYS[8]\n"
+    "local id, by, key = ARGV[1], ARGV[2], KEYS[9]\n"
     "local f = redis.call('HMGET', key, 'record', 'state', 'received_ms',\n"
-    "  'urgency', 'decision', 'labels', 'decided_by', 'decided_at_ms')\n"
+    "  'decision', 'labels', 'decided_by', 'decided_at_ms')\n"
     "if not f[1] then return {{404, '', '', ''}} end\n"
     "if f[2] ~= 'decided' then return {{409, '', '', 'not_decided'}} end\n"
-    "local at = tonumber(f[8] or '') or 0\n"
+    "local at = tonumber(f[7] or '') or 0\n"
     "if now - at > tonumber(ARGV[3]) then\n"
     "  return {{409, '', '', 'window'}} end\n"
     "local ok, rec = pcall(cjson.decode, f[1])\n"
     "if not ok or type(rec) ~= 'table' then return {{500, '', '', ''}} end\n"
-    "local labels = f[6] or '{}'\n"
+    "local labels = f[5] or '{}'\n"
     "local okl, lab = pcall(cjson.decode, labels)\n"
-    "local prev = cjson.encode({state = 'decided', decision = f[5] or '',\n"
-    "  labels = okl and lab or labels, decided_by = f[7] or '',\n"
+    "local prev = cjson.encode({state = 'decided', decision = f[4] or '',\n"
+    "  labels = okl and lab or labels, decided_by = f[6] or '',\n"
     "  decided_at_ms = at})\n"
     "redis.call('ZADD', KEYS[1], f[3] or now, id)\n"
-    "redis.call('ZADD', KEYS[2], f[4] or 0, id)\n"
+    "if redis.call('EXISTS', KEYS[8]) == 1 then\n"
+    "  redis.call('ZADD', KEYS[2], urgency(rec), id) end\n"
     "redis.call('ZREM', KEYS[3], id)\n"
     "redis.call('ZREM', KEYS[4], id)\n"
     "redis.call('HSET', key, 'state', 'queued')\n"
@@ -923,6 +1018,11 @@ static const char undo_lua[] =
     "           'source', 'undo', 'id', id, 'by', by, 'ts_ms', now)\n"
     "redis.call('HINCRBY', KEYS[7], 'undo', 1)\n"
     "return {{200, str(rec.verdict), labels, ''}}\n";
+
+/* KEYS: queue, queue:urgent, its marker.  ARGV: prefix.  Keeps
+ * queue:urgent (keep_urgent): the ids added, or -1 when it was kept. */
+static const char keep_lua[] =
+    "return keep_urgent(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\n";
 
 /* KEYS: queue, claims, stats.  Returns {now, length, oldest_ms or -1,
  * claimed, approved, rejected, undone}. */
@@ -1030,24 +1130,23 @@ int
 queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
            queue_page_cb *cb, void *arg)
 {
-    char zset[QUEUE_KEY_MAX], lim[16];
-    const char *argv[5];
-    size_t len[5], cur_len = 0;
+    char keys[3][QUEUE_KEY_MAX], lim[16];
+    const char *argv[7];
+    size_t len[7], cur_len = 0;
 
     if (limit < 1 || limit > QUEUE_LIMIT_MAX ||
         (cursor != NULL && cursor[0] && !queue_id_ok(cursor, &cur_len)))
         return -1;
-    argv[0] = zset;
-    len[0] = queue_key(q, zset, urgent ? "queue:urgent" : "queue", NULL, 0);
-    argv[1] = q->prefix;
-    len[1] = q->prefix_len;
-    argv[2] = lim;
-    len[2] = (size_t)snprintf(lim, sizeof(lim), "%u", limit);
-    argv[3] = cur_len ? cursor : "";
-    len[3] = cur_len;
-    argv[4] = urgent ? "1" : "0";
-    len[4] = 1;
-    return queue_eval(q, q->list, 1, 5, argv, len, on_page,
+    queue_order_keys(q, keys, argv, len);
+    argv[3] = q->prefix;
+    len[3] = q->prefix_len;
+    argv[4] = lim;
+    len[4] = (size_t)snprintf(lim, sizeof(lim), "%u", limit);
+    argv[5] = cur_len ? cursor : "";
+    len[5] = cur_len;
+    argv[6] = urgent ? "1" : "0";
+    len[6] = 1;
+    return queue_eval(q, q->list, 3, 7, argv, len, on_page,
                       queue_call_page(cb, arg));
 }
 
@@ -1074,29 +1173,42 @@ int
 queue_claim(struct queue *q, int urgent, unsigned n, const char *by,
             unsigned ttl_s, queue_page_cb *cb, void *arg)
 {
-    char zset[QUEUE_KEY_MAX], claims[QUEUE_KEY_MAX], num[16], ttl[24];
-    const char *argv[7];
-    size_t len[7];
+    char keys[4][QUEUE_KEY_MAX], num[16], ttl[24];
+    const char *argv[9];
+    size_t len[9];
 
     if (n < 1 || n > QUEUE_LIMIT_MAX || by == NULL)
         return -1;
-    argv[0] = zset;
-    len[0] = queue_key(q, zset, urgent ? "queue:urgent" : "queue", NULL, 0);
-    argv[1] = claims;
-    len[1] = queue_key(q, claims, "claims", NULL, 0);
-    argv[2] = q->prefix;
-    len[2] = q->prefix_len;
-    argv[3] = num;
-    len[3] = (size_t)snprintf(num, sizeof(num), "%u", n);
-    argv[4] = by;
-    len[4] = strlen(by);
-    argv[5] = ttl;
-    len[5] = (size_t)snprintf(ttl, sizeof(ttl), "%llu",
+    queue_order_keys(q, keys, argv, len);
+    argv[3] = keys[3];
+    len[3] = queue_key(q, keys[3], "claims", NULL, 0);
+    argv[4] = q->prefix;
+    len[4] = q->prefix_len;
+    argv[5] = num;
+    len[5] = (size_t)snprintf(num, sizeof(num), "%u", n);
+    argv[6] = by;
+    len[6] = strlen(by);
+    argv[7] = ttl;
+    len[7] = (size_t)snprintf(ttl, sizeof(ttl), "%llu",
                               (unsigned long long)ttl_s * 1000);
-    argv[6] = urgent ? "1" : "0";
-    len[6] = 1;
-    return queue_eval(q, q->claim, 2, 7, argv, len, on_page,
+    argv[8] = urgent ? "1" : "0";
+    len[8] = 1;
+    return queue_eval(q, q->claim, 4, 9, argv, len, on_page,
                       queue_call_page(cb, arg));
+}
+
+int
+queue_keep_urgent(struct queue *q, queue_count_cb *cb, void *arg)
+{
+    char keys[3][QUEUE_KEY_MAX];
+    const char *argv[4];
+    size_t len[4];
+
+    queue_order_keys(q, keys, argv, len);
+    argv[3] = q->prefix;
+    len[3] = q->prefix_len;
+    return queue_eval(q, q->keep, 3, 4, argv, len, on_integer,
+                      queue_call_new(NULL, cb, arg));
 }
 
 /* {{status, verdict, labels, why}, ...} (decide, undo) into outcomes. */
@@ -1156,28 +1268,24 @@ queue_call_decide(queue_decide_cb *cb, void *arg)
     return c;
 }
 
-/* The seven keys decide_lua and undo_lua share, into keys (7 buffers of
+/* The eight keys decide_lua and undo_lua share, into keys (8 buffers of
  * QUEUE_KEY_MAX) and argv/len. */
 static void
 queue_decision_keys(const struct queue *q, char (*keys)[QUEUE_KEY_MAX],
                     const char **argv, size_t *len)
 {
-    static const char *const parts[7] = {"queue",   "queue:urgent", "claims",
-                                         "decided", "audit",        "training",
-                                         "stats"};
-    size_t i;
+    static const char *const parts[8] = {
+        "queue", "queue:urgent", "claims", "decided",
+        "audit", "training",     "stats",  "queue:urgent:kept"};
 
-    for (i = 0; i < 7; i++) {
-        argv[i] = keys[i];
-        len[i] = queue_key(q, keys[i], parts[i], NULL, 0);
-    }
+    queue_keys(q, parts, 8, keys, argv, len);
 }
 
 int
 queue_decide(struct queue *q, const struct queue_decision *d, size_t n,
              const char *by, const char *review, queue_decide_cb *cb, void *arg)
 {
-    char keys[7][QUEUE_KEY_MAX], count[16];
+    char keys[8][QUEUE_KEY_MAX], count[16];
     char(*items)[QUEUE_KEY_MAX] = NULL;
     const char **argv = NULL;
     size_t *len = NULL, nargs, i, id_len;
@@ -1185,26 +1293,26 @@ queue_decide(struct queue *q, const struct queue_decision *d, size_t n,
 
     if (n < 1 || n > QUEUE_DECISIONS_MAX || by == NULL || review == NULL)
         return -1;
-    nargs = 7 + n + 3 + 3 * n;
+    nargs = 8 + n + 3 + 3 * n;
     items = malloc(n * sizeof(*items));
     argv = malloc(nargs * sizeof(*argv));
     len = malloc(nargs * sizeof(*len));
     if (items == NULL || argv == NULL || len == NULL)
         goto fail;
     queue_decision_keys(q, keys, argv, len);
-    argv[7 + n] = by;
-    len[7 + n] = strlen(by);
-    argv[8 + n] = review;
-    len[8 + n] = strlen(review);
-    argv[9 + n] = count;
-    len[9 + n] = (size_t)snprintf(count, sizeof(count), "%zu", n);
+    argv[8 + n] = by;
+    len[8 + n] = strlen(by);
+    argv[9 + n] = review;
+    len[9 + n] = strlen(review);
+    argv[10 + n] = count;
+    len[10 + n] = (size_t)snprintf(count, sizeof(count), "%zu", n);
     for (i = 0; i < n; i++) {
-        size_t a = 10 + n + 3 * i;
+        size_t a = 11 + n + 3 * i;
 
         if (!queue_id_ok(d[i].id, &id_len))
             goto fail;
-        argv[7 + i] = items[i];
-        len[7 + i] = queue_key(q, items[i], "item:", d[i].id, id_len);
+        argv[8 + i] = items[i];
+        len[8 + i] = queue_key(q, items[i], "item:", d[i].id, id_len);
         argv[a] = d[i].id;
         len[a] = id_len;
         argv[a + 1] = d[i].reject ? "reject" : "approve";
@@ -1212,7 +1320,7 @@ queue_decide(struct queue *q, const struct queue_decision *d, size_t n,
         argv[a + 2] = d[i].labels ? d[i].labels : "";
         len[a + 2] = strlen(argv[a + 2]);
     }
-    ret = queue_eval(q, q->decide, (int)(7 + n), (int)nargs, argv, len,
+    ret = queue_eval(q, q->decide, (int)(8 + n), (int)nargs, argv, len,
                      on_outcomes, queue_call_decide(cb, arg));
 fail:
     free(items);
@@ -1225,23 +1333,23 @@ int
 queue_undo(struct queue *q, const char *id, const char *by, unsigned window_s,
            queue_decide_cb *cb, void *arg)
 {
-    char keys[7][QUEUE_KEY_MAX], item[QUEUE_KEY_MAX], win[24];
-    const char *argv[11];
-    size_t len[11], id_len;
+    char keys[8][QUEUE_KEY_MAX], item[QUEUE_KEY_MAX], win[24];
+    const char *argv[12];
+    size_t len[12], id_len;
 
     if (!queue_id_ok(id, &id_len) || by == NULL)
         return -1;
     queue_decision_keys(q, keys, argv, len);
-    argv[7] = item;
-    len[7] = queue_key(q, item, "item:", id, id_len);
-    argv[8] = id;
-    len[8] = id_len;
-    argv[9] = by;
-    len[9] = strlen(by);
-    argv[10] = win;
-    len[10] = (size_t)snprintf(win, sizeof(win), "%llu",
+    argv[8] = item;
+    len[8] = queue_key(q, item, "item:", id, id_len);
+    argv[9] = id;
+    len[9] = id_len;
+    argv[10] = by;
+    len[10] = strlen(by);
+    argv[11] = win;
+    len[11] = (size_t)snprintf(win, sizeof(win), "%llu",
                                (unsigned long long)window_s * 1000);
-    return queue_eval(q, q->undo, 8, 11, argv, len, on_outcomes,
+    return queue_eval(q, q->undo, 9, 12, argv, len, on_outcomes,
                       queue_call_decide(cb, arg));
 }
 
@@ -1444,10 +1552,11 @@ queue_new(struct event_base *base, const struct queue_config *cfg)
     q->decide = queue_script_add(q, decide_lua);
     q->undo = queue_script_add(q, undo_lua);
     q->stats = queue_script_add(q, stats_lua);
+    q->keep = queue_script_add(q, keep_lua);
     q->train = redis_script_add(q->redis, train_lua);
     if (q->submit == NULL || q->list == NULL || q->show == NULL ||
         q->claim == NULL || q->decide == NULL || q->undo == NULL ||
-        q->stats == NULL || q->train == NULL)
+        q->stats == NULL || q->keep == NULL || q->train == NULL)
         goto fail;
     return q;
 fail:

@@ -74,9 +74,13 @@ void queue_free(struct queue *q);
 int queue_connected(const struct queue *q);
 
 /* Atomically: unless item `id` exists, store the record and add it to the
- * queue ordered by received_ms (and urgency for the `urgent` order).
- * received_ms: milliseconds since the Unix epoch.  urgency: higher is more
- * urgent (NaN is stored as 0).  id: 1..QUEUE_ID_MAX bytes.
+ * queue ordered by received_ms (and, while the urgent order is kept, to
+ * the one by urgency).  received_ms: milliseconds since the Unix epoch.
+ * urgency: the highest of the record's "scores" that is finite and above
+ * 0, else 0 (a non-finite or negative value is stored as 0); it is sent
+ * with the six significant digits the record writes, so that Redis can
+ * compute the same value from the record when it rebuilds the urgent
+ * order.  id: 1..QUEUE_ID_MAX bytes.
  * Returns 0 when the command was sent (cb will run), -1 when it could not
  * be sent (not connected, bad id, out of memory): cb is then not called.
  * QUEUE_OK is reported only after Redis has answered that it stored the
@@ -203,6 +207,14 @@ int queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
 
 /* One item, queued or decided: a page of one, or QUEUE_NOT_FOUND. */
 int queue_show(struct queue *q, const char *id, queue_page_cb *cb, void *arg);
+
+/* Make sure P queue:urgent is kept (daemon/REDIS.md, "The urgent
+ * order"): rebuilt from P queue unless its marker exists.  cb gets the
+ * number of items the rebuild added, or -1 when it was kept already.  A
+ * daemon configured with the urgent order calls it when its connection is
+ * ready, so that its first list or claim does not pay for the rebuild
+ * (one script: a long backlog holds Redis for its length, README.md). */
+int queue_keep_urgent(struct queue *q, queue_count_cb *cb, void *arg);
 
 /* Claim up to n (1..QUEUE_LIMIT_MAX) undecided items that hold no
  * unexpired claim, in the configured order, for `by` until now + ttl_s.

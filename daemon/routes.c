@@ -12,6 +12,7 @@
  * route_gone clears ctx.req and the callback's reply is dropped.
  */
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -549,8 +550,10 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
         return;
     }
     now_ms = util_now_ms();
+    /* queue_submit's urgency: the highest finite score above 0 (the
+     * record writes the others as null), else 0. */
     for (i = 0; i < res.n_labels; i++)
-        if (res.labels[i].score > urgency)
+        if (isfinite(res.labels[i].score) && res.labels[i].score > urgency)
             urgency = res.labels[i].score;
     jsonw_reset(j);
     result_write_record(j, ctx->id, rc, &res, v, st, now_ms, o->extra, &sp);

@@ -23,6 +23,19 @@
 /* Workers, and those whose Redis connection is ready (atomics). */
 static unsigned worker_total, worker_redis_up;
 
+/* queue_keep_urgent's answer: a rebuild is worth a line in the log. */
+static void
+worker_kept_urgent(enum queue_status st, long long n, void *arg)
+{
+    (void)arg;
+    if (st != QUEUE_OK)
+        log_warnx("redis: could not rebuild the urgent order (%s); the first "
+                  "list or claim will",
+                  st == QUEUE_TIMEOUT ? "timeout" : "error");
+    else if (n >= 0)
+        log_info("redis: rebuilt the urgent order: %lld queued item(s)", n);
+}
+
 static void
 worker_redis_state(int ready, const char *why, void *arg)
 {
@@ -40,9 +53,17 @@ worker_redis_state(int ready, const char *why, void *arg)
                   why ? why : "");
         return;
     }
-    if (ready)
+    if (ready) {
+        struct state *st = state_acquire();
+
         log_info("redis: %s", why ? why : "connected");
-    else
+        /* Ours to rebuild, not the first moderator's (REDIS.md, "The
+         * urgent order"); a reload that switches to urgent leaves it to
+         * the first list or claim. */
+        if (st != NULL && st->cfg->order_urgent)
+            queue_keep_urgent(w->queue, worker_kept_urgent, NULL);
+        state_release(st);
+    } else
         log_warnx("redis unavailable%s%s; comments that need queueing %s "
                   "until it is back",
                   why ? ": " : "", why ? why : "",

@@ -34,6 +34,7 @@
 #include <cmocka.h>
 // clang-format on
 
+#include "jsonw.h"
 #include "queue.h"
 #include "redis.h"
 
@@ -570,6 +571,8 @@ test_submit_stores_fields(void **state)
     redisReply *h;
 
     (void)state;
+    /* The urgent order kept (its marker set): submit adds to it too. */
+    srv_run(&main_srv, "SET t1:queue:urgent:kept 1");
     submit_wait(q, "c-1", rec, strlen(rec), 1700000000123LL, 0.75, &r);
     assert_int_equal(r.st, QUEUE_OK);
     h = srv_cmd(&main_srv, "HGETALL t1:item:c-1");
@@ -604,6 +607,23 @@ test_submit_stores_fields(void **state)
     assert_string_equal(h->str, "0");
     freeReplyObject(h);
 
+    /* The urgency goes with the six digits a record's score has. */
+    submit_wait(q, "c-3", "x", 1, 5, 0.1234567891, &r);
+    h = srv_cmd(&main_srv, "ZSCORE t1:queue:urgent c-3");
+    assert_non_null(h);
+    assert_true(strtod(h->str, NULL) == strtod("0.123457", NULL));
+    freeReplyObject(h);
+
+    /* Without the marker, P queue only. */
+    srv_run(&main_srv, "DEL t1:queue:urgent:kept");
+    submit_wait(q, "c-4", "x", 1, 5, 0.5, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(srv_int(&main_srv, "ZSCORE %s %s", "t1:queue", "c-4"), 5);
+    h = srv_cmd(&main_srv, "ZSCORE t1:queue:urgent c-4");
+    assert_non_null(h);
+    assert_int_equal(h->type, REDIS_REPLY_NIL);
+    freeReplyObject(h);
+
     /* Bad ids are refused without a callback. */
     assert_int_equal(queue_submit(q, "", "x", 1, 1, 0, on_submit, &r), -1);
     assert_int_equal(queue_submit(q, NULL, "x", 1, 1, 0, on_submit, &r), -1);
@@ -633,8 +653,9 @@ test_resubmit_exists(void **state)
     assert_int_equal(r.stored_len, 5);
     assert_string_equal(r.stored, "first");
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t2:queue", NULL), 1);
+    /* The urgent order is not kept (no marker): nothing there. */
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t2:queue:urgent", NULL),
-                     1);
+                     0);
 
     /* Two submits of one id in flight at once: exactly one stores. */
     memset(&a, 0, sizeof a);
@@ -1287,6 +1308,7 @@ test_batch_distinct_and_duplicates(void **state)
     struct res r;
 
     (void)state;
+    srv_run(&main_srv, "SET tb1:queue:urgent:kept 1");
     memset(batch_rs, 0, sizeof batch_rs);
     queue_batch_counts(&b0, &i0);
     /* 40 distinct ids in one pass: one command, every one stored. */
@@ -1419,6 +1441,7 @@ test_batch_item_error_alone(void **state)
     struct res r;
 
     (void)state;
+    srv_run(&main_srv, "SET tb3:queue:urgent:kept 1"); /* both zsets */
     /* A key of the wrong type fails its own item; its neighbours in the
      * batch are stored. */
     srv_run(&main_srv, "SET tb3:item:bad string");
@@ -1776,7 +1799,7 @@ test_moderation(void **state)
     (void)state;
     for (int i = 1; i <= 4; i++) {
         snprintf(id, sizeof id, "m%d", i);
-        submit_wait(q, id, rec, strlen(rec), 1700000000000LL + i, 0.1 * i, &r);
+        submit_wait(q, id, rec, strlen(rec), 1700000000000LL + i, 0.9, &r);
     }
     /* pages, oldest first, then most urgent first */
     MWAIT(m, queue_list(q, 0, 3, NULL, on_mpage, &m));
@@ -1789,6 +1812,7 @@ test_moderation(void **state)
     assert_int_equal(m.n, 1);
     assert_string_equal(m.ids[0], "m4");
     assert_string_equal(m.next, "");
+    /* equal urgency (0.9 each): reverse id order */
     MWAIT(m, queue_list(q, 1, 2, NULL, on_mpage, &m));
     assert_string_equal(m.ids[0], "m4");
     assert_string_equal(m.ids[1], "m3");
@@ -1847,7 +1871,7 @@ test_moderation(void **state)
         redisReply *h = srv_cmd(&main_srv, "ZSCORE t20:queue:urgent m1");
 
         assert_non_null(h);
-        assert_float_equal(strtod(h->str, NULL), 0.1, 1e-12);
+        assert_true(strtod(h->str, NULL) == 0.9);
         freeReplyObject(h);
     }
     MWAIT(m, queue_undo(q, "m1", "bob", 60, on_mdecide, &m));
@@ -1893,15 +1917,16 @@ static void
 test_moderation_urgent_claim(void **state)
 {
     struct queue *q = open_main("t21:", 2000);
-    static const char rec[] = "{\"text\":\"x\",\"scores\":{\"spam\":0.1}}";
     static const double urgency[3] = {0.2, 0.9, 0.5};
     struct res r;
     struct mres m;
-    char id[16];
+    char id[16], rec[64];
 
     (void)state;
     for (int i = 0; i < 3; i++) {
         snprintf(id, sizeof id, "u%d", i);
+        snprintf(rec, sizeof rec, "{\"scores\":{\"spam\":%.1f,\"x\":0.1}}",
+                 urgency[i]);
         submit_wait(q, id, rec, strlen(rec), 1700000000000LL + i, urgency[i],
                     &r);
     }
@@ -1913,6 +1938,122 @@ test_moderation_urgent_claim(void **state)
     MWAIT(m, queue_claim(q, 1, 2, "bob", 60, on_mpage, &m));
     assert_int_equal(m.n, 1);
     assert_string_equal(m.ids[0], "u0");
+    close_queue(q);
+}
+
+/* key's score of id as Redis writes it into buf ("" when none). */
+static void
+score_text(const char *key, const char *id, char *buf, size_t len)
+{
+    redisReply *h = srv_cmd(&main_srv, "ZSCORE %s %s", key, id);
+
+    assert_non_null(h);
+    snprintf(buf, len, "%s", h->type == REDIS_REPLY_STRING ? h->str : "");
+    freeReplyObject(h);
+}
+
+/* The ids of a page, space-separated. */
+static const char *
+page_ids(const struct mres *m)
+{
+    static char buf[8 * 17];
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < m->n; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s",
+                 i ? " " : "", m->ids[i]);
+    return buf;
+}
+
+/* P queue:urgent is kept only while its marker exists: submit, decide and
+ * undo write it then; without the marker a list or claim in the urgent
+ * order, or queue_keep_urgent, rebuilds it from P queue and the records,
+ * with the very scores a submit would have written. */
+static void
+test_urgent_kept(void **state)
+{
+    struct queue *q = open_main("t22:", 2000);
+    /* highest scores: 0.5; 0.9 twice (a tie); 0.1234567891, which the
+     * record writes as 0.123457; none above 0 */
+    static const double top[5] = {0.5, 0.9, 0.9, 0.1234567891, -1};
+    static const char old[] = "{\"scores\":{\"spam\":0.95}}";
+    struct queue_decision d = {"k1", 1, NULL};
+    struct res r;
+    struct mres m;
+    char id[16], rec[96], num[JSONW_REAL_MAX], kept[5][64], s[64];
+
+    (void)state;
+    srv_run(&main_srv, "SET t22:queue:urgent:kept 1");
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "k%d", i);
+        jsonw_real_text(top[i], num);
+        snprintf(rec, sizeof rec,
+                 "{\"scores\":{\"a\":0.0,\"b\":%s,\"c\":null},\"x\":1}", num);
+        submit_wait(q, id, rec, strlen(rec), 1700000000000LL + i, top[i], &r);
+        assert_int_equal(r.st, QUEUE_OK);
+        score_text("t22:queue:urgent", id, kept[i], sizeof kept[i]);
+    }
+    assert_string_equal(kept[4], "0");
+
+    /* No marker: the rebuild finds the scores submit wrote. */
+    srv_run(&main_srv, "DEL t22:queue:urgent:kept t22:queue:urgent");
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_keep_urgent(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.n, 5);
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "k%d", i);
+        score_text("t22:queue:urgent", id, s, sizeof s);
+        assert_string_equal(s, kept[i]);
+    }
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_keep_urgent(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.n, -1); /* kept already */
+    MWAIT(m, queue_list(q, 1, 8, NULL, on_mpage, &m));
+    assert_string_equal(page_ids(&m), "k2 k1 k0 k3 k4");
+
+    /* Kept: a new item goes in at submit; decide takes it out, undo puts
+     * it back with the same score. */
+    snprintf(rec, sizeof rec, "{\"scores\":{\"b\":0.7}}");
+    submit_wait(q, "k5", rec, strlen(rec), 1700000000005LL, 0.7, &r);
+    score_text("t22:queue:urgent", "k5", s, sizeof s);
+    assert_true(strtod(s, NULL) == 0.7);
+    MWAIT(m, queue_decide(q, &d, 1, "alice", "{\"*\":0.5}", on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_OK);
+    score_text("t22:queue:urgent", "k1", s, sizeof s);
+    assert_string_equal(s, "");
+    /* a cursor on the decided item: placed by the urgency in its hash */
+    MWAIT(m, queue_list(q, 1, 2, "k1", on_mpage, &m));
+    assert_string_equal(page_ids(&m), "k5 k0");
+    MWAIT(m, queue_undo(q, "k1", "alice", 60, on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_OK);
+    score_text("t22:queue:urgent", "k1", s, sizeof s);
+    assert_string_equal(s, kept[1]);
+
+    /* The marker deleted: decide and undo leave the set alone, a claim in
+     * the urgent order rebuilds it first. */
+    srv_run(&main_srv, "DEL t22:queue:urgent:kept");
+    MWAIT(m, queue_decide(q, &d, 1, "alice", "{\"*\":0.5}", on_mdecide, &m));
+    MWAIT(m, queue_undo(q, "k1", "alice", 60, on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_OK);
+    score_text("t22:queue:urgent", "k1", s, sizeof s);
+    assert_string_equal(s, kept[1]); /* left from before: not read */
+    srv_run(&main_srv, "ZADD t22:queue:urgent 2 k1"); /* wrong, not read */
+    /* an item hash as versions before 26 Nov wrote it: four fields */
+    srv_int(&main_srv, "HSET t22:item:old record %s", old, NULL);
+    srv_run(&main_srv, "HSET t22:item:old state queued received_ms 1 "
+                       "urgency 0.25");
+    srv_run(&main_srv, "ZADD t22:queue 1 old");
+    MWAIT(m, queue_claim(q, 1, 3, "bob", 60, on_mpage, &m));
+    assert_string_equal(page_ids(&m), "old k2 k1");
+    assert_int_equal(
+        srv_int(&main_srv, "EXISTS %s", "t22:queue:urgent:kept", NULL), 1);
+    assert_int_equal(srv_int(&main_srv, "ZCARD %s", "t22:queue:urgent", NULL),
+                     7);
+    score_text("t22:queue:urgent", "k1", s, sizeof s);
+    assert_string_equal(s, kept[1]);
     close_queue(q);
 }
 
@@ -1990,6 +2131,7 @@ main(void)
         cmocka_unit_test_teardown(test_batch_one_in_flight, teardown),
         cmocka_unit_test_teardown(test_moderation, teardown),
         cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
+        cmocka_unit_test_teardown(test_urgent_kept, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 
