@@ -2054,6 +2054,19 @@ test_urgent_kept(void **state)
                      7);
     score_text("t22:queue:urgent", "k1", s, sizeof s);
     assert_string_equal(s, kept[1]);
+
+    /* "scores":{ inside a string is no member (the rebuild reads only
+     * the first real one); a record without a readable one is 0. */
+    snprintf(rec, sizeof rec,
+             "{\"text\":\"\\\"scores\\\":{\\\"b\\\":0.99}\","
+             "\"scores\":{\"b\":0.3}}");
+    submit_wait(q, "t", rec, strlen(rec), 1700000000009LL, 0.3, &r);
+    submit_wait(q, "u", "{\"scores\":[", 11, 1700000000010LL, 0, &r);
+    srv_run(&main_srv, "DEL t22:queue:urgent:kept");
+    MWAIT(m, queue_list(q, 1, 8, "k3", on_mpage, &m));
+    assert_string_equal(page_ids(&m), "u k4"); /* ties at 0 */
+    score_text("t22:queue:urgent", "t", s, sizeof s);
+    assert_true(strtod(s, NULL) == 0.3);
     close_queue(q);
 }
 
