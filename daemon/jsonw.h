@@ -73,13 +73,6 @@ void jsonw_int(struct jsonw *w, long long n);
 /* The decimal digits of v written backwards from end (exclusive, not
  * terminated); returns the first digit.  For text beside JSON too. */
 char *jsonw_digits(unsigned long long v, char *end);
-/* x as printf's "%.17g" writes it (17 significant digits: every double
- * reads back exactly), NUL-terminated into buf of JSONW_G17_MAX bytes;
- * the length.  Without printf for 1e-4 <= |x| < 1e16 (exact integer
- * arithmetic, a tie rounded to even as glibc rounds it); other values go
- * through snprintf.  Redis scores of queued comments are written so. */
-#define JSONW_G17_MAX 32
-size_t jsonw_g17(double x, char *buf);
 /* 1 when none of the 8 bytes at p needs a look in a JSON string: no
  * control character, '"', '\\' or byte >= 0x80 (the classic "has a byte
  * less than n" and "has a zero byte" word tests, exact when no byte is >=

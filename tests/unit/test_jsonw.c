@@ -257,73 +257,13 @@ test_numbers(void **state)
     }
 }
 
-static void
-expect_g17(double x)
-{
-    char got[JSONW_G17_MAX], want[64];
-    size_t n = jsonw_g17(x, got);
-
-    snprintf(want, sizeof(want), "%.17g", x);
-    if (strcmp(got, want) != 0 || n != strlen(want))
-        fail_msg("%a: \"%s\" (%zu), not \"%s\"", x, got, n, want);
-}
-
-/* jsonw_g17 is printf's "%.17g" byte for byte: the urgency scores sent to
- * Redis were written with it. */
-static void
-test_g17(void **state)
-{
-    static const double fixed[] = {
-        0,      -0.0,   1,     0.5,      0.1,   0.2,  0.3,     1e-4,
-        1e-5,   9.9e-5, 0.999, 1e15,     1e16,  1e17, 123.25,  1e300,
-        1e-300, 5e-324, NAN,   INFINITY, -0.75, 0.95, 2.0 / 3, 1.0 / 3};
-    uint64_t seed = 7;
-    size_t i;
-    int b;
-
-    (void)state;
-    for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        expect_g17(fixed[i]);
-    /* Every power of two and its neighbours over the fast range and
-     * beyond. */
-    for (b = -40; b <= 60; b++) {
-        double x = ldexp(1, b);
-
-        expect_g17(x);
-        expect_g17(nextafter(x, 0));
-        expect_g17(nextafter(x, INFINITY));
-    }
-    /* Powers of ten and their neighbours (where the exponent changes). */
-    for (b = -6; b <= 17; b++) {
-        double x = pow(10, b);
-
-        expect_g17(x);
-        expect_g17(nextafter(x, 0));
-        expect_g17(nextafter(x, INFINITY));
-    }
-    /* Exact ties at the 18th digit (odd / 2^b has b digits after the
-     * point): glibc rounds them to even. */
-    for (b = 17; b <= 24; b++)
-        for (i = 1; i < 20000; i += 2)
-            expect_g17(ldexp((double)(i + ((uint64_t)1 << (b - 4))), -b));
-    /* Random scores in [0, 1] and random doubles over many magnitudes. */
-    for (i = 0; i < 300000; i++) {
-        double x;
-
-        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-        x = (double)(seed >> 11) / (double)(1ULL << 53);
-        expect_g17(x);
-        expect_g17(x * pow(10, (int)(seed % 26) - 6));
-    }
-}
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_structure),    cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_long_strings), cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_numbers),      cmocka_unit_test(test_g17),
+        cmocka_unit_test(test_numbers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
