@@ -420,12 +420,17 @@ clf_model_ece(const struct clf_model *m, unsigned i)
 
 /* ---- scoring ---------------------------------------------------------- */
 
-/* The per-head constant of every feature weight: log((T0+aV)/(T1+aV)). */
+/* The per-head constant of every feature weight: log((T0+aV)/(T1+aV)).
+ * A head that knows no feature (every example unlearned) has none: 0, not
+ * log 0 - log 0, which the scoring pass would multiply by a word's zero
+ * known n-grams into a NaN score. */
 static double
 head_base(const struct clf_model *m, const struct head *hd, double t0,
           double t1)
 {
     double av = m->settings.alpha * (double)hd->vocab;
+    if (t0 + av <= 0 || t1 + av <= 0)
+        return 0;
     return log(t0 + av) - log(t1 + av);
 }
 

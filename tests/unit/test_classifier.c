@@ -212,6 +212,20 @@ test_unsure(void **state)
     assert_int_equal(clf_label_verdict(0.1, 0, 0.5, 0.95), CLF_ALLOW);
     assert_int_equal(clf_label_verdict(0.5, 0, 0.5, 0.95), CLF_REVIEW);
     assert_int_equal(clf_label_verdict(0.95, 1, 0.5, 0.95), CLF_REJECT);
+    /* A head whose every example was unlearned (a new label's first
+     * decision undone) knows no feature: still a probability, unsure
+     * (fuzz_jsonl found it NaN: log 0 - log 0 times no known n-gram). */
+    enum clf_learn_outcome out;
+    struct clf_error err;
+    learn(sc, m, "you idiot", "rude", 1, CLF_LEARNED);
+    assert_int_equal(
+        clf_unlearn(sc, m, "you idiot", 9, NULL, "rude", 1, &out, &err),
+        CLF_OK);
+    assert_int_equal(out, CLF_FORGOTTEN);
+    clf_score(sc, m, "you idiot, check my channel", 27, NULL, 1, &r);
+    assert_int_equal(r.n_labels, 2);
+    assert_true(r.labels[1].score >= 0 && r.labels[1].score <= 1);
+    assert_true(r.labels[1].unsure);
     clf_scorer_free(sc);
     clf_model_free(m);
 }
