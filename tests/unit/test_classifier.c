@@ -212,9 +212,9 @@ test_unsure(void **state)
     assert_int_equal(clf_label_verdict(0.1, 0, 0.5, 0.95), CLF_ALLOW);
     assert_int_equal(clf_label_verdict(0.5, 0, 0.5, 0.95), CLF_REVIEW);
     assert_int_equal(clf_label_verdict(0.95, 1, 0.5, 0.95), CLF_REJECT);
-    /* A head whose every example was unlearned (a new label's first
-     * decision undone) knows no feature: still a probability, unsure
-     * (fuzz_jsonl found it NaN: log 0 - log 0 times no known n-gram). */
+    /* A head whose every example was unlearned knows no feature: still a
+     * probability, unsure (fuzz_jsonl found it NaN: log 0 - log 0 times
+     * no known n-gram). */
     enum clf_learn_outcome out;
     struct clf_error err;
     learn(sc, m, "you idiot", "rude", 1, CLF_LEARNED);
