@@ -322,13 +322,14 @@ run_train(int argc, char **argv, int forget)
             forget ? "unknown" : "duplicates", errors, clf_model_id(m));
     for (unsigned h = 0; h < clf_model_label_count(m); h++) {
         uint64_t neg, pos;
+        double ece = clf_model_ece(m, h);
+        char cal[48] = "no calibration (too few examples of a class)";
+        if (!isnan(ece))
+            snprintf(cal, sizeof cal, "calibration error %.4f", ece);
         clf_model_label_examples(m, h, &neg, &pos);
-        fprintf(stderr,
-                "  %s: %llu positive, %llu negative, prior %.3f, "
-                "calibration error %.4f\n",
+        fprintf(stderr, "  %s: %llu positive, %llu negative, prior %.3f, %s\n",
                 clf_model_label_name(m, h), (unsigned long long)pos,
-                (unsigned long long)neg, clf_model_prior(m, h),
-                clf_model_ece(m, h));
+                (unsigned long long)neg, clf_model_prior(m, h), cal);
     }
     rc = 0;
 out:

@@ -15,6 +15,11 @@ expect_grep "prior in summary" "abuse: 12 positive, 12 negative, prior 0.200" "$
 [ -s "$T/m.mfm" ]; expect_eq "model written" 0 $?
 ls "$T"/m.mfm.tmp.* >/dev/null 2>&1; expect_eq "no temp file left" 2 $?
 
+# a head with one class only has no calibration, and says so
+printf '{"text":"hello there","labels":{"spam":0}}\n' >"$T/one.jsonl"
+"$MF" train --model "$T/one.mfm" "$T/one.jsonl" 2>"$T/err"
+expect_grep "one-class head" "spam: 0 positive, 1 negative, prior 0.000, no calibration \\(too few examples of a class\\)" "$T/err"
+
 # the same data again on top: all duplicates
 "$MF" train --model "$T/m2.mfm" --from "$T/m.mfm" "$DATA" 2>"$T/err"
 expect_grep "retrain is idempotent" "0 learned, 48 duplicates" "$T/err"
