@@ -506,6 +506,15 @@ void routes_worker_release(struct worker *w);
 /* Answer a moderator's upload (the token was checked): one "upload"
  * training event per valid example, the reply once Redis took them. */
 void train_handle(struct route_ctx *ctx);
+/* The examples of a POST /v1/train body (len bytes, not NUL-terminated):
+ * one JSON object, or with ndjson one a line (blank lines skipped), each
+ * {"text", "labels"[, "lang", "id"]} appended to the array examples.  A
+ * JSON Lines line that is not an example goes to note (its number from 1,
+ * why) and is skipped.  Returns 0, or -1 with the reason in why when a
+ * plain JSON body is not an example. */
+typedef void train_note_fn(void *arg, size_t line, const char *why);
+int train_parse_body(const char *body, size_t len, int ndjson, json_t *examples,
+                     train_note_fn *note, void *arg, char *why, size_t whylen);
 
 /* ---- form.c: application/x-www-form-urlencoded bodies ------------------ */
 

@@ -238,32 +238,30 @@ train_send(struct route_ctx *ctx, json_t *examples, struct train_req *tr,
     return tr->n_sent > 0 ? 0 : -1;
 }
 
-/* The examples of the body, or NULL when the request was answered. */
-static json_t *
-train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
+/* Only spaces and tabs in s[0..n): the body is not NUL-terminated, so no
+ * strspn (its last line would be read past the end). */
+static int
+train_blank(const char *s, size_t n)
 {
-    size_t len = ctx->req->body_len, off = 0, line = 0;
-    const char *body = ctx->req->body;
-    json_t *examples = json_array(), *ex;
-    char why[256];
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t')
+            return 0;
+    return 1;
+}
 
-    if (examples == NULL || body == NULL) {
-        json_decref(examples);
-        routes_error(ctx, 500, "internal", "out of memory");
-        return NULL;
-    }
+int
+train_parse_body(const char *body, size_t len, int ndjson, json_t *examples,
+                 train_note_fn *note, void *arg, char *why, size_t whylen)
+{
+    size_t off = 0, line = 0;
+    json_t *ex;
+
     if (!ndjson) {
-        ex = train_example(body, len, why, sizeof(why));
-        if (ex == NULL) {
-            json_decref(examples);
-            routes_error(ctx, 400,
-                         strncmp(why, "invalid JSON", 12) ? "invalid_request"
-                                                          : "invalid_json",
-                         "%s", why);
-            return NULL;
-        }
+        ex = train_example(body, len, why, whylen);
+        if (ex == NULL)
+            return -1;
         json_array_append_new(examples, ex);
-        return examples;
+        return 0;
     }
     while (off < len) {
         const char *nl = memchr(body + off, '\n', len - off);
@@ -272,14 +270,45 @@ train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
         line++;
         if (n > 0 && body[off + n - 1] == '\r')
             n--;
-        if (n > 0 && strspn(body + off, " \t") < n) {
-            ex = train_example(body + off, n, why, sizeof(why));
+        if (!train_blank(body + off, n)) {
+            ex = train_example(body + off, n, why, whylen);
             if (ex == NULL)
-                train_note(tr, "line %zu: %s", line, why);
+                note(arg, line, why);
             else
                 json_array_append_new(examples, ex);
         }
         off = end + 1;
+    }
+    return 0;
+}
+
+/* train_parse_body's note: the line's reason among the reply's messages. */
+static void
+train_note_line(void *arg, size_t line, const char *why)
+{
+    train_note(arg, "line %zu: %s", line, why);
+}
+
+/* The examples of the body, or NULL when the request was answered. */
+static json_t *
+train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
+{
+    json_t *examples = json_array();
+    char why[256];
+
+    if (examples == NULL || ctx->req->body == NULL) {
+        json_decref(examples);
+        routes_error(ctx, 500, "internal", "out of memory");
+        return NULL;
+    }
+    if (train_parse_body(ctx->req->body, ctx->req->body_len, ndjson, examples,
+                         train_note_line, tr, why, sizeof(why)) < 0) {
+        json_decref(examples);
+        routes_error(ctx, 400,
+                     strncmp(why, "invalid JSON", 12) ? "invalid_request"
+                                                      : "invalid_json",
+                     "%s", why);
+        return NULL;
     }
     if (json_array_size(examples) == 0 && tr->errors == 0) {
         json_decref(examples);

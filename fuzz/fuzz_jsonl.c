@@ -11,15 +11,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Say which invariant broke, then stop (libFuzzer keeps the input). */
-#define FAIL(why)                                                              \
-    do {                                                                       \
-        fprintf(stderr, "fuzz_jsonl: %s\n", why);                              \
-        __builtin_trap();                                                      \
-    } while (0)
 
 static struct clf_model *model;
 static struct clf_scorer *scorer;
@@ -32,11 +26,11 @@ check_record(const struct record *rec)
 {
     if (rec->text == NULL || strlen(rec->text) != rec->text_len ||
         rec->n_labels > CLF_MAX_LABELS)
-        FAIL("a record's text or label count");
+        FUZZ_FAIL("a record's text or label count");
     for (unsigned k = 0; k < rec->n_labels; k++)
         if ((rec->values[k] != 0 && rec->values[k] != 1) ||
             strnlen(rec->labels[k], CLF_LABEL_MAX) == CLF_LABEL_MAX)
-            FAIL("a label");
+            FUZZ_FAIL("a label");
 }
 
 static void
@@ -51,7 +45,7 @@ check_scores(const struct record *rec)
         if (!(r.labels[h].score >= 0 && r.labels[h].score <= 1)) {
             fprintf(stderr, "fuzz_jsonl: head %s score %g\n", r.labels[h].label,
                     r.labels[h].score);
-            FAIL("a score outside [0, 1]");
+            FUZZ_FAIL("a score outside [0, 1]");
         }
 }
 
@@ -69,7 +63,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fd < 0) {
         fd = memfd_create("jsonl", 0);
         if (fd < 0)
-            FAIL("memfd_create");
+            FUZZ_FAIL("memfd_create");
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         scorer = clf_scorer_new();
     }
@@ -84,14 +78,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     forget = data[0] & 1;
     if (ftruncate(fd, 0) < 0 ||
         pwrite(fd, data + 1, size - 1, 0) != (ssize_t)(size - 1))
-        FAIL("writing the memory file");
+        FUZZ_FAIL("writing the memory file");
     j = jsonl_open(path);
     if (j == NULL)
-        FAIL("jsonl_open");
+        FUZZ_FAIL("jsonl_open");
     while ((r = jsonl_next(j, &rec, err, sizeof err)) != 0) {
         if (r < 0) {
             if (strncmp(err, path, strlen(path)) != 0)
-                FAIL("an error not as file:line: reason");
+                FUZZ_FAIL("an error not as file:line: reason");
             continue;
         }
         check_record(&rec);
