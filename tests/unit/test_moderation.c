@@ -1,6 +1,7 @@
-/* Unit tests of daemon/moderation.c's pure part: a moderator's decision
- * body (the routes themselves are tested against a real daemon in
- * tests/integration/test_daemon_moderation.sh). */
+/* Unit tests of the pure part of what a moderator sends: a decision body
+ * (daemon/moderation.c) and a POST /v1/train body (daemon/train.c); the
+ * routes themselves are tested against a real daemon in
+ * tests/integration/test_daemon_moderation.sh and test_daemon_learning.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,6 +116,66 @@ test_without_model(void **state)
     json_decref(d);
 }
 
+/* train_parse_body's notes: each line number and reason, appended. */
+static void
+note_line(void *arg, size_t line, const char *why)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+
+    snprintf(out + n, 256 - n, "%zu:%s;", line, why);
+}
+
+/* body in a heap block of exactly its length (no NUL after it, as a
+ * request body): under ASan a read past the end fails the test. */
+static int
+parse_exact(const char *body, int ndjson, json_t *examples, char *notes,
+            char *why, size_t whylen)
+{
+    size_t len = strlen(body);
+    char *copy = malloc(len ? len : 1);
+    int rc;
+
+    assert_non_null(copy);
+    memcpy(copy, body, len);
+    rc = train_parse_body(copy, len, ndjson, examples, note_line, notes, why,
+                          whylen);
+    free(copy);
+    return rc;
+}
+
+static void
+test_train_bodies(void **state)
+{
+    json_t *ex = json_array();
+    char notes[256] = "", why[256];
+
+    (void)state;
+    /* JSON Lines: blank lines (also the last, of spaces and tabs) skipped,
+     * a bad line numbered and skipped, CRLF taken */
+    assert_int_equal(parse_exact("{\"text\":\"buy now\",\"labels\":"
+                                 "{\"spam\":1}}\r\n\n{\"text\":\"\"}\n"
+                                 "{\"text\":\"hola\",\"labels\":"
+                                 "{\"spam\":0}}\n \t",
+                                 1, ex, notes, why, sizeof(why)),
+                     0);
+    assert_int_equal(json_array_size(ex), 2);
+    assert_string_equal(notes, "3:text must be a non-empty string;");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(ex, 1), "text")),
+        "hola");
+    /* one JSON example; a body that is not one is refused with why */
+    json_array_clear(ex);
+    assert_int_equal(parse_exact("{\"text\":\"x\",\"labels\":"
+                                 "{\"abuse\":true}}",
+                                 0, ex, notes, why, sizeof(why)),
+                     0);
+    assert_int_equal(json_array_size(ex), 1);
+    assert_int_equal(parse_exact("   ", 0, ex, notes, why, sizeof(why)), -1);
+    assert_true(strncmp(why, "invalid JSON", 12) == 0);
+    json_decref(ex);
+}
+
 static int
 setup(void **state)
 {
@@ -154,6 +215,7 @@ main(void)
         cmocka_unit_test(test_decisions),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_without_model),
+        cmocka_unit_test(test_train_bodies),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
