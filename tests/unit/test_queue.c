@@ -586,10 +586,12 @@ test_submit_stores_fields(void **state)
     freeReplyObject(h);
     h = srv_cmd(&main_srv, "ZSCORE t1:queue c-1");
     assert_non_null(h);
+    assert_non_null(h->str); /* NULL: no such member */
     assert_string_equal(h->str, "1700000000123");
     freeReplyObject(h);
     h = srv_cmd(&main_srv, "ZSCORE t1:queue:urgent c-1");
     assert_non_null(h);
+    assert_non_null(h->str); /* NULL: no such member */
     assert_float_equal(strtod(h->str, NULL), 0.75, 1e-12);
     freeReplyObject(h);
 
@@ -604,6 +606,7 @@ test_submit_stores_fields(void **state)
     assert_memory_equal(r.stored, "a\0b", 3);
     h = srv_cmd(&main_srv, "ZSCORE t1:queue:urgent c-2");
     assert_non_null(h);
+    assert_non_null(h->str); /* NULL: no such member */
     assert_string_equal(h->str, "0");
     freeReplyObject(h);
 
@@ -611,6 +614,7 @@ test_submit_stores_fields(void **state)
     submit_wait(q, "c-3", "x", 1, 5, 0.1234567891, &r);
     h = srv_cmd(&main_srv, "ZSCORE t1:queue:urgent c-3");
     assert_non_null(h);
+    assert_non_null(h->str); /* NULL: no such member */
     assert_true(strtod(h->str, NULL) == strtod("0.123457", NULL));
     freeReplyObject(h);
 
@@ -1339,6 +1343,7 @@ test_batch_distinct_and_duplicates(void **state)
     }
     h = srv_cmd(&main_srv, "ZSCORE tb1:queue d39");
     assert_non_null(h);
+    assert_non_null(h->str); /* NULL: no such member */
     assert_string_equal(h->str, "1700000000039");
     freeReplyObject(h);
 
@@ -1367,6 +1372,7 @@ test_batch_distinct_and_duplicates(void **state)
     assert_string_equal(batch_rs[5].stored, "A");
     h = srv_cmd(&main_srv, "ZSCORE tb1:queue dd");
     assert_non_null(h);
+    assert_non_null(h->str); /* NULL: no such member */
     assert_string_equal(h->str, "2");
     freeReplyObject(h);
     assert_int_equal(srv_int(&main_srv, "ZCARD %s", "tb1:queue", NULL), 43);
@@ -1871,6 +1877,7 @@ test_moderation(void **state)
         redisReply *h = srv_cmd(&main_srv, "ZSCORE t20:queue:urgent m1");
 
         assert_non_null(h);
+        assert_non_null(h->str); /* NULL: no such member */
         assert_true(strtod(h->str, NULL) == 0.9);
         freeReplyObject(h);
     }
