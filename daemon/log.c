@@ -200,6 +200,16 @@ log_warn(const char *fmt, ...)
 }
 
 void
+log_errx(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vemit(LOG_ERR, "error: ", "", fmt, ap);
+    va_end(ap);
+}
+
+void
 log_warnx(const char *fmt, ...)
 {
     va_list ap;

@@ -34,6 +34,7 @@ static unsigned long long metrics_verdicts[3];
 static long metrics_conns;
 static unsigned long long metrics_refused[METRICS_N_REFUSALS];
 static long long metrics_start_ms;
+static int metrics_evicting = -1;
 
 #define ADD(x, n) __atomic_add_fetch(&(x), (n), __ATOMIC_RELAXED)
 #define GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -88,6 +89,12 @@ metrics_connection_refused(enum metrics_refusal why)
     if ((unsigned)why >= METRICS_N_REFUSALS)
         why = METRICS_REFUSED_MAX_CONNECTIONS;
     return ADD(metrics_refused[why], 1);
+}
+
+void
+metrics_redis_evicting(int v)
+{
+    __atomic_store_n(&metrics_evicting, v, __ATOMIC_RELAXED);
 }
 
 /* A label value with \, " and newline escaped. */
@@ -156,6 +163,7 @@ metrics_render(struct evbuffer *out, const struct state *st,
                unsigned redis_connected, unsigned workers)
 {
     static const char *const verdicts[3] = {"allow", "review", "reject"};
+    int evicting = GET(metrics_evicting);
     size_t r, s, b;
     unsigned i, n;
 
@@ -185,6 +193,15 @@ metrics_render(struct evbuffer *out, const struct state *st,
                         "# TYPE modfilter_redis_connected gauge\n"
                         "modfilter_redis_connected %u\n",
                         redis_connected);
+    if (evicting >= 0)
+        evbuffer_add_printf(out,
+                            "# HELP modfilter_redis_evicting 1 when Redis's "
+                            "maxmemory-policy may evict queued comments "
+                            "(allkeys-* with maxmemory set), as checked at "
+                            "its last connection.\n"
+                            "# TYPE modfilter_redis_evicting gauge\n"
+                            "modfilter_redis_evicting %d\n",
+                            evicting);
     evbuffer_add_printf(out,
                         "# HELP modfilter_redis_errors_total Failed or "
                         "timed-out Redis commands.\n"

@@ -45,6 +45,9 @@ void log_init(int foreground, int verbose);
 int log_verbose(void);
 void log_warn(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
 void log_warnx(const char *fmt, ...) MF_PRINTF(1, 2);
+/* A condition the operator must fix though the daemon carries on
+ * (syslog LOG_ERR, "error: " in the foreground). */
+void log_errx(const char *fmt, ...) MF_PRINTF(1, 2);
 void log_info(const char *fmt, ...) MF_PRINTF(1, 2);
 /* An info line of msg (len bytes; at most 1023 kept, as syslog's): no
  * printf. */
@@ -356,6 +359,10 @@ enum metrics_refusal {
 };
 /* A connection closed at accept; returns the new total for that reason. */
 unsigned long long metrics_connection_refused(enum metrics_refusal why);
+/* Whether Redis's maxmemory-policy may evict queued items, as its last
+ * check found (worker.c): 1, 0, or -1 unknown (no check yet, or it
+ * failed): modfilter_redis_evicting, omitted while unknown.  Any thread. */
+void metrics_redis_evicting(int v);
 /* Append the exposition text.  queue_len < 0: unknown (omitted);
  * oldest_ms: received_ms of the oldest item, < 0 when none. */
 void metrics_render(struct evbuffer *out, const struct state *st,

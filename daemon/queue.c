@@ -165,7 +165,9 @@ struct queue_call {
     queue_decide_cb *decide_cb; /* decide, undo */
     queue_history_cb *history_cb;
     queue_stats_cb *stats_cb;
-    unsigned limit; /* history: the page size */
+    queue_memory_cb *memory_cb;
+    struct queue *q; /* memory: its last error says why a reply is bad */
+    unsigned limit;  /* history: the page size */
     void *arg;
 };
 
@@ -652,6 +654,97 @@ queue_oldest(struct queue *q, queue_count_cb *cb, void *arg)
     len[1] = queue_key(q, zq, "queue", NULL, 0);
     return queue_send(q, queue_call_new(NULL, cb, arg), on_oldest, 5, argv,
                       len);
+}
+
+/* ---- the server's eviction policy ------------------------------------ */
+
+/* A decimal number that fits an unsigned long long, whole: 0 or -1. */
+static int
+queue_parse_ull(const char *p, size_t n, unsigned long long *v)
+{
+    *v = 0;
+    if (n == 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned char)p[i] - '0';
+
+        if (d > 9 || *v > (~0ULL - d) / 10)
+            return -1;
+        *v = *v * 10 + d;
+    }
+    return 0;
+}
+
+int
+queue_memory_parse(const char *info, size_t len, struct queue_memory *out)
+{
+    const char *p = info, *end = info + len;
+    int have_max = 0, have_policy = 0;
+
+    memset(out, 0, sizeof *out);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((eol != NULL ? eol : end) - p);
+
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        /* Exact names: maxmemory_human and the like are other lines. */
+        if (n >= 10 && memcmp(p, "maxmemory:", 10) == 0)
+            have_max = queue_parse_ull(p + 10, n - 10, &out->maxmemory) == 0;
+        else if (n > 17 && n - 17 < sizeof out->policy &&
+                 memcmp(p, "maxmemory_policy:", 17) == 0) {
+            size_t i = 17;
+
+            while (i < n && ((p[i] >= 'a' && p[i] <= 'z') || p[i] == '-'))
+                i++;
+            have_policy = i == n;
+            if (have_policy) {
+                memcpy(out->policy, p + 17, n - 17);
+                out->policy[n - 17] = '\0';
+            }
+        }
+        p = eol != NULL ? eol + 1 : end;
+    }
+    if (!have_max || !have_policy) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    out->allkeys = strncmp(out->policy, "allkeys-", 8) == 0;
+    out->evicts = out->allkeys && out->maxmemory > 0;
+    return 0;
+}
+
+static void
+on_memory(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+    enum queue_status st = queue_status_of(res);
+    struct queue_memory m;
+
+    free(arg);
+    if (st == QUEUE_OK && (reply->type != REDIS_REPLY_STRING ||
+                           queue_memory_parse(reply->str, reply->len, &m))) {
+        static const char why[] = "no maxmemory and maxmemory_policy in "
+                                  "the reply to INFO memory";
+
+        redis_count_errors(c.q->redis, 1, why, sizeof why - 1);
+        st = QUEUE_ERROR;
+    }
+    c.memory_cb(st, st == QUEUE_OK ? &m : NULL, c.arg);
+}
+
+int
+queue_memory(struct queue *q, queue_memory_cb *cb, void *arg)
+{
+    const char *argv[2] = {"INFO", "memory"};
+    size_t len[2] = {4, 6};
+    struct queue_call *c = queue_call_new(NULL, NULL, arg);
+
+    if (c != NULL) {
+        c->memory_cb = cb;
+        c->q = q;
+    }
+    return queue_send(q, c, on_memory, 2, argv, len);
 }
 
 /* ---- training events -------------------------------------------------- */

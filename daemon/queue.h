@@ -129,6 +129,42 @@ const char *queue_last_error(const struct queue *q);
 /* Commands sent and not yet answered (a bound for back-pressure). */
 size_t queue_pending(const struct queue *q);
 
+/* ---- the server's eviction policy ------------------------------------ *
+ *
+ * Queued items have no TTL, so only a maxmemory-policy that evicts any key
+ * (allkeys-lru, allkeys-lfu, allkeys-random) can drop them: an item
+ * answered "queued": true would then be lost without a trace.  volatile-*
+ * policies evict only keys with a TTL, and noeviction refuses writes
+ * when full (a submit fails: spooled or 503).  The daemon asks once per
+ * connection (worker.c), never per submit; daemon/REDIS.md, "Eviction". */
+
+/* What INFO memory says about eviction. */
+struct queue_memory {
+    unsigned long long maxmemory; /* bytes; 0: no limit */
+    char policy[32];              /* maxmemory_policy, e.g. "noeviction" */
+    int allkeys;                  /* the policy is allkeys-*: it may evict
+                                     keys without a TTL once maxmemory is
+                                     set (CONFIG SET can set it any time) */
+    int evicts;                   /* allkeys and maxmemory > 0: Redis may
+                                     evict queued items now */
+};
+
+/* The fields of an INFO reply's text (len bytes, "name:value" lines;
+ * INFO memory or a whole INFO): 0 and *out filled when it has a decimal
+ * maxmemory and a maxmemory_policy of at most 31 characters [a-z-], else
+ * -1 (*out zeroed).  Pure; any thread. */
+int queue_memory_parse(const char *info, size_t len, struct queue_memory *out);
+
+/* m: borrowed for the callback; NULL unless st is QUEUE_OK. */
+typedef void queue_memory_cb(enum queue_status st, const struct queue_memory *m,
+                             void *arg);
+
+/* Sends INFO memory (which managed Redis services allow where CONFIG is
+ * renamed or disabled).  A reply without the two fields (a server that
+ * is not Redis, say) is QUEUE_ERROR with the reason in queue_last_error,
+ * as an error reply or a lost connection is.  Returns as queue_submit. */
+int queue_memory(struct queue *q, queue_memory_cb *cb, void *arg);
+
 /* ---- training events ------------------------------------------------- */
 
 /* One training example for the stream P training (daemon/REDIS.md).  Every

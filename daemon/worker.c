@@ -36,6 +36,41 @@ worker_kept_urgent(enum queue_status st, long long n, void *arg)
         log_info("redis: rebuilt the urgent order: %lld queued item(s)", n);
 }
 
+/* queue_memory's answer, at each connection of worker 0 (every worker
+ * talks to the same Redis; one voice is enough).  Queued items have no
+ * TTL, so a policy that evicts any key can lose comments already
+ * acknowledged (queue.h, REDIS.md "Eviction").  Said in the log and in
+ * /metrics, not by /readyz: the daemon still stores every comment, and
+ * refusing them would lose them for certain (README, "Running in
+ * production"). */
+static void
+worker_memory_checked(enum queue_status st, const struct queue_memory *m,
+                      void *arg)
+{
+    struct worker *w = arg;
+
+    if (st != QUEUE_OK) {
+        metrics_redis_evicting(-1);
+        log_warnx("redis: cannot tell whether Redis may evict queued "
+                  "comments (%s); carrying on",
+                  st == QUEUE_TIMEOUT ? "INFO memory timed out"
+                                      : queue_last_error(w->queue));
+        return;
+    }
+    metrics_redis_evicting(m->evicts);
+    if (m->evicts)
+        log_errx("redis: maxmemory-policy is %s with maxmemory %llu bytes: "
+                 "Redis may evict queued comments, which are then lost "
+                 "after they were acknowledged; set maxmemory-policy "
+                 "noeviction",
+                 m->policy, m->maxmemory);
+    else if (m->allkeys)
+        log_warnx("redis: maxmemory-policy is %s: once maxmemory is set, "
+                  "Redis may evict queued comments; set maxmemory-policy "
+                  "noeviction",
+                  m->policy);
+}
+
 static void
 worker_redis_state(int ready, const char *why, void *arg)
 {
@@ -57,6 +92,8 @@ worker_redis_state(int ready, const char *why, void *arg)
         struct state *st = state_acquire();
 
         log_info("redis: %s", why ? why : "connected");
+        if (queue_memory(w->queue, worker_memory_checked, w) < 0)
+            worker_memory_checked(QUEUE_ERROR, NULL, w);
         /* Ours to rebuild, not the first moderator's (REDIS.md, "The
          * urgent order"); a reload that switches to urgent leaves it to
          * the first list or claim. */

@@ -190,6 +190,7 @@ test_metrics(void **state)
     assert_non_null(strstr(text, "\nmodfilter_connections_refused_total{"
                                  "reason=\"max_connections\"} 0\n"));
     assert_non_null(strstr(text, "\nmodfilter_redis_connected 1\n"));
+    assert_null(strstr(text, "modfilter_redis_evicting")); /* not known */
     assert_non_null(strstr(text, "# TYPE modfilter_request_duration_seconds "
                                  "histogram\n"));
     free(text);
@@ -200,6 +201,19 @@ test_metrics(void **state)
     free(text);
     text = render(0, -1);
     assert_non_null(strstr(text, "\nmodfilter_queue_oldest_age_seconds 0.000"));
+    free(text);
+    metrics_redis_evicting(1);
+    text = render(-1, -1);
+    assert_non_null(strstr(text, "\n# TYPE modfilter_redis_evicting gauge\n"
+                                 "modfilter_redis_evicting 1\n"));
+    free(text);
+    metrics_redis_evicting(0);
+    text = render(-1, -1);
+    assert_non_null(strstr(text, "\nmodfilter_redis_evicting 0\n"));
+    free(text);
+    metrics_redis_evicting(-1);
+    text = render(-1, -1);
+    assert_null(strstr(text, "modfilter_redis_evicting"));
     free(text);
 }
 

@@ -2101,6 +2101,106 @@ teardown(void **state)
     return 0;
 }
 
+/* ---- the server's eviction policy --------------------------------------- */
+
+struct mem_res {
+    int calls;
+    enum queue_status st;
+    struct queue_memory m;
+};
+
+static void
+on_memory(enum queue_status st, const struct queue_memory *m, void *arg)
+{
+    struct mem_res *r = arg;
+
+    if (tearing_down)
+        return;
+    r->calls++;
+    r->st = st;
+    if (m != NULL)
+        r->m = *m;
+}
+
+static int
+mem_done(void *arg)
+{
+    return ((struct mem_res *)arg)->calls > 0;
+}
+
+static void
+test_memory_policy(void **state)
+{
+    static const char info[] =
+        "# Memory\r\nused_memory:1000\r\nmaxmemory:104857600\r\n"
+        "maxmemory_human:100.00M\r\nmaxmemory_policy:allkeys-lru\r\n";
+    static const struct {
+        const char *text;
+        int ok, allkeys, evicts;
+        unsigned long long max;
+        const char *policy;
+    } cases[] = {
+        {"maxmemory:0\r\nmaxmemory_policy:noeviction\r\n", 0, 0, 0, 0,
+         "noeviction"},
+        {"maxmemory:1\nmaxmemory_policy:volatile-lru", 0, 0, 0, 1,
+         "volatile-lru"},
+        {"maxmemory_policy:allkeys-lfu\r\nmaxmemory:5\r\n", 0, 1, 1, 5,
+         "allkeys-lfu"},
+        {"maxmemory:0\r\nmaxmemory_policy:allkeys-random\r\n", 0, 1, 0, 0,
+         "allkeys-random"},
+        {"maxmemory:18446744073709551615\r\nmaxmemory_policy:allkeys-lru", 0, 1,
+         1, 18446744073709551615ULL, "allkeys-lru"},
+        /* refused: a field missing, bad, too long, a look-alike name */
+        {"maxmemory_policy:allkeys-lru\r\n", -1, 0, 0, 0, ""},
+        {"maxmemory:100\r\n", -1, 0, 0, 0, ""},
+        {"maxmemory:\r\nmaxmemory_policy:allkeys-lru\r\n", -1, 0, 0, 0, ""},
+        {"maxmemory:12x\r\nmaxmemory_policy:allkeys-lru\r\n", -1, 0, 0, 0, ""},
+        {"maxmemory:18446744073709551616\r\nmaxmemory_policy:noeviction", -1, 0,
+         0, 0, ""},
+        {"maxmemory:1\r\nmaxmemory_policy:\r\n", -1, 0, 0, 0, ""},
+        {"maxmemory:1\r\nmaxmemory_policy:AllKeys-LRU\r\n", -1, 0, 0, 0, ""},
+        {"maxmemory:1\r\nmaxmemory_policy:allkeys-lru-and-then-far-too-long-"
+         "for-it\r\n",
+         -1, 0, 0, 0, ""},
+        {"maxmemory_human:1\r\nmaxmemory_policy:allkeys-lru\r\n", -1, 0, 0, 0,
+         ""},
+        {"", -1, 0, 0, 0, ""},
+    };
+    struct queue_memory m;
+    struct mem_res r = {0};
+    struct queue *q;
+
+    (void)state;
+    assert_int_equal(queue_memory_parse(info, sizeof info - 1, &m), 0);
+    assert_int_equal(m.maxmemory, 104857600);
+    assert_string_equal(m.policy, "allkeys-lru");
+    assert_true(m.allkeys && m.evicts);
+    /* Bounded by len, not by a NUL: the policy ends where len does. */
+    assert_int_equal(queue_memory_parse(info, sizeof info - 6, &m), 0);
+    assert_string_equal(m.policy, "allkeys-");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = queue_memory_parse(cases[i].text, strlen(cases[i].text), &m);
+
+        if (rc != cases[i].ok)
+            fail_msg("case %zu: %d", i, rc);
+        assert_int_equal(m.allkeys, cases[i].allkeys);
+        assert_int_equal(m.evicts, cases[i].evicts);
+        assert_true(m.maxmemory == cases[i].max);
+        assert_string_equal(m.policy, cases[i].policy);
+    }
+
+    /* A real server: its defaults (no limit, noeviction) evict nothing. */
+    q = open_main("tm:", 1000);
+    assert_int_equal(queue_memory(q, on_memory, &r), 0);
+    assert_int_equal(r.calls, 0); /* never from inside the call */
+    assert_int_equal(run_until(mem_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_string_equal(r.m.policy, "noeviction");
+    assert_int_equal(r.m.maxmemory, 0);
+    assert_false(r.m.evicts);
+    close_queue(q);
+}
+
 static int
 group_setup(void **state)
 {
@@ -2152,6 +2252,7 @@ main(void)
         cmocka_unit_test_teardown(test_moderation, teardown),
         cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
         cmocka_unit_test_teardown(test_urgent_kept, teardown),
+        cmocka_unit_test_teardown(test_memory_policy, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 
