@@ -34,10 +34,11 @@ wait_for() {
     done
 }
 
-start_redis() { # [port]
+start_redis() { # [port [more redis-server options...]]
     REDIS_PORT=${1:-${REDIS_PORT:-$(free_port)}}
+    if [ $# -gt 0 ]; then shift; fi
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-        --appendonly no --enable-debug-command local --dir "$TMP" --logfile "$TMP/redis.log" &
+        --appendonly no --enable-debug-command local --dir "$TMP" --logfile "$TMP/redis.log" "$@" &
     REDIS_PID=$!
     wait_for 10 redis-cli -p "$REDIS_PORT" ping || { echo "redis did not start"; exit 1; }
 }
