@@ -92,9 +92,15 @@ metrics_connection_refused(enum metrics_refusal why)
 }
 
 void
-metrics_redis_evicting(int v)
+metrics_redis_evicting_set(int v)
 {
     __atomic_store_n(&metrics_evicting, v, __ATOMIC_RELAXED);
+}
+
+int
+metrics_redis_evicting(void)
+{
+    return GET(metrics_evicting);
 }
 
 /* A label value with \, " and newline escaped. */
@@ -163,7 +169,7 @@ metrics_render(struct evbuffer *out, const struct state *st,
                unsigned redis_connected, unsigned workers)
 {
     static const char *const verdicts[3] = {"allow", "review", "reject"};
-    int evicting = GET(metrics_evicting);
+    int evicting = metrics_redis_evicting();
     size_t r, s, b;
     unsigned i, n;
 

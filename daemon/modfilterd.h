@@ -361,8 +361,10 @@ enum metrics_refusal {
 unsigned long long metrics_connection_refused(enum metrics_refusal why);
 /* Whether Redis's maxmemory-policy may evict queued items, as its last
  * check found (worker.c): 1, 0, or -1 unknown (no check yet, or it
- * failed): modfilter_redis_evicting, omitted while unknown.  Any thread. */
-void metrics_redis_evicting(int v);
+ * failed): modfilter_redis_evicting, omitted while unknown, and a /readyz
+ * warning while 1.  Any thread. */
+void metrics_redis_evicting_set(int v);
+int metrics_redis_evicting(void);
 /* Append the exposition text.  queue_len < 0: unknown (omitted);
  * oldest_ms: received_ms of the oldest item, < 0 when none. */
 void metrics_render(struct evbuffer *out, const struct state *st,

@@ -668,6 +668,11 @@ route_readyz(struct route_ctx *ctx)
                               json_string("auth.submit_tokens is empty: "
                                           "submit routes serve loopback and "
                                           "Unix-socket clients only"));
+    if (metrics_redis_evicting() == 1) /* not a 503: worker.c says why */
+        json_array_append_new(warnings,
+                              json_string("Redis's maxmemory-policy may "
+                                          "evict queued comments: set "
+                                          "maxmemory-policy noeviction"));
     if (!redis && up > 0) {
         char msg[120];
 

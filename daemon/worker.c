@@ -39,10 +39,10 @@ worker_kept_urgent(enum queue_status st, long long n, void *arg)
 /* queue_memory's answer, at each connection of worker 0 (every worker
  * talks to the same Redis; one voice is enough).  Queued items have no
  * TTL, so a policy that evicts any key can lose comments already
- * acknowledged (queue.h, REDIS.md "Eviction").  Said in the log and in
- * /metrics, not by /readyz: the daemon still stores every comment, and
- * refusing them would lose them for certain (README, "Running in
- * production"). */
+ * acknowledged (queue.h, REDIS.md "Eviction").  Said in the log, in
+ * /metrics and as a /readyz warning, but not by /readyz's status: the
+ * daemon still stores every comment, and refusing them would lose them
+ * for certain (README, "Running in production"). */
 static void
 worker_memory_checked(enum queue_status st, const struct queue_memory *m,
                       void *arg)
@@ -50,14 +50,14 @@ worker_memory_checked(enum queue_status st, const struct queue_memory *m,
     struct worker *w = arg;
 
     if (st != QUEUE_OK) {
-        metrics_redis_evicting(-1);
+        metrics_redis_evicting_set(-1);
         log_warnx("redis: cannot tell whether Redis may evict queued "
                   "comments (%s); carrying on",
                   st == QUEUE_TIMEOUT ? "INFO memory timed out"
                                       : queue_last_error(w->queue));
         return;
     }
-    metrics_redis_evicting(m->evicts);
+    metrics_redis_evicting_set(m->evicts);
     if (m->evicts)
         log_errx("redis: maxmemory-policy is %s with maxmemory %llu bytes: "
                  "Redis may evict queued comments, which are then lost "

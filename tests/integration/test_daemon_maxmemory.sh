@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Redis with maxmemory (daemon/REDIS.md, "Eviction"):
 #  1. maxmemory-policy allkeys-lru may evict queued comments: one error
-#     line per connection and modfilter_redis_evicting 1; /readyz stays
-#     200 and comments are still stored.  noeviction (or allkeys-* without
+#     line per connection, modfilter_redis_evicting 1 and a /readyz
+#     warning; /readyz stays 200 and comments are still stored.  noeviction (or allkeys-* without
 #     maxmemory) after a reconnection: 0.  INFO refused (an ACL user
 #     without it): a warning, no gauge, comments still queued.
 #  2. noeviction and Redis full: Redis refuses writes (OOM), so 503
@@ -44,6 +44,7 @@ expect_grep "gauge TYPE" '^# TYPE modfilter_redis_evicting gauge$' <(curl -s "$U
 expect_eq "one error line for two workers" 1 "$(lines "$ERR")"
 r=$(req GET /readyz)
 expect_eq "readyz while evicting" 200 "${r%% *}"
+expect_grep "readyz warns" 'maxmemory-policy may evict queued comments: set maxmemory-policy noeviction' "$TMP/body"
 expect_eq "submit while evicting" 200 "$(post ev-1)"
 expect_eq "queued while evicting" true "$(json queued)"
 expect_eq "stored while evicting" 1 "$(rcli EXISTS modfilter:item:ev-1)"
@@ -53,6 +54,8 @@ reconnect
 wait_for 10 metric_is modfilter_redis_evicting 0 ||
     { echo "FAIL: noeviction gauge: [$(metric modfilter_redis_evicting)]"; FAILS=$((FAILS+1)); }
 expect_eq "no new error line with noeviction" 1 "$(lines "$ERR")"
+r=$(req GET /readyz)
+if grep -q maxmemory "$TMP/body"; then echo "FAIL: readyz warns with noeviction"; FAILS=$((FAILS+1)); fi
 
 rcli CONFIG SET maxmemory-policy allkeys-lru >/dev/null
 reconnect

@@ -202,16 +202,16 @@ test_metrics(void **state)
     text = render(0, -1);
     assert_non_null(strstr(text, "\nmodfilter_queue_oldest_age_seconds 0.000"));
     free(text);
-    metrics_redis_evicting(1);
+    metrics_redis_evicting_set(1);
     text = render(-1, -1);
     assert_non_null(strstr(text, "\n# TYPE modfilter_redis_evicting gauge\n"
                                  "modfilter_redis_evicting 1\n"));
     free(text);
-    metrics_redis_evicting(0);
+    metrics_redis_evicting_set(0);
     text = render(-1, -1);
     assert_non_null(strstr(text, "\nmodfilter_redis_evicting 0\n"));
     free(text);
-    metrics_redis_evicting(-1);
+    metrics_redis_evicting_set(-1);
     text = render(-1, -1);
     assert_null(strstr(text, "modfilter_redis_evicting"));
     free(text);
