@@ -32,7 +32,7 @@ PROGS   := $(BUILD)/modfilter $(if $(wildcard daemon/main.c),$(BUILD)/modfilterd
 DEB_PKGS := libevent-dev libhiredis-dev libstemmer-dev libutf8proc-dev \
             libjansson-dev libinih-dev libxxhash-dev libcmocka-dev \
             redis-server pkg-config curl python3
-.PHONY: all deps install-pkgs test check-asan tests run model bench load fuzz format format-check clean
+.PHONY: all deps install-pkgs test check-asan tests run model bench load chaos fuzz format format-check clean
 
 all: $(PROGS) $(LIB)
 
@@ -94,6 +94,14 @@ bench: deps all $(BUILD)/bench_classifier
 load: deps all
 	@$(MAKE) -s install-pkgs PKGS_WANTED="wrk bc"
 	BUILD=$(BUILD) scripts/load.sh
+
+# Faults under load (scripts/chaos.py): CHAOS_TIME seconds, with the
+# ASan+UBSan build (CHAOS_BUILD=build for the optimised one).
+CHAOS_TIME ?= 60
+CHAOS_BUILD ?= build-asan
+chaos: deps
+	$(MAKE) BUILD=$(CHAOS_BUILD) $(if $(filter build-asan,$(CHAOS_BUILD)),SAN=1 CFLAGS="-O1 -g") all
+	scripts/chaos.py --bin $(CHAOS_BUILD) --seconds $(CHAOS_TIME)
 
 FUZZ_TIME ?= 10
 fuzz: deps
