@@ -756,6 +756,12 @@ void worker_free(struct worker *w); /* NULL-safe; after join */
 int worker_redis_ready(unsigned *up, unsigned *total);
 /* Called by routes/http when pending or writing drop, to finish a stop. */
 void worker_maybe_done(struct worker *w);
+/* A comment Redis did not take (timed out, or an error: w's queue has
+ * its text): logged at most once per WORKER_UNQUEUED_LOG_S for the whole
+ * daemon, with how many more there were meanwhile, so that a Redis that
+ * refuses writes (full under noeviction, a read-only replica...) is named
+ * in the log and not only counted.  Any worker thread. */
+void worker_unqueued(struct worker *w, int timed_out);
 
 /* ---- util.c ----------------------------------------------------------- */
 

@@ -489,6 +489,7 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
         s.outcome = ROUTES_UNAVAILABLE;
         s.message = "Redis did not acknowledge the comment in time; it is "
                     "not queued, retry later";
+        worker_unqueued(p->ctx.w, 1);
         route_finish_unqueued(p, &s);
         return;
     case QUEUE_ERROR:
@@ -496,6 +497,7 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
         s.outcome = ROUTES_UNAVAILABLE;
         s.message = "Redis could not take the comment; it is not queued, "
                     "retry later";
+        worker_unqueued(p->ctx.w, 0);
         route_finish_unqueued(p, &s);
         return;
     }

@@ -19,6 +19,7 @@
 #include "queue.h"
 
 #define WORKER_GRACE_MS 2000
+#define WORKER_UNQUEUED_LOG_S 10
 
 /* Workers, and those whose Redis connection is ready (atomics). */
 static unsigned worker_total, worker_redis_up;
@@ -69,6 +70,29 @@ worker_memory_checked(enum queue_status st, const struct queue_memory *m,
                   "Redis may evict queued comments; set maxmemory-policy "
                   "noeviction",
                   m->policy);
+}
+
+void
+worker_unqueued(struct worker *w, int timed_out)
+{
+    static long long logged_ms; /* atomic: the last line, monotonic */
+    static unsigned long quiet; /* atomic: not logged since */
+    long long now = (long long)(util_monotonic() * 1000);
+    long long last = __atomic_load_n(&logged_ms, __ATOMIC_RELAXED);
+
+    /* One line per WORKER_UNQUEUED_LOG_S for the whole daemon: the worker
+     * that moves the time on writes it. */
+    if ((last != 0 && now - last < WORKER_UNQUEUED_LOG_S * 1000) ||
+        !__atomic_compare_exchange_n(&logged_ms, &last, now, 0,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&quiet, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    log_warnx("redis: a comment was not queued (%s); it goes to the spool "
+              "when one is set, else the client gets 503 (%lu more since "
+              "the last such line)",
+              timed_out ? "no answer in time" : queue_last_error(w->queue),
+              __atomic_exchange_n(&quiet, 0, __ATOMIC_RELAXED));
 }
 
 static void

@@ -116,6 +116,9 @@ for i in 1 2 3; do
     expect_eq "full-$i: not queued" "" "$(rcli ZSCORE modfilter:queue "full-$i")"
 done
 expect_eq "errors counted" $((errs + 3)) "$(metric modfilter_redis_errors_total)"
+# named in the log once (not three times): the error text, what happens
+expect_grep "the refusal logged" 'a comment was not queued \(Redis error: OOM command not allowed' "$DLOG"
+expect_eq "logged once per 10 s (2 workers)" 1 "$(grep -c 'a comment was not queued' "$DLOG")"
 r=$(req POST /v1/score '{"text":"buy cheap pills"}')
 expect_eq "score while full" 200 "${r%% *}"
 unfill
