@@ -981,8 +981,11 @@ static int
 req_send(struct redis *r, struct redis_req *q, int argc, const char **argv,
          const size_t *argvlen)
 {
-    return req_send_formatted(r, q, r->fmt,
-                              resp_format(r, argc, argv, argvlen));
+    /* resp_format may move r->fmt: read it after the call, not as a
+     * sibling argument (their order of evaluation is unspecified). */
+    size_t n = resp_format(r, argc, argv, argvlen);
+
+    return req_send_formatted(r, q, r->fmt, n);
 }
 
 int
