@@ -862,10 +862,12 @@ learn_stop(void)
 void
 learn_publish(struct state *st)
 {
-    const char *new_base = clf_model_id(st->model);
+    char new_base[sizeof(learn.base_id)];
     struct clf_model *m = NULL;
     char *dir;
 
+    /* A copy: st->model (the id's owner) is replaced below. */
+    snprintf(new_base, sizeof(new_base), "%s", clf_model_id(st->model));
     pthread_mutex_lock(&learn_lock);
     if (learn.model == NULL)
         goto publish;

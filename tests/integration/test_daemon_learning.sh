@@ -3,8 +3,9 @@
 # training event on the stream moves both daemons' scores within 1 s;
 # POST /v1/train (one example, JSON Lines) counts learned / duplicates /
 # errors; unlearn moves back; bad events are skipped; restart and SIGHUP
-# keep what was learned; a new base model replays the stream; /v1/stats
-# and /metrics show the examples per label; model.trim_stream trims.
+# keep what was learned; a new base model replays the stream, and a base
+# switched back to takes its snapshot; /v1/stats and /metrics show the
+# examples per label; model.trim_stream trims.
 source "$(dirname "$0")/lib.sh"
 "$BIN/modfilter" train --model "$TMP/m.mfm" --min-examples 1 "$TOP/tests/data/tiny.jsonl" >/dev/null 2>&1 \
     || { echo "cannot train the test model"; exit 1; }
@@ -203,6 +204,16 @@ kill -HUP "$PID_B"
 exported() { grep -q "reload: new base model .* after $snap_id are replayed" "$TMP/b.log"; }
 wait_for 5 exported || { echo "FAIL: the exported model's event id $snap_id was not used"; FAILS=$((FAILS+1)); }
 wait_for 3 crypto_moved || { echo "FAIL: the exported model lost what was learned"; FAILS=$((FAILS+1)); }
+
+# 7c. Back to a base that has a snapshot (m2's, written when 7b left it):
+# the snapshot stands in for the base file, whose model is freed then.
+m2_id=$(grep -o 'reload: new base model [0-9a-f]*: training events after the stream' "$TMP/b.log" |
+    tail -1 | cut -d' ' -f5 | tr -d :)
+wait_for 3 ls "$TMP"/stateB/learned-"$m2_id"-*.mfm || { echo "FAIL: no snapshot of $m2_id on B"; FAILS=$((FAILS+1)); }
+cp "$TMP/m2.mfm" "$TMP/m.mfm"
+kill -HUP "$PID_B"
+back() { grep -q "reload: new base model $m2_id: training events after [0-9]" "$TMP/b.log"; }
+wait_for 5 back || { echo "FAIL: m2's snapshot not taken back"; tail -5 "$TMP/b.log"; FAILS=$((FAILS+1)); }
 
 # 8. Periodic snapshot (model.snapshot_interval_s=1) on A; clean exits.
 sleep 1.2
