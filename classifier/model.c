@@ -1044,7 +1044,10 @@ reservoir_offer(const struct clf_model *m, struct head *hd,
         uint64_t j = XXH3_64bits(&ex_key, sizeof ex_key) % (seen + 1);
         if (j >= RESERVOIR_MAX)
             return;
-        slot = (uint32_t)j;
+        /* Unlearning (reservoir_remove) leaves room at the end, and what
+         * lies past n_res is stale (moved away or freed): fill the room
+         * instead, so res[0, n_res) stays exactly the live entries. */
+        slot = j < hd->n_res ? (uint32_t)j : hd->n_res;
     }
     uint64_t *keys = malloc((sc->n_all ? sc->n_all : 1) * sizeof *keys);
     if (!keys)

@@ -407,6 +407,95 @@ test_keymatch(void **state)
     }
 }
 
+/* "qa" + i in base 26, three words: a distinct example for every i. */
+static size_t
+distinct_text(unsigned i, char *text)
+{
+    size_t len = 0;
+
+    for (unsigned w = 0; w < 3; w++) {
+        unsigned v = i * (2 * w + 1) + w * 7919;
+        text[len++] = 'q';
+        do {
+            text[len++] = (char)('a' + v % 26);
+            v /= 26;
+        } while (v);
+        text[len++] = ' ';
+    }
+    return len;
+}
+
+static int
+cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a;
+    uintptr_t y = (uintptr_t) * (void *const *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Every live reservoir entry owns its own keys. */
+static void
+assert_reservoir_owns(const struct head *hd)
+{
+    static void *keys[RESERVOIR_MAX];
+
+    assert_true(hd->n_res <= RESERVOIR_MAX);
+    for (uint32_t i = 0; i < hd->n_res; i++)
+        keys[i] = hd->res[i].keys;
+    qsort(keys, hd->n_res, sizeof keys[0], cmp_ptr);
+    for (uint32_t i = 1; i < hd->n_res; i++)
+        assert_ptr_not_equal(keys[i - 1], keys[i]);
+}
+
+/* Unlearning leaves the reservoir room at its end; later examples that
+ * draw a slot past the live entries (once more were seen than it holds)
+ * must fill it, not count a stale entry: one reservoir_remove moved
+ * away (its keys now another entry's) or freed.  That entry was then
+ * freed twice (the daemon's learner aborted at shutdown in
+ * clf_model_free: "double free or corruption"). */
+static void
+test_reservoir_after_unlearn(void **state)
+{
+    (void)state;
+    struct clf_model *m = words_model();
+    struct clf_scorer *sc = clf_scorer_new();
+    const struct head *hd;
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    char text[64];
+    size_t len;
+    unsigned i;
+
+    for (i = 0; i < RESERVOIR_MAX; i++) {
+        len = distinct_text(i, text);
+        assert_int_equal(
+            clf_learn(sc, m, text, len, "en", "spam", i & 1, &out, &err),
+            CLF_OK);
+        assert_int_equal(out, CLF_LEARNED);
+    }
+    hd = &m->heads[0];
+    assert_int_equal(hd->n_res, RESERVOIR_MAX);
+    for (i = 0; i < RESERVOIR_MAX; i += 4) { /* undo a quarter */
+        len = distinct_text(i, text);
+        assert_int_equal(
+            clf_unlearn(sc, m, text, len, "en", "spam", i & 1, &out, &err),
+            CLF_OK);
+        assert_int_equal(out, CLF_FORGOTTEN);
+    }
+    assert_int_equal(hd->n_res, RESERVOIR_MAX * 3 / 4);
+    for (i = RESERVOIR_MAX; i < RESERVOIR_MAX + 300; i++) {
+        len = distinct_text(i, text);
+        assert_int_equal(
+            clf_learn(sc, m, text, len, "en", "spam", i & 1, &out, &err),
+            CLF_OK);
+        assert_reservoir_owns(hd);
+    }
+    assert_true(hd->n_res > RESERVOIR_MAX * 3 / 4); /* room was filled */
+    clf_model_free(m); /* each entry's keys freed once */
+    clf_scorer_free(sc);
+}
+
 /* The scoring index gives every feature the weights its counts give, in a
  * model large enough that buckets overflow into the next (a key found past
  * its home bucket), and NaN for keys it does not hold. */
@@ -420,17 +509,7 @@ test_index_agrees_with_counts(void **state)
     struct clf_error err;
     enum clf_learn_outcome out;
     for (unsigned i = 0; i < 3000; i++) {
-        /* three words of letters, "qa" + i in base 26 */
-        size_t len = 0;
-        for (unsigned w = 0; w < 3; w++) {
-            unsigned v = i * (2 * w + 1) + w * 7919;
-            text[len++] = 'q';
-            do {
-                text[len++] = (char)('a' + v % 26);
-                v /= 26;
-            } while (v);
-            text[len++] = ' ';
-        }
+        size_t len = distinct_text(i, text);
         assert_int_equal(
             clf_learn(sc, m, text, len, "en", "spam", i % 3 == 0, &out, &err),
             CLF_OK);
@@ -533,6 +612,7 @@ main(void)
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_keymatch),
         cmocka_unit_test(test_index_agrees_with_counts),
+        cmocka_unit_test(test_reservoir_after_unlearn),
         cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_no_allocation_growth),
     };
