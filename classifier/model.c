@@ -1062,15 +1062,18 @@ reservoir_offer(const struct clf_model *m, struct head *hd,
                               (uint8_t)model_lang_index(m, sc->doc.lang)};
 }
 
+/* Every entry of the example goes: a snapshot written before 26 Nov may
+ * hold one twice (reservoir_offer's old slot choice). */
 static void
 reservoir_remove(struct head *hd, uint64_t ex_key)
 {
-    for (uint32_t i = 0; i < hd->n_res; i++) {
-        if (hd->res[i].ex_key != ex_key)
+    for (uint32_t i = 0; i < hd->n_res;) {
+        if (hd->res[i].ex_key != ex_key) {
+            i++;
             continue;
+        }
         free(hd->res[i].keys);
         hd->res[i] = hd->res[--hd->n_res];
-        return;
     }
 }
 

@@ -496,6 +496,44 @@ test_reservoir_after_unlearn(void **state)
     clf_scorer_free(sc);
 }
 
+/* A snapshot written before that fix may hold an example twice (each with
+ * its own keys once loaded): unlearning it removes both. */
+static void
+test_reservoir_twin_unlearned(void **state)
+{
+    (void)state;
+    struct clf_model *m = words_model();
+    struct clf_scorer *sc = clf_scorer_new();
+    struct head *hd;
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    char text[64];
+    size_t len;
+
+    for (unsigned i = 0; i < 10; i++) {
+        len = distinct_text(i, text);
+        assert_int_equal(
+            clf_learn(sc, m, text, len, "en", "spam", i & 1, &out, &err),
+            CLF_OK);
+    }
+    hd = &m->heads[0];
+    assert_int_equal(hd->n_res, 10);
+    struct res_example twin = hd->res[3]; /* as a load makes it */
+    twin.keys = malloc(twin.n * sizeof *twin.keys);
+    assert_non_null(twin.keys);
+    memcpy(twin.keys, hd->res[3].keys, twin.n * sizeof *twin.keys);
+    hd->res[hd->n_res++] = twin;
+    len = distinct_text(3, text);
+    assert_int_equal(clf_unlearn(sc, m, text, len, "en", "spam", 1, &out, &err),
+                     CLF_OK);
+    assert_int_equal(out, CLF_FORGOTTEN);
+    assert_int_equal(hd->n_res, 9);
+    for (uint32_t i = 0; i < hd->n_res; i++)
+        assert_true(hd->res[i].ex_key != twin.ex_key);
+    clf_model_free(m);
+    clf_scorer_free(sc);
+}
+
 /* The scoring index gives every feature the weights its counts give, in a
  * model large enough that buckets overflow into the next (a key found past
  * its home bucket), and NaN for keys it does not hold. */
@@ -613,6 +651,7 @@ main(void)
         cmocka_unit_test(test_keymatch),
         cmocka_unit_test(test_index_agrees_with_counts),
         cmocka_unit_test(test_reservoir_after_unlearn),
+        cmocka_unit_test(test_reservoir_twin_unlearned),
         cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_no_allocation_growth),
     };
