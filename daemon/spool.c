@@ -1492,6 +1492,7 @@ spool_drain_start(struct spool *s, const struct config *cfg)
 {
     struct spool_drain *d;
     struct timeval tv = {0, SPOOL_DRAIN_TICK_MS * 1000};
+    unsigned long long records;
 
     if (s == NULL || s->drain != NULL)
         return 0;
@@ -1513,9 +1514,11 @@ spool_drain_start(struct spool *s, const struct config *cfg)
         goto fail;
     d->started = 1;
     s->drain = d;
-    if (s->records > 0)
+    /* atomics: the workers may be appending already */
+    records = __atomic_load_n(&s->records, __ATOMIC_RELAXED);
+    if (records > 0)
         log_info("spool %s: %llu record(s), %llu bytes to hand to Redis",
-                 s->dir, s->records, s->bytes);
+                 s->dir, records, __atomic_load_n(&s->bytes, __ATOMIC_RELAXED));
     return 0;
 fail:
     log_warnx("spool %s: cannot start the drainer", s->dir);
