@@ -10,7 +10,11 @@ given time:
 
   - 6 submitters post real-looking comments, each with a new id, and note
     every answer (queued, spooled, verdict) and every request that got none;
-  - a moderator lists the queue, decides, sometimes undoes, and trains;
+  - an Akismet client posts comment-check forms (its answer's headers say
+    whether the comment was queued, and under which id) and now and then
+    submit-spam or submit-ham;
+  - a moderator lists the queue, claims, decides (one at a time and in
+    bulk), sometimes undoes, trains, and reads the history and stats;
   - every 0.5-2.5 s one fault: Redis paused (SIGSTOP) for 0.2-3 s, Redis
     killed and restarted, the daemon killed (SIGKILL) and restarted on its
     spool, the daemon stopped (SIGTERM, must exit 0) and restarted, or a
@@ -35,12 +39,16 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ("free money click here subscribe to my channel great video love it "
          "you are an idiot stupid thanks for sharing this song is amazing "
          "me encanta este video eres un idiota gracias visita mi canal "
          "check out http://example.com/win now best post ever").split()
+
+
+AKISMET_KEY = "chaos-akismet-key-0123456789"
 
 
 def free_port():
@@ -64,6 +72,7 @@ class Soak:
         self.lock = threading.Lock()
         self.acked, self.not_queued, self.no_answer = set(), set(), 0
         self.spooled = 0
+        self.akismet_acked = 0
         self.statuses = {}
         self.term_codes = []
         self.faults = {}
@@ -107,7 +116,8 @@ class Soak:
              "--set", "spool.path=" + os.path.join(self.tmp, "spool"),
              "--set", "model.state_dir=" + os.path.join(self.tmp, "state"),
              "--set", "model.path=" + os.path.join(TOP, "models/default.mfm"),
-             "--set", "auth.moderator_tokens=chaos:chaos-moderator-token-0123456789"],
+             "--set", "auth.moderator_tokens=chaos:chaos-moderator-token-0123456789",
+             "--set", "akismet.keys=https://chaos.example:" + AKISMET_KEY],
             stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
         for _ in range(600):
             if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
@@ -130,17 +140,26 @@ class Soak:
                     pass
 
     # ---- HTTP ----------------------------------------------------------------
-    def request(self, conn, method, path, body=None, moderator=False, ctype="application/json"):
+    def request(self, conn, method, path, body=None, moderator=False,
+                ctype="application/json"):
+        status, data, _ = self.request_full(conn, method, path, body, moderator, ctype)
+        return status, data
+
+    def request_full(self, conn, method, path, body=None, moderator=False,
+                     ctype="application/json"):
+        """(status, body, headers) of one request; counts the answer."""
         headers = {"Content-Type": ctype}
         if moderator:
             headers["Authorization"] = "Bearer chaos-moderator-token-0123456789"
         conn.request(method, path, body, headers)
         r = conn.getresponse()
         data = r.read()
+        route = path.split("?")[0]
+        route = "/".join(route.split("/")[:3]) if route.startswith("/v1/") else route
         with self.lock:
-            key = "%s %d" % (path.split("?")[0].split("/")[2] if path.count("/") > 1 else path, r.status)
+            key = "%s %d" % (route, r.status)
             self.statuses[key] = self.statuses.get(key, 0) + 1
-        return r.status, data
+        return r.status, data, dict((k.lower(), v) for k, v in r.getheaders())
 
     def connect(self):
         return http.client.HTTPConnection("127.0.0.1", self.daemon_port, timeout=5)
@@ -182,6 +201,49 @@ class Soak:
                 with self.lock:
                     self.errors.append("submit %d: %r" % (status, data[:200]))
 
+    def akismet(self):
+        rng = random.Random(self.args.seed * 100 + 99)
+        conn, n = None, 0
+        while not self.stop.is_set():
+            n += 1
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
+            form = {"api_key": AKISMET_KEY, "blog": "https://chaos.example",
+                    "user_ip": "192.0.2.%d" % rng.randint(1, 254),
+                    "comment_type": "comment", "comment_author": "a%d" % n,
+                    "comment_content": text}
+            path = "/1.1/comment-check"
+            if n % 25 == 0:
+                path = rng.choice(("/1.1/submit-spam", "/1.1/submit-ham"))
+            try:
+                if conn is None:
+                    conn = self.connect()
+                status, data, h = self.request_full(
+                    conn, "POST", path, urllib.parse.urlencode(form),
+                    ctype="application/x-www-form-urlencoded")
+            except (OSError, http.client.HTTPException):
+                with self.lock:
+                    self.no_answer += 1
+                if conn:
+                    conn.close()
+                conn = None
+                time.sleep(0.05)
+                continue
+            if status == 200 and path.endswith("comment-check"):
+                cid, queued = h.get("x-akismet-guid"), h.get("x-modfilter-queued")
+                with self.lock:
+                    if not cid or queued not in ("true", "false"):
+                        self.errors.append("comment-check without its headers: %r" % h)
+                    elif queued == "true":
+                        self.acked.add(cid)
+                        self.akismet_acked += 1
+                    else:
+                        self.not_queued.add(cid)
+            elif status >= 500 and status != 503:
+                with self.lock:
+                    self.errors.append("akismet %d: %r" % (status, data[:200]))
+            elif status == 503:
+                time.sleep(0.02)
+
     def moderator(self):
         conn = None
         decided = []
@@ -200,6 +262,22 @@ class Soak:
                                             json.dumps({"decision": d}), moderator=True)
                         if s == 200:
                             decided.append(item["id"])
+                r = self.rng.random()
+                if r < 0.1:
+                    self.request(conn, "POST", "/v1/queue/claim", json.dumps({"limit": 3}),
+                                 moderator=True)
+                elif r < 0.2:
+                    status, data = self.request(conn, "GET", "/v1/queue?limit=5", moderator=True)
+                    if status == 200:
+                        ids = [i["id"] for i in json.loads(data)["items"]]
+                        body = {"decisions": [{"id": i, "decision": "reject"} for i in ids]}
+                        self.request(conn, "POST", "/v1/queue/decisions", json.dumps(body),
+                                     moderator=True)
+                        decided.extend(ids)
+                elif r < 0.25:
+                    self.request(conn, "GET", "/v1/history?limit=20", moderator=True)
+                elif r < 0.3:
+                    self.request(conn, "GET", "/v1/stats", moderator=True)
                 if decided and self.rng.random() < 0.2:
                     self.request(conn, "POST", "/v1/queue/%s/undo" % decided.pop(), "{}",
                                  moderator=True)
@@ -264,6 +342,7 @@ class Soak:
         self.start_daemon()
         threads = [threading.Thread(target=self.submitter, args=(t,)) for t in range(6)]
         threads.append(threading.Thread(target=self.moderator))
+        threads.append(threading.Thread(target=self.akismet))
         for t in threads:
             t.start()
         end = time.time() + self.args.seconds
@@ -295,8 +374,10 @@ class Soak:
                      if "Sanitizer" in open(log, errors="replace").read()]
         print("faults: %s" % ", ".join("%s %d" % kv for kv in sorted(self.faults.items())))
         print("answers: %s" % ", ".join("%s: %d" % kv for kv in sorted(self.statuses.items())))
-        print("acknowledged %d (%d spooled), not queued %d, no answer %d; spool backlog at the end %s"
-              % (len(self.acked), self.spooled, len(self.not_queued), self.no_answer, backlog))
+        print("acknowledged %d (%d spooled, %d through Akismet), not queued %d, no answer %d; "
+              "spool backlog at the end %s"
+              % (len(self.acked), self.spooled, self.akismet_acked, len(self.not_queued),
+                 self.no_answer, backlog))
         print("SIGTERM exit statuses: %s" % self.term_codes)
         ok = True
         for cond, msg in ((not missing, "acknowledged but not in Redis: %s" % missing[:10]),
