@@ -22,8 +22,8 @@ given time:
 
 Then the faults stop, the spool drains, and it checks what DESIGN.md
 promises: every comment answered `queued: true` is in Redis (its item hash
-exists), every one answered `queued: false` is not, no answer had a 5xx
-other than 503, each SIGTERM ended with status 0, and no daemon log holds a
+exists), every one answered `queued: false` is not, no answer on any route
+had a 5xx other than 503, each SIGTERM ended with status 0, and no daemon log holds a
 sanitizer report.  Exit status 1 when a check fails.  Processes it started
 are stopped by pid on exit.
 """
@@ -159,10 +159,27 @@ class Soak:
         with self.lock:
             key = "%s %d" % (route, r.status)
             self.statuses[key] = self.statuses.get(key, 0) + 1
+            if r.status >= 500 and r.status != 503:
+                self.errors.append("%s %s %d: %r" % (method, route, r.status, data[:200]))
         return r.status, data, dict((k.lower(), v) for k, v in r.getheaders())
 
     def connect(self):
         return http.client.HTTPConnection("127.0.0.1", self.daemon_port, timeout=5)
+
+    def send(self, conn, method, path, body, ctype="application/json"):
+        """(conn, (status, body, headers)) of one request on conn (opened
+        when None); (None, None) when it got no answer (the daemon was
+        killed or stopped), counted."""
+        try:
+            conn = conn or self.connect()
+            return conn, self.request_full(conn, method, path, body, ctype=ctype)
+        except (OSError, http.client.HTTPException):
+            with self.lock:
+                self.no_answer += 1
+            if conn:
+                conn.close()
+            time.sleep(0.05)
+            return None, None
 
     def submitter(self, tid):
         rng = random.Random(self.args.seed * 100 + tid)
@@ -173,18 +190,10 @@ class Soak:
             text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
             body = json.dumps({"id": cid, "text": text,
                                "author": {"name": "u%d" % rng.randint(1, 50)}})
-            try:
-                if conn is None:
-                    conn = self.connect()
-                status, data = self.request(conn, "POST", "/v1/comments", body)
-            except (OSError, http.client.HTTPException):
-                with self.lock:
-                    self.no_answer += 1
-                if conn:
-                    conn.close()
-                conn = None
-                time.sleep(0.05)
+            conn, answer = self.send(conn, "POST", "/v1/comments", body)
+            if answer is None:
                 continue
+            status, data, _ = answer
             if status == 200:
                 reply = json.loads(data)
                 with self.lock:
@@ -197,9 +206,6 @@ class Soak:
                         self.errors.append("no queued field: %r" % data[:200])
             elif status == 503:
                 time.sleep(0.02)
-            elif status >= 500:
-                with self.lock:
-                    self.errors.append("submit %d: %r" % (status, data[:200]))
 
     def akismet(self):
         rng = random.Random(self.args.seed * 100 + 99)
@@ -214,20 +220,11 @@ class Soak:
             path = "/1.1/comment-check"
             if n % 25 == 0:
                 path = rng.choice(("/1.1/submit-spam", "/1.1/submit-ham"))
-            try:
-                if conn is None:
-                    conn = self.connect()
-                status, data, h = self.request_full(
-                    conn, "POST", path, urllib.parse.urlencode(form),
-                    ctype="application/x-www-form-urlencoded")
-            except (OSError, http.client.HTTPException):
-                with self.lock:
-                    self.no_answer += 1
-                if conn:
-                    conn.close()
-                conn = None
-                time.sleep(0.05)
+            conn, answer = self.send(conn, "POST", path, urllib.parse.urlencode(form),
+                                     ctype="application/x-www-form-urlencoded")
+            if answer is None:
                 continue
+            status, _, h = answer
             if status == 200 and path.endswith("comment-check"):
                 cid, queued = h.get("x-akismet-guid"), h.get("x-modfilter-queued")
                 with self.lock:
@@ -238,13 +235,11 @@ class Soak:
                         self.akismet_acked += 1
                     else:
                         self.not_queued.add(cid)
-            elif status >= 500 and status != 503:
-                with self.lock:
-                    self.errors.append("akismet %d: %r" % (status, data[:200]))
             elif status == 503:
                 time.sleep(0.02)
 
     def moderator(self):
+        rng = random.Random(self.args.seed * 100 + 98)
         conn = None
         decided = []
         while not self.stop.is_set():
@@ -254,15 +249,15 @@ class Soak:
                     conn = self.connect()
                 status, data = self.request(conn, "GET", "/v1/queue?limit=10", moderator=True)
                 if status == 200:
-                    for item in json.loads(data)["items"][: self.rng.randint(0, 4)]:
+                    for item in json.loads(data)["items"][: rng.randint(0, 4)]:
                         # mostly rejects: approvals teach the random texts as harmless, and
                         # a model that allows everything queues nothing
-                        d = "approve" if self.rng.random() < 0.3 else "reject"
+                        d = "approve" if rng.random() < 0.3 else "reject"
                         s, _ = self.request(conn, "POST", "/v1/queue/%s/decision" % item["id"],
                                             json.dumps({"decision": d}), moderator=True)
                         if s == 200:
                             decided.append(item["id"])
-                r = self.rng.random()
+                r = rng.random()
                 if r < 0.1:
                     self.request(conn, "POST", "/v1/queue/claim", json.dumps({"limit": 3}),
                                  moderator=True)
@@ -278,17 +273,13 @@ class Soak:
                     self.request(conn, "GET", "/v1/history?limit=20", moderator=True)
                 elif r < 0.3:
                     self.request(conn, "GET", "/v1/stats", moderator=True)
-                if decided and self.rng.random() < 0.2:
+                if decided and rng.random() < 0.2:
                     self.request(conn, "POST", "/v1/queue/%s/undo" % decided.pop(), "{}",
                                  moderator=True)
-                if self.rng.random() < 0.1:
+                if rng.random() < 0.1:
                     self.request(conn, "POST", "/v1/train",
                                  json.dumps({"text": "buy cheap pills now", "labels": {"spam": 1}}),
                                  moderator=True)
-                for s_ in (status,):
-                    if s_ >= 500 and s_ != 503:
-                        with self.lock:
-                            self.errors.append("moderator %d: %r" % (s_, data[:200]))
             except (OSError, http.client.HTTPException):
                 if conn:
                     conn.close()
