@@ -49,7 +49,11 @@ const char *clf_status_str(enum clf_status st);
 #define CLF_FEAT_PAIRS 0x02u     /* adjacent word pairs */
 #define CLF_FEAT_CHARGRAMS 0x04u /* character n-grams of folded words */
 #define CLF_FEAT_META 0x08u      /* links, capitals, length, punctuation */
-#define CLF_FEAT_ALL 0x0fu
+/* Character n-grams are features of the comment's language: what a head
+ * learned of "_to" or "dos" from English says nothing of Spanish (words,
+ * which names, loanwords and English in Spanish share, stay common). */
+#define CLF_FEAT_LANGCHARS 0x10u
+#define CLF_FEAT_ALL 0x1fu
 
 /*
  * Tokeniser and feature settings.  Chosen at training time, stored in the

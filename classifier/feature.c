@@ -149,6 +149,14 @@ u8len(unsigned char c)
     return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
 }
 
+/* What n-gram bundles are keyed with (xor) and n-grams seeded with: the
+ * comment's language under CLF_FEAT_LANGCHARS, else nothing. */
+static inline uint64_t
+lang_salt(const struct clf_settings *s, const struct text_doc *doc)
+{
+    return (s->features & CLF_FEAT_LANGCHARS) ? doc->lang_hash : 0;
+}
+
 /* "_word_" into buf (the underscores mark word edges), at most
  * CHARGRAM_WORD_MAX bytes of the word, cut at a character boundary. */
 static size_t
@@ -180,12 +188,13 @@ feat_word_grams(const struct clf_settings *s, const struct text_doc *doc,
     for (size_t i = 0; i < blen; i += u8len((unsigned char)buf[i]))
         starts[n_chars++] = (unsigned)i;
     starts[n_chars] = (unsigned)blen;
+    uint64_t seed = FEAT_CHARS ^ lang_salt(s, doc);
     for (unsigned n = s->chargram_min; n <= s->chargram_max; n++) {
         if (n > n_chars)
             break;
         for (unsigned i = 0; i + n <= n_chars && k < FEAT_GRAMS_MAX; i++) {
             unsigned off = starts[i], glen = starts[i + n] - off;
-            uint64_t h = XXH3_64bits_withSeed(buf + off, glen, FEAT_CHARS);
+            uint64_t h = XXH3_64bits_withSeed(buf + off, glen, seed);
             out[k++] = (struct feat){.key = feat_key_with_family(h, FEAT_CHARS),
                                      .family = FEAT_CHARS,
                                      .arg = (uint8_t)glen,
@@ -252,7 +261,7 @@ feat_extract(struct feat_set *out, const struct clf_settings *s,
         if ((s->features & CLF_FEAT_CHARGRAMS) &&
             (t->kind == TEXT_WORD || t->kind == TEXT_URL ||
              t->kind == TEXT_NUMBER))
-            add(fs, t->surface_hash, FEAT_CHARS, 0, 0, i);
+            add(fs, t->surface_hash ^ lang_salt(s, doc), FEAT_CHARS, 0, 0, i);
         prev = key;
         prev_i = i;
     }

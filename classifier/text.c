@@ -2041,6 +2041,7 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
     size_t lang_len = strnlen(lang, sizeof(out->lang) - 1);
     memcpy(out->lang, lang, lang_len);
     out->lang[lang_len] = '\0';
+    out->lang_hash = XXH3_64bits(out->lang, lang_len);
     return 0;
 }
 

@@ -66,6 +66,7 @@ struct text_doc {
     unsigned n_tokens;
     struct text_stats stats;
     char lang[CLF_LANG_MAX]; /* Snowball name of the language used */
+    uint64_t lang_hash;      /* XXH3_64bits of lang */
 };
 
 static inline const char *

@@ -26,7 +26,7 @@ static const char usage[] =
     "\n"
     "Training options (train, eval): --languages, --default-language, "
     "--prior LABEL=P,\n"
-    "  --features words,pairs,chars,meta, --alpha A, --min-df N,\n"
+    "  --features words,pairs,chars,meta,langchars, --alpha A, --min-df N,\n"
     "  --weights FAMILY=W,... (word,url,email,mention,emoji,pair,chars,meta),\n"
     "  --chargrams MIN-MAX,\n"
     "  --max-bytes N, --max-tokens N, --min-examples N, --strict.\n"

@@ -24,7 +24,8 @@ parse_features(struct clf_settings *s, const char *list)
     } fam[] = {{"words", CLF_FEAT_WORDS},
                {"pairs", CLF_FEAT_PAIRS},
                {"chars", CLF_FEAT_CHARGRAMS},
-               {"meta", CLF_FEAT_META}};
+               {"meta", CLF_FEAT_META},
+               {"langchars", CLF_FEAT_LANGCHARS}};
     unsigned bits = 0;
     for (const char *p = list; *p;) {
         size_t n = strcspn(p, ","), k;
@@ -135,7 +136,7 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
     } else if (!strcmp(opt, "--features")) {
         if (parse_features(s, v) < 0) {
             fprintf(stderr, "modfilter: --features wants a list of "
-                            "words,pairs,chars,meta\n");
+                            "words,pairs,chars,meta,langchars\n");
             return -1;
         }
     } else if (!strcmp(opt, "--alpha")) {
@@ -245,7 +246,7 @@ usage_train(int forget)
                 "usage: modfilter train --model OUT.mfm [--from BASE.mfm] "
                 "[--languages english,spanish]\n"
                 "         [--default-language L] [--prior LABEL=P] "
-                "[--features words,pairs,chars,meta]\n"
+                "[--features words,pairs,chars,meta,langchars]\n"
                 "         [--alpha A] [--min-df N] [--weights FAMILY=W,...] "
                 "[--chargrams MIN-MAX]\n"
                 "         [--max-bytes N] [--max-tokens N] [--strict]\n"
