@@ -366,7 +366,7 @@ read_settings(struct rbuf *r, struct clf_settings *s)
     if (r->bad)
         return "truncated settings";
     if (s->features & ~CLF_FEAT_ALL)
-        return "unknown feature families";
+        return "unknown feature families (written by a newer modfilter?)";
     if (s->max_bytes < 16 || s->max_bytes > (1u << 24) || s->max_tokens < 1 ||
         s->max_tokens > (1u << 20))
         return "limits out of range";

@@ -392,6 +392,14 @@ test_model_file(void **state)
         clf_model_parse("hello world, not a model", 24, &bad, &err),
         CLF_EFORMAT);
     assert_non_null(strstr(err.msg, "not a modfilter model"));
+    /* a feature family from a newer modfilter (as langchars is to older
+     * ones): refused, and said so */
+    m->settings.features |= 0x80000000u;
+    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
+    assert_int_equal(clf_model_load(path, &bad, &err), CLF_EFORMAT);
+    assert_null(bad);
+    assert_non_null(strstr(err.msg, "unknown feature families"));
+    assert_non_null(strstr(err.msg, "newer modfilter"));
     assert_int_equal(clf_model_load("/nonexistent/m.mfm", &bad, &err), CLF_EIO);
     assert_int_equal(clf_model_load(dir, &bad, &err), CLF_EFORMAT);
     free(p);
