@@ -875,7 +875,7 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
  * keep_urgent(zq, zu, mark, prefix),
  * which rebuilds zu unless mark exists and returns the ids it added, or
  * -1 when zu was kept already (a cost in Redis of a few microseconds per
- * queued item, README.md). */
+ * queued item, REDIS.md). */
 static const char common_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"

@@ -249,7 +249,7 @@ int queue_show(struct queue *q, const char *id, queue_page_cb *cb, void *arg);
  * number of items the rebuild added, or -1 when it was kept already.  A
  * daemon configured with the urgent order calls it when its connection is
  * ready, so that its first list or claim does not pay for the rebuild
- * (one script: a long backlog holds Redis for its length, README.md). */
+ * (one script: a long backlog holds Redis for its length, REDIS.md). */
 int queue_keep_urgent(struct queue *q, queue_count_cb *cb, void *arg);
 
 /* Claim up to n (1..QUEUE_LIMIT_MAX) undecided items that hold no
