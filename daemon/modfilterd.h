@@ -730,7 +730,11 @@ struct worker {
     struct addrlimit *addrlimit; /* borrowed (main.c); NULL: no limit */
     unsigned long max_connections_per_addr;
     unsigned redis_timeout_ms;
-    struct jsonw json; /* replies and records, one at a time */
+    /* Worker 0's look at Redis every WORKER_WATCH_MS (worker.c). */
+    struct event *watch_ev;
+    int probing;        /* a write probe in flight */
+    int refusal_logged; /* the refusal last logged, -1 none */
+    struct jsonw json;  /* replies and records, one at a time */
     int started;
     int counted;     /* in worker_total */
     int redis_ready; /* this worker's Redis connection is ready */

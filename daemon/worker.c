@@ -20,6 +20,9 @@
 
 #define WORKER_GRACE_MS 2000
 #define WORKER_UNQUEUED_LOG_S 10
+/* Worker 0 looks at Redis this often: while Redis refuses writes it
+ * probes whether it takes them again (worker_watch_cb). */
+#define WORKER_WATCH_MS 1000
 
 /* Workers, and those whose Redis connection is ready (atomics). */
 static unsigned worker_total, worker_redis_up;
@@ -70,6 +73,45 @@ worker_memory_checked(enum queue_status st, const struct queue_memory *m,
                   "Redis may evict queued comments; set maxmemory-policy "
                   "noeviction",
                   m->policy);
+}
+
+static void
+worker_probed(enum queue_status st, long long n, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)st;
+    (void)n;
+    w->probing = 0; /* queue.c recorded the answer */
+}
+
+/* Worker 0, every WORKER_WATCH_MS.  While Redis refuses writes (queue.h,
+ * "writes Redis refuses"), a probe write each time: /readyz may answer
+ * 503 for it, so no comment may come to find out that Redis takes them
+ * again.  The log tells when the refusal starts, changes and ends. */
+static void
+worker_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char msg[QUEUE_REFUSAL_MAX];
+    int kind = queue_refusing(msg, sizeof msg);
+
+    (void)fd;
+    (void)what;
+    if (kind != w->refusal_logged) {
+        if (kind >= 0)
+            log_warnx("redis: Redis refuses writes (%s); comments that need "
+                      "queueing %s until it takes them again",
+                      msg, w->spool ? "are spooled" : "get 503");
+        else
+            log_info("redis: Redis takes writes again");
+        w->refusal_logged = kind;
+    }
+    if (w->stopping || !w->redis_ready)
+        return;
+    if (kind >= 0 && !w->probing &&
+        queue_probe_write(w->queue, worker_probed, w) == 0)
+        w->probing = 1;
 }
 
 void
@@ -157,6 +199,8 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
     if (w->stopping)
         return;
     w->stopping = 1;
+    if (w->watch_ev != NULL)
+        event_del(w->watch_ev);
     http_worker_stop_accepting(w);
     tv.tv_sec = ms / 1000;
     tv.tv_usec = (ms % 1000) * 1000;
@@ -252,6 +296,7 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     w->max_connections = cfg->max_connections;
     w->max_connections_per_addr = cfg->max_connections_per_addr;
     w->redis_timeout_ms = cfg->redis_timeout_ms;
+    w->refusal_logged = -1;
     w->base = worker_base_new();
     if (w->base == NULL) {
         log_warnx("worker %u: event_base_new failed", index);
@@ -273,6 +318,16 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
         goto fail;
     }
     queue_set_state_cb(w->queue, worker_redis_state, w);
+    if (index == 0) {
+        struct timeval tv = {WORKER_WATCH_MS / 1000,
+                             (WORKER_WATCH_MS % 1000) * 1000};
+
+        w->watch_ev = event_new(w->base, -1, EV_PERSIST, worker_watch_cb, w);
+        if (w->watch_ev == NULL || event_add(w->watch_ev, &tv) < 0) {
+            log_warnx("worker %u: out of memory", index);
+            goto fail;
+        }
+    }
     if (http_worker_init(w, cfg, fds, n_fds) < 0)
         goto fail;
     w->counted = 1;
@@ -356,6 +411,8 @@ worker_free(struct worker *w)
         event_free(w->grace_ev);
     if (w->log_ev != NULL)
         event_free(w->log_ev);
+    if (w->watch_ev != NULL)
+        event_free(w->watch_ev);
     clf_scorer_free(w->scorer);
     jsonw_release(&w->json);
     if (w->base != NULL)
