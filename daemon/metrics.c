@@ -203,8 +203,8 @@ metrics_render(struct evbuffer *out, const struct state *st,
         evbuffer_add_printf(out,
                             "# HELP modfilter_redis_evicting 1 when Redis's "
                             "maxmemory-policy may evict queued comments "
-                            "(allkeys-* with maxmemory set), as checked at "
-                            "its last connection.\n"
+                            "(allkeys-* with maxmemory set), as last "
+                            "checked.\n"
                             "# TYPE modfilter_redis_evicting gauge\n"
                             "modfilter_redis_evicting %d\n",
                             evicting);

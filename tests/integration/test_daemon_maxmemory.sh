@@ -5,6 +5,10 @@
 #     warning; /readyz stays 200 and comments are still stored.  noeviction (or allkeys-* without
 #     maxmemory) after a reconnection: 0.  INFO refused (an ACL user
 #     without it): a warning, no gauge, comments still queued.
+#     A policy changed with CONFIG SET while connected is seen at the
+#     next check (redis.check_interval_s; 1 s here): the gauge, the error
+#     line (once, not at every check) and the /readyz warning come and go
+#     without a reconnection.
 #  2. noeviction and Redis full: Redis refuses writes (OOM), so 503
 #     with Retry-After and nothing stored, never "queued": true; with a
 #     spool, "spooled": true, and the comment reaches Redis once it has
@@ -84,6 +88,32 @@ expect_eq "submit without INFO" 200 "$(post ev-2)"
 expect_eq "queued without INFO" true "$(json queued)"
 expect_eq "stored without INFO" 1 "$(rcli EXISTS modfilter:item:ev-2)"
 stop_daemon; expect_eq "exit status (acl)" 0 "$STOP_RC"
+stop_redis
+
+# ---- 1b. the policy changed while connected ----------------------------------
+start_redis "$(free_port)" --maxmemory 100mb --maxmemory-policy noeviction
+start_daemon "${ALL[@]}" --set redis.check_interval_s=1
+wait_for 10 metric_is modfilter_redis_evicting 0 ||
+    { echo "FAIL: runtime: gauge at start: [$(metric modfilter_redis_evicting)]"; FAILS=$((FAILS+1)); }
+conns=$(lines 'redis: connected') said=$(lines "$ERR")
+rcli CONFIG SET maxmemory-policy allkeys-lru >/dev/null
+wait_for 5 metric_is modfilter_redis_evicting 1 ||
+    { echo "FAIL: runtime: allkeys-lru not seen: [$(metric modfilter_redis_evicting)]"; FAILS=$((FAILS+1)); }
+expect_eq "runtime: the error line" $((said + 1)) "$(lines "$ERR")"
+r=$(req GET /readyz)
+expect_eq "runtime: readyz status" 200 "${r%% *}"
+expect_grep "runtime: readyz warns" 'maxmemory-policy may evict queued comments' "$TMP/body"
+sleep 2.5 # two more checks, same answer: no more lines
+expect_eq "runtime: said once" $((said + 1)) "$(lines "$ERR")"
+rcli CONFIG SET maxmemory-policy noeviction >/dev/null
+wait_for 5 metric_is modfilter_redis_evicting 0 ||
+    { echo "FAIL: runtime: noeviction not seen: [$(metric modfilter_redis_evicting)]"; FAILS=$((FAILS+1)); }
+wait_for 5 grep -q 'redis: maxmemory-policy is now noeviction: Redis no longer evicts queued comments' "$DLOG" ||
+    { echo "FAIL: runtime: no line for noeviction"; FAILS=$((FAILS+1)); }
+r=$(req GET /readyz)
+if grep -q maxmemory "$TMP/body"; then echo "FAIL: runtime: readyz still warns"; FAILS=$((FAILS+1)); fi
+expect_eq "runtime: no reconnection" "$conns" "$(lines 'redis: connected')"
+stop_daemon; expect_eq "exit status (runtime)" 0 "$STOP_RC"
 stop_redis
 
 # ---- 2. noeviction, Redis full ----------------------------------------------
