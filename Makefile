@@ -117,9 +117,9 @@ fuzz: deps
 	scripts/fuzz.sh $(FUZZ_TIME)
 
 format:
-	clang-format -i $(wildcard */*.c */*.h tests/unit/*.c)
+	clang-format -i $(wildcard */*.c */*.h tests/unit/*.c tests/unit/*.h)
 format-check:
-	clang-format --dry-run -Werror $(wildcard */*.c */*.h tests/unit/*.c)
+	clang-format --dry-run -Werror $(wildcard */*.c */*.h tests/unit/*.c tests/unit/*.h)
 
 clean:
 	rm -rf build build-asan build-clang build-fuzz

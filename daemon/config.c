@@ -51,6 +51,8 @@ static const struct config_key config_keys[] = {
      NULL},
     {"redis", "timeout_ms", CONFIG_UINT, OFF(redis_timeout_ms), "1000", 10,
      60000, NULL},
+    {"redis", "check_interval_s", CONFIG_UINT, OFF(redis_check_interval_s),
+     "60", 0, 86400, NULL},
     {"model", "path", CONFIG_STR, OFF(model_path), "models/default.mfm", 0, 0,
      NULL},
     {"model", "state_dir", CONFIG_STR, OFF(model_state_dir), "run/state", 0, 0,

@@ -292,13 +292,15 @@ main_warn_restart_keys(const struct config *old, const struct config *nw)
                       strs[i].name);
     if (old->workers != nw->workers ||
         old->redis_timeout_ms != nw->redis_timeout_ms ||
+        old->redis_check_interval_s != nw->redis_check_interval_s ||
         old->max_body != nw->max_body || old->max_headers != nw->max_headers ||
         old->max_connections != nw->max_connections ||
         old->max_connections_per_addr != nw->max_connections_per_addr ||
         old->request_timeout_s != nw->request_timeout_s ||
         old->idle_timeout_s != nw->idle_timeout_s)
-        log_warnx("reload: server.workers, redis.timeout_ms and limits.* "
-                  "take effect at restart");
+        log_warnx("reload: server.workers, redis.timeout_ms, "
+                  "redis.check_interval_s and limits.* take effect at "
+                  "restart");
     if (old->spool_max_bytes != nw->spool_max_bytes)
         log_warnx("reload: spool.max_bytes changed; it takes effect at "
                   "restart");

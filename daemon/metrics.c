@@ -203,11 +203,28 @@ metrics_render(struct evbuffer *out, const struct state *st,
         evbuffer_add_printf(out,
                             "# HELP modfilter_redis_evicting 1 when Redis's "
                             "maxmemory-policy may evict queued comments "
-                            "(allkeys-* with maxmemory set), as checked at "
-                            "its last connection.\n"
+                            "(allkeys-* with maxmemory set), as last "
+                            "checked.\n"
                             "# TYPE modfilter_redis_evicting gauge\n"
                             "modfilter_redis_evicting %d\n",
                             evicting);
+    evbuffer_add_printf(out,
+                        "# HELP modfilter_redis_refusing_writes 1 while "
+                        "Redis refused the last write (OOM, READONLY, "
+                        "MISCONF, NOREPLICAS).\n"
+                        "# TYPE modfilter_redis_refusing_writes gauge\n"
+                        "modfilter_redis_refusing_writes %d\n"
+                        "# HELP modfilter_redis_refused_writes_total "
+                        "Comments Redis refused to store, by its error.\n"
+                        "# TYPE modfilter_redis_refused_writes_total "
+                        "counter\n",
+                        queue_refusing(NULL, 0) >= 0);
+    for (i = 0; i < QUEUE_N_REFUSALS; i++)
+        evbuffer_add_printf(out,
+                            "modfilter_redis_refused_writes_total{error=\"%s\"}"
+                            " %llu\n",
+                            queue_refusal_name((int)i),
+                            queue_refused_count((int)i));
     evbuffer_add_printf(out,
                         "# HELP modfilter_redis_errors_total Failed or "
                         "timed-out Redis commands.\n"

@@ -122,6 +122,7 @@ struct config {
     unsigned workers;
     char *redis_url, *redis_password_file, *redis_prefix;
     unsigned redis_timeout_ms;
+    unsigned redis_check_interval_s; /* INFO memory again; 0: at connect */
     char *model_path, *model_state_dir;
     unsigned model_snapshot_interval_s; /* 0: only at shutdown */
     unsigned model_trim_stream;         /* 1: XTRIM after snapshots */
@@ -730,7 +731,14 @@ struct worker {
     struct addrlimit *addrlimit; /* borrowed (main.c); NULL: no limit */
     unsigned long max_connections_per_addr;
     unsigned redis_timeout_ms;
-    struct jsonw json; /* replies and records, one at a time */
+    /* Worker 0's look at Redis every WORKER_WATCH_MS (worker.c). */
+    struct event *watch_ev;
+    unsigned check_interval_s;  /* redis.check_interval_s */
+    long long memory_due_ms;    /* the next INFO memory, monotonic */
+    int memory_asking, probing; /* INFO memory, a write probe in flight */
+    char memory_said[48];       /* what the log last said of the policy */
+    int refusal_logged;         /* the refusal last logged, -1 none */
+    struct jsonw json;          /* replies and records, one at a time */
     int started;
     int counted;     /* in worker_total */
     int redis_ready; /* this worker's Redis connection is ready */

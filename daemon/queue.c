@@ -271,6 +271,149 @@ queue_eval(struct queue *q, struct redis_script *s, int numkeys, int argc,
     return 0;
 }
 
+/* ---- writes Redis refuses (queue.h) ---------------------------------- */
+
+static const char *const queue_refusal_names[QUEUE_N_REFUSALS] = {
+    "OOM", "READONLY", "MISCONF", "NOREPLICAS"};
+static unsigned long long queue_refused_n[QUEUE_N_REFUSALS];
+
+/* Redis's answer to the last write, process-wide: the refusal, or -1 when
+ * it was taken.  Its text sits behind a sequence lock: a writer makes
+ * the sequence odd (one writer at a time; another that finds it odd
+ * leaves the text to it), stores the bytes one by one with atomic
+ * stores, then makes it even; a reader copies the bytes and keeps the
+ * copy only when the sequence was even and did not move meanwhile.
+ * Nothing blocks, and a taken write costs one load. */
+static int queue_refusal_kind = -1;
+static unsigned queue_refusal_seq;
+static char queue_refusal_text[QUEUE_REFUSAL_MAX];
+
+int
+queue_refusal_of(const char *err, size_t len)
+{
+    for (int k = 0; k < QUEUE_N_REFUSALS; k++) {
+        size_t n = strlen(queue_refusal_names[k]);
+
+        if (len >= n && memcmp(err, queue_refusal_names[k], n) == 0 &&
+            (len == n || err[n] == ' '))
+            return k;
+    }
+    return -1;
+}
+
+const char *
+queue_refusal_name(int kind)
+{
+    return kind >= 0 && kind < QUEUE_N_REFUSALS ? queue_refusal_names[kind]
+                                                : NULL;
+}
+
+/* The text into msg (len > 0): 0, or -1 when a writer kept it busy. */
+static int
+queue_refusal_read(char *msg, size_t len)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        unsigned s1 = __atomic_load_n(&queue_refusal_seq, __ATOMIC_ACQUIRE);
+        size_t i;
+
+        for (i = 0; i + 1 < len && i + 1 < QUEUE_REFUSAL_MAX; i++)
+            if ((msg[i] = __atomic_load_n(&queue_refusal_text[i],
+                                          __ATOMIC_RELAXED)) == '\0')
+                break;
+        msg[i] = '\0';
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (!(s1 & 1) &&
+            __atomic_load_n(&queue_refusal_seq, __ATOMIC_RELAXED) == s1)
+            return 0;
+    }
+    msg[0] = '\0';
+    return -1;
+}
+
+int
+queue_refusing(char *msg, size_t len)
+{
+    int kind = __atomic_load_n(&queue_refusal_kind, __ATOMIC_ACQUIRE);
+
+    if (msg != NULL && len > 0) {
+        msg[0] = '\0';
+        if (kind >= 0 && queue_refusal_read(msg, len) < 0)
+            snprintf(msg, len, "%s", queue_refusal_names[kind]);
+    }
+    return kind;
+}
+
+unsigned long long
+queue_refused_count(int kind)
+{
+    return kind >= 0 && kind < QUEUE_N_REFUSALS
+               ? __atomic_load_n(&queue_refused_n[kind], __ATOMIC_RELAXED)
+               : 0;
+}
+
+static void
+queue_write_taken(void)
+{
+    if (__atomic_load_n(&queue_refusal_kind, __ATOMIC_RELAXED) != -1)
+        __atomic_store_n(&queue_refusal_kind, -1, __ATOMIC_RELEASE);
+}
+
+/* An error reply to a write that carried n comments (0: a probe):
+ * recorded when it is a refusal; other errors leave the state alone. */
+static void
+queue_write_failed(const char *err, size_t len, size_t n)
+{
+    char old[QUEUE_REFUSAL_MAX];
+    int kind = err != NULL ? queue_refusal_of(err, len) : -1;
+    unsigned s;
+
+    if (kind < 0)
+        return;
+    if (n > 0)
+        __atomic_add_fetch(&queue_refused_n[kind], n, __ATOMIC_RELAXED);
+    len = len < QUEUE_REFUSAL_MAX - 1 ? len : QUEUE_REFUSAL_MAX - 1;
+    /* The same refusal again (every comment of a full Redis): no write. */
+    if (queue_refusing(old, sizeof old) == kind && strlen(old) == len &&
+        memcmp(old, err, len) == 0)
+        return;
+    s = __atomic_load_n(&queue_refusal_seq, __ATOMIC_RELAXED);
+    if (!(s & 1) &&
+        __atomic_compare_exchange_n(&queue_refusal_seq, &s, s + 1, 0,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        for (size_t i = 0; i < len; i++)
+            __atomic_store_n(&queue_refusal_text[i], err[i], __ATOMIC_RELAXED);
+        __atomic_store_n(&queue_refusal_text[len], '\0', __ATOMIC_RELAXED);
+        __atomic_store_n(&queue_refusal_seq, s + 2, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&queue_refusal_kind, kind, __ATOMIC_RELEASE);
+}
+
+static void
+on_probe(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+    enum queue_status st = queue_status_of(res);
+
+    free(arg);
+    if (st == QUEUE_OK)
+        queue_write_taken(); /* nil: XX found no key, and wrote none */
+    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        queue_write_failed(reply->str, reply->len, 0);
+    c.count_cb(st, 0, c.arg);
+}
+
+int
+queue_probe_write(struct queue *q, queue_count_cb *cb, void *arg)
+{
+    char key[QUEUE_KEY_MAX];
+    const char *argv[4] = {"SET", key, "1", "XX"};
+    size_t len[4] = {3, 0, 1, 2};
+
+    len[1] = queue_key(q, key, "write-probe", NULL, 0);
+    return queue_send(q, queue_call_new(NULL, cb, arg), on_probe, 4, argv, len);
+}
+
 /* ---- submit ----------------------------------------------------------- */
 
 static unsigned long long queue_batches_sent, queue_items_sent;
@@ -336,6 +479,8 @@ on_batch(enum redis_result res, const struct redisReply *reply, void *arg)
         /* One failed command, one failure per submit it carried. */
         if (b->n > 1)
             redis_count_errors(NULL, b->n - 1, NULL, 0);
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+            queue_write_failed(reply->str, reply->len, b->n);
         batch_fail(q, b, st);
         batch_next(q, st);
         return;
@@ -345,13 +490,18 @@ on_batch(enum redis_result res, const struct redisReply *reply, void *arg)
         queue_submit_cb *cb = b->w[i].cb;
 
         if (e->type == REDIS_REPLY_INTEGER && e->integer == 1) {
+            queue_write_taken();
             cb(QUEUE_OK, NULL, 0, b->w[i].arg);
         } else if (e->type == REDIS_REPLY_STRING) {
+            /* HSETNX ran, found the record and wrote nothing: a write
+             * Redis refused would have been refused before that. */
+            queue_write_taken();
             cb(QUEUE_EXISTS, e->str, e->len, b->w[i].arg);
         } else {
-            if (e->type == REDIS_REPLY_ERROR)
+            if (e->type == REDIS_REPLY_ERROR) {
                 redis_count_errors(q->redis, 1, e->str, e->len);
-            else
+                queue_write_failed(e->str, e->len, 1);
+            } else
                 redis_count_errors(q->redis, 1, NULL, 0);
             cb(QUEUE_ERROR, NULL, 0, b->w[i].arg);
         }

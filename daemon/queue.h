@@ -165,6 +165,49 @@ typedef void queue_memory_cb(enum queue_status st, const struct queue_memory *m,
  * as an error reply or a lost connection is.  Returns as queue_submit. */
 int queue_memory(struct queue *q, queue_memory_cb *cb, void *arg);
 
+/* ---- writes Redis refuses -------------------------------------------- *
+ *
+ * A Redis that is up can still refuse every write: full with noeviction
+ * (OOM), a replica (READONLY), a failed RDB save with
+ * stop-writes-on-bgsave-error (MISCONF), too few replicas for
+ * min-replicas-to-write (NOREPLICAS).  Every submit then fails (spooled
+ * or 503) until the operator acts.  The daemon remembers Redis's answer
+ * to the last write it sent -- a submit, a spool drainer's submit, or
+ * queue_probe_write -- process-wide (lock-free; any queue records, any
+ * thread reads), so that /readyz can say so (daemon/REDIS.md, "Refused
+ * writes").  Other error replies (a key of the wrong type, NOPERM) fail
+ * their comment alone and leave this state as it is. */
+
+enum queue_refusal {
+    QUEUE_REFUSED_OOM,
+    QUEUE_REFUSED_READONLY,
+    QUEUE_REFUSED_MISCONF,
+    QUEUE_REFUSED_NOREPLICAS,
+    QUEUE_N_REFUSALS
+};
+
+#define QUEUE_REFUSAL_MAX 256 /* bytes of Redis's error kept, with NUL */
+
+/* The refusal an error reply (len bytes, "OOM command not allowed ...")
+ * is, by its first word, or -1 for any other error.  Pure. */
+int queue_refusal_of(const char *err, size_t len);
+/* "OOM", "READONLY", ...; NULL out of range. */
+const char *queue_refusal_name(int kind);
+/* The refusal Redis answered the last write with, its error text copied
+ * into msg (len bytes, NUL-terminated; may be NULL); -1 (msg "") once a
+ * write has been taken since, or when none was refused.  Any thread. */
+int queue_refusing(char *msg, size_t len);
+/* Comments (submits) Redis refused with kind since start, all queues. */
+unsigned long long queue_refused_count(int kind);
+
+/* Asks Redis whether it takes writes now, without writing anything:
+ * SET P write-probe 1 XX (a key that never exists: XX sets only an
+ * existing one), which Redis refuses exactly when it refuses a submit.
+ * cb gets QUEUE_OK when it was taken (n 0), else QUEUE_ERROR or
+ * QUEUE_TIMEOUT; a refusal is recorded as a submit's is.  Returns as
+ * queue_submit. */
+int queue_probe_write(struct queue *q, queue_count_cb *cb, void *arg);
+
 /* ---- training events ------------------------------------------------- */
 
 /* One training example for the stream P training (daemon/REDIS.md).  Every

@@ -657,7 +657,12 @@ route_readyz(struct route_ctx *ctx)
 {
     const struct config *cfg = ctx->st->cfg;
     unsigned up, total;
-    int redis = worker_redis_ready(&up, &total);
+    int connected = worker_redis_ready(&up, &total);
+    char refusal[QUEUE_REFUSAL_MAX];
+    /* Redis can take comments: connected, and it took the last write
+     * (queue.h, "writes Redis refuses"). */
+    int refusing = queue_refusing(refusal, sizeof refusal) >= 0;
+    int redis = connected && !refusing;
     int spool = spool_can_take(ctx->w->spool);
     json_t *warnings = json_array(), *body;
 
@@ -675,7 +680,15 @@ route_readyz(struct route_ctx *ctx)
                               json_string("Redis's maxmemory-policy may "
                                           "evict queued comments: set "
                                           "maxmemory-policy noeviction"));
-    if (!redis && up > 0) {
+    if (refusing) {
+        char msg[QUEUE_REFUSAL_MAX + 100];
+
+        snprintf(msg, sizeof(msg),
+                 "Redis refuses writes (%s): comments that need queueing %s",
+                 refusal, spool ? "go to the spool" : "get 503");
+        json_array_append_new(warnings, json_string(msg));
+    }
+    if (!connected && up > 0) {
         char msg[120];
 
         snprintf(msg, sizeof(msg),

@@ -20,6 +20,10 @@
 
 #define WORKER_GRACE_MS 2000
 #define WORKER_UNQUEUED_LOG_S 10
+/* Worker 0 looks at Redis this often: while Redis refuses writes it
+ * probes whether it takes them again, and every redis.check_interval_s
+ * it reads the eviction policy again (worker_watch_cb). */
+#define WORKER_WATCH_MS 1000
 
 /* Workers, and those whose Redis connection is ready (atomics). */
 static unsigned worker_total, worker_redis_up;
@@ -38,27 +42,43 @@ worker_kept_urgent(enum queue_status st, long long n, void *arg)
 }
 
 /* queue_memory's answer, at each connection of worker 0 (every worker
- * talks to the same Redis; one voice is enough).  Queued items have no
- * TTL, so a policy that evicts any key can lose comments already
- * acknowledged (queue.h, REDIS.md "Eviction").  Said in the log, in
- * /metrics and as a /readyz warning, but not by /readyz's status: the
- * daemon still stores every comment, and refusing them would lose them
- * for certain (README, "Running in production"). */
+ * talks to the same Redis; one voice is enough) and every
+ * redis.check_interval_s while connected (an operator's CONFIG SET is
+ * seen without a reconnection).  Queued items have no TTL, so a policy
+ * that evicts any key can lose comments already acknowledged (queue.h,
+ * REDIS.md "Eviction").  Said in the log, in /metrics and as a /readyz
+ * warning, but not by /readyz's status: the daemon still stores every
+ * comment, and refusing them would lose them for certain (README,
+ * "Running in production").  The log speaks at a connection and when the
+ * answer changes, not at every check. */
 static void
 worker_memory_checked(enum queue_status st, const struct queue_memory *m,
                       void *arg)
 {
     struct worker *w = arg;
+    char said[sizeof w->memory_said];
+    int was_evicting = strncmp(w->memory_said, "evicts ", 7) == 0;
 
+    w->memory_asking = 0;
     if (st != QUEUE_OK) {
         metrics_redis_evicting_set(-1);
-        log_warnx("redis: cannot tell whether Redis may evict queued "
-                  "comments (%s); carrying on",
-                  st == QUEUE_TIMEOUT ? "INFO memory timed out"
-                                      : queue_last_error(w->queue));
+        if (strcmp(w->memory_said, "unknown") != 0 && !w->stopping)
+            log_warnx("redis: cannot tell whether Redis may evict queued "
+                      "comments (%s); carrying on",
+                      st == QUEUE_TIMEOUT ? "INFO memory timed out"
+                                          : queue_last_error(w->queue));
+        snprintf(w->memory_said, sizeof w->memory_said, "unknown");
         return;
     }
     metrics_redis_evicting_set(m->evicts);
+    snprintf(said, sizeof said, "%s %s",
+             m->evicts    ? "evicts"
+             : m->allkeys ? "may"
+                          : "keeps",
+             m->policy);
+    if (strcmp(said, w->memory_said) == 0)
+        return;
+    snprintf(w->memory_said, sizeof w->memory_said, "%s", said);
     if (m->evicts)
         log_errx("redis: maxmemory-policy is %s with maxmemory %llu bytes: "
                  "Redis may evict queued comments, which are then lost "
@@ -70,6 +90,62 @@ worker_memory_checked(enum queue_status st, const struct queue_memory *m,
                   "Redis may evict queued comments; set maxmemory-policy "
                   "noeviction",
                   m->policy);
+    else if (was_evicting)
+        log_info("redis: maxmemory-policy is now %s: Redis no longer evicts "
+                 "queued comments",
+                 m->policy);
+}
+
+static void
+worker_memory_ask(struct worker *w)
+{
+    w->memory_due_ms =
+        (long long)(util_monotonic() * 1000) + w->check_interval_s * 1000LL;
+    w->memory_asking = 1;
+    if (queue_memory(w->queue, worker_memory_checked, w) < 0)
+        worker_memory_checked(QUEUE_ERROR, NULL, w);
+}
+
+static void
+worker_probed(enum queue_status st, long long n, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)st;
+    (void)n;
+    w->probing = 0; /* queue.c recorded the answer */
+}
+
+/* Worker 0, every WORKER_WATCH_MS.  While Redis refuses writes (queue.h,
+ * "writes Redis refuses"), a probe write each time: /readyz may answer
+ * 503 for it, so no comment may come to find out that Redis takes them
+ * again.  The log tells when the refusal starts, changes and ends. */
+static void
+worker_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char msg[QUEUE_REFUSAL_MAX];
+    int kind = queue_refusing(msg, sizeof msg);
+
+    (void)fd;
+    (void)what;
+    if (kind != w->refusal_logged) {
+        if (kind >= 0)
+            log_warnx("redis: Redis refuses writes (%s); comments that need "
+                      "queueing %s until it takes them again",
+                      msg, w->spool ? "are spooled" : "get 503");
+        else
+            log_info("redis: Redis takes writes again");
+        w->refusal_logged = kind;
+    }
+    if (w->stopping || !w->redis_ready)
+        return;
+    if (kind >= 0 && !w->probing &&
+        queue_probe_write(w->queue, worker_probed, w) == 0)
+        w->probing = 1;
+    if (w->check_interval_s > 0 && !w->memory_asking &&
+        (long long)(util_monotonic() * 1000) >= w->memory_due_ms)
+        worker_memory_ask(w);
 }
 
 void
@@ -116,8 +192,8 @@ worker_redis_state(int ready, const char *why, void *arg)
         struct state *st = state_acquire();
 
         log_info("redis: %s", why ? why : "connected");
-        if (queue_memory(w->queue, worker_memory_checked, w) < 0)
-            worker_memory_checked(QUEUE_ERROR, NULL, w);
+        w->memory_said[0] = '\0'; /* said again at each connection */
+        worker_memory_ask(w);
         /* Ours to rebuild, not the first moderator's (REDIS.md, "The
          * urgent order"); a reload that switches to urgent leaves it to
          * the first list or claim. */
@@ -157,6 +233,8 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
     if (w->stopping)
         return;
     w->stopping = 1;
+    if (w->watch_ev != NULL)
+        event_del(w->watch_ev);
     http_worker_stop_accepting(w);
     tv.tv_sec = ms / 1000;
     tv.tv_usec = (ms % 1000) * 1000;
@@ -252,6 +330,8 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     w->max_connections = cfg->max_connections;
     w->max_connections_per_addr = cfg->max_connections_per_addr;
     w->redis_timeout_ms = cfg->redis_timeout_ms;
+    w->check_interval_s = cfg->redis_check_interval_s;
+    w->refusal_logged = -1;
     w->base = worker_base_new();
     if (w->base == NULL) {
         log_warnx("worker %u: event_base_new failed", index);
@@ -273,6 +353,16 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
         goto fail;
     }
     queue_set_state_cb(w->queue, worker_redis_state, w);
+    if (index == 0) {
+        struct timeval tv = {WORKER_WATCH_MS / 1000,
+                             (WORKER_WATCH_MS % 1000) * 1000};
+
+        w->watch_ev = event_new(w->base, -1, EV_PERSIST, worker_watch_cb, w);
+        if (w->watch_ev == NULL || event_add(w->watch_ev, &tv) < 0) {
+            log_warnx("worker %u: out of memory", index);
+            goto fail;
+        }
+    }
     if (http_worker_init(w, cfg, fds, n_fds) < 0)
         goto fail;
     w->counted = 1;
@@ -356,6 +446,8 @@ worker_free(struct worker *w)
         event_free(w->grace_ev);
     if (w->log_ev != NULL)
         event_free(w->log_ev);
+    if (w->watch_ev != NULL)
+        event_free(w->watch_ev);
     clf_scorer_free(w->scorer);
     jsonw_release(&w->json);
     if (w->base != NULL)

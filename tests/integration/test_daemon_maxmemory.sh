@@ -5,6 +5,10 @@
 #     warning; /readyz stays 200 and comments are still stored.  noeviction (or allkeys-* without
 #     maxmemory) after a reconnection: 0.  INFO refused (an ACL user
 #     without it): a warning, no gauge, comments still queued.
+#     A policy changed with CONFIG SET while connected is seen at the
+#     next check (redis.check_interval_s; 1 s here): the gauge, the error
+#     line (once, not at every check) and the /readyz warning come and go
+#     without a reconnection.
 #  2. noeviction and Redis full: Redis refuses writes (OOM), so 503
 #     with Retry-After and nothing stored, never "queued": true; with a
 #     spool, "spooled": true, and the comment reaches Redis once it has
@@ -86,6 +90,32 @@ expect_eq "stored without INFO" 1 "$(rcli EXISTS modfilter:item:ev-2)"
 stop_daemon; expect_eq "exit status (acl)" 0 "$STOP_RC"
 stop_redis
 
+# ---- 1b. the policy changed while connected ----------------------------------
+start_redis "$(free_port)" --maxmemory 100mb --maxmemory-policy noeviction
+start_daemon "${ALL[@]}" --set redis.check_interval_s=1
+wait_for 10 metric_is modfilter_redis_evicting 0 ||
+    { echo "FAIL: runtime: gauge at start: [$(metric modfilter_redis_evicting)]"; FAILS=$((FAILS+1)); }
+conns=$(lines 'redis: connected') said=$(lines "$ERR")
+rcli CONFIG SET maxmemory-policy allkeys-lru >/dev/null
+wait_for 5 metric_is modfilter_redis_evicting 1 ||
+    { echo "FAIL: runtime: allkeys-lru not seen: [$(metric modfilter_redis_evicting)]"; FAILS=$((FAILS+1)); }
+expect_eq "runtime: the error line" $((said + 1)) "$(lines "$ERR")"
+r=$(req GET /readyz)
+expect_eq "runtime: readyz status" 200 "${r%% *}"
+expect_grep "runtime: readyz warns" 'maxmemory-policy may evict queued comments' "$TMP/body"
+sleep 2.5 # two more checks, same answer: no more lines
+expect_eq "runtime: said once" $((said + 1)) "$(lines "$ERR")"
+rcli CONFIG SET maxmemory-policy noeviction >/dev/null
+wait_for 5 metric_is modfilter_redis_evicting 0 ||
+    { echo "FAIL: runtime: noeviction not seen: [$(metric modfilter_redis_evicting)]"; FAILS=$((FAILS+1)); }
+wait_for 5 grep -q 'redis: maxmemory-policy is now noeviction: Redis no longer evicts queued comments' "$DLOG" ||
+    { echo "FAIL: runtime: no line for noeviction"; FAILS=$((FAILS+1)); }
+r=$(req GET /readyz)
+if grep -q maxmemory "$TMP/body"; then echo "FAIL: runtime: readyz still warns"; FAILS=$((FAILS+1)); fi
+expect_eq "runtime: no reconnection" "$conns" "$(lines 'redis: connected')"
+stop_daemon; expect_eq "exit status (runtime)" 0 "$STOP_RC"
+stop_redis
+
 # ---- 2. noeviction, Redis full ----------------------------------------------
 # fill: Redis past its maxmemory (as when the data grew beyond it; a Redis
 # filled to just under the limit still takes a small write, and does
@@ -107,6 +137,7 @@ expect_eq "before full" 200 "$(post full-0)"
 expect_eq "before full: queued" true "$(json queued)"
 fill
 errs=$(metric modfilter_redis_errors_total)
+refused=$(metric 'modfilter_redis_refused_writes_total{error="OOM"}')
 for i in 1 2 3; do
     expect_eq "full-$i: status" 503 "$(post "full-$i")"
     expect_eq "full-$i: code" unavailable "$(json error.code)"
@@ -115,7 +146,11 @@ for i in 1 2 3; do
     expect_eq "full-$i: not stored" 0 "$(rcli EXISTS "modfilter:item:full-$i")"
     expect_eq "full-$i: not queued" "" "$(rcli ZSCORE modfilter:queue "full-$i")"
 done
-expect_eq "errors counted" $((errs + 3)) "$(metric modfilter_redis_errors_total)"
+# each refused comment is an error; so is each of the daemon's probe
+# writes while Redis refuses (one a second)
+n=$(metric modfilter_redis_errors_total)
+[ "$n" -ge $((errs + 3)) ] || { echo "FAIL: errors counted: $n < $errs + 3"; FAILS=$((FAILS+1)); }
+expect_eq "refusals counted" $((refused + 3)) "$(metric 'modfilter_redis_refused_writes_total{error="OOM"}')"
 # named in the log once (not three times): the error text, what happens
 expect_grep "the refusal logged" 'a comment was not queued \(Redis error: OOM command not allowed' "$DLOG"
 expect_eq "logged once per 10 s (2 workers)" 1 "$(grep -c 'a comment was not queued' "$DLOG")"

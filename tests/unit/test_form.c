@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "modfilterd.h"
+#include "testjson.h"
 
 static void
 parse_ok(const char *body, const char *hint, struct form *f)
@@ -352,9 +353,9 @@ test_lang_and_fields(void **state)
     assert_non_null(o);
     assert_null(json_object_get(o, "key"));
     assert_null(json_object_get(o, "api_key"));
-    assert_string_equal(json_string_value(json_object_get(o, "blog")), "b");
-    assert_string_equal(json_string_value(json_object_get(o, "x")), "2");
-    assert_string_equal(json_string_value(json_object_get(o, "odd name")), "v");
+    assert_json_string(json_object_get(o, "blog"), "b");
+    assert_json_string(json_object_get(o, "x"), "2");
+    assert_json_string(json_object_get(o, "odd name"), "v");
     json_decref(o);
     form_release(&f);
 }

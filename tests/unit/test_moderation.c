@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "modfilterd.h"
+#include "testjson.h"
 
 static struct clf_model *model; /* labels spam and abuse */
 
@@ -161,9 +162,7 @@ test_train_bodies(void **state)
                      0);
     assert_int_equal(json_array_size(ex), 2);
     assert_string_equal(notes, "3:text must be a non-empty string;");
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(ex, 1), "text")),
-        "hola");
+    assert_json_string(json_object_get(json_array_get(ex, 1), "text"), "hola");
     /* one JSON example; a body that is not one is refused with why */
     json_array_clear(ex);
     assert_int_equal(parse_exact("{\"text\":\"x\",\"labels\":"

@@ -2201,6 +2201,104 @@ test_memory_policy(void **state)
     close_queue(q);
 }
 
+/* ---- writes Redis refuses ---------------------------------------------- */
+
+static void
+test_refused_writes(void **state)
+{
+    static const struct {
+        const char *err;
+        int kind;
+    } cases[] = {
+        {"OOM command not allowed when used memory > 'maxmemory'.",
+         QUEUE_REFUSED_OOM},
+        {"READONLY You can't write against a read only replica.",
+         QUEUE_REFUSED_READONLY},
+        {"MISCONF Redis is configured to save RDB snapshots",
+         QUEUE_REFUSED_MISCONF},
+        {"NOREPLICAS Not enough good replicas to write.",
+         QUEUE_REFUSED_NOREPLICAS},
+        {"OOM", QUEUE_REFUSED_OOM},
+        {"OOMX no", -1},
+        {"oom lower case", -1},
+        {"WRONGTYPE Operation against a key", -1},
+        {"NOPERM this user has no permissions", -1},
+        {"ERR OOM inside", -1},
+        {"", -1},
+    };
+    char msg[QUEUE_REFUSAL_MAX], big[QUEUE_REFUSAL_MAX + 100];
+    unsigned long long oom;
+    struct queue *q;
+    struct res r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (queue_refusal_of(cases[i].err, strlen(cases[i].err)) !=
+            cases[i].kind)
+            fail_msg("case %zu: %s", i, cases[i].err);
+    assert_string_equal(queue_refusal_name(QUEUE_REFUSED_MISCONF), "MISCONF");
+    assert_null(queue_refusal_name(QUEUE_N_REFUSALS));
+    assert_null(queue_refusal_name(-1));
+
+    q = open_main("tr:", 2000);
+    submit_wait(q, "a", "1", 1, 1, 0, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(queue_refusing(msg, sizeof msg), -1);
+    assert_string_equal(msg, "");
+
+    /* Full under noeviction: the submit and the probe are refused, and
+     * the refusal is remembered with Redis's words. */
+    oom = queue_refused_count(QUEUE_REFUSED_OOM);
+    srv_run(&main_srv, "CONFIG SET maxmemory 1");
+    submit_wait(q, "b", "2", 1, 2, 0, &r);
+    assert_int_equal(r.st, QUEUE_ERROR);
+    assert_int_equal(queue_refusing(msg, sizeof msg), QUEUE_REFUSED_OOM);
+    assert_non_null(strstr(msg, "OOM command not allowed"));
+    assert_int_equal(queue_refused_count(QUEUE_REFUSED_OOM), oom + 1);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_probe_write(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_ERROR);
+    assert_int_equal(queue_refusing(NULL, 0), QUEUE_REFUSED_OOM);
+    /* a probe is no comment */
+    assert_int_equal(queue_refused_count(QUEUE_REFUSED_OOM), oom + 1);
+    /* a short buffer gets the start, terminated */
+    assert_int_equal(queue_refusing(msg, 4), QUEUE_REFUSED_OOM);
+    assert_string_equal(msg, "OOM");
+    assert_int_equal(queue_refusing(big, sizeof big), QUEUE_REFUSED_OOM);
+    assert_true(strlen(big) < QUEUE_REFUSAL_MAX);
+
+    /* Room again: the probe says so, and wrote nothing. */
+    srv_run(&main_srv, "CONFIG SET maxmemory 0");
+    memset(&r, 0, sizeof r);
+    assert_int_equal(queue_probe_write(q, on_count, &r), 0);
+    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(queue_refusing(msg, sizeof msg), -1);
+    assert_int_equal(srv_int(&main_srv, "EXISTS %s", "tr:write-probe", NULL),
+                     0);
+
+    /* Another error (a key of the wrong type) fails its comment alone and
+     * says nothing of Redis taking writes. */
+    srv_run(&main_srv, "SET tr:item:bad string");
+    submit_wait(q, "bad", "3", 1, 3, 0, &r);
+    assert_int_equal(r.st, QUEUE_ERROR);
+    assert_int_equal(queue_refusing(NULL, 0), -1);
+
+    /* A replica refuses; an id that exists is an answer to a write
+     * Redis took (HSETNX ran). */
+    srv_run(&main_srv, "REPLICAOF 127.0.0.1 1");
+    submit_wait(q, "c", "4", 1, 4, 0, &r);
+    assert_int_equal(r.st, QUEUE_ERROR);
+    assert_int_equal(queue_refusing(msg, sizeof msg), QUEUE_REFUSED_READONLY);
+    assert_non_null(strstr(msg, "READONLY"));
+    srv_run(&main_srv, "REPLICAOF NO ONE");
+    submit_wait(q, "a", "5", 1, 5, 0, &r);
+    assert_int_equal(r.st, QUEUE_EXISTS);
+    assert_int_equal(queue_refusing(NULL, 0), -1);
+    close_queue(q);
+}
+
 static int
 group_setup(void **state)
 {
@@ -2253,6 +2351,7 @@ main(void)
         cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
         cmocka_unit_test_teardown(test_urgent_kept, teardown),
         cmocka_unit_test_teardown(test_memory_policy, teardown),
+        cmocka_unit_test_teardown(test_refused_writes, teardown),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "modfilterd.h"
+#include "testjson.h"
 
 static int
 parse(const char *body, struct request_comment *rc, struct request_error *e)
@@ -256,25 +257,20 @@ test_reply_and_record(void **state)
     }
     rec = json_loads(w.buf, JSON_REJECT_DUPLICATES, NULL);
     assert_non_null(rec);
-    assert_string_equal(json_string_value(json_object_get(rec, "text")),
-                        "t\n\"");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(rec, "author"), "ip")),
-                        "1.2.3.4");
+    assert_json_string(json_object_get(rec, "text"), "t\n\"");
+    assert_json_string(json_object_get(json_object_get(rec, "author"), "ip"),
+                       "1.2.3.4");
     assert_null(json_object_get(json_object_get(rec, "author"), "name"));
-    assert_string_equal(json_string_value(json_object_get(rec, "post")), "p1");
-    assert_string_equal(json_string_value(json_object_get(rec, "model_id")),
-                        "00112233aabbccdd");
-    assert_string_equal(json_string_value(json_object_get(rec, "received_at")),
-                        "2023-11-14T22:13:20.123Z");
+    assert_json_string(json_object_get(rec, "post"), "p1");
+    assert_json_string(json_object_get(rec, "model_id"), "00112233aabbccdd");
+    assert_json_string(json_object_get(rec, "received_at"),
+                       "2023-11-14T22:13:20.123Z");
     assert_int_equal(json_integer_value(json_object_get(rec, "received_ms")),
                      1700000000123LL);
-    assert_string_equal(
-        json_string_value(json_object_get(rec, "daemon_version")),
-        MODFILTERD_VERSION);
+    assert_json_string(json_object_get(rec, "daemon_version"),
+                       MODFILTERD_VERSION);
     assert_non_null(json_object_get(rec, "reasons"));
-    assert_string_equal(json_string_value(json_object_get(rec, "source")),
-                        "akismet");
+    assert_json_string(json_object_get(rec, "source"), "akismet");
     assert_true(json_equal(json_object_get(rec, "akismet"),
                            json_object_get(extra, "akismet")));
 
@@ -282,8 +278,7 @@ test_reply_and_record(void **state)
     back = result_reply_from_stored(w.buf, w.len);
     assert_non_null(back);
     assert_true(json_is_true(json_object_get(back, "queued")));
-    assert_string_equal(json_string_value(json_object_get(back, "verdict")),
-                        "reject");
+    assert_json_string(json_object_get(back, "verdict"), "reject");
     assert_null(json_object_get(back, "text"));
     assert_null(json_object_get(back, "author"));
     assert_true(json_equal(json_object_get(back, "scores"),
