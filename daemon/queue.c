@@ -13,6 +13,7 @@
 #include "queue.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,14 +279,10 @@ static const char *const queue_refusal_names[QUEUE_N_REFUSALS] = {
 static unsigned long long queue_refused_n[QUEUE_N_REFUSALS];
 
 /* Redis's answer to the last write, process-wide: the refusal, or -1 when
- * it was taken.  Its text sits behind a sequence lock: a writer makes
- * the sequence odd (one writer at a time; another that finds it odd
- * leaves the text to it), stores the bytes one by one with atomic
- * stores, then makes it even; a reader copies the bytes and keeps the
- * copy only when the sequence was even and did not move meanwhile.
- * Nothing blocks, and a taken write costs one load. */
+ * it was taken (an atomic: a taken write costs one load), and the error's
+ * text under a lock (taken only when Redis refuses, and by /readyz). */
 static int queue_refusal_kind = -1;
-static unsigned queue_refusal_seq;
+static pthread_mutex_t queue_refusal_lock = PTHREAD_MUTEX_INITIALIZER;
 static char queue_refusal_text[QUEUE_REFUSAL_MAX];
 
 int
@@ -308,28 +305,6 @@ queue_refusal_name(int kind)
                                                 : NULL;
 }
 
-/* The text into msg (len > 0): 0, or -1 when a writer kept it busy. */
-static int
-queue_refusal_read(char *msg, size_t len)
-{
-    for (int tries = 0; tries < 8; tries++) {
-        unsigned s1 = __atomic_load_n(&queue_refusal_seq, __ATOMIC_ACQUIRE);
-        size_t i;
-
-        for (i = 0; i + 1 < len && i + 1 < QUEUE_REFUSAL_MAX; i++)
-            if ((msg[i] = __atomic_load_n(&queue_refusal_text[i],
-                                          __ATOMIC_RELAXED)) == '\0')
-                break;
-        msg[i] = '\0';
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (!(s1 & 1) &&
-            __atomic_load_n(&queue_refusal_seq, __ATOMIC_RELAXED) == s1)
-            return 0;
-    }
-    msg[0] = '\0';
-    return -1;
-}
-
 int
 queue_refusing(char *msg, size_t len)
 {
@@ -337,8 +312,11 @@ queue_refusing(char *msg, size_t len)
 
     if (msg != NULL && len > 0) {
         msg[0] = '\0';
-        if (kind >= 0 && queue_refusal_read(msg, len) < 0)
-            snprintf(msg, len, "%s", queue_refusal_names[kind]);
+        if (kind >= 0) {
+            pthread_mutex_lock(&queue_refusal_lock);
+            snprintf(msg, len, "%s", queue_refusal_text);
+            pthread_mutex_unlock(&queue_refusal_lock);
+        }
     }
     return kind;
 }
@@ -363,30 +341,18 @@ queue_write_taken(void)
 static void
 queue_write_failed(const char *err, size_t len, size_t n)
 {
-    char old[QUEUE_REFUSAL_MAX];
     int kind = err != NULL ? queue_refusal_of(err, len) : -1;
-    unsigned s;
 
     if (kind < 0)
         return;
     if (n > 0)
         __atomic_add_fetch(&queue_refused_n[kind], n, __ATOMIC_RELAXED);
     len = len < QUEUE_REFUSAL_MAX - 1 ? len : QUEUE_REFUSAL_MAX - 1;
-    /* The same refusal again (every comment of a full Redis): no write. */
-    if (queue_refusing(old, sizeof old) == kind && strlen(old) == len &&
-        memcmp(old, err, len) == 0)
-        return;
-    s = __atomic_load_n(&queue_refusal_seq, __ATOMIC_RELAXED);
-    if (!(s & 1) &&
-        __atomic_compare_exchange_n(&queue_refusal_seq, &s, s + 1, 0,
-                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        for (size_t i = 0; i < len; i++)
-            __atomic_store_n(&queue_refusal_text[i], err[i], __ATOMIC_RELAXED);
-        __atomic_store_n(&queue_refusal_text[len], '\0', __ATOMIC_RELAXED);
-        __atomic_store_n(&queue_refusal_seq, s + 2, __ATOMIC_RELEASE);
-    }
+    pthread_mutex_lock(&queue_refusal_lock);
+    memcpy(queue_refusal_text, err, len);
+    queue_refusal_text[len] = '\0';
     __atomic_store_n(&queue_refusal_kind, kind, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&queue_refusal_lock);
 }
 
 static void
