@@ -886,8 +886,7 @@ learn_publish(struct state *st)
             return;
         }
         clf_model_free(st->model);
-        st->model = m;
-        snprintf(st->model_id, sizeof(st->model_id), "%s", clf_model_id(m));
+        st->model = m; /* st->model_id stays the base's */
         learn.dirty = 0;
         learn.oldest_ms = 0; /* published here: no lag to report */
         log_info("reload: same base model %s: keeping what was learned "
@@ -908,11 +907,9 @@ learn_publish(struct state *st)
             state_release(st);
             return;
         }
-        if (snap != NULL) {
+        if (snap != NULL) { /* st->model_id stays the base's */
             clf_model_free(st->model);
             st->model = snap;
-            snprintf(st->model_id, sizeof(st->model_id), "%s",
-                     clf_model_id(snap));
         }
         clf_model_free(learn.model);
         learn.model = m;

@@ -333,7 +333,7 @@ main_reload(const struct main_opts *o, unsigned *generation)
         main_warn_restart_keys(cur->cfg, cfg);
     state_release(cur);
     main_warn_open_secrets(cfg);
-    st = state_new(cfg, model, ++*generation);
+    st = state_new(cfg, model, clf_model_id(model), ++*generation);
     if (st == NULL) {
         log_warnx("reload: out of memory; keeping the running model");
         return;
@@ -409,7 +409,7 @@ main(int argc, char **argv)
     unsigned n_workers = 0, i, generation = 1;
     int fds[2], n_fds = 0, port = -1, tcp_fd = -1, unix_fd = -1;
     int ret = 1, sig;
-    char msg[600];
+    char msg[600], base_id[24];
     sigset_t set;
 
     memset(workers, 0, sizeof(workers));
@@ -442,13 +442,14 @@ main(int argc, char **argv)
         config_free(cfg);
         return ret;
     }
+    snprintf(base_id, sizeof(base_id), "%s", clf_model_id(model));
     if (learn_init(cfg, &model) < 0) { /* the newest snapshot, if any */
         clf_model_free(model);
         config_free(cfg);
         return 1;
     }
     metrics_init();
-    st = state_new(cfg, model, generation); /* owns both from here */
+    st = state_new(cfg, model, base_id, generation); /* owns both from here */
     if (st == NULL) {
         fprintf(stderr, "modfilterd: out of memory\n");
         return 1;

@@ -190,22 +190,25 @@ struct state {
     struct config *cfg;      /* owned */
     struct clf_model *model; /* owned, read-only while published */
     unsigned generation;     /* 1 at start, +1 per successful reload */
-    char model_id[24];
-    int refs;      /* atomic */
-    int *cfg_refs; /* states sharing cfg (atomic); state.c's business */
+    char model_id[24]; /* the base model's (model.path's) clf_model_id, also
+                          while a snapshot or a learned clone of it is in
+                          use: the same on every daemon with that base */
+    int refs;          /* atomic */
+    int *cfg_refs;     /* states sharing cfg (atomic); state.c's business */
 };
 
-/* Takes ownership of cfg and model (also on failure). */
+/* Takes ownership of cfg and model (also on failure); model_id is the
+ * base model's id (model may be its snapshot). */
 struct state *state_new(struct config *cfg, struct clf_model *model,
-                        unsigned generation);
+                        const char *model_id, unsigned generation);
 /* The current state with a reference held; NULL before the first
  * publish.  Thread-safe. */
 struct state *state_acquire(void);
 void state_release(struct state *st); /* NULL-safe */
 /* Make st current (takes the caller's reference); drops the old one. */
 void state_publish(struct state *st);
-/* Make a state with the current config and generation and this model
- * current, in one step with respect to state_publish (the learner's
+/* Make a state with the current config, generation and model id and this
+ * model current, in one step with respect to state_publish (the learner's
  * publish cannot undo a reload).  Takes ownership of model, also on
  * failure; -1 when nothing is published yet or memory ran out. */
 int state_publish_model(struct clf_model *model);

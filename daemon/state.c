@@ -19,7 +19,8 @@ static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct state *state_current;
 
 struct state *
-state_new(struct config *cfg, struct clf_model *model, unsigned generation)
+state_new(struct config *cfg, struct clf_model *model, const char *model_id,
+          unsigned generation)
 {
     struct state *st = calloc(1, sizeof(*st));
 
@@ -35,7 +36,7 @@ state_new(struct config *cfg, struct clf_model *model, unsigned generation)
     st->cfg = cfg;
     st->model = model;
     st->generation = generation;
-    snprintf(st->model_id, sizeof(st->model_id), "%s", clf_model_id(model));
+    snprintf(st->model_id, sizeof(st->model_id), "%s", model_id);
     st->refs = 1;
     *st->cfg_refs = 1;
     return st;
@@ -92,7 +93,6 @@ state_publish_model(struct clf_model *model)
     }
     st->model = model;
     st->refs = 1;
-    snprintf(st->model_id, sizeof(st->model_id), "%s", clf_model_id(model));
     pthread_mutex_lock(&state_lock);
     old = state_current;
     if (old == NULL) {
@@ -105,6 +105,10 @@ state_publish_model(struct clf_model *model)
     st->cfg_refs = old->cfg_refs;
     __atomic_add_fetch(st->cfg_refs, 1, __ATOMIC_RELAXED);
     st->generation = old->generation;
+    /* The base's id, not the clone's: that one is the checksum of the
+     * learner's last snapshot (clf_model_save sets it), which differs
+     * from daemon to daemon. */
+    memcpy(st->model_id, old->model_id, sizeof(st->model_id));
     state_current = st;
     pthread_mutex_unlock(&state_lock);
     state_release(old);

@@ -5,9 +5,11 @@
 # errors; unlearn moves back; bad events are skipped; restart and SIGHUP
 # keep what was learned; a new base model replays the stream, and a base
 # switched back to takes its snapshot; /v1/stats and /metrics show the
-# examples per label; model.trim_stream trims.
+# examples per label; model.trim_stream trims; modfilter_model_info's id
+# stays the base model's over snapshots, restarts and reloads.
 source "$(dirname "$0")/lib.sh"
-"$BIN/modfilter" train --model "$TMP/m.mfm" --min-examples 1 "$TOP/tests/data/tiny.jsonl" >/dev/null 2>&1 \
+BASE_ID=$("$BIN/modfilter" train --model "$TMP/m.mfm" --min-examples 1 "$TOP/tests/data/tiny.jsonl" 2>&1 \
+    >/dev/null | grep -o 'model id [0-9a-f]*' | cut -d' ' -f3) && [ -n "$BASE_ID" ] \
     || { echo "cannot train the test model"; exit 1; }
 start_redis
 MOD=modtoken-0123456789 SUB=subtoken-0123456789
@@ -45,6 +47,7 @@ score() { # URL [text] -> spam score
 }
 gt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a > b + 1e-9) }'; }
 near() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(a != "" && d < 1e-6 && d > -1e-6) }'; }
+model_id() { curl -s "$1/metrics" | grep -o '^modfilter_model_info{id="[0-9a-f]*"' | cut -d'"' -f2; }
 moved_above() { gt "$(score "$1")" "$2"; }
 moved_below() { gt "$2" "$(score "$1")"; }
 xadd() { rcli XADD modfilter:training '*' "$@" >/dev/null; }
@@ -169,6 +172,11 @@ start_b
 crypto_moved() { gt "$(score "$URL_B" "$CRYPTO")" "$c_before"; }
 wait_for 2 crypto_moved || { echo "FAIL: the event after the snapshot was not replayed"; FAILS=$((FAILS+1)); }
 b_before=$(score "$URL_B")
+# The model in use is still the base's, by its id: B started from its
+# snapshot, A learned on after its periodic ones (the learned models'
+# own ids, their snapshots' checksums, differ between daemons).
+expect_eq "model id from a snapshot (B)" "$BASE_ID" "$(model_id "$URL_B")"
+expect_eq "model id after snapshots (A)" "$BASE_ID" "$(model_id "$URL_A")"
 
 # 6. SIGHUP with the same base keeps learning.
 n=$(grep -c 'reload: same base model' "$TMP/b.log")
@@ -176,6 +184,7 @@ kill -HUP "$PID_B"
 hup_seen() { [ "$(grep -c 'reload: same base model' "$TMP/b.log")" -gt "$n" ]; }
 wait_for 5 hup_seen || { echo "FAIL: no reload"; FAILS=$((FAILS+1)); }
 expect_eq "score kept over SIGHUP" "$b_before" "$(score "$URL_B")"
+expect_eq "model id over SIGHUP" "$BASE_ID" "$(model_id "$URL_B")"
 
 # 7. SIGHUP with a new base model (no event id): the whole stream is
 # replayed on it.
@@ -214,6 +223,7 @@ cp "$TMP/m2.mfm" "$TMP/m.mfm"
 kill -HUP "$PID_B"
 back() { grep -q "reload: new base model $m2_id: training events after [0-9]" "$TMP/b.log"; }
 wait_for 5 back || { echo "FAIL: m2's snapshot not taken back"; tail -5 "$TMP/b.log"; FAILS=$((FAILS+1)); }
+expect_eq "model id of a base back from its snapshot" "$m2_id" "$(model_id "$URL_B")"
 
 # 8. Periodic snapshot (model.snapshot_interval_s=1) on A; clean exits.
 sleep 1.2
