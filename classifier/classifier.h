@@ -99,9 +99,17 @@ void clf_model_free(struct clf_model *m); /* NULL-safe */
 enum clf_status clf_model_load(const char *path, struct clf_model **out,
                                struct clf_error *err);
 
-/* Refit calibration and write atomically (temp file, fsync, rename). */
+/* Refit calibration and write atomically (temp file, fsync, rename).
+ * Features seen in fewer than min_df examples are left out: they never
+ * count when scoring, and leaving them out halves the table. */
 enum clf_status clf_model_save(struct clf_model *m, const char *path,
                                struct clf_error *err);
+/* The same with every feature kept, so that a model loaded from the file
+ * learns on exactly as m does (the daemon's snapshots: a feature seen once
+ * before a restart and again after it counts 2, as on a daemon that ran
+ * on, not 1). */
+enum clf_status clf_model_save_all(struct clf_model *m, const char *path,
+                                   struct clf_error *err);
 
 /* A deep copy (so a daemon can learn into a copy while others score). */
 struct clf_model *clf_model_clone(const struct clf_model *m);

@@ -96,11 +96,13 @@ put_str(struct wbuf *b, const char *s, size_t field)
 }
 
 static int
-worth_keeping(const struct clf_model *m, const uint32_t *slot)
+worth_keeping(const struct clf_model *m, const uint32_t *slot, int keep_all)
 {
     uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
     if (!ftable_slot_key(slot))
         return 0;
+    if (keep_all)
+        return 1;
     for (unsigned h = 0; h < m->n_labels; h++)
         if (slot[2 + 2 * h] + slot[3 + 2 * h] >= min_df)
             return 1;
@@ -108,7 +110,7 @@ worth_keeping(const struct clf_model *m, const uint32_t *slot)
 }
 
 static void
-write_body(struct wbuf *b, const struct clf_model *m)
+write_body(struct wbuf *b, const struct clf_model *m, int keep_all)
 {
     const struct clf_settings *s = &m->settings;
     put_u32(b, s->n_languages);
@@ -160,15 +162,16 @@ write_body(struct wbuf *b, const struct clf_model *m)
 
     /* Features some head can use: seen in at least min_df examples.  The
      * rarer ones never count when scoring, and leaving them out halves the
-     * table (a feature seen once more after loading starts again from 1). */
+     * table (a feature seen once more after loading starts again from 1);
+     * keep_all keeps them too (clf_model_save_all). */
     uint64_t n = 0;
     unsigned ncounts = 2 * m->n_labels;
     for (size_t i = 0; i < m->ft.cap; i++)
-        n += worth_keeping(m, m->ft.slots + i * m->ft.stride);
+        n += worth_keeping(m, m->ft.slots + i * m->ft.stride, keep_all);
     put_u64(b, n);
     for (size_t i = 0; i < m->ft.cap; i++) {
         const uint32_t *slot = m->ft.slots + i * m->ft.stride;
-        if (!worth_keeping(m, slot))
+        if (!worth_keeping(m, slot, keep_all))
             continue;
         put_u64(b, ftable_slot_key(slot));
         for (unsigned c = 0; c < ncounts; c++)
@@ -190,8 +193,9 @@ set_id(struct clf_model *m, uint64_t sum)
     snprintf(m->id, sizeof m->id, "%016llx", (unsigned long long)sum);
 }
 
-enum clf_status
-clf_model_save(struct clf_model *m, const char *path, struct clf_error *err)
+static enum clf_status
+model_save(struct clf_model *m, const char *path, int keep_all,
+           struct clf_error *err)
 {
     struct wbuf b = {0};
     char *tmp = NULL, *dirbuf = NULL;
@@ -203,7 +207,7 @@ clf_model_save(struct clf_model *m, const char *path, struct clf_error *err)
     put_u32(&b, VERSION);
     put_u32(&b, 0);
     put_u64(&b, 0); /* body length, patched below */
-    write_body(&b, m);
+    write_body(&b, m, keep_all);
     if (b.oom) {
         st = model_fail(err, CLF_ENOMEM, "out of memory writing the model");
         goto out;
@@ -273,6 +277,18 @@ out:
     free(dirbuf);
     free(b.p);
     return st;
+}
+
+enum clf_status
+clf_model_save(struct clf_model *m, const char *path, struct clf_error *err)
+{
+    return model_save(m, path, 0, err);
+}
+
+enum clf_status
+clf_model_save_all(struct clf_model *m, const char *path, struct clf_error *err)
+{
+    return model_save(m, path, 1, err);
 }
 
 /* ---- reading ---------------------------------------------------------- */

@@ -297,7 +297,7 @@ learn_snapshot(void)
     snprintf(path, sizeof(path), "%s/%s", learn.state_dir, name);
     clf_model_set_event_id(learn.model, learn.last_id);
     memset(&e, 0, sizeof(e));
-    cs = clf_model_save(learn.model, path, &e);
+    cs = clf_model_save_all(learn.model, path, &e);
     if (cs != CLF_OK) {
         log_warnx("snapshot %s: %s; learned state kept in memory only", path,
                   e.msg[0] ? e.msg : clf_status_str(cs));
