@@ -504,18 +504,18 @@ class Soak:
     def slow_idle(self, socks, rng):
         return {None}, IDLE_TIMEOUT_S - 0.5, IDLE_TIMEOUT_S + CUT_SLACK_S
 
-    def slow_read(self, socks, until):
-        """[(status of the first answer or None, seconds to the close or
-        None)] of each socket, read until the daemon closes it or until."""
+    def slow_read(self, socks, t0, deadline):
+        """[(status of the first answer or None, seconds from t0 to the
+        close or None)] of each socket, read until the daemon closes it or
+        the deadline."""
         sel = selectors.DefaultSelector()
         got = {}
         for s in socks:
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ)
             got[s] = [b"", None]
-        t0 = until[0]
-        while sel.get_map() and time.time() < until[1]:
-            for key, _ in sel.select(timeout=max(0.0, until[1] - time.time())):
+        while sel.get_map() and time.time() < deadline:
+            for key, _ in sel.select(timeout=max(0.0, deadline - time.time())):
                 try:
                     chunk = key.fileobj.recv(65536)
                 except BlockingIOError:
@@ -549,15 +549,24 @@ class Soak:
                     s.close()
                 time.sleep(0.1)  # restarting
                 continue
-            t0 = time.time()
-            expect = how(socks, rng)
-            if expect is not None:
-                results = self.slow_read(socks, (t0, t0 + expect[2] + 0.5))
+            t0, failed = time.time(), None
+            what = "%s on %s at %s" % (how.__name__, d.name,
+                                       time.strftime("%H:%M:%S", time.gmtime(t0)))
+            try:
+                expect = how(socks, rng)
+                if expect is not None:
+                    results = self.slow_read(socks, t0, t0 + expect[2] + 0.5)
+            except OSError as e:
+                expect, failed = None, e
             for s in socks:
                 s.close()
-            if expect is not None and d.lives == lives:  # it stayed up
-                self.slow_judge("%s on %s at %s" % (how.__name__, d.name, time.strftime(
-                    "%H:%M:%S", time.gmtime(t0))), expect, results)
+            if d.lives != lives:
+                continue  # the daemon was stopped meanwhile: anything goes
+            if failed:
+                with self.lock:
+                    self.errors.append("%s: %s" % (what, failed))
+            elif expect is not None:
+                self.slow_judge(what, expect, results)
 
     def slow_judge(self, what, expect, results):
         statuses, earliest, latest = expect
