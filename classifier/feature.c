@@ -244,6 +244,7 @@ feat_extract(struct feat_set *out, const struct clf_settings *s,
      * it, so its fields stay in registers (with out itself, GCC loaded
      * them again for every feature). */
     struct feat_set set = *out, *fs = &set;
+    uint64_t chars_salt = lang_salt(s, doc);
     for (uint32_t i = 0; i < doc->n_tokens; i++) {
         const struct text_token *t = &doc->tokens[i];
         unsigned fam = token_family(t->kind);
@@ -261,7 +262,7 @@ feat_extract(struct feat_set *out, const struct clf_settings *s,
         if ((s->features & CLF_FEAT_CHARGRAMS) &&
             (t->kind == TEXT_WORD || t->kind == TEXT_URL ||
              t->kind == TEXT_NUMBER))
-            add(fs, t->surface_hash ^ lang_salt(s, doc), FEAT_CHARS, 0, 0, i);
+            add(fs, t->surface_hash ^ chars_salt, FEAT_CHARS, 0, 0, i);
         prev = key;
         prev_i = i;
     }
