@@ -5,7 +5,12 @@
 # ham.  Prints the share of each set a head scores at 0.5 or more and at 0.9
 # or more: a false-positive rate out of domain, the one proxy the shared data
 # offer for "comments from places it has never seen".  A few tweets are
-# promotions, so the spam rate cannot reach 0.  Needs ../shared.
+# promotions, so the spam rate cannot reach 0.  The 1,000 tweets the
+# default model's spam head learned as ordinary text (scripts/spam-negatives.py)
+# are left out of its Davidson row, whatever the model.  Last, the spam
+# head on tests/data/blog_comments.jsonl: comments written by the
+# developers for a blog (36 ordinary, 13 spam), which no model learned.
+# Needs ../shared.
 # Usage: scripts/crossdomain.sh [MODEL] [DATASET_DIR]
 set -eu
 cd "$(dirname "$0")/.."
@@ -36,9 +41,33 @@ print("%-6s head on %-34s %6d comments: %5.1f%% >= 0.5, %5.1f%% >= 0.9"
 ' "$1" "$2" "${3:-}"
 }
 
-for set in davidson_hate_offensive mexa3t_aggressiveness_es; do
-    build/modfilter score --model "$model" "$dir/$set.jsonl" |
-        rate spam "$set (tweets)" 3<"$dir/$set.jsonl"
-done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+scripts/spam-negatives.py "$dir/davidson_hate_offensive.jsonl" 1000 |
+    python3 -c '
+import json, sys
+seen = {json.loads(l)["id"] for l in sys.stdin}
+for line in open(sys.argv[1], encoding="utf-8"):
+    if json.loads(line)["id"] not in seen:
+        sys.stdout.write(line)
+' "$dir/davidson_hate_offensive.jsonl" >"$tmp/davidson.jsonl"
+build/modfilter score --model "$model" "$tmp/davidson.jsonl" |
+    rate spam "davidson_hate_offensive (tweets)" 3<"$tmp/davidson.jsonl"
+set=mexa3t_aggressiveness_es
+build/modfilter score --model "$model" "$dir/$set.jsonl" |
+    rate spam "$set (tweets)" 3<"$dir/$set.jsonl"
 build/modfilter score --model "$model" "$dir/youtube_spam.jsonl" |
     rate abuse "youtube_spam (ham only)" spam 3<"$dir/youtube_spam.jsonl"
+blog=tests/data/blog_comments.jsonl
+build/modfilter score --model "$model" "$blog" |
+    rate spam "blog_comments (ordinary only)" spam 3<"$blog"
+build/modfilter score --model "$model" "$blog" |
+    python3 -c '
+import json, sys
+s = [json.loads(l)["scores"]["spam"] for l in sys.stdin]
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+spam = [x for x, r in zip(s, recs) if r["labels"]["spam"] == 1]
+print("spam   head on %-34s %6d comments: %5.1f%% >= 0.5 (caught)"
+      % ("blog_comments (spam only)", len(spam),
+         100.0 * sum(x >= 0.5 for x in spam) / len(spam)))
+' "$blog"
