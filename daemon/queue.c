@@ -701,7 +701,7 @@ queue_get(struct queue *q, const char *id, queue_submit_cb *cb, void *arg)
     return queue_send(q, queue_call_new(cb, NULL, arg), on_get, 3, argv, len);
 }
 
-/* An integer reply (length, keep_urgent) to a count callback. */
+/* An integer reply (length, oldest) to a count callback. */
 static void
 on_integer(enum redis_result res, const struct redisReply *reply, void *arg)
 {
@@ -953,24 +953,37 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
  * exact) are one and the same.  Rounding is monotone, so the highest of
  * the rounded scores is the rounded highest score.
  *
- * The invariant I: mark exists => zu == zq as sets, every score right.
- * It holds under any interleaving of daemons, whatever their
- * queue.order, because every change below is one atomic script that
- * keeps I, and an order is only read from zu by a script that first
- * makes I's antecedent true (keep_urgent):
+ * mark holds either a time (ms: "kept") or "building C", C a cursor
+ * into zq's scores ("-inf", a score S: from S on, or "(S": after S).
+ * The invariants: while mark exists, zu is a subset of zq, every score
+ * right (J); mark kept => zu == zq as sets (I); mark "building C" => zu
+ * holds every id of zq whose score comes before C (K), and every id
+ * submitted or undone since the rebuild began.  They hold under any
+ * interleaving of daemons, whatever their queue.order, because every
+ * change below is one atomic script that keeps them, and an order is only
+ * read from zu by a script that first finds mark kept (urgent_kept):
  * - submit adds to zq, and to zu (same ids, their urgency) iff mark
  *   exists, in the script that looks at mark; its undo of a failed ZADD
  *   takes back both;
  * - decide removes from zq, and from zu iff mark exists;
  * - undo adds back to zq, and to zu iff mark exists;
- * - keep_urgent (list and claim in the urgent order, and queue_keep_urgent
- *   when a daemon configured `urgent` gets its connection) rebuilds when
- *   mark is absent: DEL zu, ZADD every id of zq with its urgency, SET
- *   mark, all in one script.  Without mark zu may be stale or partial;
- *   nothing reads it then, and the rebuild starts from nothing;
- * - deleting mark (an operator; a full flush) makes I hold vacuously;
- *   submit, decide and undo then leave zu alone, and the next read in the
- *   urgent order rebuilds.
+ * - urgent_step, one step of a rebuild (queue_keep_urgent runs them one
+ *   script after the other until mark is kept: when a daemon configured
+ *   `urgent` gets its connection, and before every list and claim in the
+ *   urgent order): when mark is absent, DEL zu (stale or partial then;
+ *   nothing reads it) and start from "-inf"; take the next
+ *   QUEUE_URGENT_STEP ids of zq from C on with their scores, ZADD them to
+ *   zu with their urgency, and move C past them (to the last one's score:
+ *   its ties are taken again, harmlessly; when a whole step has one score,
+ *   every id of that score at once, and C after it, so that a step always
+ *   moves on).  A step that found fewer ids than it asked for has reached
+ *   the end of zq: by K and J, zu == zq, and mark becomes a time (I);
+ * - list and claim in the urgent order answer -2, read nothing, when mark
+ *   is not kept (deleted since the rebuild, say): the caller keeps it
+ *   again first;
+ * - deleting mark (an operator; a full flush) makes I, J and K hold
+ *   vacuously; submit, decide and undo then leave zu alone, and the next
+ *   read in the urgent order rebuilds from nothing.
  * queue.order and its reload only choose which scripts read zu; the
  * writes are the same for every daemon.  Not covered: a key evicted by
  * a maxmemory policy (which would lose queued items anyway), and daemons
@@ -988,10 +1001,10 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
  * the text, as no JSON string can hold that unescaped and the members
  * before it are id, text, author and post, and it ends at the first `}`,
  * as label names are a-z, 0-9, _ and -; else the whole record);
- * keep_urgent(zq, zu, mark, prefix),
- * which rebuilds zu unless mark exists and returns the ids it added, or
- * -1 when zu was kept already (a cost in Redis of a few microseconds per
- * queued item, REDIS.md). */
+ * urgent_kept(mark); urgent_step(zq, zu, mark, prefix, step), which
+ * returns {-1, 1} when zu was kept already, {ids added, 0} after a step
+ * that leaves the rebuild unfinished and {length of zu, 1} after the last
+ * one (a cost in Redis of a few microseconds per item, REDIS.md). */
 static const char common_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -1033,33 +1046,57 @@ static const char common_lua[] =
     "  ok, s = pcall(cjson.decode, r)\n"
     "  return urgency(ok and s)\n"
     "end\n"
-    "local function keep_urgent(zq, zu, mark, p)\n"
-    "  if redis.call('EXISTS', mark) == 1 then return -1 end\n"
-    "  redis.call('DEL', zu)\n"
-    "  local n = 0\n"
-    "  repeat\n"
-    "    local ids, z = redis.call('ZRANGE', zq, n, n + 999), {}\n"
-    "    for _, id in ipairs(ids) do\n"
-    "      local r = redis.pcall('HGET', p .. 'item:' .. id, 'record')\n"
+    "local function urgent_add(zu, p, ids)\n"
+    "  for i = 1, #ids, 500 do\n"
+    "    local z = {}\n"
+    "    for j = i, math.min(i + 499, #ids) do\n"
+    "      local r = redis.pcall('HGET', p .. 'item:' .. ids[j], 'record')\n"
     "      z[#z + 1] = record_urgency(str(r))\n"
-    "      z[#z + 1] = id\n"
+    "      z[#z + 1] = ids[j]\n"
     "    end\n"
-    "    if #ids > 0 then redis.call('ZADD', zu, unpack(z)) end\n"
-    "    n = n + #ids\n"
-    "  until #ids < 1000\n"
-    "  redis.call('SET', mark, now)\n"
-    "  return n\n"
+    "    redis.call('ZADD', zu, unpack(z))\n"
+    "  end\n"
+    "end\n"
+    "local function urgent_kept(mark)\n"
+    "  local v = redis.call('GET', mark)\n"
+    "  return v and v:sub(1, 9) ~= 'building '\n"
+    "end\n"
+    "local function urgent_step(zq, zu, mark, p, step)\n"
+    "  local v = redis.call('GET', mark)\n"
+    "  if v and v:sub(1, 9) ~= 'building ' then return {-1, 1} end\n"
+    "  local c = '-inf'\n"
+    "  if v then c = v:sub(10) else redis.call('DEL', zu) end\n"
+    "  local r = redis.call('ZRANGE', zq, c, '+inf', 'BYSCORE', 'LIMIT', 0,\n"
+    "                       step, 'WITHSCORES')\n"
+    "  local n, ids = #r / 2, {}\n"
+    "  if n == step and r[2] == r[2 * n] then\n"
+    "    ids = redis.call('ZRANGE', zq, r[2], r[2], 'BYSCORE')\n"
+    "    c = '(' .. r[2]\n"
+    "  else\n"
+    "    for i = 1, n do ids[i] = r[2 * i - 1] end\n"
+    "    if n > 0 then c = r[2 * n] end\n"
+    "  end\n"
+    "  urgent_add(zu, p, ids)\n"
+    "  if n < step then\n"
+    "    redis.call('SET', mark, now)\n"
+    "    return {redis.call('ZCARD', zu), 1}\n"
+    "  end\n"
+    "  redis.call('SET', mark, 'building ' .. c)\n"
+    "  return {#ids, 0}\n"
     "end\n";
 
 /* KEYS: queue, queue:urgent, its marker.  ARGV: prefix, limit, cursor (''
- * for the first page), urgent (1: highest score first, from queue:urgent,
- * kept first).  A cursor whose item left the queue is placed where its
- * score (kept in the item hash) puts it.  Returns {now, length, next
- * cursor or '', items...}; -1 for an unknown cursor. */
+ * for the first page), urgent (1: highest score first, from queue:urgent;
+ * -2 when it is not kept).  A cursor whose item left the queue is placed where
+ * its score (kept in the item hash) puts it.  Returns {now, length, next cursor
+ * or '', items...}; -1 for an unknown cursor. */
 static const char list_lua[] =
     "local p, limit, c = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
     "local urgent, z = ARGV[4] == '1', KEYS[1]\n"
-    "if urgent then z = KEYS[2]; keep_urgent(KEYS[1], z, KEYS[3], p) end\n"
+    "if urgent then\n"
+    "  z = KEYS[2]\n"
+    "  if not urgent_kept(KEYS[3]) then return -2 end\n"
+    "end\n"
     "local start = 0\n"
     "if c ~= '' then\n"
     "  local rank\n"
@@ -1099,14 +1136,17 @@ static const char show_lua[] =
     "return out\n";
 
 /* KEYS: queue, queue:urgent, its marker, claims (score = expiry ms).
- * ARGV: prefix, n, by, ttl_ms, urgent (queue:urgent's order, kept
- * first).  Expired claims are dropped first; then the queue is walked in
+ * ARGV: prefix, n, by, ttl_ms, urgent (queue:urgent's order; -2 when it
+ * is not kept).  Expired claims are dropped first; then the queue is walked in
  * order, 100 ids at a time, claiming ids that have no claim left.
  * Returns {now, length, '', claimed items...}. */
 static const char claim_lua[] =
     "local p, n, by = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
     "local exp, urgent, z = now + tonumber(ARGV[4]), ARGV[5] == '1', KEYS[1]\n"
-    "if urgent then z = KEYS[2]; keep_urgent(KEYS[1], z, KEYS[3], p) end\n"
+    "if urgent then\n"
+    "  z = KEYS[2]\n"
+    "  if not urgent_kept(KEYS[3]) then return -2 end\n"
+    "end\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)\n"
     "local out = {now, redis.call('ZCARD', z), ''}\n"
     "local got, start = 0, 0\n"
@@ -1241,10 +1281,11 @@ static const char undo_lua[] =
     "redis.call('HINCRBY', KEYS[7], 'undo', 1)\n"
     "return {{200, str(rec.verdict), labels, ''}}\n";
 
-/* KEYS: queue, queue:urgent, its marker.  ARGV: prefix.  Keeps
- * queue:urgent (keep_urgent): the ids added, or -1 when it was kept. */
+/* KEYS: queue, queue:urgent, its marker.  ARGV: prefix, step.  One step
+ * of keeping queue:urgent (urgent_step). */
 static const char keep_lua[] =
-    "return keep_urgent(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\n";
+    "return urgent_step(KEYS[1], KEYS[2], KEYS[3], ARGV[1], "
+    "tonumber(ARGV[2]))\n";
 
 /* KEYS: queue, claims, stats.  Returns {now, length, oldest_ms or -1,
  * claimed, approved, rejected, undone}. */
@@ -1284,20 +1325,19 @@ queue_reply_int(const redisReply *r)
 
 #define QUEUE_ITEM_FIELDS 9
 
-/* {now, length, cursor, items...} (list, show, claim) into a page. */
+/* {now, length, cursor, items...} (list, show, claim) into a page for
+ * cb; -1 (an unknown cursor, an unknown item) is QUEUE_NOT_FOUND. */
 static void
-on_page(enum redis_result res, const struct redisReply *reply, void *arg)
+page_reply(enum queue_status st, const struct redisReply *reply,
+           queue_page_cb *cb, void *arg)
 {
-    struct queue_call c = *(struct queue_call *)arg;
-    enum queue_status st = queue_status_of(res);
     struct queue_item *items = NULL;
     struct queue_page page;
     size_t i;
 
-    free(arg);
     memset(&page, 0, sizeof(page));
     if (st == QUEUE_OK && reply->type == REDIS_REPLY_INTEGER) {
-        c.page_cb(QUEUE_NOT_FOUND, NULL, c.arg);
+        cb(QUEUE_NOT_FOUND, NULL, arg);
         return;
     }
     if (st == QUEUE_OK &&
@@ -1305,7 +1345,7 @@ on_page(enum redis_result res, const struct redisReply *reply, void *arg)
          (reply->elements - 3) % QUEUE_ITEM_FIELDS != 0))
         st = QUEUE_ERROR;
     if (st != QUEUE_OK) {
-        c.page_cb(st, NULL, c.arg);
+        cb(st, NULL, arg);
         return;
     }
     page.now_ms = queue_reply_int(reply->element[0]);
@@ -1315,7 +1355,7 @@ on_page(enum redis_result res, const struct redisReply *reply, void *arg)
     if (page.n > 0) {
         items = calloc(page.n, sizeof(*items));
         if (items == NULL) {
-            c.page_cb(QUEUE_ERROR, NULL, c.arg);
+            cb(QUEUE_ERROR, NULL, arg);
             return;
         }
     }
@@ -1334,8 +1374,17 @@ on_page(enum redis_result res, const struct redisReply *reply, void *arg)
         items[i].decided_at_ms = queue_reply_int(f[8]);
     }
     page.items = items;
-    c.page_cb(QUEUE_OK, &page, c.arg);
+    cb(QUEUE_OK, &page, arg);
     free(items);
+}
+
+static void
+on_page(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct queue_call c = *(struct queue_call *)arg;
+
+    free(arg);
+    page_reply(queue_status_of(res), reply, c.page_cb, c.arg);
 }
 
 static struct queue_call *
@@ -1348,28 +1397,153 @@ queue_call_page(queue_page_cb *cb, void *arg)
     return c;
 }
 
-int
-queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
-           queue_page_cb *cb, void *arg)
+/* Sends the list script (see list_lua); cursor is "" or a checked id. */
+static int
+list_send(struct queue *q, int urgent, unsigned limit, const char *cursor,
+          redis_reply_cb *fn, void *callarg)
 {
     char keys[3][QUEUE_KEY_MAX], lim[16];
     const char *argv[7];
-    size_t len[7], cur_len = 0;
+    size_t len[7];
 
-    if (limit < 1 || limit > QUEUE_LIMIT_MAX ||
-        (cursor != NULL && cursor[0] && !queue_id_ok(cursor, &cur_len)))
-        return -1;
     queue_order_keys(q, keys, argv, len);
     argv[3] = q->prefix;
     len[3] = q->prefix_len;
     argv[4] = lim;
     len[4] = (size_t)snprintf(lim, sizeof(lim), "%u", limit);
-    argv[5] = cur_len ? cursor : "";
-    len[5] = cur_len;
+    argv[5] = cursor;
+    len[5] = strlen(cursor);
     argv[6] = urgent ? "1" : "0";
     len[6] = 1;
-    return queue_eval(q, q->list, 3, 7, argv, len, on_page,
-                      queue_call_page(cb, arg));
+    return redis_eval(q->redis, q->list, 3, 7, argv, len, fn, callarg);
+}
+
+/* Sends the claim script (see claim_lua). */
+static int
+claim_send(struct queue *q, int urgent, unsigned n, const char *by,
+           unsigned ttl_s, redis_reply_cb *fn, void *callarg)
+{
+    char keys[4][QUEUE_KEY_MAX], num[16], ttl[24];
+    const char *argv[9];
+    size_t len[9];
+
+    queue_order_keys(q, keys, argv, len);
+    argv[3] = keys[3];
+    len[3] = queue_key(q, keys[3], "claims", NULL, 0);
+    argv[4] = q->prefix;
+    len[4] = q->prefix_len;
+    argv[5] = num;
+    len[5] = (size_t)snprintf(num, sizeof(num), "%u", n);
+    argv[6] = by;
+    len[6] = strlen(by);
+    argv[7] = ttl;
+    len[7] = (size_t)snprintf(ttl, sizeof(ttl), "%llu",
+                              (unsigned long long)ttl_s * 1000);
+    argv[8] = urgent ? "1" : "0";
+    len[8] = 1;
+    return redis_eval(q->redis, q->claim, 4, 9, argv, len, fn, callarg);
+}
+
+/* A list or claim in the urgent order waits for the order to be kept
+ * (queue_keep_urgent), then goes; its arguments are kept meanwhile.
+ * Should the order be gone again when it runs (an operator deleted the
+ * marker in between), the script answers -2 and it waits again, a few
+ * times at most. */
+#define URGENT_TRIES 3
+
+struct urgent_call {
+    struct queue *q;
+    int claim, tries;
+    unsigned n, ttl_s;
+    queue_page_cb *cb;
+    void *arg;
+    char cursor[QUEUE_ID_MAX + 1]; /* list: "" or the cursor */
+    char by[];                     /* claim: the moderator */
+};
+
+static void urgent_call_go(enum queue_status st, long long n, void *arg);
+
+static void
+on_urgent_page(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct urgent_call *u = arg;
+    enum queue_status st = queue_status_of(res);
+
+    if (st == QUEUE_OK && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer == -2) {
+        if (++u->tries < URGENT_TRIES &&
+            queue_keep_urgent(u->q, urgent_call_go, u) == 0)
+            return;
+        u->cb(QUEUE_ERROR, NULL, u->arg);
+        free(u);
+        return;
+    }
+    page_reply(st, reply, u->cb, u->arg);
+    free(u);
+}
+
+/* The order is kept (or could not be): the call itself. */
+static void
+urgent_call_go(enum queue_status st, long long n, void *arg)
+{
+    struct urgent_call *u = arg;
+    int rc = -1;
+
+    (void)n;
+    if (st == QUEUE_OK && !u->q->closing)
+        rc = u->claim
+                 ? claim_send(u->q, 1, u->n, u->by, u->ttl_s, on_urgent_page, u)
+                 : list_send(u->q, 1, u->n, u->cursor, on_urgent_page, u);
+    if (rc == 0)
+        return;
+    u->cb(st == QUEUE_OK ? QUEUE_ERROR : st, NULL, u->arg);
+    free(u);
+}
+
+static int
+urgent_call_start(struct queue *q, int claim, unsigned n, const char *cursor,
+                  const char *by, unsigned ttl_s, queue_page_cb *cb, void *arg)
+{
+    size_t by_len = by != NULL ? strlen(by) : 0;
+    struct urgent_call *u = calloc(1, sizeof(*u) + by_len + 1);
+
+    if (u == NULL)
+        return -1;
+    u->q = q;
+    u->claim = claim;
+    u->n = n;
+    u->ttl_s = ttl_s;
+    u->cb = cb;
+    u->arg = arg;
+    snprintf(u->cursor, sizeof(u->cursor), "%s", cursor ? cursor : "");
+    memcpy(u->by, by_len ? by : "", by_len + 1);
+    if (queue_keep_urgent(q, urgent_call_go, u) != 0) {
+        free(u);
+        return -1;
+    }
+    return 0;
+}
+
+int
+queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
+           queue_page_cb *cb, void *arg)
+{
+    size_t cur_len = 0;
+    struct queue_call *c;
+
+    if (limit < 1 || limit > QUEUE_LIMIT_MAX ||
+        (cursor != NULL && cursor[0] && !queue_id_ok(cursor, &cur_len)))
+        return -1;
+    if (urgent)
+        return urgent_call_start(q, 0, limit, cur_len ? cursor : "", NULL, 0,
+                                 cb, arg);
+    c = queue_call_page(cb, arg);
+    if (c == NULL ||
+        list_send(q, 0, limit, cur_len ? cursor : "", on_page, c) != 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
 }
 
 int
@@ -1395,42 +1569,91 @@ int
 queue_claim(struct queue *q, int urgent, unsigned n, const char *by,
             unsigned ttl_s, queue_page_cb *cb, void *arg)
 {
-    char keys[4][QUEUE_KEY_MAX], num[16], ttl[24];
-    const char *argv[9];
-    size_t len[9];
+    struct queue_call *c;
 
     if (n < 1 || n > QUEUE_LIMIT_MAX || by == NULL)
         return -1;
+    if (urgent)
+        return urgent_call_start(q, 1, n, NULL, by, ttl_s, cb, arg);
+    c = queue_call_page(cb, arg);
+    if (c == NULL || claim_send(q, 0, n, by, ttl_s, on_page, c) != 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* The urgent order is rebuilt in steps of at most this many items, one
+ * script each (urgent_step in common_lua: about 10-15 ms of Redis for a
+ * step of 1,000), so that other clients wait no longer than that. */
+#define QUEUE_URGENT_STEP 1000
+
+/* A rebuild under way: one step after the other until the set is kept. */
+struct urgent_build {
+    struct queue *q;
+    queue_count_cb *cb;
+    void *arg;
+};
+
+static int urgent_step_send(struct urgent_build *b);
+
+static void
+on_urgent_step(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct urgent_build *b = arg;
+    enum queue_status st = queue_status_of(res);
+    long long n = 0, done = 0;
+
+    if (st == QUEUE_OK &&
+        (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+         reply->element[0]->type != REDIS_REPLY_INTEGER ||
+         reply->element[1]->type != REDIS_REPLY_INTEGER))
+        st = QUEUE_ERROR;
+    if (st == QUEUE_OK) {
+        n = reply->element[0]->integer;
+        done = reply->element[1]->integer;
+        if (!done && urgent_step_send(b) == 0)
+            return;
+        if (!done)
+            st = QUEUE_ERROR;
+    }
+    b->cb(st, st == QUEUE_OK ? n : 0, b->arg);
+    free(b);
+}
+
+static int
+urgent_step_send(struct urgent_build *b)
+{
+    struct queue *q = b->q;
+    char keys[3][QUEUE_KEY_MAX], step[16];
+    const char *argv[5];
+    size_t len[5];
+
+    if (q->closing)
+        return -1;
     queue_order_keys(q, keys, argv, len);
-    argv[3] = keys[3];
-    len[3] = queue_key(q, keys[3], "claims", NULL, 0);
-    argv[4] = q->prefix;
-    len[4] = q->prefix_len;
-    argv[5] = num;
-    len[5] = (size_t)snprintf(num, sizeof(num), "%u", n);
-    argv[6] = by;
-    len[6] = strlen(by);
-    argv[7] = ttl;
-    len[7] = (size_t)snprintf(ttl, sizeof(ttl), "%llu",
-                              (unsigned long long)ttl_s * 1000);
-    argv[8] = urgent ? "1" : "0";
-    len[8] = 1;
-    return queue_eval(q, q->claim, 4, 9, argv, len, on_page,
-                      queue_call_page(cb, arg));
+    argv[3] = q->prefix;
+    len[3] = q->prefix_len;
+    argv[4] = step;
+    len[4] = (size_t)snprintf(step, sizeof(step), "%u", QUEUE_URGENT_STEP);
+    return redis_eval(q->redis, q->keep, 3, 5, argv, len, on_urgent_step, b);
 }
 
 int
 queue_keep_urgent(struct queue *q, queue_count_cb *cb, void *arg)
 {
-    char keys[3][QUEUE_KEY_MAX];
-    const char *argv[4];
-    size_t len[4];
+    struct urgent_build *b = malloc(sizeof(*b));
 
-    queue_order_keys(q, keys, argv, len);
-    argv[3] = q->prefix;
-    len[3] = q->prefix_len;
-    return queue_eval(q, q->keep, 3, 4, argv, len, on_integer,
-                      queue_call_new(NULL, cb, arg));
+    if (b == NULL)
+        return -1;
+    b->q = q;
+    b->cb = cb;
+    b->arg = arg;
+    if (urgent_step_send(b) != 0) {
+        free(b);
+        return -1;
+    }
+    return 0;
 }
 
 /* {{status, verdict, labels, why}, ...} (decide, undo) into outcomes. */

@@ -278,9 +278,9 @@ typedef void queue_page_cb(enum queue_status st, const struct queue_page *page,
                            void *arg);
 
 /* Undecided items, claimed or not: oldest first, or (urgent) most urgent
- * first; at most limit (1..QUEUE_LIMIT_MAX) after cursor (the last id of
- * the previous page; NULL or "" for the first page).  A cursor stays valid
- * after its item was decided. */
+ * first, once the urgent order is kept (queue_keep_urgent); at most limit
+ * (1..QUEUE_LIMIT_MAX) after cursor (the last id of the previous page; NULL or
+ * "" for the first page).  A cursor stays valid after its item was decided. */
 int queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
                queue_page_cb *cb, void *arg);
 
@@ -288,11 +288,14 @@ int queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
 int queue_show(struct queue *q, const char *id, queue_page_cb *cb, void *arg);
 
 /* Make sure P queue:urgent is kept (daemon/REDIS.md, "The urgent
- * order"): rebuilt from P queue unless its marker exists.  cb gets the
- * number of items the rebuild added, or -1 when it was kept already.  A
- * daemon configured with the urgent order calls it when its connection is
- * ready, so that its first list or claim does not pay for the rebuild
- * (one script: a long backlog holds Redis for its length, REDIS.md). */
+ * order"): rebuilt from P queue unless its marker says it is kept, in
+ * steps of 1,000 items, one script each (Redis serves other clients
+ * between them), going on from where any daemon's rebuild stopped.  cb
+ * gets the length of the kept set, or -1 when it was kept already (or
+ * another caller's step finished it).  A daemon configured with the urgent
+ * order calls it when its connection is ready, so that its first list or
+ * claim does not wait for the rebuild; a list or claim in the urgent order
+ * calls it first too. */
 int queue_keep_urgent(struct queue *q, queue_count_cb *cb, void *arg);
 
 /* Claim up to n (1..QUEUE_LIMIT_MAX) undecided items that hold no

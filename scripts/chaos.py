@@ -6,8 +6,8 @@ usage: scripts/chaos.py [--bin build] [--seconds 120] [--seed N]
 Starts its own redis-server (appendonly, appendfsync always, so a Redis
 killed with SIGKILL keeps what it acknowledged) on a free loopback port and
 two modfilterd sharing it (2 workers each, each with its own port, spool,
-state directory and copy of the model file, a moderator token), then for
-the given time:
+state directory and copy of the model file, a moderator token; "a" lists
+the queue oldest first, "b" most urgent first), then for the given time:
 
   - 6 submitters post real-looking comments, each with a new id, to
     either daemon, and note every answer (queued, spooled, verdict, how
@@ -25,7 +25,10 @@ the given time:
   - every 0.5-2.5 s one fault, on one daemon where it concerns one: Redis
     paused (SIGSTOP) for 0.2-3 s, Redis killed and restarted, the daemon
     killed (SIGKILL) and restarted on its spool, the daemon stopped
-    (SIGTERM, must exit 0) and restarted, a SIGHUP, or a model swap: its
+    (SIGTERM, must exit 0) and restarted, a SIGHUP, the urgent order's
+    marker deleted (as an operator stops keeping it: the next list on "b"
+    or its restart rebuilds the order in steps while the rest goes on), or
+    a model swap: its
     model file replaced (atomically) by another valid model or a damaged
     one, SIGHUP, then restored, SIGHUP.  A valid one must be taken (the
     id in modfilter_model_info changes), a damaged one refused with a log
@@ -38,7 +41,9 @@ had a 5xx other than 503, 99% of the submitters' answers came within
 LATENCY_P99 s, each SIGTERM ended with status 0, no daemon log holds a
 sanitizer report, and both daemons have learned the whole training stream
 and agree on the model (its id, the examples behind each head, the scores
-of a few texts).  Exit status 1 when a check fails (its files are kept
+of a few texts), and the urgent order, once a list on "b" has kept it,
+holds exactly the queued ids, each scored with its record's highest score
+(all ids; the scores of 2,000 of them).  Exit status 1 when a check fails (its files are kept
 then, and removed after a pass).  Processes it started are stopped by pid
 on exit.
 """
@@ -145,6 +150,7 @@ class Daemon:
                 "limits.request_timeout_s": str(REQUEST_TIMEOUT_S),
                 "limits.idle_timeout_s": str(IDLE_TIMEOUT_S),
                 "auth.moderator_tokens": "chaos:" + MODERATOR_TOKEN,
+                "queue.order": "urgent" if self.name == "b" else "oldest",
                 "akismet.keys": "https://chaos.example:" + AKISMET_KEY}
         argv = [os.path.join(self.soak.args.bin, "modfilterd"), "-f",
                 "-c", os.path.join(TOP, "config/modfilterd.conf")]
@@ -585,7 +591,8 @@ class Soak:
     # ---- faults ----------------------------------------------------------------
     def fault(self):
         kind = self.rng.choice(("pause", "pause", "kill_redis", "kill_daemon",
-                                "term_daemon", "hup", "swap_valid", "swap_damaged"))
+                                "term_daemon", "hup", "swap_valid", "swap_damaged",
+                                "drop_urgent"))
         self.faults[kind] = self.faults.get(kind, 0) + 1
         getattr(self, "fault_" + kind)(self.rng.choice(self.daemons))
 
@@ -593,6 +600,9 @@ class Soak:
         os.kill(self.redis.pid, signal.SIGSTOP)
         time.sleep(self.rng.uniform(0.2, 3.0))
         os.kill(self.redis.pid, signal.SIGCONT)
+
+    def fault_drop_urgent(self, _):
+        self.rcli("DEL", "modfilter:queue:urgent:kept")
 
     def fault_kill_redis(self, _):
         self.redis.kill()
@@ -700,9 +710,44 @@ class Soak:
         # the spools must empty once Redis is steady, and learning catch up
         backlogs = [d.drain() for d in self.daemons]
         agreed = self.agree()
+        urgent = self.urgent_order()
         for d in self.daemons:
             self.term_codes.append(d.terminate())
-        return self.check(backlogs, agreed)
+        return self.check(backlogs, agreed, urgent)
+
+    def urgent_order(self):
+        """A list on "b" (it keeps the urgent order first), then what the
+        order must be: None when right, else what is wrong."""
+        try:
+            conn = self.daemons[1].connect(timeout=60)
+            status, _ = self.request(conn, "GET", "/v1/queue?limit=1", moderator=True)
+            conn.close()
+        except (OSError, http.client.HTTPException) as e:
+            return "the list on b failed: %s" % e
+        if status != 200:
+            return "the list on b answered %d" % status
+        mark = self.rcli("GET", "modfilter:queue:urgent:kept").strip()
+        if not mark.isdigit():
+            return "the marker is %r after a list" % mark
+        queued = set(self.rcli("ZRANGE", "modfilter:queue", "0", "-1").split())
+        zu = self.rcli("ZRANGE", "modfilter:queue:urgent", "0", "-1", "WITHSCORES").split()
+        urgent = dict(zip(zu[0::2], (float(x) for x in zu[1::2])))
+        if set(urgent) != queued:
+            return ("%d queued ids not in the urgent order, %d there not queued"
+                    % (len(queued - set(urgent)), len(set(urgent) - queued)))
+        ids = sorted(queued)
+        ids = random.Random(self.args.seed).sample(ids, min(2000, len(ids)))
+        cmds = "".join("HGET modfilter:item:%s record\n" % i for i in ids)
+        records = self.rcli(stdin=cmds).split("\n")
+        for i, rec in zip(ids, records):
+            scores = json.loads(rec).get("scores") or {}
+            want = max([v for v in scores.values() if isinstance(v, (int, float))
+                        and 0 < v < float("inf")] or [0])
+            if urgent[i] != want:
+                return "%s scored %r in the urgent order, its record says %r" % (
+                    i, urgent[i], want)
+        self.urgent_checked = len(queued)
+        return None
 
     def agree(self):
         """Both daemons' learned() once they have applied the stream's last
@@ -736,7 +781,7 @@ class Soak:
                 == {k: v for k, v in b.items() if k != "scores"}
                 and self.score_gap(a, b) <= SCORE_TOLERANCE)
 
-    def check(self, backlogs, agreed):
+    def check(self, backlogs, agreed, urgent):
         ids = sorted(self.acked | self.not_queued)
         cmds = "".join("EXISTS modfilter:item:%s\n" % i for i in ids)
         out = self.rcli(stdin=cmds).split()
@@ -759,6 +804,9 @@ class Soak:
             print("both daemons: model %s, last event %s, scores %s (a's), largest gap %.4f"
                   % (agreed["model"], agreed["last_event"], agreed["scores"], agreed["gap"]))
         print("SIGTERM exit statuses: %s" % self.term_codes)
+        if urgent is None:
+            print("urgent order: the %d queued ids, as their records score them"
+                  % self.urgent_checked)
         ok = True
         for cond, msg in ((not missing, "acknowledged but not in Redis: %s" % missing[:10]),
                           (not stored, "answered queued:false but stored: %s" % stored[:10]),
@@ -767,6 +815,7 @@ class Soak:
                           (not sanitizer, "sanitizer reports in %s" % sanitizer),
                           (p99 <= LATENCY_P99, "submitters' p99 over %g s" % LATENCY_P99),
                           (agreed is not None, "the daemons disagree on the model"),
+                          (urgent is None, "urgent order: %s" % urgent),
                           (not self.errors, "errors (%d): %s" % (len(self.errors),
                                                                  self.errors[:5])),
                           (len(self.acked) > 0, "nothing was acknowledged")):

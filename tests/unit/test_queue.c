@@ -1972,6 +1972,15 @@ page_ids(const struct mres *m)
     return buf;
 }
 
+/* queue_keep_urgent, waited for: its answer in *r. */
+static void
+keep_wait(struct queue *q, struct res *r)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(queue_keep_urgent(q, on_count, r), 0);
+    assert_int_equal(run_until(res_done, r, 10000), 0);
+}
+
 /* P queue:urgent is kept only while its marker exists: submit, decide and
  * undo write it then; without the marker a list or claim in the urgent
  * order, or queue_keep_urgent, rebuilds it from P queue and the records,
@@ -2004,9 +2013,7 @@ test_urgent_kept(void **state)
 
     /* No marker: the rebuild finds the scores submit wrote. */
     srv_run(&main_srv, "DEL t22:queue:urgent:kept t22:queue:urgent");
-    memset(&r, 0, sizeof r);
-    assert_int_equal(queue_keep_urgent(q, on_count, &r), 0);
-    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    keep_wait(q, &r);
     assert_int_equal(r.st, QUEUE_OK);
     assert_int_equal(r.n, 5);
     for (int i = 0; i < 5; i++) {
@@ -2014,9 +2021,7 @@ test_urgent_kept(void **state)
         score_text("t22:queue:urgent", id, s, sizeof s);
         assert_string_equal(s, kept[i]);
     }
-    memset(&r, 0, sizeof r);
-    assert_int_equal(queue_keep_urgent(q, on_count, &r), 0);
-    assert_int_equal(run_until(res_done, &r, 5000), 0);
+    keep_wait(q, &r);
     assert_int_equal(r.n, -1); /* kept already */
     MWAIT(m, queue_list(q, 1, 8, NULL, on_mpage, &m));
     assert_string_equal(page_ids(&m), "k2 k1 k0 k3 k4");
@@ -2074,6 +2079,133 @@ test_urgent_kept(void **state)
     assert_string_equal(page_ids(&m), "u k4"); /* ties at 0 */
     score_text("t22:queue:urgent", "t", s, sizeof s);
     assert_true(strtod(s, NULL) == 0.3);
+    close_queue(q);
+}
+
+/* P queue:urgent against what it must hold once kept: every id of
+ * P queue, an item s<i> scored (i % 97) / 100 as its record says, any other
+ * id as others[] says (NULL ends it).  Returns the number of mismatches. */
+static int
+urgent_mismatches(const char *zq, const char *zu, const char *const *others,
+                  const double *other_scores)
+{
+    redisReply *a = srv_cmd(&main_srv, "ZRANGE %s 0 -1 WITHSCORES", zu);
+    int bad = 0;
+
+    assert_non_null(a);
+    assert_int_equal(a->type, REDIS_REPLY_ARRAY);
+    if ((long long)a->elements / 2 != srv_int(&main_srv, "ZCARD %s", zq, NULL))
+        bad++;
+    for (size_t k = 0; k + 1 < a->elements; k += 2) {
+        const char *id = a->element[k]->str;
+        double got = strtod(a->element[k + 1]->str, NULL), want = -1;
+        char text[32];
+
+        if (id[0] == 's') {
+            snprintf(text, sizeof text, "%.14g", (atoi(id + 1) % 97) / 100.0);
+            want = strtod(text, NULL);
+        }
+        for (int j = 0; others != NULL && others[j] != NULL; j++)
+            if (!strcmp(id, others[j]))
+                want = other_scores[j];
+        if (got != want || srv_int(&main_srv, "ZSCORE %s %s", zq, id) == -999)
+            bad++;
+    }
+    freeReplyObject(a);
+    return bad;
+}
+
+/* The urgent order is rebuilt in steps of 1,000 items, one script each,
+ * so that Redis serves others in between; the marker holds the cursor
+ * ("building <score>") until the set is whole.  2,500 items, 1,200 of
+ * them received in the same millisecond (more than a step): a rebuild
+ * from nothing drops what the set held and takes every item; one resumed
+ * from a cursor keeps what submit, decide and undo did meanwhile; a list
+ * in the urgent order finishes a rebuild first. */
+static void
+test_urgent_steps(void **state)
+{
+    struct queue *q = open_main("t23:", 5000);
+    static const char fill[] =
+        "for i = 0, 2499 do\n"
+        "  local ms = 1700000000000\n"
+        "  if i >= 1200 then ms = ms + i end\n"
+        "  redis.call('HSET', 't23:item:s' .. i, 'record',\n"
+        "    '{\"text\":\"x\",\"scores\":{\"spam\":' .. ((i % 97) / 100) ..\n"
+        "    ',\"abuse\":0}}')\n"
+        "  redis.call('ZADD', 't23:queue', ms, 's' .. i)\n"
+        "end\n";
+    static const char *const others[] = {"n1", NULL};
+    static const double other_scores[] = {0.66};
+    struct queue_decision d = {"s10", 1, NULL};
+    struct res r;
+    struct mres m;
+    redisReply *h;
+
+    (void)state;
+    h = srv_cmd(&main_srv, "EVAL %s 0", fill);
+    assert_non_null(h);
+    assert_int_not_equal(h->type, REDIS_REPLY_ERROR);
+    freeReplyObject(h);
+
+    /* From nothing: what the set held before is dropped. */
+    srv_run(&main_srv, "ZADD t23:queue:urgent 5 ghost");
+    keep_wait(q, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.n, 2500);
+    assert_int_equal(
+        urgent_mismatches("t23:queue", "t23:queue:urgent", NULL, NULL), 0);
+    h = srv_cmd(&main_srv, "GET t23:queue:urgent:kept");
+    assert_non_null(h);
+    assert_int_equal(h->type, REDIS_REPLY_STRING);
+    assert_true(strtoll(h->str, NULL, 10) > 1700000000000LL); /* a time */
+    freeReplyObject(h);
+
+    /* Resumed: the first step's items are in, the cursor after the tie;
+     * meanwhile a submit (kept in step: the marker exists), a decision on
+     * an item the rebuild has passed and one on an item it has not, and
+     * an undo. */
+    srv_run(&main_srv, "DEL t23:queue:urgent");
+    h = srv_cmd(&main_srv, "EVAL %s 0",
+                "for i = 0, 1199 do redis.call('ZADD', 't23:queue:urgent', "
+                "(i % 97) / 100, 's' .. i) end");
+    assert_non_null(h);
+    freeReplyObject(h);
+    h = srv_cmd(&main_srv, "SET t23:queue:urgent:kept %s",
+                "building (1700000000000");
+    freeReplyObject(h);
+    submit_wait(q, "n1", "{\"scores\":{\"spam\":0.66}}", 24, 1700000005000LL,
+                0.66, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    MWAIT(m, queue_decide(q, &d, 1, "alice", "{\"*\":0.5}", on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_OK);
+    d.id = "s2000";
+    MWAIT(m, queue_decide(q, &d, 1, "alice", "{\"*\":0.5}", on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_OK);
+    d.id = "s11";
+    MWAIT(m, queue_decide(q, &d, 1, "alice", "{\"*\":0.5}", on_mdecide, &m));
+    MWAIT(m, queue_undo(q, "s11", "alice", 60, on_mdecide, &m));
+    assert_int_equal(m.out[0], QUEUE_OK);
+    keep_wait(q, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.n, 2499); /* 2,500 - s10 - s2000 + n1 */
+    assert_int_equal(urgent_mismatches("t23:queue", "t23:queue:urgent", others,
+                                       other_scores),
+                     0);
+
+    /* A list in the urgent order finishes a rebuild under way first. */
+    srv_run(&main_srv, "ZREM t23:queue:urgent s96 s193");
+    h = srv_cmd(&main_srv, "SET t23:queue:urgent:kept %s",
+                "building 1700000000000");
+    freeReplyObject(h);
+    MWAIT(m, queue_list(q, 1, 3, NULL, on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_int_equal(m.length, 2499);
+    /* 0.96 each: ties in reverse id order */
+    assert_string_equal(page_ids(&m), "s969 s96 s872");
+    assert_int_equal(urgent_mismatches("t23:queue", "t23:queue:urgent", others,
+                                       other_scores),
+                     0);
     close_queue(q);
 }
 
@@ -2350,6 +2482,7 @@ main(void)
         cmocka_unit_test_teardown(test_moderation, teardown),
         cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
         cmocka_unit_test_teardown(test_urgent_kept, teardown),
+        cmocka_unit_test_teardown(test_urgent_steps, teardown),
         cmocka_unit_test_teardown(test_memory_policy, teardown),
         cmocka_unit_test_teardown(test_refused_writes, teardown),
     };
