@@ -145,6 +145,7 @@ struct text_analyzer {
     uint8_t pending; /* TEXT_FL_INV for the next code point */
     uint32_t last_punct, punct_run;
     unsigned n_es_marks;  /* ñ ¿ ¡ */
+    unsigned n_acute;     /* á é í ó ú */
     unsigned n_script[3]; /* Cyrillic, Greek, Arabic letters */
     unsigned n_unlike[2]; /* Cyrillic, Greek letters unlike any Latin one */
 };
@@ -464,6 +465,10 @@ text_push_unicode(struct text_analyzer *ta, uint32_t c)
 
     if (c == 0xf1 || c == 0xd1 || c == 0xbf || c == 0xa1)
         ta->n_es_marks++; /* ñ Ñ ¿ ¡ */
+    /* á é í ó ú, either case */
+    ta->n_acute += (c | 0x20) == 0xe1 || (c | 0x20) == 0xe9 ||
+                   (c | 0x20) == 0xed || (c | 0x20) == 0xf3 ||
+                   (c | 0x20) == 0xfa;
     /* Latin-1 letters are already NFKC case-folded apart from their case:
      * the accents of Spanish text skip utf8proc. */
     if (c >= 0xe0 && c <= 0xfe && c != 0xf7) {
@@ -1893,7 +1898,12 @@ text_detect(struct text_analyzer *ta, const char *hint)
     unsigned score[LANG_COUNT] = {0};
     for (unsigned id = 0; id < LANG_RU; id++)
         score[id] = 2 * (unsigned)(hits >> 8 * id & 0xff);
-    score[LANG_ES] += ta->n_es_marks < 2 ? ta->n_es_marks : 2;
+    /* ñ ¿ ¡ are Spanish; the acute vowels Spanish and Portuguese (French
+     * and Italian write mostly é and grave accents, and have their
+     * function words). */
+    unsigned marks = ta->n_es_marks + ta->n_acute;
+    score[LANG_ES] += marks < 2 ? marks : 2;
+    score[LANG_PT] += ta->n_acute < 2 ? ta->n_acute : 2;
     static const int scripts[3] = {LANG_RU, LANG_EL, LANG_AR};
     for (int k = 0; k < 3; k++)
         if (ta->n_script[k] * 2 > ta->stats.n_letters)
@@ -2000,6 +2010,7 @@ text_analyze(struct text_analyzer *ta, const struct clf_settings *s,
     ta->pending = 0;
     ta->last_punct = ta->punct_run = 0;
     ta->n_es_marks = 0;
+    ta->n_acute = 0;
     memset(ta->n_script, 0, sizeof(ta->n_script));
     memset(ta->n_unlike, 0, sizeof(ta->n_unlike));
     text_config(ta, s);
