@@ -479,7 +479,8 @@ test_lang_hint(void **state)
     assert_string_equal(text_str(&d, &d.tokens[1]), "gat");
     /* one function word and two acute vowels: Spanish; one accent alone
      * in English text (a loanword) is not enough */
-    t = "Ojal\xc3\xa1 te mueras, maldito imb\xc3\xa9" "cil.";
+    t = "Ojal\xc3\xa1 te mueras, maldito imb\xc3\xa9"
+        "cil.";
     assert_int_equal(text_analyze(*state, &s, t, strlen(t), NULL, &d), 0);
     assert_string_equal(d.lang, "spanish");
     t = "a caf\xc3\xa9 with good coffee";
