@@ -970,14 +970,15 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
  * - urgent_step, one step of a rebuild (queue_keep_urgent runs them one
  *   script after the other until mark is kept: when a daemon configured
  *   `urgent` gets its connection, and before every list and claim in the
- *   urgent order): when mark is absent, DEL zu (stale or partial then;
- *   nothing reads it) and start from "-inf"; take the next
- *   QUEUE_URGENT_STEP ids of zq from C on with their scores, ZADD them to
- *   zu with their urgency, and move C past them (to the last one's score:
- *   its ties are taken again, harmlessly; when a whole step has one score,
- *   every id of that score at once, and C after it, so that a step always
- *   moves on).  A step that found fewer ids than it asked for has reached
- *   the end of zq: by K and J, zu == zq, and mark becomes a time (I);
+ *   urgent order): when mark is absent, or its cursor unreadable, DEL
+ *   zu (stale or partial then; nothing reads it) and start from "-inf";
+ *   take the next QUEUE_URGENT_STEP ids of zq from C on with their
+ *   scores, ZADD them to zu with their urgency, and move C past them (to
+ *   the last one's score: its ties are taken again, harmlessly; when a
+ *   whole step has one score, every id of that score at once, and C after
+ *   it, so that a step always moves on).  A step that found fewer ids than
+ *   it asked for has reached the end of zq: by K and J, zu == zq, and mark
+ *   becomes a time (I);
  * - list and claim in the urgent order answer -2, read nothing, when mark
  *   is not kept (deleted since the rebuild, say): the caller keeps it
  *   again first;
@@ -1064,8 +1065,11 @@ static const char common_lua[] =
     "local function urgent_step(zq, zu, mark, p, step)\n"
     "  local v = redis.call('GET', mark)\n"
     "  if v and v:sub(1, 9) ~= 'building ' then return {-1, 1} end\n"
-    "  local c = '-inf'\n"
-    "  if v then c = v:sub(10) else redis.call('DEL', zu) end\n"
+    "  local c = v and v:sub(10) or ''\n"
+    "  if c ~= '-inf' and not tonumber((c:gsub('^%(', ''))) then\n"
+    "    c = '-inf'\n"
+    "    redis.call('DEL', zu)\n"
+    "  end\n"
     "  local r = redis.call('ZRANGEBYSCORE', zq, c, '+inf', 'WITHSCORES',\n"
     "                       'LIMIT', 0, step)\n"
     "  local n, ids = #r / 2, {}\n"

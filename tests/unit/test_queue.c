@@ -2193,6 +2193,17 @@ test_urgent_steps(void **state)
                                        other_scores),
                      0);
 
+    /* A marker whose cursor cannot be read (set by hand): from nothing. */
+    srv_run(&main_srv, "ZADD t23:queue:urgent 5 ghost");
+    h = srv_cmd(&main_srv, "SET t23:queue:urgent:kept %s", "building x");
+    freeReplyObject(h);
+    keep_wait(q, &r);
+    assert_int_equal(r.st, QUEUE_OK);
+    assert_int_equal(r.n, 2499);
+    assert_int_equal(urgent_mismatches("t23:queue", "t23:queue:urgent", others,
+                                       other_scores),
+                     0);
+
     /* A list in the urgent order finishes a rebuild under way first. */
     srv_run(&main_srv, "ZREM t23:queue:urgent s96 s193");
     h = srv_cmd(&main_srv, "SET t23:queue:urgent:kept %s",
