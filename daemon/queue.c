@@ -1520,7 +1520,7 @@ urgent_call_start(struct queue *q, int claim, unsigned n, const char *cursor,
     u->cb = cb;
     u->arg = arg;
     snprintf(u->cursor, sizeof(u->cursor), "%s", cursor ? cursor : "");
-    memcpy(u->by, by_len ? by : "", by_len + 1);
+    memcpy(u->by, by != NULL ? by : "", by_len + 1);
     if (queue_keep_urgent(q, urgent_call_go, u) != 0) {
         free(u);
         return -1;

@@ -173,7 +173,8 @@ int queue_memory(struct queue *q, queue_memory_cb *cb, void *arg);
  * min-replicas-to-write (NOREPLICAS).  Every submit then fails (spooled
  * or 503) until the operator acts.  The daemon remembers Redis's answer
  * to the last write it sent -- a submit, a spool drainer's submit, or
- * queue_probe_write -- process-wide (lock-free; any queue records, any
+ * queue_probe_write -- process-wide (an atomic, and Redis's error text
+ * under a lock taken only while Redis refuses; any queue records, any
  * thread reads), so that /readyz can say so (daemon/REDIS.md, "Refused
  * writes").  Other error replies (a key of the wrong type, NOPERM) fail
  * their comment alone and leave this state as it is. */

@@ -2115,6 +2115,17 @@ urgent_mismatches(const char *zq, const char *zu, const char *const *others,
     return bad;
 }
 
+/* SET key value, value with spaces (a marker's "building C"). */
+static void
+set_mark(const char *key, const char *value)
+{
+    redisReply *h = srv_cmd(&main_srv, "SET %s %s", key, value);
+
+    assert_non_null(h);
+    assert_int_not_equal(h->type, REDIS_REPLY_ERROR);
+    freeReplyObject(h);
+}
+
 /* The urgent order is rebuilt in steps of 1,000 items, one script each,
  * so that Redis serves others in between; the marker holds the cursor
  * ("building <score>") until the set is whole.  2,500 items, 1,200 of
@@ -2170,10 +2181,9 @@ test_urgent_steps(void **state)
                 "for i = 0, 1199 do redis.call('ZADD', 't23:queue:urgent', "
                 "(i % 97) / 100, 's' .. i) end");
     assert_non_null(h);
+    assert_int_not_equal(h->type, REDIS_REPLY_ERROR);
     freeReplyObject(h);
-    h = srv_cmd(&main_srv, "SET t23:queue:urgent:kept %s",
-                "building (1700000000000");
-    freeReplyObject(h);
+    set_mark("t23:queue:urgent:kept", "building (1700000000000");
     submit_wait(q, "n1", "{\"scores\":{\"spam\":0.66}}", 24, 1700000005000LL,
                 0.66, &r);
     assert_int_equal(r.st, QUEUE_OK);
@@ -2195,8 +2205,7 @@ test_urgent_steps(void **state)
 
     /* A marker whose cursor cannot be read (set by hand): from nothing. */
     srv_run(&main_srv, "ZADD t23:queue:urgent 5 ghost");
-    h = srv_cmd(&main_srv, "SET t23:queue:urgent:kept %s", "building x");
-    freeReplyObject(h);
+    set_mark("t23:queue:urgent:kept", "building x");
     keep_wait(q, &r);
     assert_int_equal(r.st, QUEUE_OK);
     assert_int_equal(r.n, 2499);
@@ -2206,9 +2215,7 @@ test_urgent_steps(void **state)
 
     /* A list in the urgent order finishes a rebuild under way first. */
     srv_run(&main_srv, "ZREM t23:queue:urgent s96 s193");
-    h = srv_cmd(&main_srv, "SET t23:queue:urgent:kept %s",
-                "building 1700000000000");
-    freeReplyObject(h);
+    set_mark("t23:queue:urgent:kept", "building 1700000000000");
     MWAIT(m, queue_list(q, 1, 3, NULL, on_mpage, &m));
     assert_int_equal(m.st, QUEUE_OK);
     assert_int_equal(m.length, 2499);
