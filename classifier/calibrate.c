@@ -146,10 +146,15 @@ model_fit_head(struct clf_model *m, unsigned h)
     }
     fit_part(&hd->all, raw, y, lang, n, -1, 1, xs, ys);
     if (!hd->all.calibrated) {
-        /* Nothing to fit: the raw log-odds and the data's rate. */
-        hd->all.cal_a = 1.0;
-        hd->all.cal_b = log((hd->all.docs[1] + 1.0) / (hd->all.docs[0] + 1.0));
-        hd->all.cal_rate = 0;
+        /* Nothing to fit (one class, or none): the features say nothing
+         * trustworthy (with one class every weight leans its way), so the
+         * score is the smoothed base rate, or the prior when one is set;
+         * the head is unsure anyway. */
+        double rate =
+            (hd->all.docs[1] + 1.0) / (hd->all.docs[0] + hd->all.docs[1] + 2.0);
+        hd->all.cal_a = 0;
+        hd->all.cal_b = log(rate / (1 - rate));
+        hd->all.cal_rate = rate;
     }
     for (unsigned li = 0; li < m->settings.n_languages; li++)
         fit_part(&hd->lang[li], raw, y, lang, n, (int)li, PART_MIN_FIT, xs, ys);
@@ -172,6 +177,9 @@ out:
 enum clf_status
 clf_model_calibrate(struct clf_model *m, struct clf_error *err)
 {
+    if (m->scoring_only)
+        return model_fail(err, CLF_EINVAL,
+                          "a scoring copy has no calibration sample");
     for (unsigned h = 0; h < m->n_labels; h++) {
         if (model_fit_head(m, h) < 0)
             return model_fail(err, CLF_ENOMEM, "out of memory");

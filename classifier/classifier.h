@@ -99,20 +99,21 @@ void clf_model_free(struct clf_model *m); /* NULL-safe */
 enum clf_status clf_model_load(const char *path, struct clf_model **out,
                                struct clf_error *err);
 
-/* Refit calibration and write atomically (temp file, fsync, rename).
- * Features seen in fewer than min_df examples are left out: they never
- * count when scoring, and leaving them out halves the table. */
+/* Refit calibration and write atomically (temp file, fsync, rename).  Every
+ * counted feature is written, those seen in fewer than min_df examples too
+ * (they never count when scoring): a model loaded from the file learns on
+ * and unlearns exactly as m would. */
 enum clf_status clf_model_save(struct clf_model *m, const char *path,
                                struct clf_error *err);
-/* The same with every feature kept, so that a model loaded from the file
- * learns on exactly as m does (the daemon's snapshots: a feature seen once
- * before a restart and again after it counts 2, as on a daemon that ran
- * on, not 1). */
-enum clf_status clf_model_save_all(struct clf_model *m, const char *path,
-                                   struct clf_error *err);
 
 /* A deep copy (so a daemon can learn into a copy while others score). */
 struct clf_model *clf_model_clone(const struct clf_model *m);
+/* A copy that scores exactly as m and knows m's examples (clf_known) but
+ * keeps neither the feature counts nor the calibration sample: a fraction
+ * of m's memory (the daemon's workers score with one while its learner
+ * keeps the whole model).  Learning, unlearning, calibrating and saving it
+ * fail with CLF_EINVAL; its clones are scoring copies too. */
+struct clf_model *clf_model_clone_scoring(const struct clf_model *m);
 
 const struct clf_settings *clf_model_settings(const struct clf_model *m);
 /* A short stable id: a hash of the model's contents, 16 hex chars. Borrowed;
@@ -188,14 +189,15 @@ enum clf_status clf_score(struct clf_scorer *sc, const struct clf_model *m,
 enum clf_learn_outcome {
     CLF_LEARNED = 0, /* counted */
     CLF_DUPLICATE,   /* same folded text and value already known */
-    CLF_FORGOTTEN,   /* removed by clf_unlearn */
-    CLF_UNKNOWN,     /* clf_unlearn: not a known example */
+    CLF_FORGOTTEN,   /* clf_unlearn, clf_unteach: taken back */
+    CLF_UNKNOWN,     /* clf_unlearn, clf_unteach: not a known example */
 };
 
 /*
  * Learn one example for one label (value 0 or 1), creating the head if new.
  * An example is the folded text, the label and its value (DESIGN.md): the
- * same again counts nothing (CLF_DUPLICATE).  The same text with the other
+ * same again counts nothing (CLF_DUPLICATE), though the model remembers
+ * that it was taught twice (see clf_unteach).  The same text with the other
  * value is another example and counts too; clf_unlearn of one leaves the
  * other, so an undo restores the counts exactly.
  */
@@ -205,8 +207,19 @@ enum clf_status clf_learn(struct clf_scorer *sc, struct clf_model *m,
                           enum clf_learn_outcome *outcome,
                           struct clf_error *err);
 
-/* Forget an example learned before (exact inverse of clf_learn). */
+/* Forget an example learned before, however often it was taught: its
+ * counts go, from its features in the language it was learned in (the
+ * hint only finds the example), so that the model is the one that never
+ * learned it. */
 enum clf_status clf_unlearn(struct clf_scorer *sc, struct clf_model *m,
+                            const char *text, size_t len, const char *lang_hint,
+                            const char *label, int value,
+                            enum clf_learn_outcome *outcome,
+                            struct clf_error *err);
+/* Take back one teaching of the example: an undo of a decision whose
+ * example was also taught by another decision or an upload keeps it; the
+ * counts go with the last teaching (as clf_unlearn). */
+enum clf_status clf_unteach(struct clf_scorer *sc, struct clf_model *m,
                             const char *text, size_t len, const char *lang_hint,
                             const char *label, int value,
                             enum clf_learn_outcome *outcome,
@@ -217,6 +230,13 @@ enum clf_status clf_unlearn(struct clf_scorer *sc, struct clf_model *m,
 int clf_known(struct clf_scorer *sc, const struct clf_model *m,
               const char *text, size_t len, const char *lang_hint,
               const char *label, int value);
+/* The same, and the example's identity in *id (when not NULL): two
+ * examples are the same, for any model with these settings, exactly when
+ * their ids are equal.  1 known, 0 not, -1 when the value is not 0 or 1 or
+ * the text cannot be analysed (out of memory). */
+int clf_known_id(struct clf_scorer *sc, const struct clf_model *m,
+                 const char *text, size_t len, const char *lang_hint,
+                 const char *label, int value, uint64_t *id);
 
 /* ---- verdict ---------------------------------------------------------- */
 

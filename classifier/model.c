@@ -219,8 +219,10 @@ clf_model_free(struct clf_model *m)
     free(m);
 }
 
-struct clf_model *
-clf_model_clone(const struct clf_model *src)
+/* What both kinds of copy share: everything but the tables, which are
+ * left empty (version new, so no index is valid yet). */
+static struct clf_model *
+model_copy_base(const struct clf_model *src)
 {
     struct clf_model *m = malloc(sizeof *m);
     if (!m)
@@ -235,19 +237,47 @@ clf_model_clone(const struct clf_model *src)
         m->heads[i].res = NULL;
         m->heads[i].n_res = 0;
     }
+    if (src->ex.cap) {
+        m->ex.keys = malloc(src->ex.cap * sizeof *m->ex.keys);
+        m->ex.vals = malloc(src->ex.cap * sizeof *m->ex.vals);
+        if (!m->ex.keys || !m->ex.vals) {
+            clf_model_free(m);
+            return NULL;
+        }
+        memcpy(m->ex.keys, src->ex.keys, src->ex.cap * sizeof *m->ex.keys);
+        memcpy(m->ex.vals, src->ex.vals, src->ex.cap * sizeof *m->ex.vals);
+    }
+    return m;
+}
+
+/* src's index, copied into m when it reflects src's counts; 0 or -1. */
+static int
+copy_index(struct clf_model *m, const struct clf_model *src)
+{
+    const struct sindex *six = &src->six;
+    size_t iwords = sindex_words(six->cap, six->stride);
+    if (!six->cap || six->version != src->version ||
+        !(m->six.v = ftable_slots_alloc(iwords)))
+        return -1;
+    memcpy(m->six.v, six->v, iwords * sizeof *six->v);
+    sindex_place(&m->six, six->cap, six->stride);
+    m->six.version = m->version;
+    return 0;
+}
+
+struct clf_model *
+clf_model_clone(const struct clf_model *src)
+{
+    if (src->scoring_only)
+        return clf_model_clone_scoring(src);
+    struct clf_model *m = model_copy_base(src);
+    if (!m)
+        return NULL;
     size_t fwords = src->ft.cap * src->ft.stride;
     if (fwords && !(m->ft.slots = ftable_slots_alloc(fwords)))
         goto fail;
     if (fwords)
         memcpy(m->ft.slots, src->ft.slots, fwords * sizeof *m->ft.slots);
-    if (src->ex.cap) {
-        m->ex.keys = malloc(src->ex.cap * sizeof *m->ex.keys);
-        m->ex.vals = malloc(src->ex.cap);
-        if (!m->ex.keys || !m->ex.vals)
-            goto fail;
-        memcpy(m->ex.keys, src->ex.keys, src->ex.cap * sizeof *m->ex.keys);
-        memcpy(m->ex.vals, src->ex.vals, src->ex.cap);
-    }
     for (unsigned i = 0; i < m->n_labels; i++) {
         const struct head *sh = &src->heads[i];
         struct head *h = &m->heads[i];
@@ -265,20 +295,29 @@ clf_model_clone(const struct clf_model *src)
     }
     /* The index: copied when it reflects src's counts, else built (a
      * model without one is still scored, only more slowly). */
-    const struct sindex *six = &src->six;
-    size_t iwords = sindex_words(six->cap, six->stride);
-    if (six->cap && six->version == src->version &&
-        (m->six.v = ftable_slots_alloc(iwords))) {
-        memcpy(m->six.v, six->v, iwords * sizeof *six->v);
-        sindex_place(&m->six, six->cap, six->stride);
-        m->six.version = m->version;
-    } else {
+    if (copy_index(m, src) < 0)
         sindex_build(m);
-    }
     return m;
 fail:
     clf_model_free(m);
     return NULL;
+}
+
+struct clf_model *
+clf_model_clone_scoring(const struct clf_model *src)
+{
+    struct clf_model *m = model_copy_base(src);
+    if (!m)
+        return NULL;
+    m->scoring_only = 1;
+    m->ft = (struct ftable){.stride = src->ft.stride};
+    if (copy_index(m, src) < 0 &&
+        (src->scoring_only ||
+         sindex_build_into(src, &m->six, m->version) < 0)) {
+        clf_model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 const struct clf_settings *
@@ -483,11 +522,14 @@ model_raw_score(const struct clf_model *m, unsigned h, unsigned li,
         if (!slot)
             continue;
         uint32_t c0 = slot[2 + 2 * h], c1 = slot[3 + 2 * h];
-        if (skip_class == 0)
+        /* The example's own count; absent only from a file written by
+         * a modfilter of before 26 Nov, which left the features below
+         * min_df out. */
+        if (skip_class == 0 && c0)
             c0--;
-        else if (skip_class == 1)
+        else if (skip_class == 1 && c1)
             c1--;
-        if (c0 + c1 < min_df)
+        if ((uint64_t)c0 + c1 < min_df)
             continue;
         sum += weight(m, keys[i], c0, c1, base);
         k++;
@@ -965,7 +1007,7 @@ clf_score(struct clf_scorer *sc, const struct clf_model *m, const char *text,
         r->unsure =
             hd->all.docs[0] + hd->all.docs[1] < m->settings.min_examples ||
             hd->all.docs[0] == 0 || hd->all.docs[1] == 0 ||
-            known[h] < m->settings.min_known;
+            known[h] < m->settings.min_known || sc->doc.n_tokens == 0;
         double a = cal->cal_a;
         r->n_reasons = top[h].n;
         for (unsigned j = 0; j < top[h].n; j++) {
@@ -1081,6 +1123,8 @@ static enum clf_status
 learn_check(struct clf_model *m, const char *label, int value, int create,
             int *h, struct clf_error *err)
 {
+    if (m->scoring_only)
+        return model_fail(err, CLF_EINVAL, "a scoring copy cannot learn");
     if (value != 0 && value != 1)
         return model_fail(err, CLF_EINVAL, "label value must be 0 or 1");
     if (!valid_label(label))
@@ -1123,11 +1167,15 @@ clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
                                        value, 1, &h, &ex_key, err);
     if (st)
         return st;
-    if (exset_get(&m->ex, ex_key) >= 0) {
+    uint32_t *known = exset_get(&m->ex, ex_key);
+    if (known) {
+        if (EX_TAUGHT(*known) < EX_TAUGHT_MAX)
+            *known += 1u << 8;
         *outcome = CLF_DUPLICATE;
         return CLF_OK;
     }
-    if (exset_put(&m->ex, ex_key, (uint8_t)value) < 0)
+    unsigned lang1 = model_lang_index(m, sc->doc.lang) + 1;
+    if (exset_put(&m->ex, ex_key, EX_VAL(value, lang1, 1)) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
     if (apply_counts(m, sc, (unsigned)h, value, +1) < 0) {
         apply_counts(m, sc, (unsigned)h, value, -1);
@@ -1143,10 +1191,55 @@ int
 clf_known(struct clf_scorer *sc, const struct clf_model *m, const char *text,
           size_t len, const char *lang_hint, const char *label, int value)
 {
-    if (clf_model_label_index(m, label) < 0 || (value != 0 && value != 1) ||
+    return clf_known_id(sc, m, text, len, lang_hint, label, value, NULL) > 0;
+}
+
+int
+clf_known_id(struct clf_scorer *sc, const struct clf_model *m, const char *text,
+             size_t len, const char *lang_hint, const char *label, int value,
+             uint64_t *id)
+{
+    if ((value != 0 && value != 1) ||
         text_analyze(sc->ta, &m->settings, text, len, lang_hint, &sc->doc) < 0)
-        return 0;
-    return exset_get(&m->ex, example_key(sc, label, value)) >= 0;
+        return -1;
+    uint64_t key = example_key(sc, label, value);
+    if (id)
+        *id = key;
+    return clf_model_label_index(m, label) >= 0 && exset_get(&m->ex, key);
+}
+
+/* Take back one teaching of the example (all of them when all is set);
+ * the counts go with the last, from the example's features in the
+ * language it was learned in. */
+static enum clf_status
+unlearn(struct clf_scorer *sc, struct clf_model *m, const char *text,
+        size_t len, const char *lang_hint, const char *label, int value,
+        int all, enum clf_learn_outcome *outcome, struct clf_error *err)
+{
+    int h;
+    uint64_t ex_key = 0;
+    enum clf_status st = learn_prepare(sc, m, text, len, lang_hint, label,
+                                       value, 0, &h, &ex_key, err);
+    *outcome = CLF_UNKNOWN;
+    uint32_t *known = st || h < 0 ? NULL : exset_get(&m->ex, ex_key);
+    if (!known)
+        return st;
+    if (!all && EX_TAUGHT(*known) > 1) {
+        *known -= 1u << 8;
+        *outcome = CLF_FORGOTTEN;
+        return CLF_OK;
+    }
+    unsigned lang1 = EX_LANG1(*known);
+    if (lang1 && lang1 - 1 != model_lang_index(m, sc->doc.lang) &&
+        (scorer_features(sc, m, text, len, m->settings.languages[lang1 - 1]) <
+             0 ||
+         scorer_expand(sc, m) < 0))
+        return model_fail(err, CLF_ENOMEM, "out of memory");
+    exset_del(&m->ex, ex_key);
+    apply_counts(m, sc, (unsigned)h, value, -1);
+    *outcome = CLF_FORGOTTEN;
+    reservoir_remove(&m->heads[h], ex_key);
+    return CLF_OK;
 }
 
 enum clf_status
@@ -1154,16 +1247,13 @@ clf_unlearn(struct clf_scorer *sc, struct clf_model *m, const char *text,
             size_t len, const char *lang_hint, const char *label, int value,
             enum clf_learn_outcome *outcome, struct clf_error *err)
 {
-    int h;
-    uint64_t ex_key = 0;
-    enum clf_status st = learn_prepare(sc, m, text, len, lang_hint, label,
-                                       value, 0, &h, &ex_key, err);
-    *outcome = CLF_UNKNOWN;
-    if (st || h < 0 || exset_get(&m->ex, ex_key) < 0)
-        return st;
-    exset_del(&m->ex, ex_key);
-    apply_counts(m, sc, (unsigned)h, value, -1);
-    reservoir_remove(&m->heads[h], ex_key);
-    *outcome = CLF_FORGOTTEN;
-    return CLF_OK;
+    return unlearn(sc, m, text, len, lang_hint, label, value, 1, outcome, err);
+}
+
+enum clf_status
+clf_unteach(struct clf_scorer *sc, struct clf_model *m, const char *text,
+            size_t len, const char *lang_hint, const char *label, int value,
+            enum clf_learn_outcome *outcome, struct clf_error *err)
+{
+    return unlearn(sc, m, text, len, lang_hint, label, value, 0, outcome, err);
 }

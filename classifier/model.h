@@ -134,12 +134,23 @@ sindex_place(struct sindex *ix, size_t cap, unsigned stride)
     ix->stride = stride;
 }
 
-/* Known examples for idempotence: key -> class. Backward-shift deletion. */
+/* Known examples: key (example_key) -> what EX_VAL packs: the label's
+ * value, the language the example was learned in (its index + 1; 0 in a
+ * file of version 1, which did not keep it) and how many times it was
+ * taught (less one: version 1's values read as taught once).  Learning a
+ * known example only counts one more teaching; clf_unteach takes one back
+ * and the counts go with the last.  Backward-shift deletion. */
 struct exset {
     uint64_t *keys;
-    uint8_t *vals;
+    uint32_t *vals;
     size_t cap, n;
 };
+#define EX_VAL(value, lang1, taught)                                           \
+    ((uint32_t)(value) | (uint32_t)(lang1) << 1 | (uint32_t)((taught)-1) << 8)
+#define EX_VALUE(v) ((v)&1u)
+#define EX_LANG1(v) ((v) >> 1 & 0x7fu)
+#define EX_TAUGHT(v) (((v) >> 8) + 1)
+#define EX_TAUGHT_MAX (1u << 24)
 
 struct clf_model {
     struct clf_settings settings;
@@ -151,6 +162,7 @@ struct clf_model {
     char event_id[64];
     char id[17];
     uint64_t version;           /* changes with every change of counts */
+    int scoring_only;           /* a clf_model_clone_scoring: no ft, res */
     double logtab[LOGTAB_SIZE]; /* log(c + alpha) */
 };
 
@@ -206,6 +218,9 @@ unsigned sindex_weights(const struct clf_model *m, uint64_t key,
                         const uint32_t *slot, float *f);
 /* (Re)build m->six from m->ft; 0, or -1 on ENOMEM (then there is none). */
 int sindex_build(struct clf_model *m);
+/* The same into ix (freed first), marked as reflecting version. */
+int sindex_build_into(const struct clf_model *m, struct sindex *ix,
+                      uint64_t version);
 
 static inline size_t
 sindex_home(const struct sindex *ix, uint64_t key)
@@ -265,8 +280,8 @@ sindex_prefetch(const struct sindex *ix, uint64_t key)
     __builtin_prefetch(ix->v + sindex_home(ix, key) * SINDEX_WAYS * ix->stride);
 }
 
-int exset_put(struct exset *ex, uint64_t key, uint8_t val); /* 0 / -1 */
-int exset_get(const struct exset *ex, uint64_t key);        /* val or -1 */
+int exset_put(struct exset *ex, uint64_t key, uint32_t val); /* 0 / -1 */
+uint32_t *exset_get(const struct exset *ex, uint64_t key);   /* val or NULL */
 void exset_del(struct exset *ex, uint64_t key);
 
 uint64_t model_next_version(void);

@@ -28,9 +28,10 @@
 #include "text.h"
 
 #define MAGIC "MODFILTR"
-#define VERSION 1u
+#define VERSION 2u /* 2: known examples keep language and teachings */
 #define HEADER_LEN 24u
 #define MAX_FILE (1ull << 32)
+#define LOAD_AHEAD 16 /* features read ahead of the one stored */
 
 /* ---- writing ---------------------------------------------------------- */
 
@@ -95,22 +96,20 @@ put_str(struct wbuf *b, const char *s, size_t field)
     put(b, tmp, field);
 }
 
+/* A feature some head has counted (unlearning can leave one at zero). */
 static int
-worth_keeping(const struct clf_model *m, const uint32_t *slot, int keep_all)
+worth_keeping(const struct clf_model *m, const uint32_t *slot)
 {
-    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
     if (!ftable_slot_key(slot))
         return 0;
-    if (keep_all)
-        return 1;
-    for (unsigned h = 0; h < m->n_labels; h++)
-        if (slot[2 + 2 * h] + slot[3 + 2 * h] >= min_df)
+    for (unsigned c = 0; c < 2 * m->n_labels; c++)
+        if (slot[2 + c])
             return 1;
     return 0;
 }
 
 static void
-write_body(struct wbuf *b, const struct clf_model *m, int keep_all)
+write_body(struct wbuf *b, const struct clf_model *m)
 {
     const struct clf_settings *s = &m->settings;
     put_u32(b, s->n_languages);
@@ -160,18 +159,18 @@ write_body(struct wbuf *b, const struct clf_model *m, int keep_all)
         }
     }
 
-    /* Features some head can use: seen in at least min_df examples.  The
-     * rarer ones never count when scoring, and leaving them out halves the
-     * table (a feature seen once more after loading starts again from 1);
-     * keep_all keeps them too (clf_model_save_all). */
+    /* Every counted feature, those below min_df too: they never count when
+     * scoring, but a model loaded from the file must learn on and unlearn
+     * exactly as m would (a feature seen once before and once after counts
+     * 2, and forgetting an example takes back every count it added). */
     uint64_t n = 0;
     unsigned ncounts = 2 * m->n_labels;
     for (size_t i = 0; i < m->ft.cap; i++)
-        n += worth_keeping(m, m->ft.slots + i * m->ft.stride, keep_all);
+        n += worth_keeping(m, m->ft.slots + i * m->ft.stride);
     put_u64(b, n);
     for (size_t i = 0; i < m->ft.cap; i++) {
         const uint32_t *slot = m->ft.slots + i * m->ft.stride;
-        if (!worth_keeping(m, slot, keep_all))
+        if (!worth_keeping(m, slot))
             continue;
         put_u64(b, ftable_slot_key(slot));
         for (unsigned c = 0; c < ncounts; c++)
@@ -193,9 +192,8 @@ set_id(struct clf_model *m, uint64_t sum)
     snprintf(m->id, sizeof m->id, "%016llx", (unsigned long long)sum);
 }
 
-static enum clf_status
-model_save(struct clf_model *m, const char *path, int keep_all,
-           struct clf_error *err)
+enum clf_status
+clf_model_save(struct clf_model *m, const char *path, struct clf_error *err)
 {
     struct wbuf b = {0};
     char *tmp = NULL, *dirbuf = NULL;
@@ -207,7 +205,7 @@ model_save(struct clf_model *m, const char *path, int keep_all,
     put_u32(&b, VERSION);
     put_u32(&b, 0);
     put_u64(&b, 0); /* body length, patched below */
-    write_body(&b, m, keep_all);
+    write_body(&b, m);
     if (b.oom) {
         st = model_fail(err, CLF_ENOMEM, "out of memory writing the model");
         goto out;
@@ -279,18 +277,6 @@ out:
     return st;
 }
 
-enum clf_status
-clf_model_save(struct clf_model *m, const char *path, struct clf_error *err)
-{
-    return model_save(m, path, 0, err);
-}
-
-enum clf_status
-clf_model_save_all(struct clf_model *m, const char *path, struct clf_error *err)
-{
-    return model_save(m, path, 1, err);
-}
-
 /* ---- reading ---------------------------------------------------------- */
 
 struct rbuf {
@@ -312,13 +298,18 @@ take(struct rbuf *r, size_t n)
 }
 
 static uint64_t
+peek_u64(const unsigned char *x)
+{
+    uint64_t v;
+    memcpy(&v, x, sizeof v);
+    return le64toh(v);
+}
+
+static uint64_t
 get_u64(struct rbuf *r)
 {
     const unsigned char *x = take(r, 8);
-    uint64_t v = 0;
-    if (x)
-        memcpy(&v, x, sizeof v);
-    return le64toh(v);
+    return x ? peek_u64(x) : 0;
 }
 
 static uint32_t
@@ -450,7 +441,7 @@ read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
 }
 
 static const char *
-read_body(struct rbuf *r, struct clf_model **out)
+read_body(struct rbuf *r, uint32_t version, struct clf_model **out)
 {
     struct clf_settings s;
     const char *why = read_settings(r, &s);
@@ -488,7 +479,13 @@ read_body(struct rbuf *r, struct clf_model **out)
     if (!(m->ft.slots = ftable_slots_alloc(cap * m->ft.stride)))
         return "out of memory";
     m->ft.cap = cap;
+    /* The slots are a random walk through a table larger than the caches:
+     * ask for the slot of the feature LOAD_AHEAD records on while this one
+     * is stored (the load of the default model 78 -> XX ms). */
+    size_t rec = 8 + 4 * (size_t)ncounts;
     for (uint64_t i = 0; i < n; i++) {
+        if (i + LOAD_AHEAD < n)
+            ftable_prefetch(&m->ft, peek_u64(r->p + r->off + LOAD_AHEAD * rec));
         uint64_t key = get_u64(r);
         uint32_t *slot = ftable_upsert(&m->ft, key);
         if (!slot)
@@ -502,9 +499,9 @@ read_body(struct rbuf *r, struct clf_model **out)
     for (uint64_t i = 0; i < n_ex; i++) {
         uint64_t key = get_u64(r);
         uint32_t val = get_u32(r);
-        if (val > 1)
+        if (version == 1 ? val > 1 : EX_LANG1(val) > s.n_languages)
             return "bad example";
-        if (exset_put(&m->ex, key, (uint8_t)val) < 0)
+        if (exset_put(&m->ex, key, val) < 0)
             return "out of memory";
     }
     if (r->bad)
@@ -525,9 +522,9 @@ parse(const unsigned char *p, size_t len, const char *path,
     uint32_t version = get_u32(&r);
     get_u32(&r);
     uint64_t body = get_u64(&r);
-    if (version != VERSION)
+    if (version < 1 || version > VERSION)
         return model_fail(err, CLF_EVERSION,
-                          "%s: model file version %u, this build reads %u",
+                          "%s: model file version %u, this build reads 1 to %u",
                           path, version, VERSION);
     if (body != len - HEADER_LEN - 8)
         return model_fail(
@@ -541,7 +538,7 @@ parse(const unsigned char *p, size_t len, const char *path,
                           path);
     struct rbuf b = {p, len - 8, HEADER_LEN, 0};
     struct clf_model *m = NULL;
-    const char *why = read_body(&b, &m);
+    const char *why = read_body(&b, version, &m);
     if (why) {
         clf_model_free(m);
         if (!strcmp(why, "out of memory"))

@@ -108,11 +108,25 @@ sindex_weights(const struct clf_model *m, uint64_t key, const uint32_t *slot,
 int
 sindex_build(struct clf_model *m)
 {
-    struct sindex *ix = &m->six;
+    return sindex_build_into(m, &m->six, m->version);
+}
+
+int
+sindex_build_into(const struct clf_model *m, struct sindex *ix,
+                  uint64_t version)
+{
     free(ix->v);
     memset(ix, 0, sizeof *ix);
+    /* sized for the features some head knows (the table holds the rarer
+     * ones too) */
+    size_t known = 0;
+    for (size_t i = 0; i < m->ft.cap; i++) {
+        const uint32_t *slot = m->ft.slots + i * m->ft.stride;
+        float f[CLF_MAX_LABELS];
+        known += ftable_slot_key(slot) && sindex_weights(m, 0, slot, f);
+    }
     size_t cap =
-        (2 * m->ft.n + 16 + SINDEX_WAYS - 1) & ~(size_t)(SINDEX_WAYS - 1);
+        (2 * known + 16 + SINDEX_WAYS - 1) & ~(size_t)(SINDEX_WAYS - 1);
     size_t n_buckets = cap / SINDEX_WAYS;
     unsigned stride = 2 + m->n_labels;
     if (!(ix->v = ftable_slots_alloc(sindex_words(cap, stride))))
@@ -147,7 +161,7 @@ sindex_build(struct clf_model *m)
             over[b / 64] |= (uint64_t)1 << (b % 64);
         }
     }
-    ix->version = m->version;
+    ix->version = version;
     return 0;
 }
 
@@ -164,7 +178,8 @@ static int
 exset_grow(struct exset *ex)
 {
     size_t cap = ex->cap ? ex->cap * 2 : 1024;
-    struct exset nx = {calloc(cap, sizeof *nx.keys), calloc(cap, 1), cap, 0};
+    struct exset nx = {calloc(cap, sizeof *nx.keys),
+                       calloc(cap, sizeof *nx.vals), cap, 0};
     if (!nx.keys || !nx.vals) {
         free(nx.keys);
         free(nx.vals);
@@ -185,7 +200,7 @@ exset_grow(struct exset *ex)
 }
 
 int
-exset_put(struct exset *ex, uint64_t key, uint8_t val)
+exset_put(struct exset *ex, uint64_t key, uint32_t val)
 {
     key = fix_key(key);
     if ((ex->n + 1) * 10 > ex->cap * 7 && exset_grow(ex) < 0)
@@ -199,13 +214,13 @@ exset_put(struct exset *ex, uint64_t key, uint8_t val)
     return 0;
 }
 
-int
+uint32_t *
 exset_get(const struct exset *ex, uint64_t key)
 {
     if (!ex->cap)
-        return -1;
+        return NULL;
     size_t i = exset_find(ex, fix_key(key));
-    return ex->keys[i] ? ex->vals[i] : -1;
+    return ex->keys[i] ? &ex->vals[i] : NULL;
 }
 
 void

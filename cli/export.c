@@ -87,7 +87,7 @@ cmd_export(int argc, char **argv)
                 want[0] ? " of base " : "", want);
         return 1;
     }
-    if (clf_model_load(best, &m, &err) || clf_model_save_all(m, out, &err)) {
+    if (clf_model_load(best, &m, &err) || clf_model_save(m, out, &err)) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
         goto out;
     }

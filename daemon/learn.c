@@ -10,7 +10,7 @@
  * Threads.  One learner thread with its own event_base and its own Redis
  * connection (an XREAD BLOCK would hold up a worker's commands behind it).
  * It owns a private, mutable copy of the model, applies each event with
- * clf_learn / clf_unlearn, and publishes a calibrated clone to the workers
+ * clf_learn / clf_unteach, and publishes a scoring copy to the workers
  * (state_publish_model) right away when the last publish is older than
  * LEARN_PUBLISH_MS, else when that much time has passed: at most ~7
  * clones a second however fast events come.  learn_lock guards the
@@ -297,7 +297,7 @@ learn_snapshot(void)
     snprintf(path, sizeof(path), "%s/%s", learn.state_dir, name);
     clf_model_set_event_id(learn.model, learn.last_id);
     memset(&e, 0, sizeof(e));
-    cs = clf_model_save_all(learn.model, path, &e);
+    cs = clf_model_save(learn.model, path, &e);
     if (cs != CLF_OK) {
         log_warnx("snapshot %s: %s; learned state kept in memory only", path,
                   e.msg[0] ? e.msg : clf_status_str(cs));
@@ -468,7 +468,9 @@ learn_apply(const char *id, const redisReply *fields)
         int value = learn_label_value(v);
 
         memset(&e, 0, sizeof(e));
-        cs = forget ? clf_unlearn(learn.scorer, learn.model, ev.text,
+        /* An unlearn takes back what one learn event taught: an example
+         * another event taught too stays (clf_unteach). */
+        cs = forget ? clf_unteach(learn.scorer, learn.model, ev.text,
                                   ev.text_len, ev.lang, name, value, &out, &e)
                     : clf_learn(learn.scorer, learn.model, ev.text, ev.text_len,
                                 ev.lang, name, value, &out, &e);
@@ -509,7 +511,7 @@ learn_publish_now(void)
     memset(&e, 0, sizeof(e));
     if (clf_model_calibrate(learn.model, &e) != CLF_OK)
         log_warnx("learning: calibration: %s", e.msg);
-    m = clf_model_clone(learn.model);
+    m = clf_model_clone_scoring(learn.model);
     if (m == NULL || state_publish_model(m) < 0) {
         log_warnx("learning: out of memory; the workers keep the model "
                   "they have");
@@ -740,7 +742,7 @@ learn_main(void *arg)
 int
 learn_init(const struct config *cfg, struct clf_model **model)
 {
-    struct clf_model *snap;
+    struct clf_model *snap, *scoring;
 
     pthread_mutex_lock(&learn_lock);
     snprintf(learn.base_id, sizeof(learn.base_id), "%s", clf_model_id(*model));
@@ -754,9 +756,13 @@ learn_init(const struct config *cfg, struct clf_model **model)
         clf_model_free(*model);
         *model = snap;
     }
-    learn.model = clf_model_clone(*model);
-    if (learn.model == NULL)
+    /* The learner keeps the whole model; the workers score a copy
+     * without its counts. */
+    scoring = clf_model_clone_scoring(*model);
+    if (scoring == NULL)
         goto fail;
+    learn.model = *model;
+    *model = scoring;
     snprintf(learn.last_id, sizeof(learn.last_id), "%s",
              clf_model_event_id(*model));
     learn_show_id(learn.last_id);
@@ -878,7 +884,7 @@ learn_publish(struct state *st)
         memset(&e, 0, sizeof(e));
         if (learn.dirty && clf_model_calibrate(learn.model, &e) != CLF_OK)
             log_warnx("learning: calibration: %s", e.msg);
-        m = clf_model_clone(learn.model);
+        m = clf_model_clone_scoring(learn.model);
         if (m == NULL) {
             log_warnx("reload: out of memory; keeping the running model");
             pthread_mutex_unlock(&learn_lock);
@@ -899,7 +905,7 @@ learn_publish(struct state *st)
 
         learn_snapshot();
         snap = learn_snap_load(st->cfg->model_state_dir, new_base);
-        m = clf_model_clone(snap != NULL ? snap : st->model);
+        m = clf_model_clone_scoring(snap != NULL ? snap : st->model);
         if (m == NULL) {
             log_warnx("reload: out of memory; keeping the running model");
             clf_model_free(snap);
@@ -907,12 +913,16 @@ learn_publish(struct state *st)
             state_release(st);
             return;
         }
-        if (snap != NULL) { /* st->model_id stays the base's */
-            clf_model_free(st->model);
-            st->model = snap;
-        }
+        /* The learner takes the whole model, the workers a scoring copy
+         * (st->model_id stays the base's). */
         clf_model_free(learn.model);
-        learn.model = m;
+        if (snap != NULL) {
+            learn.model = snap;
+            clf_model_free(st->model);
+        } else {
+            learn.model = st->model;
+        }
+        st->model = m;
         snprintf(learn.base_id, sizeof(learn.base_id), "%s", new_base);
         snprintf(learn.last_id, sizeof(learn.last_id), "%s",
                  clf_model_event_id(m));

@@ -83,6 +83,15 @@ xadd op learn text "x" labels 'not json' source decision
 xadd op learn labels '{"spam":1}' source decision
 xadd op learn text "y" labels '{"spam":7}' source decision
 xadd op explode text "y" labels '{"spam":1}'
+# An unlearn takes back one teaching: the decision's and the Akismet
+# report's taught the same example, so it stays until both are undone.
+xadd op unlearn text "$TEACH" labels '{"spam":1}' source undo by alice
+undos() { curl -s "$1/metrics" | grep -qE "^modfilter_training_events_total\{source=\"undo\"\} $2\$"; }
+wait_for 2 undos "$URL_A" 1 || { echo "FAIL: A did not apply the undo"; FAILS=$((FAILS+1)); }
+wait_for 2 undos "$URL_B" 1 || { echo "FAIL: B did not apply the undo"; FAILS=$((FAILS+1)); }
+sleep 0.3 # the scoring copy is published at most LEARN_PUBLISH_MS later
+expect_eq "one undo of two teachings" "$a1" "$(score "$URL_A")"
+expect_eq "one undo of two teachings (B)" "$b1" "$(score "$URL_B")"
 xadd op unlearn text "$TEACH" labels '{"spam":1}' source undo by alice
 wait_for 2 moved_below "$URL_B" "$b1" || { echo "FAIL: unlearn did not move B back"; FAILS=$((FAILS+1)); }
 wait_for 2 moved_below "$URL_A" "$a1" || { echo "FAIL: unlearn did not move A back"; FAILS=$((FAILS+1)); }
@@ -93,7 +102,7 @@ expect_grep "bad op logged" 'op must be learn or unlearn; skipped' "$DLOG"
 curl -s "$URL_A/metrics" > "$TMP/metrics"
 expect_grep "skipped counted" '^modfilter_training_events_skipped_total 4$' "$TMP/metrics"
 expect_grep "decision events" '^modfilter_training_events_total\{source="decision"\} 1$' "$TMP/metrics"
-expect_grep "undo events" '^modfilter_training_events_total\{source="undo"\} 1$' "$TMP/metrics"
+expect_grep "undo events" '^modfilter_training_events_total\{source="undo"\} 2$' "$TMP/metrics"
 expect_grep "akismet events" '^modfilter_training_events_total\{source="akismet"\} 1$' "$TMP/metrics"
 expect_grep "lag metric" '^modfilter_training_lag_seconds [0-9.]+$' "$TMP/metrics"
 

@@ -411,7 +411,7 @@ test_model_file(void **state)
 }
 
 /* A daemon's snapshot: a model loaded from it learns on exactly as the one
- * saved.  clf_model_save leaves out the features seen once (min_df 2),
+ * saved.  clf_model_save once left out the features seen once (min_df 2),
  * so a restarted daemon counted such a feature from 1 when it came back
  * and scored apart from the daemons that ran on (the chaos soak's two
  * daemons differed by up to 0.04). */
@@ -424,7 +424,7 @@ test_snapshot_learns_on_exactly(void **state)
     snprintf(path, sizeof path, "%s/snap.mfm", dir);
     struct clf_model *m = small_trained(), *back = NULL;
     struct clf_error err;
-    assert_int_equal(clf_model_save_all(m, path, &err), CLF_OK);
+    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
     assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
     struct clf_scorer *sc = clf_scorer_new();
     enum clf_learn_outcome out;
@@ -453,6 +453,220 @@ test_snapshot_learns_on_exactly(void **state)
     clf_model_free(back);
     unlink(path);
     rmdir(dir);
+}
+
+/* Both heads' scores of text under a and b agree to 1e-12. */
+static void
+assert_same_scores(struct clf_model *a, struct clf_model *b, const char *text)
+{
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_result r1, r2;
+    assert_int_equal(clf_score(sc, a, text, strlen(text), NULL, 1, &r1),
+                     CLF_OK);
+    assert_int_equal(clf_score(sc, b, text, strlen(text), NULL, 1, &r2),
+                     CLF_OK);
+    assert_int_equal(r1.n_labels, r2.n_labels);
+    for (unsigned h = 0; h < r1.n_labels; h++) {
+        assert_float_equal(r1.labels[h].score, r2.labels[h].score, 1e-12);
+        assert_int_equal(r1.labels[h].n_reasons, r2.labels[h].n_reasons);
+    }
+    clf_scorer_free(sc);
+}
+
+/* Forgetting examples from a model loaded from its file gives the model
+ * that never learned them (`modfilter forget --from`): the file keeps the
+ * features seen once too, and an example is unlearned in the language it
+ * was learned in whatever the hint says now. */
+static void
+test_forget_from_file_is_exact(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.mfm", dir);
+    struct clf_model *without = small_trained(), *with = small_trained();
+    struct clf_model *back = NULL;
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    /* seen once each; the Spanish hint changes every feature */
+    const char *extra[] = {"zorblax promo http://zz.example now",
+                           "the zorblax is for you and the team"};
+    const char *hint[] = {NULL, "es"};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(clf_learn(sc, with, extra[i], strlen(extra[i]),
+                                   hint[i], "spam", 1, &out, &err),
+                         CLF_OK);
+    assert_int_equal(clf_model_save(with, path, &err), CLF_OK);
+    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(clf_unlearn(sc, back, extra[i], strlen(extra[i]), NULL,
+                                     "spam", 1, &out, &err),
+                         CLF_OK);
+        assert_int_equal(out, CLF_FORGOTTEN);
+    }
+    assert_int_equal(back->heads[0].vocab, without->heads[0].vocab);
+    assert_int_equal(back->heads[0].all.total[1],
+                     without->heads[0].all.total[1]);
+    assert_int_equal(clf_model_calibrate(back, &err), CLF_OK);
+    assert_int_equal(clf_model_calibrate(without, &err), CLF_OK);
+    assert_same_scores(back, without, "zorblax promo http://zz.example now");
+    assert_same_scores(back, without, "the zorblax is for you and the team");
+    assert_same_scores(back, without, "check out my channel 7");
+    clf_scorer_free(sc);
+    clf_model_free(without);
+    clf_model_free(with);
+    clf_model_free(back);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* An undo takes back one teaching: an example taught twice (an upload,
+ * then a decision on the same text) stays until both are taken back, and
+ * survives a save and load in between. */
+static void
+test_unteach_counts_teachings(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.mfm", dir);
+    struct clf_model *m = small_trained(), *back = NULL;
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    const char *t = "cheap pills here";
+    uint64_t docs = m->heads[0].all.docs[1];
+    learn(sc, m, t, "spam", 1, CLF_LEARNED);
+    learn(sc, m, "CHEAP  pills here", "spam", 1, CLF_DUPLICATE);
+    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
+    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
+    for (struct clf_model *x = m; x; x = x == m ? back : NULL) {
+        assert_int_equal(
+            clf_unteach(sc, x, t, strlen(t), "en", "spam", 1, &out, &err),
+            CLF_OK);
+        assert_int_equal(out, CLF_FORGOTTEN);
+        assert_int_equal(x->heads[0].all.docs[1], docs + 1); /* stays */
+        assert_true(clf_known(sc, x, t, strlen(t), "en", "spam", 1));
+        assert_int_equal(
+            clf_unteach(sc, x, t, strlen(t), "en", "spam", 1, &out, &err),
+            CLF_OK);
+        assert_int_equal(out, CLF_FORGOTTEN);
+        assert_int_equal(x->heads[0].all.docs[1], docs);
+        assert_false(clf_known(sc, x, t, strlen(t), "en", "spam", 1));
+        assert_int_equal(
+            clf_unteach(sc, x, t, strlen(t), "en", "spam", 1, &out, &err),
+            CLF_OK);
+        assert_int_equal(out, CLF_UNKNOWN);
+    }
+    /* clf_unlearn forgets every teaching at once */
+    learn(sc, m, t, "spam", 1, CLF_LEARNED);
+    learn(sc, m, t, "spam", 1, CLF_DUPLICATE);
+    assert_int_equal(
+        clf_unlearn(sc, m, t, strlen(t), "en", "spam", 1, &out, &err), CLF_OK);
+    assert_int_equal(out, CLF_FORGOTTEN);
+    assert_int_equal(m->heads[0].all.docs[1], docs);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+    clf_model_free(back);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A scoring copy scores as its model, knows its examples, and refuses to
+ * learn, unlearn, calibrate or be saved; so do its clones. */
+static void
+test_scoring_copy(void **state)
+{
+    (void)state;
+    struct clf_model *m = small_trained();
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
+    learn(sc, m, "one more channel plug", "spam", 1, CLF_LEARNED); /* stale */
+    struct clf_model *c = clf_model_clone_scoring(m);
+    assert_non_null(c);
+    struct clf_model *cc = clf_model_clone(c);
+    assert_non_null(cc);
+    assert_null(c->ft.slots);
+    assert_null(cc->ft.slots);
+    const char *texts[] = {"check out my channel 3 http://x3.com",
+                           "you idiot 5", "lovely song", "one more channel"};
+    for (int i = 0; i < 4; i++) {
+        assert_same_scores(m, c, texts[i]);
+        assert_same_scores(m, cc, texts[i]);
+    }
+    assert_true(clf_known(sc, c, "you idiot 5", 11, "en", "abuse", 1));
+    assert_int_equal(clf_learn(sc, c, "x y z", 5, NULL, "spam", 1, &out, &err),
+                     CLF_EINVAL);
+    assert_int_equal(
+        clf_unlearn(sc, cc, "you idiot 5", 11, "en", "abuse", 1, &out, &err),
+        CLF_EINVAL);
+    assert_int_equal(clf_model_calibrate(c, &err), CLF_EINVAL);
+    assert_int_equal(clf_model_save(c, "/tmp/mf-never.mfm", &err), CLF_EINVAL);
+    assert_int_equal(access("/tmp/mf-never.mfm", F_OK), -1);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+    clf_model_free(c);
+    clf_model_free(cc);
+}
+
+/* A head that learned one class only has nothing to calibrate: it scores
+ * its prior (or the smoothed rate of its data), unsure, whatever the text;
+ * its raw log-odds had made every comment 1.0 and reject. */
+static void
+test_one_class_head(void **state)
+{
+    (void)state;
+    struct clf_settings s;
+    clf_settings_init(&s);
+    struct clf_model *m = clf_model_new(&s);
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    struct clf_result r;
+    char text[64];
+    for (int i = 0; i < 60; i++) {
+        snprintf(text, sizeof text, "buy pills number %d now", i);
+        learn(sc, m, text, "spam", 1, CLF_LEARNED);
+    }
+    assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
+    const char *t = "buy pills number 7 now";
+    assert_int_equal(clf_score(sc, m, t, strlen(t), NULL, 1, &r), CLF_OK);
+    assert_float_equal(r.labels[0].score, 61.0 / 62.0, 1e-9);
+    assert_true(r.labels[0].unsure);
+    assert_int_equal(clf_model_set_prior(m, "spam", 0.1, &err), CLF_OK);
+    assert_int_equal(clf_score(sc, m, t, strlen(t), NULL, 1, &r), CLF_OK);
+    assert_float_equal(r.labels[0].score, 0.1, 1e-9);
+    assert_true(r.labels[0].unsure);
+    clf_scorer_free(sc);
+    clf_model_free(m);
+}
+
+/* A comment with nothing to read (empty, blanks, invisible characters)
+ * leaves every head unsure: its meta features alone (every trained head
+ * knows meta:len) made min_known before. */
+static void
+test_empty_comment_unsure(void **state)
+{
+    (void)state;
+    struct clf_model *m = small_trained();
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    struct clf_result r;
+    assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
+    const char *empty[] = {"", "   \n\t", "\xe2\x80\x8b\xe2\x80\x8b"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            clf_score(sc, m, empty[i], strlen(empty[i]), NULL, 0, &r), CLF_OK);
+        for (unsigned h = 0; h < r.n_labels; h++)
+            assert_true(r.labels[h].unsure);
+    }
+    const char *t = "check out my channel 3 http://x3.com";
+    assert_int_equal(clf_score(sc, m, t, strlen(t), NULL, 0, &r), CLF_OK);
+    assert_false(r.labels[0].unsure);
+    clf_scorer_free(sc);
+    clf_model_free(m);
 }
 
 static void
@@ -761,6 +975,11 @@ main(void)
         cmocka_unit_test(test_index_agrees_with_counts),
         cmocka_unit_test(test_reservoir_after_unlearn),
         cmocka_unit_test(test_reservoir_twin_unlearned),
+        cmocka_unit_test(test_forget_from_file_is_exact),
+        cmocka_unit_test(test_unteach_counts_teachings),
+        cmocka_unit_test(test_scoring_copy),
+        cmocka_unit_test(test_one_class_head),
+        cmocka_unit_test(test_empty_comment_unsure),
         cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_no_allocation_growth),
     };
