@@ -195,7 +195,7 @@ clf_model_new(const struct clf_settings *s)
     return m;
 }
 
-static void
+void
 head_release(struct head *h)
 {
     for (uint32_t i = 0; i < h->n_res; i++)

@@ -221,6 +221,12 @@ int sindex_build(struct clf_model *m);
 /* The same into ix (freed first), marked as reflecting version. */
 int sindex_build_into(const struct clf_model *m, struct sindex *ix,
                       uint64_t version);
+/* Its parts: does some head know the slot's feature (min_df); room in ix
+ * (freed first) for known features; add a slot's feature if known. */
+int sindex_slot_known(const struct clf_model *m, const uint32_t *slot);
+int sindex_alloc(const struct clf_model *m, struct sindex *ix, size_t known);
+void sindex_add(const struct clf_model *m, struct sindex *ix,
+                const uint32_t *slot);
 
 static inline size_t
 sindex_home(const struct sindex *ix, uint64_t key)
@@ -331,6 +337,9 @@ unsigned model_lang_index(const struct clf_model *m, const char *name);
 enum clf_status model_fail(struct clf_error *err, enum clf_status st,
                            const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Free a head's calibration sample. */
+void head_release(struct head *h);
 
 /* calibrate.c */
 int model_fit_head(struct clf_model *m, unsigned h);

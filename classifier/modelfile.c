@@ -440,8 +440,38 @@ read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
     return NULL;
 }
 
+/* The feature records of a scoring copy: straight into its index, in two
+ * passes (how many some head knows, then each), never into counts. */
 static const char *
-read_body(struct rbuf *r, uint32_t version, struct clf_model **out)
+read_features_scoring(struct rbuf *r, struct clf_model *m, uint64_t n)
+{
+    unsigned nc = 2 * m->n_labels;
+    uint32_t slot[2 + 2 * CLF_MAX_LABELS];
+    size_t known = 0;
+    struct rbuf peek = *r;
+    for (uint64_t i = 0; i < n; i++) {
+        get_u64(&peek);
+        for (unsigned c = 0; c < nc; c++)
+            slot[2 + c] = get_u32(&peek);
+        known += sindex_slot_known(m, slot);
+    }
+    if (sindex_alloc(m, &m->six, known) < 0)
+        return "out of memory";
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t key = get_u64(r);
+        memcpy(slot, &key, sizeof key);
+        for (unsigned c = 0; c < nc; c++)
+            slot[2 + c] = get_u32(r);
+        sindex_add(m, &m->six, slot);
+    }
+    m->scoring_only = 1;
+    m->six.version = m->version;
+    return NULL;
+}
+
+static const char *
+read_body(struct rbuf *r, uint32_t version, int scoring_only,
+          struct clf_model **out)
 {
     struct clf_settings s;
     const char *why = read_settings(r, &s);
@@ -473,6 +503,11 @@ read_body(struct rbuf *r, uint32_t version, struct clf_model **out)
     unsigned ncounts = 2 * n_labels;
     if (r->bad || n > (r->len - r->off) / (8 + 4 * ncounts))
         return "bad feature count";
+    if (scoring_only) {
+        if ((why = read_features_scoring(r, m, n)))
+            return why;
+        goto examples;
+    }
     size_t cap = 1024;
     while (cap * 7 < n * 10 + 10)
         cap *= 2;
@@ -493,6 +528,7 @@ read_body(struct rbuf *r, uint32_t version, struct clf_model **out)
         for (unsigned c = 0; c < ncounts; c++)
             slot[2 + c] = get_u32(r);
     }
+examples:;
     uint64_t n_ex = get_u64(r);
     if (r->bad || n_ex > (r->len - r->off) / 12)
         return "bad example count";
@@ -512,7 +548,7 @@ read_body(struct rbuf *r, uint32_t version, struct clf_model **out)
 }
 
 static enum clf_status
-parse(const unsigned char *p, size_t len, const char *path,
+parse(const unsigned char *p, size_t len, const char *path, int scoring_only,
       struct clf_model **out, struct clf_error *err)
 {
     if (len < HEADER_LEN + 8 || memcmp(p, MAGIC, 8))
@@ -538,7 +574,7 @@ parse(const unsigned char *p, size_t len, const char *path,
                           path);
     struct rbuf b = {p, len - 8, HEADER_LEN, 0};
     struct clf_model *m = NULL;
-    const char *why = read_body(&b, version, &m);
+    const char *why = read_body(&b, version, scoring_only, &m);
     if (why) {
         clf_model_free(m);
         if (!strcmp(why, "out of memory"))
@@ -546,13 +582,19 @@ parse(const unsigned char *p, size_t len, const char *path,
         return model_fail(err, CLF_EFORMAT, "%s: %s", path, why);
     }
     set_id(m, sum);
-    sindex_build(m); /* without it (ENOMEM) scoring reads the counts */
+    if (scoring_only) { /* the sample is parsed (and checked), not kept */
+        for (unsigned h = 0; h < m->n_labels; h++)
+            head_release(&m->heads[h]);
+    } else {
+        sindex_build(m); /* without it (ENOMEM) scoring reads the counts */
+    }
     *out = m;
     return CLF_OK;
 }
 
-enum clf_status
-clf_model_load(const char *path, struct clf_model **out, struct clf_error *err)
+static enum clf_status
+load(const char *path, int scoring_only, struct clf_model **out,
+     struct clf_error *err)
 {
     unsigned char *buf = NULL;
     struct stat sb;
@@ -587,20 +629,33 @@ clf_model_load(const char *path, struct clf_model **out, struct clf_error *err)
         }
         off += (size_t)n;
     }
-    st = parse(buf, len, path, out, err);
+    st = parse(buf, len, path, scoring_only, out, err);
 out:
     close(fd);
     free(buf);
     return st;
 }
 
+enum clf_status
+clf_model_load(const char *path, struct clf_model **out, struct clf_error *err)
+{
+    return load(path, 0, out, err);
+}
+
+enum clf_status
+clf_model_load_scoring(const char *path, struct clf_model **out,
+                       struct clf_error *err)
+{
+    return load(path, 1, out, err);
+}
+
 /* For the fuzzer and tests: parse a model from memory. */
-enum clf_status clf_model_parse(const void *p, size_t len,
+enum clf_status clf_model_parse(const void *p, size_t len, int scoring_only,
                                 struct clf_model **out, struct clf_error *err);
 enum clf_status
-clf_model_parse(const void *p, size_t len, struct clf_model **out,
-                struct clf_error *err)
+clf_model_parse(const void *p, size_t len, int scoring_only,
+                struct clf_model **out, struct clf_error *err)
 {
     *out = NULL;
-    return parse(p, len, "(memory)", out, err);
+    return parse(p, len, "(memory)", scoring_only, out, err);
 }

@@ -112,55 +112,72 @@ sindex_build(struct clf_model *m)
 }
 
 int
-sindex_build_into(const struct clf_model *m, struct sindex *ix,
-                  uint64_t version)
+sindex_slot_known(const struct clf_model *m, const uint32_t *slot)
+{
+    uint32_t min_df = m->settings.min_df ? m->settings.min_df : 1;
+    for (unsigned h = 0; h < m->n_labels; h++)
+        if ((uint64_t)slot[2 + 2 * h] + slot[3 + 2 * h] >= min_df)
+            return 1;
+    return 0; /* an empty slot's counts are 0 */
+}
+
+int
+sindex_alloc(const struct clf_model *m, struct sindex *ix, size_t known)
 {
     free(ix->v);
     memset(ix, 0, sizeof *ix);
-    /* sized for the features some head knows (the table holds the rarer
-     * ones too) */
-    size_t known = 0;
-    for (size_t i = 0; i < m->ft.cap; i++) {
-        const uint32_t *slot = m->ft.slots + i * m->ft.stride;
-        float f[CLF_MAX_LABELS];
-        known += ftable_slot_key(slot) && sindex_weights(m, 0, slot, f);
-    }
     size_t cap =
         (2 * known + 16 + SINDEX_WAYS - 1) & ~(size_t)(SINDEX_WAYS - 1);
-    size_t n_buckets = cap / SINDEX_WAYS;
     unsigned stride = 2 + m->n_labels;
     if (!(ix->v = ftable_slots_alloc(sindex_words(cap, stride))))
         return -1;
     sindex_place(ix, cap, stride);
-    uint64_t *over = (uint64_t *)ix->over;
     for (unsigned h = 0; h < m->n_labels; h++) {
         float nan = NAN;
         memcpy((uint32_t *)ix->none + h, &nan, sizeof nan);
     }
-    for (size_t i = 0; i < m->ft.cap; i++) {
-        const uint32_t *slot = m->ft.slots + i * m->ft.stride;
-        uint64_t key = ftable_slot_key(slot);
-        float f[CLF_MAX_LABELS];
-        if (!key || !sindex_weights(m, key, slot, f))
-            continue;
-        /* the first free way from the home bucket on, marking each full
-         * bucket passed as overflowed */
-        for (size_t b = sindex_home(ix, key);;
-             b = b + 1 == n_buckets ? 0 : b + 1) {
-            uint32_t *bucket = ix->v + b * SINDEX_WAYS * stride;
-            unsigned j = 0;
-            while (j < SINDEX_WAYS &&
-                   ftable_slot_key(sindex_way_key(bucket, j)))
-                j++;
-            if (j < SINDEX_WAYS) {
-                memcpy(sindex_way_key(bucket, j), &key, sizeof key);
-                memcpy((uint32_t *)sindex_way_weights(bucket, m->n_labels, j),
-                       f, m->n_labels * sizeof *f);
-                break;
-            }
-            over[b / 64] |= (uint64_t)1 << (b % 64);
+    return 0;
+}
+
+void
+sindex_add(const struct clf_model *m, struct sindex *ix, const uint32_t *slot)
+{
+    uint64_t key = ftable_slot_key(slot);
+    float f[CLF_MAX_LABELS];
+    if (!key || !sindex_weights(m, key, slot, f))
+        return;
+    /* the first free way from the home bucket on, marking each full
+     * bucket passed as overflowed */
+    size_t n_buckets = ix->cap / SINDEX_WAYS;
+    uint64_t *over = (uint64_t *)ix->over;
+    for (size_t b = sindex_home(ix, key);; b = b + 1 == n_buckets ? 0 : b + 1) {
+        uint32_t *bucket = ix->v + b * SINDEX_WAYS * ix->stride;
+        unsigned j = 0;
+        while (j < SINDEX_WAYS && ftable_slot_key(sindex_way_key(bucket, j)))
+            j++;
+        if (j < SINDEX_WAYS) {
+            memcpy(sindex_way_key(bucket, j), &key, sizeof key);
+            memcpy((uint32_t *)sindex_way_weights(bucket, m->n_labels, j), f,
+                   m->n_labels * sizeof *f);
+            return;
         }
+        over[b / 64] |= (uint64_t)1 << (b % 64);
     }
+}
+
+int
+sindex_build_into(const struct clf_model *m, struct sindex *ix,
+                  uint64_t version)
+{
+    /* sized for the features some head knows (the table holds the rarer
+     * ones too) */
+    size_t known = 0;
+    for (size_t i = 0; i < m->ft.cap; i++)
+        known += sindex_slot_known(m, m->ft.slots + i * m->ft.stride);
+    if (sindex_alloc(m, ix, known) < 0)
+        return -1;
+    for (size_t i = 0; i < m->ft.cap; i++)
+        sindex_add(m, ix, m->ft.slots + i * m->ft.stride);
     ix->version = version;
     return 0;
 }

@@ -12,7 +12,7 @@
 
 #include "classifier.h"
 
-enum clf_status clf_model_parse(const void *p, size_t len,
+enum clf_status clf_model_parse(const void *p, size_t len, int scoring_only,
                                 struct clf_model **out, struct clf_error *err);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -42,7 +42,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         put64(buf + 24 + size - 1, XXH3_64bits(buf, 24 + size - 1));
         p = buf;
     }
-    if (clf_model_parse(p, len, &m, &err) == CLF_OK) {
+    /* as a whole model and as a scoring copy (another features reader) */
+    for (int scoring = 0; scoring < 2; scoring++) {
+        if (clf_model_parse(p, len, scoring, &m, &err) != CLF_OK)
+            continue;
         struct clf_scorer *sc = clf_scorer_new();
         struct clf_result r;
         if (sc)
