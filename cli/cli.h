@@ -32,7 +32,15 @@ struct jsonl *jsonl_open(const char *path); /* NULL: errno set */
  * "file:line: reason"; the caller decides whether to go on). The record's
  * strings are owned by the reader and valid until the next call. */
 int jsonl_next(struct jsonl *j, struct record *rec, char *err, size_t len);
+/* "file:line: why" for the line read last, into err (as jsonl_next does);
+ * returns -1. */
+int jsonl_error(const struct jsonl *j, char *err, size_t len, const char *why);
 void jsonl_close(struct jsonl *j);
+
+/* A label name the classifier takes: 1..CLF_LABEL_MAX-1 bytes of a-z, 0-9,
+ * _ and - (the rule of clf_learn and clf_model_set_prior). */
+int label_name_ok(const char *name, size_t len);
+#define LABEL_RULE "a-z, 0-9, _ and -, at most 31 bytes"
 
 /* Training options shared by train and eval. */
 struct train_opts {
@@ -43,6 +51,8 @@ struct train_opts {
     } priors[CLF_MAX_LABELS];
     unsigned n_priors;
     int strict;
+    const char *setting; /* the first settings flag given (not --prior or
+                            --strict): a --from model keeps its own */
 };
 void train_opts_init(struct train_opts *o);
 /* Parse one training option at argv[*i] (advancing *i over its value);

@@ -4,6 +4,8 @@
  * A line is an object: "text" (string, required), "id" (string), "lang"
  * (string), "labels" (object of label -> 0/1 or false/true); other fields
  * are ignored (datasets carry extra ones).  Duplicate keys are refused.
+ * A UTF-8 byte order mark at the start of the file is skipped; \u0000 in a
+ * string is taken (texts are passed on with their length).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -48,11 +50,24 @@ jsonl_close(struct jsonl *j)
     free(j);
 }
 
-static int
-bad(struct jsonl *j, char *err, size_t len, const char *why)
+int
+jsonl_error(const struct jsonl *j, char *err, size_t len, const char *why)
 {
     snprintf(err, len, "%s:%lu: %s", j->path, j->lineno, why);
     return -1;
+}
+
+int
+label_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len >= CLF_LABEL_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') ||
+              (name[i] >= '0' && name[i] <= '9') || name[i] == '_' ||
+              name[i] == '-'))
+            return 0;
+    return 1;
 }
 
 static int
@@ -60,21 +75,24 @@ read_labels(struct jsonl *j, json_t *labels, struct record *rec, char *err,
             size_t len)
 {
     const char *name;
+    size_t name_len;
     json_t *v;
-    json_object_foreach(labels, name, v)
+    json_object_keylen_foreach(labels, name, name_len, v)
     {
         int val;
+        if (strlen(name) != name_len)
+            return jsonl_error(j, err, len, "a label name with \\u0000");
         if (json_is_integer(v) &&
             (json_integer_value(v) == 0 || json_integer_value(v) == 1))
             val = (int)json_integer_value(v);
         else if (json_is_boolean(v))
             val = json_is_true(v);
         else
-            return bad(j, err, len, "a label value must be 0 or 1");
+            return jsonl_error(j, err, len, "a label value must be 0 or 1");
         if (strlen(name) >= CLF_LABEL_MAX)
-            return bad(j, err, len, "label name too long");
+            return jsonl_error(j, err, len, "label name too long");
         if (rec->n_labels == CLF_MAX_LABELS)
-            return bad(j, err, len, "too many labels");
+            return jsonl_error(j, err, len, "too many labels");
         snprintf(rec->labels[rec->n_labels], CLF_LABEL_MAX, "%s", name);
         rec->values[rec->n_labels++] = val;
     }
@@ -86,6 +104,7 @@ jsonl_next(struct jsonl *j, struct record *rec, char *err, size_t len)
 {
     json_error_t je;
     ssize_t n;
+    char *p;
     memset(rec, 0, sizeof *rec);
     json_decref(j->cur);
     j->cur = NULL;
@@ -94,34 +113,43 @@ jsonl_next(struct jsonl *j, struct record *rec, char *err, size_t len)
         n = getline(&j->line, &j->cap, j->f);
         if (n < 0) {
             if (errno)
-                return bad(j, err, len, strerror(errno));
+                return jsonl_error(j, err, len, strerror(errno));
             return 0;
         }
-        j->lineno++;
-        while (n > 0 && (j->line[n - 1] == '\n' || j->line[n - 1] == '\r'))
+        p = j->line;
+        if (++j->lineno == 1 && n >= 3 && !memcmp(p, "\xef\xbb\xbf", 3)) {
+            p += 3; /* a byte order mark */
+            n -= 3;
+        }
+        while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
             n--;
     } while (n == 0);
-    j->cur = json_loadb(j->line, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+    j->cur =
+        json_loadb(p, (size_t)n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!j->cur) {
         char why[200];
         snprintf(why, sizeof why, "invalid JSON: %s (column %d)", je.text,
                  je.column);
-        return bad(j, err, len, why);
+        return jsonl_error(j, err, len, why);
     }
     if (!json_is_object(j->cur))
-        return bad(j, err, len, "not a JSON object");
+        return jsonl_error(j, err, len, "not a JSON object");
     json_t *text = json_object_get(j->cur, "text");
     json_t *id = json_object_get(j->cur, "id");
     json_t *lang = json_object_get(j->cur, "lang");
     json_t *labels = json_object_get(j->cur, "labels");
     if (!json_is_string(text))
-        return bad(j, err, len, "\"text\" missing or not a string");
+        return jsonl_error(j, err, len, "\"text\" missing or not a string");
     if (id && !json_is_string(id))
-        return bad(j, err, len, "\"id\" is not a string");
+        return jsonl_error(j, err, len, "\"id\" is not a string");
     if (lang && !json_is_string(lang) && !json_is_null(lang))
-        return bad(j, err, len, "\"lang\" is not a string");
+        return jsonl_error(j, err, len, "\"lang\" is not a string");
+    if ((id && strlen(json_string_value(id)) != json_string_length(id)) ||
+        (json_is_string(lang) &&
+         strlen(json_string_value(lang)) != json_string_length(lang)))
+        return jsonl_error(j, err, len, "\\u0000 in \"id\" or \"lang\"");
     if (labels && !json_is_object(labels))
-        return bad(j, err, len, "\"labels\" is not an object");
+        return jsonl_error(j, err, len, "\"labels\" is not an object");
     rec->text = (char *)json_string_value(text);
     rec->text_len = json_string_length(text);
     rec->id = id ? (char *)json_string_value(id) : NULL;

@@ -30,6 +30,8 @@ static const char usage[] =
     "  --weights FAMILY=W,... (word,url,email,mention,emoji,pair,chars,meta),\n"
     "  --chargrams MIN-MAX,\n"
     "  --max-bytes N, --max-tokens N, --min-examples N, --strict.\n"
+    "  With train --from only --prior and --strict: the others are the "
+    "base model's.\n"
     "Invalid input lines are reported as file:line: reason on standard "
     "error and\nskipped (--strict: the run stops with exit code 1).\n"
     "\n"

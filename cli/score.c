@@ -235,10 +235,13 @@ cmd_explain(int argc, char **argv)
         int t = score_opt(&o, argc, argv, &i);
         if (t < 0)
             goto out;
-        if (!t && !text && !(argv[i][0] == '-' && argv[i][1]))
-            text = argv[i];
-        else if (!t)
+        if (t)
+            continue;
+        if (text || (argv[i][0] == '-' && argv[i][1])) {
+            text = NULL; /* a second text or an unknown option */
             break;
+        }
+        text = argv[i];
     }
     if (!o.model || !text) {
         fprintf(stderr, "usage: modfilter explain --model M.mfm [-c FILE] "

@@ -105,6 +105,8 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
         return -1;
     }
     const char *v = argv[++*i];
+    if (strcmp(opt, "--prior") && !o->setting)
+        o->setting = opt;
     if (!strcmp(opt, "--languages")) {
         if (clf_settings_set_languages(s, v, &err)) {
             fprintf(stderr, "modfilter: --languages: %s\n", err.msg);
@@ -125,9 +127,12 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
         const char *eq = strchr(v, '=');
         char *end;
         double p = eq ? strtod(eq + 1, &end) : NAN;
-        if (!eq || eq == v || (size_t)(eq - v) >= CLF_LABEL_MAX || *end ||
+        if (!eq || !label_name_ok(v, (size_t)(eq - v)) || *end ||
             !(p > 0 && p < 1) || o->n_priors == CLF_MAX_LABELS) {
-            fprintf(stderr, "modfilter: --prior wants LABEL=P, 0<P<1\n");
+            fprintf(stderr,
+                    "modfilter: --prior wants LABEL=P, 0<P<1 (LABEL: "
+                    "%s)\n",
+                    LABEL_RULE);
             return -1;
         }
         snprintf(o->priors[o->n_priors].label, CLF_LABEL_MAX, "%.*s",
@@ -184,12 +189,37 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
     return 1;
 }
 
+/* Why the record cannot be learned (or forgotten) as a whole, or NULL: every
+ * label is checked before any is learned, so an invalid line changes
+ * nothing. */
+static const char *
+record_problem(const struct clf_model *m, const struct record *rec, int forget,
+               char *why, size_t len)
+{
+    unsigned added = 0;
+    if (rec->n_labels == 0)
+        return "a record without labels";
+    for (unsigned k = 0; k < rec->n_labels; k++) {
+        if (!label_name_ok(rec->labels[k], strlen(rec->labels[k]))) {
+            snprintf(why, len, "bad label name '%s' (%s)", rec->labels[k],
+                     LABEL_RULE);
+            return why;
+        }
+        added += clf_model_label_index(m, rec->labels[k]) < 0;
+    }
+    if (!forget && clf_model_label_count(m) + added > CLF_MAX_LABELS) {
+        snprintf(why, len, "a model has at most %d labels", CLF_MAX_LABELS);
+        return why;
+    }
+    return NULL;
+}
+
 int
 train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
            int forget, int strict, unsigned long *learned, unsigned long *dups,
            unsigned long *errors)
 {
-    char msg[512];
+    char msg[512], why[128];
     struct record rec;
     struct jsonl *j = jsonl_open(path);
     if (!j) {
@@ -198,9 +228,11 @@ train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
     }
     int r, rc = 0;
     while ((r = jsonl_next(j, &rec, msg, sizeof msg)) != 0) {
-        if (r < 0 || rec.n_labels == 0) {
-            if (r > 0)
-                snprintf(msg, sizeof msg, "%s: a record without labels", path);
+        const char *problem;
+        if (r > 0 &&
+            (problem = record_problem(m, &rec, forget, why, sizeof why)))
+            r = jsonl_error(j, msg, sizeof msg, problem);
+        if (r < 0) {
             fprintf(stderr, "%s\n", msg);
             ++*errors;
             if (strict) {
@@ -215,14 +247,12 @@ train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
             enum clf_status st = (forget ? clf_unlearn : clf_learn)(
                 sc, m, rec.text, rec.text_len, rec.lang, rec.labels[k],
                 rec.values[k], &out, &err);
-            if (st) {
-                fprintf(stderr, "%s: %s\n", path, err.msg);
+            if (st) { /* out of memory: the run stops */
+                jsonl_error(j, msg, sizeof msg, err.msg);
+                fprintf(stderr, "%s\n", msg);
                 ++*errors;
-                if (st == CLF_ENOMEM || strict) {
-                    rc = -1;
-                    goto out;
-                }
-                continue;
+                rc = -1;
+                goto out;
             }
             if (out == CLF_LEARNED || out == CLF_FORGOTTEN)
                 ++*learned;
@@ -287,6 +317,14 @@ run_train(int argc, char **argv, int forget)
     }
     if (!out || !n_files || (forget && !from)) {
         usage_train(forget);
+        goto out;
+    }
+    if (from && o.setting) {
+        fprintf(stderr,
+                "modfilter: %s cannot change the settings of a --from model "
+                "(a model keeps the settings it was made with; --prior "
+                "applies)\n",
+                o.setting);
         goto out;
     }
     rc = 1;

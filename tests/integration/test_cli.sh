@@ -89,6 +89,42 @@ expect_eq "eval exit" 0 $?
 expect_eq "eval folds" 3 "$(grep -c '^fold' "$T/out")"
 expect_grep "eval mean" "^mean auc=" "$T/out"
 
+# invalid training lines: file:line: reason, and nothing of them learned
+printf '%s\n' '{"text":"hello"}' '{"text":"hi there","labels":{"Spam":1}}' \
+    '{"text":"hello there","labels":{"spam":1,"Abuse":1}}' \
+    '{"text":"good morning","labels":{"spam":0}}' >"$T/inv.jsonl"
+"$MF" train --model "$T/inv.mfm" "$T/inv.jsonl" 2>"$T/err"
+expect_eq "train with invalid lines exit" 0 $?
+expect_grep "no labels: file:line" "inv.jsonl:1: a record without labels" "$T/err"
+expect_grep "bad label: file:line" "inv.jsonl:2: bad label name 'Spam'" "$T/err"
+expect_grep "a bad label among good ones: file:line" "inv.jsonl:3: bad label name 'Abuse'" "$T/err"
+expect_grep "an invalid line is not half-learned" "1 learned, 0 duplicates, 3 invalid" "$T/err"
+"$MF" forget --model "$T/inv2.mfm" --from "$T/m.mfm" "$T/inv.jsonl" 2>"$T/err"
+expect_grep "forget: file:line" "inv.jsonl:3: bad label name 'Abuse'" "$T/err"
+"$MF" train --strict --model "$T/inv.mfm" "$T/inv.jsonl" 2>/dev/null
+expect_eq "train --strict on an invalid line" 1 $?
+
+# a byte order mark and \u0000 in a text are taken
+printf '\xef\xbb\xbf{"id":"bom","text":"hello\\u0000world","labels":{"spam":0}}\n' >"$T/bom.jsonl"
+"$MF" train --model "$T/bom.mfm" "$T/bom.jsonl" 2>"$T/err"
+expect_grep "BOM and NUL: learned" "1 learned, 0 duplicates, 0 invalid" "$T/err"
+"$MF" score --strict --model "$T/m.mfm" "$T/bom.jsonl" >"$T/out"
+expect_eq "BOM and NUL: scored" 0 $?
+cmp -s <(sed 's/"id":"bom"//' "$T/out") <(echo '{"id":"bom","text":"hello world"}' |
+    "$MF" score --model "$T/m.mfm" - | sed 's/"id":"bom"//')
+expect_eq "NUL scores as a space" 0 $?
+printf '{"id":"a\\u0000b","text":"x"}\n' | "$MF" score --model "$T/m.mfm" - 2>"$T/err" >/dev/null
+expect_grep "NUL in an id refused" "-:1: .u0000 in \"id\"" "$T/err"
+
+# --from keeps the base model's settings: settings flags are usage errors
+"$MF" train --model "$T/x.mfm" --from "$T/m.mfm" --languages english "$DATA" 2>"$T/err"
+expect_eq "--from with --languages" 2 $?
+expect_grep "--from with --languages message" "--languages cannot change the settings of a --from model" "$T/err"
+"$MF" train --model "$T/x.mfm" --from "$T/m.mfm" --max-bytes 100 "$DATA" 2>/dev/null
+expect_eq "--from with --max-bytes" 2 $?
+"$MF" train --model "$T/x.mfm" --from "$T/m.mfm" --prior spam=0.3 "$DATA" 2>/dev/null
+expect_eq "--from with --prior" 0 $?
+
 # export: the newest snapshot of a base from a daemon's state directory
 "$MF" train --model "$T/m.mfm" --prior abuse=0.2 "$DATA" 2>"$T/err"
 id=$(sed -n 's/.*model id \([0-9a-f]*\)$/\1/p' "$T/err")
@@ -128,6 +164,10 @@ head -c 1000 "$T/m.mfm" >"$T/trunc.mfm"
 "$MF" explain --model "$T/trunc.mfm" "x" 2>"$T/err" >/dev/null
 expect_eq "truncated model exit" 1 $?
 expect_grep "truncated model message" "truncated" "$T/err"
+"$MF" train --model "$T/x.mfm" --prior Spam=0.5 "$DATA" >/dev/null 2>&1
+expect_eq "prior with a bad label name" 2 $?
+"$MF" explain --model "$T/m.mfm" "some text" extra >/dev/null 2>&1
+expect_eq "explain with two texts" 2 $?
 "$MF" --help | grep -q "Exit codes"; expect_eq "help lists exit codes" 0 $?
 
 finish
