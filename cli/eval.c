@@ -6,6 +6,11 @@
  * calibrate it as `train` would, score the held-out records, and print ROC
  * AUC, accuracy and F1 (score >= 0.5 is positive) per fold and their mean:
  * the figures ../shared/tools/evalcli.py computes through train and score.
+ * Like evalcli: the records' "lang" is not used (neither to train nor to
+ * score), a fold trains in folds-file order (an id at its first line there,
+ * in the fold of its last line), a data id seen twice is its last record.
+ * Folds-file ids that no record with the label has are left out, with a
+ * warning (evalcli stops on them).
  */
 #include <errno.h>
 #include <math.h>
@@ -15,14 +20,13 @@
 #include "cli.h"
 
 struct item {
-    char *id, *text, *lang, *fold;
-    size_t len;
+    char *id, *text, *fold;
+    size_t len, pos; /* pos: first line in the folds file */
     int y;
     double score;
 };
 
 struct fold_row {
-    char name[64];
     size_t n;
     double auc, acc, f1;
 };
@@ -31,6 +35,29 @@ static int
 cmp_id(const void *a, const void *b)
 {
     return strcmp(((const struct item *)a)->id, ((const struct item *)b)->id);
+}
+
+/* By id, then the later record first (the one a duplicated id keeps). */
+static int
+cmp_id_last(const void *a, const void *b)
+{
+    const struct item *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->pos < y->pos) - (x->pos > y->pos);
+}
+
+static int
+cmp_pos(const void *a, const void *b)
+{
+    size_t x = (*(struct item *const *)a)->pos;
+    size_t y = (*(struct item *const *)b)->pos;
+    return (x > y) - (x < y);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int
@@ -84,8 +111,10 @@ load_items(const char *path, const char *label, struct item **out, size_t *n,
         for (unsigned k = 0; r > 0 && k < rec.n_labels; k++)
             if (!strcmp(rec.labels[k], label))
                 y = rec.values[k];
-        if (r < 0 || !rec.id) {
-            fprintf(stderr, "%s\n", r < 0 ? msg : "a record without an id");
+        if (r > 0 && !rec.id)
+            r = jsonl_error(j, msg, sizeof msg, "a record without an id");
+        if (r < 0) {
+            fprintf(stderr, "%s\n", msg);
             if (strict)
                 goto fail;
             continue;
@@ -102,8 +131,8 @@ load_items(const char *path, const char *label, struct item **out, size_t *n,
         struct item *it = &(*out)[(*n)++];
         *it = (struct item){.id = strdup(rec.id),
                             .text = malloc(rec.text_len + 1),
-                            .lang = rec.lang ? strdup(rec.lang) : NULL,
                             .len = rec.text_len,
+                            .pos = *n - 1,
                             .y = y};
         if (!it->id || !it->text)
             goto fail;
@@ -116,18 +145,33 @@ fail:
     return -1;
 }
 
+/* Reads the folds file into the items (sorted by id, a duplicated id's
+ * earlier records dropped) and returns the items with a fold in folds-file
+ * order in *order (*n_order of them). */
 static int
-load_folds(const char *path, struct item *items, size_t n)
+load_folds(const char *path, const char *data, const char *label,
+           struct item *items, size_t *n, struct item ***order, size_t *n_order)
 {
     FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0, lineno = 0;
+    char *line = NULL, *first_missing = NULL;
+    size_t cap = 0, lineno = 0, missing = 0, k = 0;
     ssize_t len;
+    int rc = -1;
     if (!f) {
         fprintf(stderr, "modfilter: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    qsort(items, n, sizeof *items, cmp_id);
+    qsort(items, *n, sizeof *items, cmp_id_last);
+    for (size_t i = 0; i < *n; i++) {
+        if (k && !strcmp(items[k - 1].id, items[i].id)) {
+            free(items[i].id);
+            free(items[i].text);
+            continue;
+        }
+        items[k] = items[i];
+        items[k++].pos = SIZE_MAX;
+    }
+    *n = k;
     while ((len = getline(&line, &cap, f)) > 0) {
         lineno++;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -135,25 +179,50 @@ load_folds(const char *path, struct item *items, size_t n)
         char *tab = strchr(line, '\t');
         if (!tab) {
             fprintf(stderr, "%s:%zu: expected id<TAB>fold\n", path, lineno);
-            fclose(f);
-            free(line);
-            return -1;
+            goto out;
         }
         *tab = '\0';
-        if (lineno == 1 && !strcmp(line, "id") && !strcmp(tab + 1, "fold"))
+        if (!strcmp(line, "id") && !strcmp(tab + 1, "fold"))
             continue;
         struct item key = {.id = line};
-        struct item *it = bsearch(&key, items, n, sizeof *items, cmp_id);
-        if (it && !it->fold)
-            it->fold = strdup(tab + 1);
+        struct item *it = bsearch(&key, items, *n, sizeof *items, cmp_id);
+        if (!it) {
+            if (!missing++ && !(first_missing = strdup(line)))
+                goto out;
+            continue;
+        }
+        if (it->pos == SIZE_MAX) {
+            it->pos = lineno;
+            ++*n_order;
+        }
+        free(it->fold);
+        if (!(it->fold = strdup(tab + 1)))
+            goto out;
     }
+    if (missing)
+        fprintf(stderr,
+                "modfilter: warning: %s: %zu ids are not records of %s with "
+                "label %s (the first: '%s'); left out\n",
+                path, missing, data, label, first_missing);
+    if (*n_order && !(*order = malloc(*n_order * sizeof **order)))
+        goto out;
+    k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (items[i].fold)
+            (*order)[k++] = &items[i];
+    if (k)
+        qsort(*order, k, sizeof **order, cmp_pos);
+    rc = 0;
+out:
     fclose(f);
     free(line);
-    return 0;
+    free(first_missing);
+    return rc;
 }
 
+/* items: those with a fold, in training order. */
 static int
-run_fold(const struct train_opts *o, const char *label, struct item *items,
+run_fold(const struct train_opts *o, const char *label, struct item **items,
          size_t n, const char *fold, struct fold_row *row)
 {
     struct clf_model *m = clf_model_new(&o->settings);
@@ -168,15 +237,13 @@ run_fold(const struct train_opts *o, const char *label, struct item *items,
             goto out;
     size_t nt = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!items[i].fold)
-            continue;
-        if (!strcmp(items[i].fold, fold)) {
-            test[nt++] = &items[i];
+        if (!strcmp(items[i]->fold, fold)) {
+            test[nt++] = items[i];
             continue;
         }
         enum clf_learn_outcome out;
-        if (clf_learn(sc, m, items[i].text, items[i].len, items[i].lang, label,
-                      items[i].y, &out, &err)) {
+        if (clf_learn(sc, m, items[i]->text, items[i]->len, NULL, label,
+                      items[i]->y, &out, &err)) {
             fprintf(stderr, "modfilter: %s\n", err.msg);
             goto out;
         }
@@ -197,7 +264,6 @@ run_fold(const struct train_opts *o, const char *label, struct item *items,
         fn += !pos && test[i]->y;
         tn += !pos && !test[i]->y;
     }
-    snprintf(row->name, sizeof row->name, "%s", fold);
     row->n = nt;
     row->auc = auc(test, nt);
     row->acc = nt ? (double)(tp + tn) / nt : NAN;
@@ -215,8 +281,9 @@ cmd_eval(int argc, char **argv)
 {
     struct train_opts o;
     const char *folds = NULL, *label = NULL, *data = NULL;
-    struct item *items = NULL;
-    size_t n = 0;
+    struct item *items = NULL, **order = NULL;
+    char **names = NULL;
+    size_t n = 0, n_order = 0, nf = 0;
     int rc = EXIT_USAGE;
     train_opts_init(&o);
     for (int i = 1; i < argc; i++) {
@@ -241,29 +308,34 @@ cmd_eval(int argc, char **argv)
                         "LABEL [training options] FILE.jsonl\n");
         return EXIT_USAGE;
     }
-    rc = 1;
-    if (load_items(data, label, &items, &n, o.strict) < 0 ||
-        load_folds(folds, items, n) < 0)
-        goto out;
-    /* The test folds, in sorted order as evalcli.py takes them. */
-    char *names[256];
-    size_t nf = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *f = items[i].fold;
-        size_t k;
-        if (!f || !strcmp(f, "train"))
-            continue;
-        for (k = 0; k < nf && strcmp(names[k], f); k++)
-            ;
-        if (k == nf && nf < 256)
-            names[nf++] = items[i].fold;
+    if (!label_name_ok(label, strlen(label))) {
+        fprintf(stderr, "modfilter: --label: bad label name '%s' (%s)\n", label,
+                LABEL_RULE);
+        return EXIT_USAGE;
     }
-    for (size_t a = 1; a < nf; a++)
-        for (size_t b = a; b > 0 && strcmp(names[b - 1], names[b]) > 0; b--) {
-            char *t = names[b];
-            names[b] = names[b - 1];
-            names[b - 1] = t;
-        }
+    rc = 1;
+    if (load_items(data, label, &items, &n, o.strict) < 0)
+        goto out;
+    if (!n) {
+        fprintf(stderr, "modfilter: %s: no record carries the label %s\n", data,
+                label);
+        goto out;
+    }
+    if (load_folds(folds, data, label, items, &n, &order, &n_order) < 0)
+        goto out;
+    /* The test folds, sorted, as evalcli.py takes them. */
+    if (n_order && !(names = malloc(n_order * sizeof *names)))
+        goto out;
+    for (size_t i = 0; i < n_order; i++)
+        if (strcmp(order[i]->fold, "train"))
+            names[nf++] = order[i]->fold;
+    if (nf)
+        qsort(names, nf, sizeof *names, cmp_str);
+    size_t u = 0;
+    for (size_t k = 0; k < nf; k++)
+        if (!u || strcmp(names[u - 1], names[k]))
+            names[u++] = names[k];
+    nf = u;
     if (!nf) {
         fprintf(stderr, "modfilter: %s: no test folds for these records\n",
                 folds);
@@ -272,11 +344,11 @@ cmd_eval(int argc, char **argv)
     double sum[3] = {0};
     for (size_t k = 0; k < nf; k++) {
         struct fold_row row;
-        if (run_fold(&o, label, items, n, names[k], &row) < 0) {
+        if (run_fold(&o, label, order, n_order, names[k], &row) < 0) {
             fprintf(stderr, "modfilter: fold %s failed\n", names[k]);
             goto out;
         }
-        printf("fold %10s  n=%6zu  auc=%.4f  acc=%.4f  f1=%.4f\n", row.name,
+        printf("fold %10s  n=%6zu  auc=%.4f  acc=%.4f  f1=%.4f\n", names[k],
                row.n, row.auc, row.acc, row.f1);
         fflush(stdout);
         sum[0] += row.auc;
@@ -290,9 +362,10 @@ out:
     for (size_t i = 0; i < n; i++) {
         free(items[i].id);
         free(items[i].text);
-        free(items[i].lang);
         free(items[i].fold);
     }
     free(items);
+    free(order);
+    free(names);
     return rc;
 }

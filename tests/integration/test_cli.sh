@@ -125,6 +125,25 @@ expect_eq "--from with --max-bytes" 2 $?
 "$MF" train --model "$T/x.mfm" --from "$T/m.mfm" --prior spam=0.3 "$DATA" 2>/dev/null
 expect_eq "--from with --prior" 0 $?
 
+# eval: a label no record carries, a bad label, more than 256 folds
+"$MF" eval --folds "$T/folds.tsv" --label nolabel "$DATA" >/dev/null 2>"$T/err"
+expect_eq "eval with a label no record has" 1 $?
+expect_grep "eval label message" "no record carries the label nolabel" "$T/err"
+"$MF" eval --folds "$T/folds.tsv" --label Spam "$DATA" >/dev/null 2>&1
+expect_eq "eval with a bad label name" 2 $?
+python3 - "$T" <<'PY'
+import json, sys
+d = sys.argv[1]
+with open(d + "/many.jsonl", "w") as f, open(d + "/many.tsv", "w") as g:
+    for i in range(600):
+        f.write(json.dumps({"id": "m%d" % i, "text": "word%d %s" % (i, "buy now" if i % 2 else "nice song"),
+                            "labels": {"spam": i % 2}}) + "\n")
+        g.write("m%d\t%03d\n" % (i, i // 2))
+PY
+"$MF" eval --folds "$T/many.tsv" --label spam "$T/many.jsonl" >"$T/out" 2>"$T/err"
+expect_eq "eval with 300 folds" 0 $?
+expect_eq "eval tests every fold" 300 "$(grep -c '^fold' "$T/out")"
+
 # export: the newest snapshot of a base from a daemon's state directory
 "$MF" train --model "$T/m.mfm" --prior abuse=0.2 "$DATA" 2>"$T/err"
 id=$(sed -n 's/.*model id \([0-9a-f]*\)$/\1/p' "$T/err")
