@@ -12,6 +12,7 @@
  */
 #include "queue.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -1856,22 +1857,39 @@ on_history(enum redis_result res, const struct redisReply *reply, void *arg)
     free(values);
 }
 
+/* Reads 1..20 digits at *s worth at most UINT64_MAX into *v, moving *s
+ * past them; 0 when there are none or too many. */
+static int
+queue_event_part(const char **s, unsigned long long *v)
+{
+    const char *p = *s;
+
+    *v = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+
+        if (p - *s >= 20 || *v > (ULLONG_MAX - d) / 10)
+            return 0;
+        *v = *v * 10 + d;
+    }
+    if (p == *s)
+        return 0;
+    *s = p;
+    return 1;
+}
+
 int
 queue_event_id_valid(const char *s)
 {
-    size_t i = 0, n = 0;
+    unsigned long long ms, seq;
 
-    while (s[i] >= '0' && s[i] <= '9')
-        i++;
-    if (i == 0 || i > 20)
+    if (!queue_event_part(&s, &ms))
         return 0;
-    if (s[i] == '\0')
-        return 1;
-    if (s[i++] != '-')
+    if (*s == '\0')
+        return 1; /* "(ms" is before ms-0: every ms is fine */
+    if (*s++ != '-' || !queue_event_part(&s, &seq) || *s != '\0')
         return 0;
-    while (s[i + n] >= '0' && s[i + n] <= '9')
-        n++;
-    return n > 0 && n <= 20 && s[i + n] == '\0';
+    return ms > 0 || seq > 0; /* nothing is before 0-0: Redis says ERR */
 }
 
 int

@@ -383,7 +383,10 @@ struct queue_stats {
     long long approved, rejected, undone; /* decisions and undos so far */
 };
 
-/* 1 when s looks like a stream id ("1700000000000-0" or "1700000000000"). */
+/* 1 when s is a stream id Redis takes as the exclusive end of XREVRANGE
+ * ("1700000000000-0" or "1700000000000"): each part 1-20 digits worth at
+ * most 2^64-1, and not 0-0 (nothing is before it).  A cursor refused here
+ * is a 400, never sent to Redis. */
 int queue_event_id_valid(const char *s);
 
 typedef void queue_stats_cb(enum queue_status st, const struct queue_stats *s,

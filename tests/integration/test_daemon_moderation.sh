@@ -177,6 +177,17 @@ expect_eq "history total" 12 "$(py 'len(j["items"])')"
 expect_eq "undo in history" "True" "$(py 'any(e["action"]=="undo" and e["by"]=="bob" and e["previous"]["decision"]=="reject" for e in j["items"])')"
 expect_eq "at is rfc 3339" "True" "$(py 'j["items"][0]["at"].endswith("Z")')"
 expect_eq "bad history cursor" 400 "$(st GET '/v1/history?cursor=x' "" "${A[@]}")"
+# cursors Redis would refuse (nothing before 0-0, parts past 2^64-1): 400
+# from the daemon, never sent to Redis (no 503, no Redis error counted)
+errs0=$(curl -s "$URL/metrics" | awk '$1 == "modfilter_redis_errors_total" {print $2}')
+for c in 0-0 99999999999999999999 1-99999999999999999999 18446744073709551616 1-18446744073709551616 1-2-3 1- -1; do
+    expect_eq "history cursor $c" 400 "$(st GET "/v1/history?cursor=$c" "" "${A[@]}")"
+    expect_eq "history cursor $c error" invalid_request "$(json error.code)"
+done
+for c in 0 0-1 18446744073709551615 18446744073709551615-18446744073709551615; do
+    expect_eq "history cursor $c" 200 "$(st GET "/v1/history?cursor=$c" "" "${A[@]}")"
+done
+expect_eq "no Redis errors for bad cursors" "$errs0" "$(curl -s "$URL/metrics" | awk '$1 == "modfilter_redis_errors_total" {print $2}')"
 
 # stats and metrics
 expect_eq "stats" 200 "$(st GET /v1/stats "" "${A[@]}")"

@@ -1906,6 +1906,19 @@ test_moderation(void **state)
     assert_string_equal(m.actions[0], "reject");
     assert_string_equal(m.next, "");
     assert_false(queue_event_id_valid("1-2-3"));
+    /* what Redis refuses as XREVRANGE's "(end": 400, never sent */
+    assert_false(queue_event_id_valid("0-0"));
+    assert_false(queue_event_id_valid("18446744073709551616"));
+    assert_false(queue_event_id_valid("1-18446744073709551616"));
+    assert_false(queue_event_id_valid("99999999999999999999"));
+    assert_false(queue_event_id_valid("000000000000000000001"));
+    assert_false(queue_event_id_valid("1-"));
+    assert_false(queue_event_id_valid("-1"));
+    assert_false(queue_event_id_valid(""));
+    assert_true(queue_event_id_valid("0"));
+    assert_true(queue_event_id_valid("0-1"));
+    assert_true(
+        queue_event_id_valid("18446744073709551615-18446744073709551615"));
     assert_int_equal(queue_history(q, 2, "x", on_mhistory, &m), -1);
 
     MWAIT(m, queue_stats(q, on_mstats, &m));
