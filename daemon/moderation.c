@@ -963,8 +963,12 @@ moderation_handle(struct route_ctx *ctx, const char *path)
         moderation_unavailable(ctx, QUEUE_ERROR);
         return;
     }
+    /* POST /v1/queue/claim and /v1/queue/decisions are those routes; GET
+     * shows the items "claim" and "decisions", which are ids like any
+     * other (README, Moderation). */
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (!strcmp(path, routes[i].path)) {
+        if (!strcmp(path, routes[i].path) &&
+            !(get && !strncmp(path, "/v1/queue/", 10))) {
             routes[i].fn(ctx);
             return;
         }

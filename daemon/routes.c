@@ -818,10 +818,11 @@ static const struct route_def route_table[] = {
     /* Moderator routes: a later release; 501 after the auth check. */
     {"/v1/queue", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, "GET",
      METRICS_ROUTE_MODERATOR},
-    {"/v1/queue/claim", 0, ROUTE_MODERATOR, HTTP_METHOD_POST, "POST",
-     METRICS_ROUTE_MODERATOR},
-    {"/v1/queue/decisions", 0, ROUTE_MODERATOR, HTTP_METHOD_POST, "POST",
-     METRICS_ROUTE_MODERATOR},
+    /* GET shows the items whose ids are "claim" and "decisions". */
+    {"/v1/queue/claim", 0, ROUTE_MODERATOR, HTTP_METHOD_GET | HTTP_METHOD_POST,
+     "GET, POST", METRICS_ROUTE_MODERATOR},
+    {"/v1/queue/decisions", 0, ROUTE_MODERATOR,
+     HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST", METRICS_ROUTE_MODERATOR},
     {"/v1/queue/", 1, ROUTE_MODERATOR, HTTP_METHOD_GET | HTTP_METHOD_POST,
      "GET, POST", METRICS_ROUTE_MODERATOR},
     {"/v1/train", 0, ROUTE_TRAIN, HTTP_METHOD_POST, "POST",

@@ -301,5 +301,18 @@ printf '[server]\nbogus = 1\n' >"$TMP/bad.conf"
 expect_eq "cli -c bad config" 2 "$(MODFILTER_URL= "$BIN/modfilter" queue length -c "$TMP/bad.conf" >"$TMP/out" 2>"$TMP/err"; echo $?)"
 expect_grep "cli -c bad config message" 'bad.conf:2: ' "$TMP/err"
 
+# ids that are also route names: GET shows the item, POST stays the route
+for i in claim decisions; do
+    expect_eq "submit id $i" 200 "$(st POST /v1/comments "{\"id\":\"$i\",\"text\":\"an id like a route, $i\"}" \
+        -H "Authorization: Bearer $SUB")"
+    expect_eq "show id $i" 200 "$(st GET /v1/queue/$i "" "${A[@]}")"
+    expect_eq "show id $i id" "$i queued" "$(py 'j["id"]+" "+j["state"]')"
+done
+expect_eq "cli show claim" 0 "$(MODFILTER_URL=$URL MODFILTER_TOKEN=$MODA "$BIN/modfilter" queue show claim >"$TMP/out" 2>"$TMP/err"; echo $?)"
+expect_grep "cli show claim id" '^id: +claim$' "$TMP/out"
+expect_eq "decide id claim" 200 "$(st POST /v1/queue/claim/decision '{"decision":"approve"}' "${A[@]}")"
+expect_eq "decide id decisions" 200 "$(st POST /v1/queue/decisions/decision '{"decision":"approve"}' "${A[@]}")"
+expect_eq "show decided claim" decided "$(st GET /v1/queue/claim "" "${A[@]}" >/dev/null; json state)"
+expect_eq "put to claim" 405 "$(st PUT /v1/queue/claim '{}' "${A[@]}")"
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
