@@ -674,6 +674,12 @@ void spool_client_free(struct spool_client *c);
  * not fail with an I/O error.  Any thread. */
 int spool_can_take(const struct spool *s);
 void spool_stats(const struct spool *s, struct spool_stats *out); /* any */
+/* 1 when a record of id is in the backlog: appended (durable, so its
+ * client may have been told "queued") or found at open, and not yet
+ * acknowledged by Redis to the drainer; 0 otherwise, or for a NULL s.
+ * By a 64-bit hash of the id, so a different id matches about once in
+ * 2^64.  Any thread (a mutex held for one look-up). */
+int spool_holds(struct spool *s, const char *id);
 /* modfilter_spool_* (NULL s: zeros).  Any thread. */
 void spool_metrics_render(struct evbuffer *out, const struct spool *s);
 /* Start the drainer thread with its own Redis connection (cfg borrowed

@@ -453,6 +453,88 @@ route_finish_unqueued(struct route_pending *p, struct routes_scored *s)
     routes_pending_free(p);
 }
 
+/* The answer is the id's stored record (stored_len bytes): s becomes
+ * STORED with its reply (returned, the caller's to decref), or FAILED
+ * when it cannot be read. */
+static json_t *
+route_stored(struct route_pending *p, struct routes_scored *s,
+             const char *stored, size_t stored_len)
+{
+    json_t *reply = result_reply_from_stored(stored, stored_len), *v;
+
+    s->outcome = ROUTES_STORED;
+    s->result = NULL;
+    s->shared = NULL;
+    s->stored = reply;
+    if (reply == NULL) {
+        s->outcome = ROUTES_FAILED;
+        s->message = "the stored record of this id is unreadable";
+        return NULL;
+    }
+    v = json_object_get(reply, "verdict");
+    p->ctx.verdict = "stored";
+    if (json_is_string(v))
+        p->ctx.verdict = json_string_value(v);
+    for (s->verdict = CLF_ALLOW; s->verdict < CLF_REJECT; s->verdict++)
+        if (!strcmp(p->ctx.verdict, clf_verdict_name(s->verdict)))
+            break;
+    return reply;
+}
+
+/* The look-up of an id whose fresh verdict is not queued (routes_comment):
+ * its stored result when Redis has one, else the fresh score.  A Redis
+ * that cannot answer also gets the fresh score (README, "Posting an id
+ * again"). */
+static void
+route_looked_up(enum queue_status st, const char *stored, size_t stored_len,
+                void *arg)
+{
+    struct route_pending *p = arg;
+    struct routes_scored s = {
+        .outcome = ROUTES_SCORED, .verdict = p->v, .result = &p->res};
+    json_t *reply = NULL;
+
+    if (st == QUEUE_OK && stored != NULL)
+        reply = route_stored(p, &s, stored, stored_len);
+    route_pending_unhook(p);
+    p->cb(&p->ctx, &s);
+    json_decref(reply);
+    routes_pending_free(p);
+}
+
+/* ctx's comment (scored res, verdict v) is not queued, but the client
+ * named its id, which may be queued or decided already: 0 when the
+ * answer waits for Redis (route_looked_up gives it), or was given (the id
+ * is in the spool); -1 when Redis cannot be asked: answer res now. */
+static int
+route_lookup(struct route_ctx *ctx, const struct clf_result *res,
+             enum clf_verdict v, const struct routes_comment_opts *o)
+{
+    struct route_pending *p;
+
+    if (spool_holds(ctx->w->spool, ctx->id)) {
+        struct routes_scored s = {
+            .outcome = ROUTES_UNAVAILABLE,
+            .verdict = v,
+            .message = "this id is queued in the local spool and not yet in "
+                       "Redis, so its stored result cannot be read; retry "
+                       "later"};
+
+        o->cb(ctx, &s);
+        return 0;
+    }
+    if (ctx->w->queue == NULL || !queue_connected(ctx->w->queue) ||
+        (p = routes_pending_new(ctx)) == NULL)
+        return -1;
+    route_result_keep(&p->res, res);
+    p->v = v;
+    p->cb = o->cb;
+    if (queue_get(p->ctx.w->queue, p->ctx.id, route_looked_up, p) == 0)
+        return 0;
+    route_looked_up(QUEUE_ERROR, NULL, 0, p);
+    return 0;
+}
+
 static void
 route_submitted(enum queue_status st, const char *stored, size_t stored_len,
                 void *arg)
@@ -463,27 +545,13 @@ route_submitted(enum queue_status st, const char *stored, size_t stored_len,
                               .verdict = p->v,
                               .result = &p->res,
                               .shared = route_shared(p, &sh)};
-    json_t *reply = NULL, *v;
+    json_t *reply = NULL;
 
     switch (st) {
     case QUEUE_OK:
         break;
     case QUEUE_EXISTS:
-        s.outcome = ROUTES_STORED;
-        s.result = NULL;
-        s.stored = reply = result_reply_from_stored(stored, stored_len);
-        if (reply == NULL) {
-            s.outcome = ROUTES_FAILED;
-            s.message = "the stored record of this id is unreadable";
-            break;
-        }
-        v = json_object_get(reply, "verdict");
-        p->ctx.verdict = "stored";
-        if (json_is_string(v))
-            p->ctx.verdict = json_string_value(v);
-        for (s.verdict = CLF_ALLOW; s.verdict < CLF_REJECT; s.verdict++)
-            if (!strcmp(p->ctx.verdict, clf_verdict_name(s.verdict)))
-                break;
+        reply = route_stored(p, &s, stored, stored_len);
         break;
     case QUEUE_TIMEOUT:
         s.outcome = ROUTES_UNAVAILABLE;
@@ -546,6 +614,10 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
     ctx->verdict = clf_verdict_name(v);
     s.verdict = v;
     if (!o->store || !(st->cfg->verdict_mask & (1u << v))) {
+        /* DESIGN.md: an id already queued or decided gets its stored
+         * result, whatever this text scores now. */
+        if (o->store && rc->id != NULL && route_lookup(ctx, &res, v, o) == 0)
+            return;
         s.outcome = ROUTES_SCORED;
         s.result = &res;
         o->cb(ctx, &s);

@@ -130,6 +130,18 @@ struct spool {
     unsigned long long records, bytes, disk_bytes;
     unsigned long long appended, drained, skipped, failed;
     struct spool_drain *drain;
+    /* The ids of the backlog (spool_holds): a multiset of 64-bit hashes
+     * (0: an empty slot), open addressing, under imu.  Added when an
+     * append is durable (before it is answered) and for each record found
+     * at open; taken out once Redis has the record (the drainer's batch
+     * committed).  lost: an entry could not be added (no memory). */
+    pthread_mutex_t imu;
+    struct spool_slot {
+        uint64_t h;
+        unsigned long long n;
+    } * index;
+    size_t index_cap, index_used;
+    int index_lost;
 };
 
 /* ---- encoding --------------------------------------------------------- */
@@ -235,6 +247,113 @@ spool_payload(const unsigned char *p, size_t len, char *idbuf,
     bits = spool_get64(p + 16);
     memcpy(&out->urgency, &bits, sizeof(bits));
     return 0;
+}
+
+/* ---- the backlog's ids ------------------------------------------------ */
+
+static uint64_t
+spool_id_hash(const char *id, size_t len)
+{
+    uint64_t h = XXH3_64bits(id, len);
+
+    return h ? h : 1;
+}
+
+/* The slot of h, or the empty one where it goes.  cap > used. */
+static struct spool_slot *
+spool_slot(struct spool_slot *t, size_t cap, uint64_t h)
+{
+    size_t i = (size_t)h & (cap - 1);
+
+    while (t[i].h != 0 && t[i].h != h)
+        i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+/* One more record of id (len bytes) in the backlog.  Under imu. */
+static void
+spool_index_add(struct spool *s, const char *id, size_t len)
+{
+    uint64_t h = spool_id_hash(id, len);
+    struct spool_slot *e;
+    size_t i;
+
+    if (2 * (s->index_used + 1) > s->index_cap) {
+        size_t cap = s->index_cap ? 2 * s->index_cap : 1024;
+        struct spool_slot *t = calloc(cap, sizeof(*t));
+
+        if (t == NULL) {
+            if (!s->index_lost)
+                log_warnx("spool %s: out of memory for the backlog's ids; "
+                          "a resubmitted id may not be found there",
+                          s->dir);
+            s->index_lost = 1;
+            return;
+        }
+        for (i = 0; i < s->index_cap; i++)
+            if (s->index[i].h != 0)
+                *spool_slot(t, cap, s->index[i].h) = s->index[i];
+        free(s->index);
+        s->index = t;
+        s->index_cap = cap;
+    }
+    e = spool_slot(s->index, s->index_cap, h);
+    if (e->h == 0) {
+        e->h = h;
+        s->index_used++;
+    }
+    e->n++;
+}
+
+/* One record of hash h left the backlog.  Under imu. */
+static void
+spool_index_remove(struct spool *s, uint64_t h)
+{
+    struct spool_slot *e;
+    size_t i, j, k, mask = s->index_cap - 1;
+
+    if (s->index_cap == 0)
+        return;
+    e = spool_slot(s->index, s->index_cap, h);
+    if (e->h == 0 || --e->n > 0)
+        return;
+    /* Backward-shift deletion keeps every probe chain whole. */
+    i = (size_t)(e - s->index);
+    for (j = (i + 1) & mask; s->index[j].h != 0; j = (j + 1) & mask) {
+        k = (size_t)s->index[j].h & mask; /* where j's entry wants to be */
+        if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+            s->index[i] = s->index[j];
+            i = j;
+        }
+    }
+    s->index[i].h = 0;
+    s->index[i].n = 0;
+    s->index_used--;
+}
+
+/* The id of an encoded record (buf as spool_encode makes it). */
+static void
+spool_index_add_encoded(struct spool *s, const unsigned char *buf)
+{
+    const unsigned char *p = buf + SPOOL_FRAME;
+
+    spool_index_add(s, (const char *)p + SPOOL_PAYLOAD_HDR,
+                    (size_t)p[2] | (size_t)p[3] << 8);
+}
+
+int
+spool_holds(struct spool *s, const char *id)
+{
+    uint64_t h;
+    int found;
+
+    if (s == NULL)
+        return 0;
+    h = spool_id_hash(id, strlen(id));
+    pthread_mutex_lock(&s->imu);
+    found = s->index_cap > 0 && spool_slot(s->index, s->index_cap, h)->h == h;
+    pthread_mutex_unlock(&s->imu);
+    return found;
 }
 
 /* ---- files ------------------------------------------------------------ */
@@ -716,6 +835,7 @@ spool_alloc(const char *dir, unsigned long long max_bytes)
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->qmu, NULL);
+    pthread_mutex_init(&s->imu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
     s->q_tail = &s->q_head;
@@ -757,8 +877,11 @@ spool_scan(struct spool *s, unsigned long long *skipped, char *err,
     }
     s->next_seq = last + 1;
     spool_cursor_init(s, &c);
-    while ((n = spool_read(s, &c, &r)) == 1)
-        ;
+    while ((n = spool_read(s, &c, &r)) == 1) {
+        pthread_mutex_lock(&s->imu);
+        spool_index_add(s, r.id, strlen(r.id));
+        pthread_mutex_unlock(&s->imu);
+    }
     s->records = c.records;
     s->bytes = c.bytes;
     *skipped = c.skipped;
@@ -879,6 +1002,8 @@ spool_close(struct spool *s)
         close(s->lockfd); /* and the lock with it */
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->qmu);
+    pthread_mutex_destroy(&s->imu);
+    free(s->index);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
     free(s->dir);
@@ -952,12 +1077,18 @@ spool_sync_group(struct spool *s, struct spool_req *from, struct spool_req *to,
                  s->active_seq);
         spool_abandon(s);
     }
+    /* Before the appends are answered: a client that resubmits one of
+     * these ids finds it (spool_holds). */
+    pthread_mutex_lock(&s->imu);
     for (r = from; r != to; r = r->next)
         if (r->written) {
             r->err = err;
             r->written = 0;
             bytes += r->len;
+            if (err == 0)
+                spool_index_add_encoded(s, r->buf);
         }
+    pthread_mutex_unlock(&s->imu);
     if (err != 0) {
         __atomic_store_n(&s->io_failed, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&s->failed, n, __ATOMIC_RELAXED);
@@ -1331,6 +1462,10 @@ struct spool_drain {
     int started, stopping, failed, fail_logged;
     struct spool_cursor cur;
     unsigned inflight;
+    /* The ids (spool_id_hash) read since the last commit: they leave the
+     * backlog's index when it is made. */
+    uint64_t *sent;
+    size_t n_sent, sent_cap;
     unsigned long long batch_ok, batch_existed, total, existed;
     long long retry_at_ms;
 };
@@ -1343,8 +1478,17 @@ static void spool_drain_batch(struct spool_drain *d);
 static int
 spool_drain_commit(struct spool_drain *d)
 {
-    if (!d->failed && spool_commit(d->s, &d->cur) == 0)
+    size_t i;
+
+    if (!d->failed && spool_commit(d->s, &d->cur) == 0) {
+        pthread_mutex_lock(&d->s->imu);
+        for (i = 0; i < d->n_sent; i++)
+            spool_index_remove(d->s, d->sent[i]);
+        pthread_mutex_unlock(&d->s->imu);
+        d->n_sent = 0;
         return 0;
+    }
+    d->n_sent = 0;
     spool_cursor_release(&d->cur);
     spool_cursor_init(d->s, &d->cur);
     d->failed = 0;
@@ -1420,11 +1564,23 @@ spool_drain_batch(struct spool_drain *d)
         got = spool_read(d->s, &d->cur, &r);
         if (got <= 0)
             break;
+        if (d->n_sent == d->sent_cap) {
+            size_t cap = d->sent_cap ? 2 * d->sent_cap : SPOOL_BATCH_RECORDS;
+            uint64_t *t = realloc(d->sent, cap * sizeof(*t));
+
+            if (t == NULL) {
+                d->failed = 1;
+                break;
+            }
+            d->sent = t;
+            d->sent_cap = cap;
+        }
         if (queue_submit(d->queue, r.id, r.json, r.json_len, r.received_ms,
                          r.urgency, spool_drained, d) < 0) {
             d->failed = 1;
             break;
         }
+        d->sent[d->n_sent++] = spool_id_hash(r.id, strlen(r.id));
         d->inflight++;
         n++;
         bytes += r.json_len;
@@ -1484,6 +1640,7 @@ spool_drain_free(struct spool_drain *d)
     if (d->base != NULL)
         event_base_free(d->base);
     spool_cursor_release(&d->cur);
+    free(d->sent);
     free(d);
 }
 

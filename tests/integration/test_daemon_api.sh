@@ -98,6 +98,18 @@ r=$(req POST /v1/comments '{"id":"n-1","text":"you are an idiot"}')
 expect_eq "unqueued verdict status" 200 "${r%% *}"
 expect_eq "unqueued verdict queued" false "$(json queued)"
 expect_eq "unqueued verdict not stored" 0 "$(rcli EXISTS modfilter:item:n-1)"
+# an id queued earlier (c-1: review, queued by the first daemon) posted
+# again with a verdict that is not queued now: its stored result, not the
+# fresh score with "queued": false (DESIGN.md, HTTP API)
+r=$(req POST /v1/comments '{"id":"c-1","text":"you are an idiot"}')
+expect_eq "queued id again, unqueued verdict: status" 200 "${r%% *}"
+expect_eq "queued id again, unqueued verdict: queued" true "$(json queued)"
+expect_eq "queued id again, unqueued verdict: the stored verdict" \
+    "$(rcli HGET modfilter:item:c-1 record | python3 -c 'import json,sys; print(json.load(sys.stdin)["verdict"])')" "$(json verdict)"
+expect_eq "queued id again: the stored scores" \
+    "$(rcli HGET modfilter:item:c-1 record | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"])')" \
+    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["scores"])' "$TMP/body")"
+expect_eq "queued id again: nothing queued twice" 3 "$(rcli ZCARD modfilter:queue)"
 
 # metrics
 curl -s "$URL/metrics" > "$TMP/metrics"

@@ -121,6 +121,30 @@ expect_eq "after a second restart" 10 "$(zcard)"
 expect_eq "nothing left" 0 "$(metric modfilter_spool_records)"
 stop_daemon
 
+# ---- 2b. an id in the spool posted again with a verdict not queued -------
+# Its stored result cannot be read yet: 503, never the fresh score; once
+# drained, the stored result.  An id the daemon cannot look up (Redis away,
+# not in the spool) gets the fresh score (README, "Posting an id again").
+stop_redis
+start_daemon --set spool.path="$SP" "${ALL[@]}"
+code=$(post p-1 "cheap pills p")
+expect_eq "p-1 spooled" "200 true true" "$code $(qs)"
+stop_daemon
+start_daemon --set spool.path="$SP" --set queue.verdicts=reject --set server.workers=2
+code=$(post p-1 "cheap pills p") # found in the spool at open
+expect_eq "spooled id again, verdict not queued: 503" 503 "$code"
+expect_grep "spooled id again: Retry-After" '^Retry-After: ' "$TMP/h"
+expect_grep "spooled id again: why" 'in the local spool' "$TMP/body"
+code=$(post p-2 "cheap pills p2")
+expect_eq "unknown id, Redis away: the fresh score" "200 false absent" "$code $(qs)"
+start_redis "$REDIS_PORT"
+wait_for 15 backlog_is 0 || { echo "FAIL: p-1 not drained"; FAILS=$((FAILS+1)); }
+wait_for 10 redis_ready
+code=$(post p-1 "cheap pills p")
+expect_eq "drained id again: the stored result" "200 true absent" "$code $(qs)"
+expect_eq "drained id again: once" 1 "$(rcli ZSCORE modfilter:queue p-1 | grep -c .)"
+stop_daemon
+
 echo "section 3 at ${SECONDS}s"
 # ---- 3. a full spool; an unusable spool ---------------------------------------
 stop_redis

@@ -193,6 +193,36 @@ test_roundtrip(void **state)
     spool_close(s);
 }
 
+/* spool_holds: the backlog's ids, appended or found at open (the
+ * drainer takes them out; test_daemon_spool.sh). */
+static void
+test_holds(void **state)
+{
+    struct spool *s = open_ok(8 << 20);
+    char id[32];
+    unsigned i;
+
+    (void)state;
+    assert_false(spool_holds(NULL, "a"));
+    assert_false(spool_holds(s, "h-1"));
+    for (i = 0; i < 3000; i++) { /* the index grows a few times */
+        snprintf(id, sizeof(id), "h-%u", i);
+        append_ok(s, id);
+    }
+    for (i = 0; i < 3000; i++) {
+        snprintf(id, sizeof(id), "h-%u", i);
+        assert_true(spool_holds(s, id));
+    }
+    assert_false(spool_holds(s, "h-3000"));
+    assert_false(spool_holds(s, "h-"));
+    spool_close(s);
+    s = open_ok(8 << 20); /* found at open */
+    assert_true(spool_holds(s, "h-0"));
+    assert_true(spool_holds(s, "h-2999"));
+    assert_false(spool_holds(s, "h-3000"));
+    spool_close(s);
+}
+
 static void
 test_torn_tail(void **state)
 {
@@ -608,6 +638,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_in_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full, setup, teardown),
