@@ -287,7 +287,8 @@ sindex_prefetch(const struct sindex *ix, uint64_t key)
 }
 
 int exset_put(struct exset *ex, uint64_t key, uint32_t val); /* 0 / -1 */
-uint32_t *exset_get(const struct exset *ex, uint64_t key);   /* val or NULL */
+int exset_reserve(struct exset *ex, size_t n); /* room for n more; 0 / -1 */
+uint32_t *exset_get(const struct exset *ex, uint64_t key); /* val or NULL */
 void exset_del(struct exset *ex, uint64_t key);
 
 uint64_t model_next_version(void);

@@ -28,7 +28,7 @@
 #include "text.h"
 
 #define MAGIC "MODFILTR"
-#define VERSION 2u /* 2: known examples keep language and teachings */
+#define VERSION 2u /* 2: varint counts; examples keep language, teachings */
 #define HEADER_LEN 24u
 #define MAX_FILE (1ull << 32)
 #define LOAD_AHEAD 16 /* features read ahead of the one stored */
@@ -78,6 +78,19 @@ put_u32(struct wbuf *b, uint32_t v)
     for (int i = 0; i < 4; i++)
         x[i] = (unsigned char)(v >> (8 * i));
     put(b, x, 4);
+}
+
+/* LEB128: seven bits a byte, low first, the high bit set on all but the
+ * last.  A feature's counts are mostly 0, 1 or 2: one byte each. */
+static void
+put_varint(struct wbuf *b, uint32_t v)
+{
+    unsigned char x[5];
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        x[n++] = (unsigned char)(v | 0x80);
+    x[n++] = (unsigned char)v;
+    put(b, x, n);
 }
 
 static void
@@ -174,7 +187,7 @@ write_body(struct wbuf *b, const struct clf_model *m)
             continue;
         put_u64(b, ftable_slot_key(slot));
         for (unsigned c = 0; c < ncounts; c++)
-            put_u32(b, slot[2 + c]);
+            put_varint(b, slot[2 + c]);
     }
 
     put_u64(b, m->ex.n);
@@ -322,6 +335,27 @@ get_u32(struct rbuf *r)
     return le32toh(v);
 }
 
+static uint32_t
+get_varint(struct rbuf *r)
+{
+    if (r->off < r->len && r->p[r->off] < 0x80) /* nearly every count */
+        return r->p[r->off++];
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 35; shift += 7) {
+        const unsigned char *x = take(r, 1);
+        if (!x)
+            return 0;
+        v |= (uint64_t)(*x & 0x7f) << shift;
+        if (!(*x & 0x80)) {
+            if (v > UINT32_MAX)
+                break;
+            return (uint32_t)v;
+        }
+    }
+    r->bad = 1; /* more than five bytes, or above 32 bits */
+    return 0;
+}
+
 static double
 get_f64(struct rbuf *r)
 {
@@ -440,32 +474,72 @@ read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
     return NULL;
 }
 
-/* The feature records of a scoring copy: straight into its index, in two
- * passes (how many some head knows, then each), never into counts. */
+/* One feature record (key, then a count per class per head: varints
+ * since version 2, u32 before) into slot, laid out as a table slot: key in
+ * words 0-1, counts from 2. */
+static void
+read_record(struct rbuf *r, unsigned nc, int varint, uint32_t *slot)
+{
+    uint64_t key = get_u64(r);
+    memcpy(slot, &key, sizeof key);
+    for (unsigned c = 0; c < nc; c++)
+        slot[2 + c] = varint ? get_varint(r) : get_u32(r);
+}
+
+/* The n feature records: into the counting table, or for a scoring copy
+ * straight into its index (sized by a first pass: how many some head
+ * knows) without counts.  Either table is larger than the caches and each
+ * record lands on a random line of it: a record is read LOAD_AHEAD records
+ * before it is stored, and its line asked for meanwhile. */
 static const char *
-read_features_scoring(struct rbuf *r, struct clf_model *m, uint64_t n)
+read_features(struct rbuf *r, struct clf_model *m, uint64_t n, int varint,
+              int scoring)
 {
     unsigned nc = 2 * m->n_labels;
-    uint32_t slot[2 + 2 * CLF_MAX_LABELS];
-    size_t known = 0;
-    struct rbuf peek = *r;
-    for (uint64_t i = 0; i < n; i++) {
-        get_u64(&peek);
-        for (unsigned c = 0; c < nc; c++)
-            slot[2 + c] = get_u32(&peek);
-        known += sindex_slot_known(m, slot);
+    uint32_t ring[LOAD_AHEAD][2 + 2 * CLF_MAX_LABELS];
+    if (scoring) {
+        size_t known = 0;
+        struct rbuf peek = *r;
+        for (uint64_t i = 0; i < n; i++) {
+            read_record(&peek, nc, varint, ring[0]);
+            known += sindex_slot_known(m, ring[0]);
+        }
+        if (peek.bad)
+            return "truncated features";
+        if (sindex_alloc(m, &m->six, known) < 0)
+            return "out of memory";
+    } else {
+        size_t cap = 1024;
+        while (cap * 7 < n * 10 + 10)
+            cap *= 2;
+        if (!(m->ft.slots = ftable_slots_alloc(cap * m->ft.stride)))
+            return "out of memory";
+        m->ft.cap = cap;
     }
-    if (sindex_alloc(m, &m->six, known) < 0)
-        return "out of memory";
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t key = get_u64(r);
-        memcpy(slot, &key, sizeof key);
-        for (unsigned c = 0; c < nc; c++)
-            slot[2 + c] = get_u32(r);
-        sindex_add(m, &m->six, slot);
+    /* ring[i % LOAD_AHEAD]: record i - LOAD_AHEAD is stored, then record
+     * i read into its place */
+    for (uint64_t i = 0; i < n + LOAD_AHEAD; i++) {
+        uint32_t *rec = ring[i % LOAD_AHEAD];
+        if (i >= LOAD_AHEAD && scoring) {
+            sindex_add(m, &m->six, rec);
+        } else if (i >= LOAD_AHEAD) {
+            uint32_t *slot = ftable_upsert(&m->ft, ftable_slot_key(rec));
+            if (!slot)
+                return "out of memory";
+            memcpy(slot + 2, rec + 2, nc * sizeof *slot);
+        }
+        if (i >= n)
+            continue;
+        read_record(r, nc, varint, rec);
+        if (scoring)
+            sindex_prefetch(&m->six, ftable_slot_key(rec));
+        else
+            ftable_prefetch(&m->ft, ftable_slot_key(rec));
     }
-    m->scoring_only = 1;
-    m->six.version = m->version;
+    if (scoring) {
+        m->scoring_only = 1;
+        m->six.version = m->version;
+    }
     return NULL;
 }
 
@@ -500,38 +574,17 @@ read_body(struct rbuf *r, uint32_t version, int scoring_only,
             return why;
     }
     uint64_t n = get_u64(r);
-    unsigned ncounts = 2 * n_labels;
-    if (r->bad || n > (r->len - r->off) / (8 + 4 * ncounts))
+    int varint = version >= 2;
+    if (r->bad ||
+        n > (r->len - r->off) / (8 + (varint ? 2 : 8) * (size_t)n_labels))
         return "bad feature count";
-    if (scoring_only) {
-        if ((why = read_features_scoring(r, m, n)))
-            return why;
-        goto examples;
-    }
-    size_t cap = 1024;
-    while (cap * 7 < n * 10 + 10)
-        cap *= 2;
-    if (!(m->ft.slots = ftable_slots_alloc(cap * m->ft.stride)))
-        return "out of memory";
-    m->ft.cap = cap;
-    /* The slots are a random walk through a table larger than the caches:
-     * ask for the slot of the feature LOAD_AHEAD records on while this one
-     * is stored (the load of the default model 78 -> XX ms). */
-    size_t rec = 8 + 4 * (size_t)ncounts;
-    for (uint64_t i = 0; i < n; i++) {
-        if (i + LOAD_AHEAD < n)
-            ftable_prefetch(&m->ft, peek_u64(r->p + r->off + LOAD_AHEAD * rec));
-        uint64_t key = get_u64(r);
-        uint32_t *slot = ftable_upsert(&m->ft, key);
-        if (!slot)
-            return "out of memory";
-        for (unsigned c = 0; c < ncounts; c++)
-            slot[2 + c] = get_u32(r);
-    }
-examples:;
+    if ((why = read_features(r, m, n, varint, scoring_only)))
+        return why;
     uint64_t n_ex = get_u64(r);
     if (r->bad || n_ex > (r->len - r->off) / 12)
         return "bad example count";
+    if (exset_reserve(&m->ex, n_ex) < 0)
+        return "out of memory";
     for (uint64_t i = 0; i < n_ex; i++) {
         uint64_t key = get_u64(r);
         uint32_t val = get_u32(r);

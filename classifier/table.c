@@ -191,10 +191,10 @@ exset_find(const struct exset *ex, uint64_t key)
     return i;
 }
 
+/* Rehash into cap slots (a power of two above ex->n). */
 static int
-exset_grow(struct exset *ex)
+exset_rehash(struct exset *ex, size_t cap)
 {
-    size_t cap = ex->cap ? ex->cap * 2 : 1024;
     struct exset nx = {calloc(cap, sizeof *nx.keys),
                        calloc(cap, sizeof *nx.vals), cap, 0};
     if (!nx.keys || !nx.vals) {
@@ -214,6 +214,21 @@ exset_grow(struct exset *ex)
     free(ex->vals);
     *ex = nx;
     return 0;
+}
+
+static int
+exset_grow(struct exset *ex)
+{
+    return exset_rehash(ex, ex->cap ? ex->cap * 2 : 1024);
+}
+
+int
+exset_reserve(struct exset *ex, size_t n)
+{
+    size_t cap = ex->cap ? ex->cap : 1024;
+    while ((ex->n + n) * 10 > cap * 7)
+        cap *= 2;
+    return cap == ex->cap ? 0 : exset_rehash(ex, cap);
 }
 
 int

@@ -55,7 +55,7 @@ cmd_export(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (base_path) {
-        if (clf_model_load(base_path, &m, &err)) {
+        if (clf_model_load_scoring(base_path, &m, &err)) {
             fprintf(stderr, "modfilter: %s\n", err.msg);
             return 1;
         }

@@ -167,7 +167,7 @@ cmd_score(int argc, char **argv)
     if (score_opts_check(&o) < 0)
         goto out;
     rc = 1;
-    if (clf_model_load(o.model, &m, &err)) {
+    if (clf_model_load_scoring(o.model, &m, &err)) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
         goto out;
     }
@@ -251,7 +251,7 @@ cmd_explain(int argc, char **argv)
     if (score_opts_check(&o) < 0)
         goto out;
     rc = 1;
-    if (clf_model_load(o.model, &m, &err)) {
+    if (clf_model_load_scoring(o.model, &m, &err)) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
         goto out;
     }
