@@ -554,13 +554,18 @@ static int
 conn_process(struct conn *c)
 {
     struct httpd *h = c->h;
-    int r;
+    int r, held;
 
+again:
+    held = 0;
     c->in_process = 1;
     while (
         !c->close_after && !c->broken &&
-        (c->state == C_HEAD || c->state == C_BODY || c->state == C_CHUNKED) &&
-        c->out_len - c->out_off <= HTTPD_OUT_HIGH) {
+        (c->state == C_HEAD || c->state == C_BODY || c->state == C_CHUNKED)) {
+        if (c->out_len - c->out_off > HTTPD_OUT_HIGH) {
+            held = 1;
+            break;
+        }
         r = conn_parse(c);
         if (r == 0)
             break;
@@ -575,7 +580,14 @@ conn_process(struct conn *c)
     if (c->eof && c->state != C_ACTIVE &&
         c->out_len - c->out_off <= HTTPD_OUT_HIGH)
         c->close_after = 1; /* nothing more will come */
-    return conn_flush(c);
+    if (conn_flush(c) < 0)
+        return -1;
+    /* Requests held back by HTTPD_OUT_HIGH whose replies all went out at
+     * once: nothing else would wake them (conn_write_cb runs only after a
+     * write blocked). */
+    if (held && !c->wev_on)
+        goto again;
+    return 0;
 }
 
 const char *

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The HTTP layer's output flow (daemon/httpd.c): requests pipelined behind
+# a large one whose replies pass HTTPD_OUT_HIGH (64 KiB) in one pass are
+# all answered (no stall, no false 408).
+source "$(dirname "$0")/lib.sh"
+train_model
+start_redis
+MOD=moderator-token-0123456789
+start_daemon --set server.workers=1 --set limits.request_timeout_s=1 \
+    --set auth.moderator_tokens="alice:$MOD" \
+    --set queue.verdicts=allow,review,reject --set server.socket="$TMP/sock"
+
+python3 - "$PORT" "$TMP/sock" "$MOD" > "$TMP/flow.out" 2>&1 <<'PY'
+import json, socket, sys, time
+port, sock, mod = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def replies(s, n, quiet=3):
+    """Status codes of up to n replies; stops when the server closes or
+    sends nothing for quiet seconds."""
+    s.settimeout(quiet)
+    buf, codes = b"", []
+    while len(codes) < n:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end].decode("latin-1").split("\r\n")
+            hdrs = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in head[1:])}
+            n_body = int(hdrs.get("content-length", "0"))
+            if len(buf) >= end + 4 + n_body:
+                codes.append(int(head[0].split()[1]))
+                buf = buf[end + 4 + n_body:]
+                continue
+        try:
+            chunk = s.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return codes
+
+# one 50 KB request (the input buffer grows), then 600 small ones in the
+# same write: their replies pass 64 KiB within one parsing pass
+body = json.dumps({"text": "word " * 10000}).encode()
+s = socket.create_connection(("127.0.0.1", port))
+t0 = time.time()
+s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+          b"Content-Length: %d\r\n\r\n%s" % (len(body), body) +
+          b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n" * 600)
+codes = replies(s, 601)
+print("pipelined", len(codes), sorted(set(codes)), round(time.time() - t0))
+s.close()
+PY
+cat "$TMP/flow.out"
+expect_grep "pipelined past 64 KiB answered" '^pipelined 601 \[200\] ' "$TMP/flow.out"
+r=$(req GET /healthz); expect_eq "alive" 200 "${r%% *}"
+stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
+finish
