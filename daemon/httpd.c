@@ -680,6 +680,8 @@ conn_flush(struct conn *c)
         n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
         if (n > 0) {
             c->out_off += (size_t)n;
+            if (c->wev_on) /* the client reads: its deadline moves on */
+                c->t_write = httpd_now_ms();
             continue;
         }
         if (n < 0 && errno == EINTR)

@@ -22,7 +22,8 @@
  * (the route answers 413) and the connection closes after the reply; no
  * complete request within request_timeout_s of its first byte -> 408 and
  * close; nothing for idle_timeout_s between requests -> close; a client
- * that does not read its replies for request_timeout_s -> close.  Errors
+ * that does not read its replies for request_timeout_s (no write makes
+ * progress; a slow reader that keeps reading is not cut) -> close.  Errors
  * httpd answers itself are JSON: {"error": {"code", "message"}}.
  */
 #ifndef HTTPD_H

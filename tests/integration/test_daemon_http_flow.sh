@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The HTTP layer's output flow (daemon/httpd.c): requests pipelined behind
 # a large one whose replies pass HTTPD_OUT_HIGH (64 KiB) in one pass are
-# all answered (no stall, no false 408).
+# all answered (no stall, no false 408); a client reading a 2 MB reply
+# steadily but slower than limits.request_timeout_s allows for the whole
+# of it gets all of it (the deadline is for no progress at all).
 source "$(dirname "$0")/lib.sh"
 train_model
 start_redis
@@ -49,9 +51,48 @@ s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: t\r\nContent-Type: application/json
 codes = replies(s, 601)
 print("pipelined", len(codes), sorted(set(codes)), round(time.time() - t0))
 s.close()
+
+# 40 queued comments of ~50 KB: GET /v1/queue is ~2 MB
+c = socket.create_connection(("127.0.0.1", port))
+for i in range(40):
+    b = json.dumps({"id": "big-%d" % i, "text": ("comment %d, check out my channel " % i) * 1500}).encode()
+    c.sendall(b"POST /v1/comments HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(b), b))
+print("queued", replies(c, 40, 10).count(200))
+c.close()
+
+# a steady reader at ~400 KB/s on the Unix socket (its send buffer does
+# not grow like loopback TCP's): ~5 s for a reply that request_timeout_s
+# (1 s) of blocked writing would cut
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sock)
+s.sendall(b"GET /v1/queue?limit=40 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n" % mod.encode())
+s.settimeout(5)
+buf, t0, want = b"", time.time(), None
+while True:
+    try:
+        chunk = s.recv(4096)
+    except OSError as e:
+        print("error", e)
+        break
+    if not chunk:
+        break
+    buf += chunk
+    end = buf.find(b"\r\n\r\n")
+    if want is None and end >= 0:
+        for l in buf[:end].split(b"\r\n")[1:]:
+            if l.lower().startswith(b"content-length:"):
+                want = end + 4 + int(l.split(b":")[1])
+    if want is not None and len(buf) >= want:
+        break
+    time.sleep(0.01)
+print("slowread", "complete" if want and len(buf) >= want else "cut",
+      len(buf), want, round(time.time() - t0))
 PY
 cat "$TMP/flow.out"
 expect_grep "pipelined past 64 KiB answered" '^pipelined 601 \[200\] ' "$TMP/flow.out"
+expect_grep "40 big comments queued" '^queued 40$' "$TMP/flow.out"
+expect_grep "steady slow reader served" '^slowread complete [0-9]{7} [0-9]{7} ([2-9]|1[0-9])$' "$TMP/flow.out"
 r=$(req GET /healthz); expect_eq "alive" 200 "${r%% *}"
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
