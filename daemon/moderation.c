@@ -956,7 +956,7 @@ moderation_handle(struct route_ctx *ctx, const char *path)
     };
     int get = ctx->req->method == HTTP_METHOD_GET;
     const char *rest, *slash;
-    char id[REQUEST_ID_MAX + 1];
+    char id[REQUEST_ID_MAX + 1], dec[3 * REQUEST_ID_MAX];
     size_t id_len, i;
 
     if (ctx->w->queue == NULL) {
@@ -976,11 +976,17 @@ moderation_handle(struct route_ctx *ctx, const char *path)
     rest = path + strlen("/v1/queue/");
     slash = strchr(rest, '/');
     id_len = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (strncmp(path, "/v1/queue/", 10) || !request_id_valid(rest, id_len)) {
+    /* The id as encodeURIComponent sends it ("wp%3A42"): decoded, then
+     * checked (the id alphabet has no '%' or '/'). */
+    if (!strncmp(path, "/v1/queue/", 10) && id_len <= 3 * REQUEST_ID_MAX)
+        id_len = httpparse_decode(rest, id_len, dec, 0);
+    else
+        id_len = 0; /* not an id */
+    if (!request_id_valid(dec, id_len)) {
         routes_error(ctx, 404, "not_found", "no such route or item");
         return;
     }
-    memcpy(id, rest, id_len);
+    memcpy(id, dec, id_len);
     id[id_len] = '\0';
     if (slash == NULL) {
         if (get)

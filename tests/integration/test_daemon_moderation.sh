@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The moderation queue: list, show, claim (and its expiry), decisions
 # (single, bulk, concurrent), undo and its window, the audit log, stats,
-# the training stream the decisions feed, roles; then `modfilter queue`.
+# the training stream the decisions feed, roles; then `modfilter queue`;
+# ids percent-encoded in the path.
 source "$(dirname "$0")/lib.sh"
 train_model
 start_redis
@@ -314,5 +315,20 @@ expect_eq "decide id claim" 200 "$(st POST /v1/queue/claim/decision '{"decision"
 expect_eq "decide id decisions" 200 "$(st POST /v1/queue/decisions/decision '{"decision":"approve"}' "${A[@]}")"
 expect_eq "show decided claim" decided "$(st GET /v1/queue/claim "" "${A[@]}" >/dev/null; json state)"
 expect_eq "put to claim" 405 "$(st PUT /v1/queue/claim '{}' "${A[@]}")"
+
+# an id percent-encoded in the path (encodeURIComponent: "wp%3A42") is
+# decoded; what decodes to no valid id stays 404
+expect_eq "submit wp:42" 200 "$(st POST /v1/comments '{"id":"wp:42","text":"an encoded id"}' -H "Authorization: Bearer $SUB")"
+expect_eq "show encoded id" 200 "$(st GET /v1/queue/wp%3A42 "" "${A[@]}")"
+expect_eq "encoded id shown" "wp:42" "$(json id)"
+expect_eq "show lower-case escape" 200 "$(st GET /v1/queue/wp%3a42 "" "${A[@]}")"
+expect_eq "encoded slash" 404 "$(st GET /v1/queue/wp%2F42 "" "${A[@]}")"
+expect_eq "encoded space" 404 "$(st GET /v1/queue/wp%2042 "" "${A[@]}")"
+expect_eq "bad escape" 404 "$(st GET /v1/queue/wp%3 "" "${A[@]}")"
+expect_eq "decide encoded id" 200 "$(st POST /v1/queue/wp%3A42/decision '{"decision":"reject"}' "${A[@]}")"
+expect_eq "undo encoded id" 200 "$(st POST /v1/queue/wp%3A42/undo "" "${A[@]}")"
+expect_eq "encoded id in the queue" 200 "$(st GET /v1/queue/wp:42 "" "${A[@]}")"
+expect_eq "encoded id undone" queued "$(json state)"
+
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
