@@ -201,6 +201,8 @@ hp_semantics(const char *buf, size_t max_body, struct httpparse_request *r)
     if (r->has_length && r->content_length > max_body)
         r->too_large = 1;
     r->keep_alive = r->minor == 1 ? !close : (ka && !close);
+    if (te && r->minor == 0)
+        r->keep_alive = 0; /* RFC 9112 6.1: faulty framing, close after */
     return 0;
 }
 

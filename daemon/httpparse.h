@@ -49,7 +49,8 @@ struct httpparse_request {
     int has_length;        /* a Content-Length field */
     size_t content_length; /* its value (<= max_body unless too_large) */
     int too_large;         /* Content-Length over the caller's max_body */
-    int keep_alive;        /* per version and Connection */
+    int keep_alive;        /* per version and Connection; never for
+                              HTTP/1.0 with Transfer-Encoding */
     int expect_continue;   /* Expect: 100-continue (HTTP/1.1) */
     struct httpparse_field fields[HTTPPARSE_MAX_FIELDS];
 };

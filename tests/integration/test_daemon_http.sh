@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The daemon's own HTTP layer (daemon/httpd.c): chunked bodies, Expect:
 # 100-continue (curl with a 2 KiB body), HTTP/1.0 with and without
-# keep-alive, pipelined requests answered in order (HEAD without a body;
-# after a half-close too),
+# keep-alive (and with a chunked body: closed), pipelined requests
+# answered in order (HEAD without a body; after a half-close too),
 # oversized headers and malformed requests answered in JSON, a dripping
 # client cut off with 408, a client that does not read its replies cut
 # off, an idle keep-alive connection closed.
@@ -86,6 +86,15 @@ r, _ = replies(s, 1)
 s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
 r2, _ = replies(s, 1)
 print("http10ka", r[0][0], r[0][1].get("connection"), r2[0][0] if r2 else "-")
+# HTTP/1.0 with Transfer-Encoding: faulty framing (RFC 9112 6.1): answered,
+# then closed even with keep-alive; the pipelined request is not read
+s = conn(); s.settimeout(3)
+s.sendall(b"POST /v1/score HTTP/1.0\r\nConnection: keep-alive\r\n"
+          b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+          b"c\r\n{\"text\":\"a\"}\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n")
+r, rest = replies(s, 2)
+print("http10te", " ".join("%d %s" % (x[0], x[1].get("connection")) for x in r),
+      "closed" if not rest and closed(s) else "open")
 
 # three pipelined requests in one write, answered in order; then HEAD
 s = conn()
@@ -156,6 +165,7 @@ PY
 cat "$TMP/raw.out"
 expect_grep "HTTP/1.0 closes" '^http10 200 close closed$' "$TMP/raw.out"
 expect_grep "HTTP/1.0 keep-alive" '^http10ka 200 keep-alive 200$' "$TMP/raw.out"
+expect_grep "HTTP/1.0 chunked closes" '^http10te 200 close closed$' "$TMP/raw.out"
 expect_grep "pipelined in order" '^pipelined 200 404 200$' "$TMP/raw.out"
 expect_grep "HEAD has no body" '^head 2 True True 1$' "$TMP/raw.out"
 expect_grep "half-close answered" '^halfclose 3 True True$' "$TMP/raw.out"

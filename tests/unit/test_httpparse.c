@@ -1,5 +1,6 @@
 /* Unit tests of daemon/httpparse.c: request heads (good, split at every
- * byte, pipelined, versions and Connection, repeated fields, limits,
+ * byte, pipelined, versions and Connection (HTTP/1.0 with chunked closes),
+ * repeated fields, limits,
  * malformed), chunked bodies (split at every byte, extensions, trailers,
  * bad sizes) and query strings. */
 #include <setjmp.h>
@@ -151,6 +152,15 @@ test_connection(void **state)
     assert_true(head("GET / HTTP/1.1\r\nConnection: upgrade\r\n"
                      "Connection: close\r\n\r\n") > 0);
     assert_false(req.keep_alive);
+    /* HTTP/1.0 with Transfer-Encoding: faulty framing (RFC 9112 6.1), the
+     * connection closes after the reply even with keep-alive */
+    assert_true(head("POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n") > 0);
+    assert_true(req.chunked);
+    assert_false(req.keep_alive);
+    assert_true(head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") >
+                0);
+    assert_true(req.keep_alive);
 }
 
 static void
