@@ -294,8 +294,8 @@ auth_check(const struct auth *a, const char *header, const char **name)
     while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
         len--;
     e = auth_lookup(a, tok, len);
-    if (e == NULL)
-        return AUTH_NONE;
+    if (e == NULL || e->role == AUTH_AKISMET)
+        return AUTH_NONE; /* an Akismet key is no bearer token: 401 */
     if (name != NULL)
         *name = e->name;
     return e->role;

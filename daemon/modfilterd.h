@@ -96,7 +96,8 @@ unsigned auth_count(const struct auth *a, enum auth_role role);
  * daemon's config), or NULL; borrowed from the table. */
 const char *auth_first_token(const struct auth *a, enum auth_role role);
 /* The role of the token in an Authorization header value ("Bearer TOKEN"),
- * AUTH_NONE when missing, malformed or unknown.  Compares against every
+ * AUTH_NONE when missing, malformed or unknown (an Akismet key is no
+ * bearer token: unknown here).  Compares against every
  * token in constant time per token.  *name (may be NULL) is set to the
  * token's name, borrowed from the table. */
 enum auth_role auth_check(const struct auth *a, const char *header,

@@ -3,8 +3,8 @@
 # field and in the Host name, the documented test triggers, sloppy bodies
 # (odd content types, Latin-1, repeated and unknown fields), the queued
 # record with its Akismet fields, training events, 503 without Redis, 404
-# without keys; then a client driving it as an Akismet library does
-# (akismet_client.py, Python's urllib).
+# without keys, a key sent as a bearer token (401); then a client driving
+# it as an Akismet library does (akismet_client.py, Python's urllib).
 source "$(dirname "$0")/lib.sh"
 train_model
 start_redis
@@ -36,6 +36,10 @@ start_daemon --set model.state_dir="$TMP/state" --set server.workers=2 \
 # Redis-backed answers need the workers' connections up (start_daemon
 # waits for them; the test fails if they never come).
 wait_for 10 curl -sf "$URL/readyz" || { echo "FAIL: not ready"; FAILS=$((FAILS+1)); }
+
+# an Akismet key is no bearer token: 401 as an unknown token, not 403
+r=$(req GET /v1/stats "" -H "Authorization: Bearer $KEY"); expect_eq "key as bearer token" 401 "${r%% *}"
+expect_eq "key as bearer: unknown" unauthorized "$(json error.code)"
 
 # ---- verify-key ----------------------------------------------------------
 r=$(ak /1.1/verify-key "key=$KEY&blog=$BLOG"); expect_eq "verify key" "200 valid" "$r"
