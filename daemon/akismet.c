@@ -414,7 +414,8 @@ akismet_handle(struct route_ctx *ctx, const char *path)
 {
     struct akismet_req ar;
     const char *why = NULL;
-    int method = ctx->req->method;
+    int method = ctx->req->method == HTTP_METHOD_HEAD ? HTTP_METHOD_GET
+                                                      : ctx->req->method;
     size_t i, n = sizeof(akismet_routes) / sizeof(akismet_routes[0]);
 
     memset(&ar, 0, sizeof(ar));

@@ -954,7 +954,8 @@ moderation_handle(struct route_ctx *ctx, const char *path)
         {"/v1/history", moderation_history},
         {"/v1/stats", moderation_stats},
     };
-    int get = ctx->req->method == HTTP_METHOD_GET;
+    int get = ctx->req->method == HTTP_METHOD_GET ||
+              ctx->req->method == HTTP_METHOD_HEAD;
     const char *rest, *slash;
     char id[REQUEST_ID_MAX + 1], dec[3 * REQUEST_ID_MAX];
     size_t id_len, i;
@@ -992,7 +993,7 @@ moderation_handle(struct route_ctx *ctx, const char *path)
         if (get)
             moderation_show(ctx, id);
         else
-            moderation_method(ctx, "GET");
+            moderation_method(ctx, "GET, HEAD");
     } else if (!strcmp(slash, "/decision") || !strcmp(slash, "/undo")) {
         if (get)
             moderation_method(ctx, "POST");

@@ -942,10 +942,18 @@ routes_dispatch(struct http_request *req, void *arg)
         return;
     }
     ctx.route = def->metric;
+    if (method == HTTP_METHOD_HEAD)
+        method = HTTP_METHOD_GET; /* HEAD wherever GET (RFC 9110 9.1) */
     if (!(def->methods & method)) {
-        http_reply_header(req, "Allow", def->allow);
+        char allow[48];
+
+        snprintf(allow, sizeof(allow), "%s%s", def->allow,
+                 (def->methods & HTTP_METHOD_GET) && !strstr(def->allow, "HEAD")
+                     ? ", HEAD"
+                     : "");
+        http_reply_header(req, "Allow", allow);
         routes_error(&ctx, 405, "method_not_allowed", "%s takes %s only",
-                     def->path, def->allow);
+                     def->path, allow);
         return;
     }
     if (req->too_large && def->kind != ROUTE_AKISMET) {

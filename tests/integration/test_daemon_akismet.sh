@@ -149,6 +149,7 @@ expect_eq "check with Host key" "200 true" "$r"
 # ---- usage-limit -----------------------------------------------------------
 want='{"limit":"none","usage":0,"percentage":"0.00","throttled":false}'
 r=$(curl -s "$URL/1.2/usage-limit?api_key=$KEY"); expect_eq "usage-limit GET" "$want" "$r"
+r=$(curl -s -I -o /dev/null -w '%{http_code}' "$URL/1.2/usage-limit?api_key=$KEY"); expect_eq "usage-limit HEAD" 200 "$r"
 r=$(ak /1.2/usage-limit "api_key=$KEY"); expect_eq "usage-limit POST" "200 $want" "$r"
 r=$(ak /1.2/usage-limit "api_key=nope12345"); expect_eq "usage-limit wrong key" "200 invalid" "$r"
 

@@ -2,7 +2,7 @@
 # The moderation queue: list, show, claim (and its expiry), decisions
 # (single, bulk, concurrent), undo and its window, the audit log, stats,
 # the training stream the decisions feed, roles; then `modfilter queue`;
-# ids percent-encoded in the path.
+# ids percent-encoded in the path; HEAD on the GET routes.
 source "$(dirname "$0")/lib.sh"
 train_model
 start_redis
@@ -329,6 +329,19 @@ expect_eq "decide encoded id" 200 "$(st POST /v1/queue/wp%3A42/decision '{"decis
 expect_eq "undo encoded id" 200 "$(st POST /v1/queue/wp%3A42/undo "" "${A[@]}")"
 expect_eq "encoded id in the queue" 200 "$(st GET /v1/queue/wp:42 "" "${A[@]}")"
 expect_eq "encoded id undone" queued "$(json state)"
+
+# HEAD wherever GET: the GET reply's headers, no body
+for p in /v1/queue /v1/stats /v1/history /v1/queue/wp:42; do
+    expect_eq "HEAD $p" "200 0" "$(curl -s -m 10 -I -o "$TMP/h" -w '%{http_code} %{size_download}' "${A[@]}" "$URL$p")"
+    expect_grep "HEAD $p length" '^Content-Length: [1-9]' "$TMP/h"
+done
+expect_eq "HEAD without token" 401 "$(curl -s -m 10 -I -o /dev/null -w '%{http_code}' "$URL/v1/stats")"
+expect_eq "HEAD on a POST route" 405 "$(curl -s -m 10 -I -o "$TMP/h" -w '%{http_code}' "${A[@]}" "$URL/v1/queue/wp:42/undo")"
+expect_grep "HEAD on a POST route: Allow" '^Allow: POST' "$TMP/h"
+curl -s -m 10 -o /dev/null -D "$TMP/h" -X PUT "${A[@]}" "$URL/v1/stats"
+expect_grep "Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
+curl -s -m 10 -o /dev/null -D "$TMP/h" -d '{}' "${A[@]}" "$URL/v1/queue/wp:42"
+expect_grep "item Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
 
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
