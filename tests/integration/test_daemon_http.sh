@@ -33,33 +33,15 @@ expect_eq "413 instead of 100" 413 "$r"; expect_eq "413 JSON" payload_too_large 
 if grep -q '100 Continue' "$TMP/curl.err"; then expect_eq "no 100 before 413" no yes; fi
 
 # raw HTTP: 1.0, pipelining, errors, deadlines
-python3 - "$PORT" "$DPID" > "$TMP/raw.out" 2>&1 <<'PY'
+PYTHONPATH="$TOP/tests/integration" python3 - "$PORT" "$DPID" > "$TMP/raw.out" 2>&1 <<'PY'
 import socket, sys, time
+from rawhttp import replies
 port = int(sys.argv[1])
 
 def conn():
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(10)
     return s
-
-def replies(s, n):
-    """n replies (status, headers, body); fewer if the server closes."""
-    buf, out = b"", []
-    while len(out) < n:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            head = buf[:end].decode("latin-1").split("\r\n")
-            hdrs = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in head[1:])}
-            n_body = int(hdrs.get("content-length", "0"))
-            if len(buf) >= end + 4 + n_body:
-                out.append((int(head[0].split()[1]), hdrs, buf[end + 4:end + 4 + n_body]))
-                buf = buf[end + 4 + n_body:]
-                continue
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    return out, buf
 
 def read_all(s):
     """Everything until the server closes."""

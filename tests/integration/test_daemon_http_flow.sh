@@ -12,33 +12,15 @@ start_daemon --set server.workers=1 --set limits.request_timeout_s=1 \
     --set auth.moderator_tokens="alice:$MOD" \
     --set queue.verdicts=allow,review,reject --set server.socket="$TMP/sock"
 
-python3 - "$PORT" "$TMP/sock" "$MOD" > "$TMP/flow.out" 2>&1 <<'PY'
+PYTHONPATH="$TOP/tests/integration" python3 - "$PORT" "$TMP/sock" "$MOD" > "$TMP/flow.out" 2>&1 <<'PY'
 import json, socket, sys, time
+from rawhttp import replies
 port, sock, mod = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
-def replies(s, n, quiet=3):
-    """Status codes of up to n replies; stops when the server closes or
-    sends nothing for quiet seconds."""
+def codes(s, n, quiet=3):
+    """The status codes of up to n replies (quiet: s's timeout)."""
     s.settimeout(quiet)
-    buf, codes = b"", []
-    while len(codes) < n:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            head = buf[:end].decode("latin-1").split("\r\n")
-            hdrs = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in head[1:])}
-            n_body = int(hdrs.get("content-length", "0"))
-            if len(buf) >= end + 4 + n_body:
-                codes.append(int(head[0].split()[1]))
-                buf = buf[end + 4 + n_body:]
-                continue
-        try:
-            chunk = s.recv(1 << 20)
-        except socket.timeout:
-            break
-        if not chunk:
-            break
-        buf += chunk
-    return codes
+    return [r[0] for r in replies(s, n)[0]]
 
 # one 50 KB request (the input buffer grows), then 600 small ones in the
 # same write: their replies pass 64 KiB within one parsing pass
@@ -48,8 +30,8 @@ t0 = time.time()
 s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
           b"Content-Length: %d\r\n\r\n%s" % (len(body), body) +
           b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n" * 600)
-codes = replies(s, 601)
-print("pipelined", len(codes), sorted(set(codes)), round(time.time() - t0))
+got = codes(s, 601)
+print("pipelined", len(got), sorted(set(got)), round(time.time() - t0))
 s.close()
 
 # 40 queued comments of ~50 KB: GET /v1/queue is ~2 MB
@@ -58,7 +40,7 @@ for i in range(40):
     b = json.dumps({"id": "big-%d" % i, "text": ("comment %d, check out my channel " % i) * 1500}).encode()
     c.sendall(b"POST /v1/comments HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (len(b), b))
-print("queued", replies(c, 40, 10).count(200))
+print("queued", codes(c, 40, 10).count(200))
 c.close()
 
 # a steady reader at ~400 KB/s on the Unix socket (its send buffer does
