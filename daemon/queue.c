@@ -4,7 +4,9 @@
  *
  * Every call is one Redis command on the worker's connection (redis.c),
  * except submits, which are gathered for the rest of the loop pass and
- * sent together (see submit_lua).  Submitting is one Lua script so that
+ * sent together (see submit_lua), and the urgent order's rebuild and a
+ * claim, which go in bounded steps, one script each (urgent_step,
+ * claim_call).  Submitting is one Lua script so that
  * "exists?" and "store + enqueue" cannot interleave with another daemon's
  * submit of the same id, and so is every moderation step (list, show,
  * claim, decide, undo, stats): each reads and writes the item hash, the
@@ -1006,7 +1008,12 @@ queue_train_event(struct queue *q, const struct queue_train *ev,
  * urgent_kept(mark); urgent_step(zq, zu, mark, prefix, step), which
  * returns {-1, 1} when zu was kept already, {ids added, 0} after a step
  * that leaves the rebuild unfinished and {length of zu, 1} after the last
- * one (a cost in Redis of a few microseconds per item, REDIS.md). */
+ * one (a cost in Redis of a few microseconds per item, REDIS.md);
+ * start_after(z, urgent, prefix, c, s), the rank in z's order (urgent:
+ * highest first) of the first id after the cursor c (0 for ""): after c
+ * itself while c is in z, else after where its score puts it among its
+ * ties (s; "" for the score its hash kept when it left the queue, nil
+ * when there is none), so that a cursor outlives its item (list, claim). */
 static const char common_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -1088,13 +1095,36 @@ static const char common_lua[] =
     "  end\n"
     "  redis.call('SET', mark, 'building ' .. c)\n"
     "  return {#ids, 0}\n"
+    "end\n"
+    "local function start_after(z, urgent, p, c, s)\n"
+    "  if c == '' then return 0 end\n"
+    "  local rank\n"
+    "  if urgent then rank = redis.call('ZREVRANK', z, c)\n"
+    "  else rank = redis.call('ZRANK', z, c) end\n"
+    "  if rank then return rank + 1 end\n"
+    "  if s == '' then\n"
+    "    s = redis.call('HGET', p .. 'item:' .. c,\n"
+    "                   urgent and 'urgency' or 'received_ms')\n"
+    "    if not s then return nil end\n"
+    "  end\n"
+    "  local start, eq = 0, redis.call('ZRANGEBYSCORE', z, s, s)\n"
+    "  if urgent then\n"
+    "    start = redis.call('ZCOUNT', z, '(' .. s, '+inf')\n"
+    "    for _, m in ipairs(eq) do\n"
+    "      if before(c, m) then start = start + 1 end end\n"
+    "  else\n"
+    "    start = redis.call('ZCOUNT', z, '-inf', '(' .. s)\n"
+    "    for _, m in ipairs(eq) do\n"
+    "      if before(m, c) then start = start + 1 end end\n"
+    "  end\n"
+    "  return start\n"
     "end\n";
 
 /* KEYS: queue, queue:urgent, its marker.  ARGV: prefix, limit, cursor (''
  * for the first page), urgent (1: highest score first, from queue:urgent;
  * -2 when it is not kept).  A cursor whose item left the queue is placed where
- * its score (kept in the item hash) puts it.  Returns {now, length, next cursor
- * or '', items...}; -1 for an unknown cursor. */
+ * its score (kept in the item hash) puts it (start_after).  Returns {now,
+ * length, next cursor or '', items...}; -1 for an unknown cursor. */
 static const char list_lua[] =
     "local p, limit, c = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
     "local urgent, z = ARGV[4] == '1', KEYS[1]\n"
@@ -1102,27 +1132,8 @@ static const char list_lua[] =
     "  z = KEYS[2]\n"
     "  if not urgent_kept(KEYS[3]) then return -2 end\n"
     "end\n"
-    "local start = 0\n"
-    "if c ~= '' then\n"
-    "  local rank\n"
-    "  if urgent then rank = redis.call('ZREVRANK', z, c)\n"
-    "  else rank = redis.call('ZRANK', z, c) end\n"
-    "  if rank then start = rank + 1 else\n"
-    "    local s = redis.call('HGET', p .. 'item:' .. c,\n"
-    "                         urgent and 'urgency' or 'received_ms')\n"
-    "    if not s then return -1 end\n"
-    "    local eq = redis.call('ZRANGEBYSCORE', z, s, s)\n"
-    "    if urgent then\n"
-    "      start = redis.call('ZCOUNT', z, '(' .. s, '+inf')\n"
-    "      for _, m in ipairs(eq) do\n"
-    "        if before(c, m) then start = start + 1 end end\n"
-    "    else\n"
-    "      start = redis.call('ZCOUNT', z, '-inf', '(' .. s)\n"
-    "      for _, m in ipairs(eq) do\n"
-    "        if before(m, c) then start = start + 1 end end\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
+    "local start = start_after(z, urgent, p, c, '')\n"
+    "if not start then return -1 end\n"
     "local ids\n"
     "local last = start + limit\n"
     "if urgent then ids = redis.call('ZREVRANGE', z, start, last)\n"
@@ -1142,37 +1153,53 @@ static const char show_lua[] =
 
 /* KEYS: queue, queue:urgent, its marker, claims (score = expiry ms).
  * ARGV: prefix, n, by, ttl_ms, urgent (queue:urgent's order; -2 when it
- * is not kept).  Expired claims are dropped first; then the queue is walked in
- * order, 100 ids at a time, claiming ids that have no claim left.
- * Returns {now, length, '', claimed items...}. */
+ * is not kept), cursor ('' from the start) and its score, walk.  Expired
+ * claims are dropped first; then at most walk ids of the order after the
+ * cursor are looked at, 100 at a time, claiming ids that have no claim
+ * left, until n are claimed.  Returns {now, length, cursor, its score,
+ * claimed items...}: the cursor is the last id looked at, '' when the walk
+ * reached the end of the order (queue_claim calls again from a cursor
+ * until it has n items or the end: claim_call). */
 static const char claim_lua[] =
     "local p, n, by = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
     "local exp, urgent, z = now + tonumber(ARGV[4]), ARGV[5] == '1', KEYS[1]\n"
+    "local walk = tonumber(ARGV[8])\n"
     "if urgent then\n"
     "  z = KEYS[2]\n"
     "  if not urgent_kept(KEYS[3]) then return -2 end\n"
     "end\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)\n"
-    "local out = {now, redis.call('ZCARD', z), ''}\n"
-    "local got, start = 0, 0\n"
+    "local start = start_after(z, urgent, p, ARGV[6], ARGV[7])\n"
+    "if not start then return -1 end\n"
+    "local out = {now, redis.call('ZCARD', z), ARGV[6], ARGV[7]}\n"
+    "local got, walked = 0, 0\n"
     "while got < n do\n"
-    "  local ids\n"
-    "  local last = start + 99\n"
-    "  if urgent then ids = redis.call('ZREVRANGE', z, start, last)\n"
-    "  else ids = redis.call('ZRANGE', z, start, last) end\n"
-    "  if #ids == 0 then break end\n"
-    "  for _, id in ipairs(ids) do\n"
+    "  if walked == walk then return out end\n"
+    "  local m = math.min(100, walk - walked)\n"
+    "  local r\n"
+    "  if urgent then\n"
+    "    r = redis.call('ZREVRANGE', z, start, start + m - 1, 'WITHSCORES')\n"
+    "  else\n"
+    "    r = redis.call('ZRANGE', z, start, start + m - 1, 'WITHSCORES')\n"
+    "  end\n"
+    "  for i = 1, #r, 2 do\n"
+    "    if got == n then return out end\n"
+    "    local id = r[i]\n"
     "    local key = p .. 'item:' .. id\n"
-    "    if got < n and not redis.call('ZSCORE', KEYS[4], id)\n"
+    "    if not redis.call('ZSCORE', KEYS[4], id)\n"
     "       and redis.call('EXISTS', key) == 1 then\n"
-    "      redis.call('ZADD', KEYS[4], exp, id)\n"
     "      redis.call('HSET', key, 'claimed_by', by, 'claim_expires_ms', exp)\n"
+    "      redis.call('ZADD', KEYS[4], exp, id)\n"
     "      item(out, p, id)\n"
     "      got = got + 1\n"
     "    end\n"
+    "    out[3], out[4] = id, r[i + 1]\n"
     "  end\n"
-    "  start = start + 100\n"
+    "  walked = walked + #r / 2\n"
+    "  if #r < 2 * m then break end\n"
+    "  start = start + m\n"
     "end\n"
+    "if got < n then out[3], out[4] = '', '' end\n"
     "return out\n";
 
 /* KEYS: queue, queue:urgent, claims, decided, audit, training, stats,
@@ -1330,6 +1357,23 @@ queue_reply_int(const redisReply *r)
 
 #define QUEUE_ITEM_FIELDS 9
 
+/* QUEUE_ITEM_FIELDS reply elements (common_lua's item) into it; its
+ * strings point into the reply. */
+static void
+item_of(redisReply **f, struct queue_item *it)
+{
+    it->id = queue_reply_str(f[0]);
+    it->record = queue_reply_str(f[1]);
+    it->record_len = f[1]->type == REDIS_REPLY_STRING ? f[1]->len : 0;
+    it->state = queue_reply_str(f[2]);
+    it->claimed_by = queue_reply_opt(f[3]);
+    it->claim_expires_ms = queue_reply_int(f[4]);
+    it->decision = queue_reply_opt(f[5]);
+    it->labels = queue_reply_opt(f[6]);
+    it->decided_by = queue_reply_opt(f[7]);
+    it->decided_at_ms = queue_reply_int(f[8]);
+}
+
 /* {now, length, cursor, items...} (list, show, claim) into a page for
  * cb; -1 (an unknown cursor, an unknown item) is QUEUE_NOT_FOUND. */
 static void
@@ -1364,20 +1408,8 @@ page_reply(enum queue_status st, const struct redisReply *reply,
             return;
         }
     }
-    for (i = 0; i < page.n; i++) {
-        redisReply **f = reply->element + 3 + i * QUEUE_ITEM_FIELDS;
-
-        items[i].id = queue_reply_str(f[0]);
-        items[i].record = queue_reply_str(f[1]);
-        items[i].record_len = f[1]->type == REDIS_REPLY_STRING ? f[1]->len : 0;
-        items[i].state = queue_reply_str(f[2]);
-        items[i].claimed_by = queue_reply_opt(f[3]);
-        items[i].claim_expires_ms = queue_reply_int(f[4]);
-        items[i].decision = queue_reply_opt(f[5]);
-        items[i].labels = queue_reply_opt(f[6]);
-        items[i].decided_by = queue_reply_opt(f[7]);
-        items[i].decided_at_ms = queue_reply_int(f[8]);
-    }
+    for (i = 0; i < page.n; i++)
+        item_of(reply->element + 3 + i * QUEUE_ITEM_FIELDS, &items[i]);
     page.items = items;
     cb(QUEUE_OK, &page, arg);
     free(items);
@@ -1423,47 +1455,20 @@ list_send(struct queue *q, int urgent, unsigned limit, const char *cursor,
     return redis_eval(q->redis, q->list, 3, 7, argv, len, fn, callarg);
 }
 
-/* Sends the claim script (see claim_lua). */
-static int
-claim_send(struct queue *q, int urgent, unsigned n, const char *by,
-           unsigned ttl_s, redis_reply_cb *fn, void *callarg)
-{
-    char keys[4][QUEUE_KEY_MAX], num[16], ttl[24];
-    const char *argv[9];
-    size_t len[9];
-
-    queue_order_keys(q, keys, argv, len);
-    argv[3] = keys[3];
-    len[3] = queue_key(q, keys[3], "claims", NULL, 0);
-    argv[4] = q->prefix;
-    len[4] = q->prefix_len;
-    argv[5] = num;
-    len[5] = (size_t)snprintf(num, sizeof(num), "%u", n);
-    argv[6] = by;
-    len[6] = strlen(by);
-    argv[7] = ttl;
-    len[7] = (size_t)snprintf(ttl, sizeof(ttl), "%llu",
-                              (unsigned long long)ttl_s * 1000);
-    argv[8] = urgent ? "1" : "0";
-    len[8] = 1;
-    return redis_eval(q->redis, q->claim, 4, 9, argv, len, fn, callarg);
-}
-
-/* A list or claim in the urgent order waits for the order to be kept
+/* A list in the urgent order waits for the order to be kept
  * (queue_keep_urgent), then goes; its arguments are kept meanwhile.
  * Should the order be gone again when it runs (an operator deleted the
  * marker in between), the script answers -2 and it waits again, a few
- * times at most. */
+ * times at most (a claim likewise: claim_call). */
 #define URGENT_TRIES 3
 
 struct urgent_call {
     struct queue *q;
-    int claim, tries;
-    unsigned n, ttl_s;
+    int tries;
+    unsigned n;
     queue_page_cb *cb;
     void *arg;
-    char cursor[QUEUE_ID_MAX + 1]; /* list: "" or the cursor */
-    char by[];                     /* claim: the moderator */
+    char cursor[QUEUE_ID_MAX + 1]; /* "" or the cursor */
 };
 
 static void urgent_call_go(enum queue_status st, long long n, void *arg);
@@ -1487,7 +1492,7 @@ on_urgent_page(enum redis_result res, const struct redisReply *reply, void *arg)
     free(u);
 }
 
-/* The order is kept (or could not be): the call itself. */
+/* The order is kept (or could not be): the list itself. */
 static void
 urgent_call_go(enum queue_status st, long long n, void *arg)
 {
@@ -1496,9 +1501,7 @@ urgent_call_go(enum queue_status st, long long n, void *arg)
 
     (void)n;
     if (st == QUEUE_OK && !u->q->closing)
-        rc = u->claim
-                 ? claim_send(u->q, 1, u->n, u->by, u->ttl_s, on_urgent_page, u)
-                 : list_send(u->q, 1, u->n, u->cursor, on_urgent_page, u);
+        rc = list_send(u->q, 1, u->n, u->cursor, on_urgent_page, u);
     if (rc == 0)
         return;
     u->cb(st == QUEUE_OK ? QUEUE_ERROR : st, NULL, u->arg);
@@ -1506,22 +1509,18 @@ urgent_call_go(enum queue_status st, long long n, void *arg)
 }
 
 static int
-urgent_call_start(struct queue *q, int claim, unsigned n, const char *cursor,
-                  const char *by, unsigned ttl_s, queue_page_cb *cb, void *arg)
+urgent_call_start(struct queue *q, unsigned n, const char *cursor,
+                  queue_page_cb *cb, void *arg)
 {
-    size_t by_len = by != NULL ? strlen(by) : 0;
-    struct urgent_call *u = calloc(1, sizeof(*u) + by_len + 1);
+    struct urgent_call *u = calloc(1, sizeof(*u));
 
     if (u == NULL)
         return -1;
     u->q = q;
-    u->claim = claim;
     u->n = n;
-    u->ttl_s = ttl_s;
     u->cb = cb;
     u->arg = arg;
-    snprintf(u->cursor, sizeof(u->cursor), "%s", cursor ? cursor : "");
-    memcpy(u->by, by != NULL ? by : "", by_len + 1);
+    snprintf(u->cursor, sizeof(u->cursor), "%s", cursor);
     if (queue_keep_urgent(q, urgent_call_go, u) != 0) {
         free(u);
         return -1;
@@ -1540,8 +1539,7 @@ queue_list(struct queue *q, int urgent, unsigned limit, const char *cursor,
         (cursor != NULL && cursor[0] && !queue_id_ok(cursor, &cur_len)))
         return -1;
     if (urgent)
-        return urgent_call_start(q, 0, limit, cur_len ? cursor : "", NULL, 0,
-                                 cb, arg);
+        return urgent_call_start(q, limit, cur_len ? cursor : "", cb, arg);
     c = queue_call_page(cb, arg);
     if (c == NULL ||
         list_send(q, 0, limit, cur_len ? cursor : "", on_page, c) != 0) {
@@ -1570,18 +1568,212 @@ queue_show(struct queue *q, const char *id, queue_page_cb *cb, void *arg)
                       queue_call_page(cb, arg));
 }
 
+/* A claim looks at no more than this many ids of the order in one script
+ * (claim_lua), so that claimed items ahead of the unclaimed ones hold
+ * Redis no longer than that per call (about 6 ms when all are claimed,
+ * REDIS.md), however many there are; queue_claim calls again, after the
+ * last id looked at, until it has its items or the order ends. */
+#define QUEUE_CLAIM_WALK 1000
+
+/* A claim under way: the items claimed so far (copied out of the replies),
+ * and where the next call goes on.  In the urgent order the order is kept
+ * first (queue_keep_urgent), and again, a few times at most, when a call
+ * answers -2. */
+struct claim_call {
+    struct queue *q;
+    int urgent, tries;
+    unsigned n, ttl_s;
+    queue_page_cb *cb;
+    void *arg;
+    long long now_ms, length;
+    size_t got;
+    struct queue_item *items;      /* n; an item's strings in one block at id */
+    char cursor[QUEUE_ID_MAX + 1]; /* "" from the start */
+    char score[64];                /* the cursor's score in the order */
+    char by[];
+};
+
+static void on_claim(enum redis_result res, const struct redisReply *reply,
+                     void *arg);
+
+/* Sends the next call of c (see claim_lua). */
+static int
+claim_send(struct claim_call *c)
+{
+    struct queue *q = c->q;
+    char keys[4][QUEUE_KEY_MAX], num[16], ttl[24], walk[16];
+    const char *argv[12];
+    size_t len[12];
+
+    if (q->closing)
+        return -1;
+    queue_order_keys(q, keys, argv, len);
+    argv[3] = keys[3];
+    len[3] = queue_key(q, keys[3], "claims", NULL, 0);
+    argv[4] = q->prefix;
+    len[4] = q->prefix_len;
+    argv[5] = num;
+    len[5] = (size_t)snprintf(num, sizeof(num), "%zu", c->n - c->got);
+    argv[6] = c->by;
+    len[6] = strlen(c->by);
+    argv[7] = ttl;
+    len[7] = (size_t)snprintf(ttl, sizeof(ttl), "%llu",
+                              (unsigned long long)c->ttl_s * 1000);
+    argv[8] = c->urgent ? "1" : "0";
+    len[8] = 1;
+    argv[9] = c->cursor;
+    len[9] = strlen(c->cursor);
+    argv[10] = c->score;
+    len[10] = strlen(c->score);
+    argv[11] = walk;
+    len[11] = (size_t)snprintf(walk, sizeof(walk), "%u", QUEUE_CLAIM_WALK);
+    return redis_eval(q->redis, q->claim, 4, 12, argv, len, on_claim, c);
+}
+
+/* src's strings into one block of dst's own (at dst->id). */
+static int
+item_copy(struct queue_item *dst, const struct queue_item *src)
+{
+    const char *in[7] = {src->id,         src->record,   src->state,
+                         src->claimed_by, src->decision, src->labels,
+                         src->decided_by};
+    const char **out[7] = {&dst->id,         &dst->record,   &dst->state,
+                           &dst->claimed_by, &dst->decision, &dst->labels,
+                           &dst->decided_by};
+    size_t len[7], need = 0;
+    char *p;
+
+    for (int i = 0; i < 7; i++) {
+        len[i] = in[i] == NULL ? 0 : i == 1 ? src->record_len : strlen(in[i]);
+        need += len[i] + 1;
+    }
+    *dst = *src;
+    p = malloc(need);
+    if (p == NULL)
+        return -1;
+    for (int i = 0; i < 7; i++) {
+        if (in[i] == NULL) {
+            *out[i] = NULL;
+            continue;
+        }
+        memcpy(p, in[i], len[i]);
+        p[len[i]] = '\0';
+        *out[i] = p;
+        p += len[i] + 1;
+    }
+    return 0;
+}
+
+/* The claim's answer: the items claimed so far, also when a later call
+ * failed (they are claimed in Redis for `by`: they are the moderator's to
+ * decide, and would come back only when the claims expire); st when
+ * there are none. */
+static void
+claim_finish(struct claim_call *c, enum queue_status st)
+{
+    struct queue_page page;
+
+    if (st == QUEUE_OK || c->got > 0) {
+        memset(&page, 0, sizeof(page));
+        page.now_ms = c->now_ms;
+        page.length = c->length;
+        page.items = c->items;
+        page.n = c->got;
+        c->cb(QUEUE_OK, &page, c->arg);
+    } else {
+        c->cb(st, NULL, c->arg);
+    }
+    for (size_t i = 0; i < c->got; i++)
+        free((char *)c->items[i].id);
+    free(c->items);
+    free(c);
+}
+
+/* The order is kept (or could not be; or needs no keeping): the next
+ * call. */
+static void
+claim_go(enum queue_status st, long long n, void *arg)
+{
+    struct claim_call *c = arg;
+
+    (void)n;
+    if (st == QUEUE_OK && claim_send(c) == 0)
+        return;
+    claim_finish(c, st == QUEUE_OK ? QUEUE_ERROR : st);
+}
+
+static void
+on_claim(enum redis_result res, const struct redisReply *reply, void *arg)
+{
+    struct claim_call *c = arg;
+    enum queue_status st = queue_status_of(res);
+    size_t k = 0;
+
+    if (st == QUEUE_OK && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer == -2) {
+        if (++c->tries < URGENT_TRIES && !c->q->closing &&
+            queue_keep_urgent(c->q, claim_go, c) == 0)
+            return;
+        claim_finish(c, QUEUE_ERROR);
+        return;
+    }
+    if (st == QUEUE_OK &&
+        (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4 ||
+         (reply->elements - 4) % QUEUE_ITEM_FIELDS != 0 ||
+         (k = (reply->elements - 4) / QUEUE_ITEM_FIELDS) > c->n - c->got ||
+         reply->element[2]->type != REDIS_REPLY_STRING ||
+         reply->element[3]->type != REDIS_REPLY_STRING ||
+         reply->element[2]->len >= sizeof(c->cursor) ||
+         reply->element[3]->len >= sizeof(c->score)))
+        st = QUEUE_ERROR;
+    if (st != QUEUE_OK) {
+        claim_finish(c, st);
+        return;
+    }
+    c->now_ms = queue_reply_int(reply->element[0]);
+    c->length = queue_reply_int(reply->element[1]);
+    for (size_t i = 0; i < k; i++) {
+        struct queue_item it;
+
+        item_of(reply->element + 4 + i * QUEUE_ITEM_FIELDS, &it);
+        if (item_copy(&c->items[c->got], &it) != 0) {
+            claim_finish(c, QUEUE_ERROR);
+            return;
+        }
+        c->got++;
+    }
+    memcpy(c->cursor, reply->element[2]->str, reply->element[2]->len + 1);
+    memcpy(c->score, reply->element[3]->str, reply->element[3]->len + 1);
+    if (c->got == c->n || c->cursor[0] == '\0')
+        claim_finish(c, QUEUE_OK);
+    else if (claim_send(c) != 0)
+        claim_finish(c, QUEUE_ERROR);
+}
+
 int
 queue_claim(struct queue *q, int urgent, unsigned n, const char *by,
             unsigned ttl_s, queue_page_cb *cb, void *arg)
 {
-    struct queue_call *c;
+    struct claim_call *c;
+    size_t by_len;
 
     if (n < 1 || n > QUEUE_LIMIT_MAX || by == NULL)
         return -1;
-    if (urgent)
-        return urgent_call_start(q, 1, n, NULL, by, ttl_s, cb, arg);
-    c = queue_call_page(cb, arg);
-    if (c == NULL || claim_send(q, 0, n, by, ttl_s, on_page, c) != 0) {
+    by_len = strlen(by);
+    c = calloc(1, sizeof(*c) + by_len + 1);
+    if (c == NULL || (c->items = calloc(n, sizeof(*c->items))) == NULL) {
+        free(c);
+        return -1;
+    }
+    c->q = q;
+    c->urgent = urgent;
+    c->n = n;
+    c->ttl_s = ttl_s;
+    c->cb = cb;
+    c->arg = arg;
+    memcpy(c->by, by, by_len + 1);
+    if ((urgent ? queue_keep_urgent(q, claim_go, c) : claim_send(c)) != 0) {
+        free(c->items);
         free(c);
         return -1;
     }

@@ -302,7 +302,10 @@ int queue_keep_urgent(struct queue *q, queue_count_cb *cb, void *arg);
 /* Claim up to n (1..QUEUE_LIMIT_MAX) undecided items that hold no
  * unexpired claim, in the configured order, for `by` until now + ttl_s.
  * The claimed items are the page; two calls never return one item while
- * its claim lasts. */
+ * its claim lasts.  Redis looks at 1,000 ids of the order a script; the
+ * claim calls again from where the last one stopped until it has n items
+ * or the end.  When a later call fails the page holds what the earlier
+ * ones claimed (QUEUE_OK); it fails only with nothing claimed. */
 int queue_claim(struct queue *q, int urgent, unsigned n, const char *by,
                 unsigned ttl_s, queue_page_cb *cb, void *arg);
 

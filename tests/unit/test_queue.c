@@ -284,6 +284,17 @@ srv_run(const struct srv *s, const char *cmd)
     freeReplyObject(r);
 }
 
+/* Runs a Lua script (no keys) the test only needs done. */
+static void
+srv_eval(const struct srv *s, const char *script)
+{
+    redisReply *r = srv_cmd(s, "EVAL %s 0", script);
+
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
 static long long
 srv_int(const struct srv *s, const char *fmt, const char *a, const char *b)
 {
@@ -2167,10 +2178,7 @@ test_urgent_steps(void **state)
     redisReply *h;
 
     (void)state;
-    h = srv_cmd(&main_srv, "EVAL %s 0", fill);
-    assert_non_null(h);
-    assert_int_not_equal(h->type, REDIS_REPLY_ERROR);
-    freeReplyObject(h);
+    srv_eval(&main_srv, fill);
 
     /* From nothing: what the set held before is dropped. */
     srv_run(&main_srv, "ZADD t23:queue:urgent 5 ghost");
@@ -2190,12 +2198,9 @@ test_urgent_steps(void **state)
      * an item the rebuild has passed and one on an item it has not, and
      * an undo. */
     srv_run(&main_srv, "DEL t23:queue:urgent");
-    h = srv_cmd(&main_srv, "EVAL %s 0",
-                "for i = 0, 1199 do redis.call('ZADD', 't23:queue:urgent', "
-                "(i % 97) / 100, 's' .. i) end");
-    assert_non_null(h);
-    assert_int_not_equal(h->type, REDIS_REPLY_ERROR);
-    freeReplyObject(h);
+    srv_eval(&main_srv,
+             "for i = 0, 1199 do redis.call('ZADD', 't23:queue:urgent', "
+             "(i % 97) / 100, 's' .. i) end");
     set_mark("t23:queue:urgent:kept", "building (1700000000000");
     submit_wait(q, "n1", "{\"scores\":{\"spam\":0.66}}", 24, 1700000005000LL,
                 0.66, &r);
@@ -2237,6 +2242,102 @@ test_urgent_steps(void **state)
     assert_int_equal(urgent_mismatches("t23:queue", "t23:queue:urgent", others,
                                        other_scores),
                      0);
+    close_queue(q);
+}
+
+/* Script calls (EVALSHA, and EVAL fallbacks) s has run since the last
+ * CONFIG RESETSTAT. */
+static long long
+script_calls(const struct srv *s)
+{
+    static const char *const names[] = {"cmdstat_evalsha:calls=",
+                                        "cmdstat_eval:calls="};
+    redisReply *r = srv_cmd(s, "INFO commandstats");
+    long long n = 0;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    for (int i = 0; i < 2; i++) {
+        const char *p = strstr(r->str, names[i]);
+
+        if (p != NULL)
+            n += strtoll(p + strlen(names[i]), NULL, 10);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* A claim looks at no more than 1,000 ids in one script, and goes on from
+ * where it stopped in the next: 5,000 claimed items (2,500 of them
+ * received in one millisecond; all of one urgency) ahead of unclaimed ones
+ * take 6 calls, in both orders, and the unclaimed ones are found.  A
+ * claim that reaches the end finds nothing, and a call that fails after
+ * earlier ones claimed items answers with those. */
+static void
+test_claim_walk_bounded(void **state)
+{
+    struct queue *q = open_extra("t24:", 5000, NULL);
+    static const char fill[] =
+        "for i = 0, 4999 do\n"
+        "  local ms = 1700000000000\n"
+        "  if i >= 2500 then ms = ms + i end\n"
+        "  redis.call('HSET', 't24:item:c' .. i, 'record',\n"
+        "    '{\"text\":\"x\",\"scores\":{\"spam\":0.9}}')\n"
+        "  redis.call('ZADD', 't24:queue', ms, 'c' .. i)\n"
+        "  redis.call('ZADD', 't24:queue:urgent', 0.9, 'c' .. i)\n"
+        "  redis.call('ZADD', 't24:claims', 9999999999999, 'c' .. i)\n"
+        "end\n"
+        "for i = 0, 2 do\n"
+        "  redis.call('HSET', 't24:item:u' .. i, 'record',\n"
+        "    '{\"text\":\"x\",\"scores\":{\"spam\":0.5}}')\n"
+        "  redis.call('ZADD', 't24:queue', 1800000000000 + i, 'u' .. i)\n"
+        "  redis.call('ZADD', 't24:queue:urgent', 0.5, 'u' .. i)\n"
+        "end\n"
+        "redis.call('SET', 't24:queue:urgent:kept', 1700000000000)\n";
+    struct mres m;
+
+    (void)state;
+    srv_eval(&extra, fill);
+
+    /* oldest: 5 calls walk the claimed items, the 6th claims two */
+    srv_run(&extra, "CONFIG RESETSTAT");
+    MWAIT(m, queue_claim(q, 0, 2, "bob", 60, on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_string_equal(page_ids(&m), "u0 u1");
+    assert_string_equal(m.claimed_by[1], "bob");
+    assert_int_equal(m.length, 5003);
+    assert_string_equal(m.next, "");
+    assert_int_equal(script_calls(&extra), 6);
+
+    /* urgent: one keep step (kept already), then as many calls */
+    srv_run(&extra, "CONFIG RESETSTAT");
+    MWAIT(m, queue_claim(q, 1, 2, "carol", 60, on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_string_equal(page_ids(&m), "u2");
+    assert_string_equal(m.claimed_by[0], "carol");
+    assert_int_equal(script_calls(&extra), 1 + 6);
+
+    /* nothing left: the walk reaches the end, in 6 calls again */
+    srv_run(&extra, "CONFIG RESETSTAT");
+    MWAIT(m, queue_claim(q, 0, 5, "dave", 60, on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_int_equal(m.n, 0);
+    assert_int_equal(m.length, 5003);
+    assert_int_equal(script_calls(&extra), 6);
+    assert_int_equal(srv_int(&extra, "ZCARD %s", "t24:claims", NULL), 5003);
+
+    /* c10 and c4000 unclaimed, and between them (2,500th) "bad", whose
+     * key holds a string: the third call, which would claim it, fails;
+     * the answer is what the first one claimed */
+    srv_run(&extra, "ZADD t24:queue 1700000001000 bad");
+    srv_run(&extra, "SET t24:item:bad x");
+    srv_run(&extra, "ZREM t24:claims c10 c4000");
+    MWAIT(m, queue_claim(q, 0, 3, "erin", 60, on_mpage, &m));
+    assert_int_equal(m.st, QUEUE_OK);
+    assert_string_equal(page_ids(&m), "c10");
+    assert_string_equal(m.claimed_by[0], "erin");
+    assert_int_equal(srv_int(&extra, "ZSCORE %s %s", "t24:claims", "c4000"),
+                     -999);
     close_queue(q);
 }
 
@@ -2514,6 +2615,7 @@ main(void)
         cmocka_unit_test_teardown(test_moderation_urgent_claim, teardown),
         cmocka_unit_test_teardown(test_urgent_kept, teardown),
         cmocka_unit_test_teardown(test_urgent_steps, teardown),
+        cmocka_unit_test_teardown(test_claim_walk_bounded, teardown),
         cmocka_unit_test_teardown(test_memory_policy, teardown),
         cmocka_unit_test_teardown(test_refused_writes, teardown),
     };
