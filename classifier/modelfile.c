@@ -480,6 +480,25 @@ read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
 static void
 read_record(struct rbuf *r, unsigned nc, int varint, uint32_t *slot)
 {
+    /* Nearly every record: one byte a count, and the whole record (and
+     * the longest it could be) in the buffer, so the bounds are checked
+     * once and the bytes read through a local pointer (through r, each
+     * byte waited for the store of the offset before). */
+    if (varint && !r->bad && r->len - r->off >= 8 + 5 * (size_t)nc) {
+        const unsigned char *x = r->p + r->off, *start = x;
+        uint64_t key = peek_u64(x);
+        memcpy(slot, &key, sizeof key);
+        x += 8;
+        unsigned c = 0;
+        while (c < nc && *x < 0x80)
+            slot[2 + c++] = *x++;
+        r->off += (size_t)(x - start);
+        if (c == nc)
+            return;
+        for (; c < nc; c++) /* a count of 128 or more: the general way */
+            slot[2 + c] = get_varint(r);
+        return;
+    }
     uint64_t key = get_u64(r);
     memcpy(slot, &key, sizeof key);
     for (unsigned c = 0; c < nc; c++)

@@ -1,8 +1,9 @@
 /* libFuzzer target: the model file parser never crashes, never reads out of
  * bounds, and a model it accepts can score.  An input that starts with 'M'
  * is parsed as it is (magic, length and checksum checks); any other is a
- * body after one ignored byte, for which the target writes the header and
- * checksum, so that mutations reach the body's parser behind the checksum.
+ * body after one byte that picks the file version (1 or 2, by its low
+ * bit), for which the target writes the header and checksum, so that
+ * mutations reach the body's parser behind the checksum.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!(buf = malloc(len)))
             return 0;
         memcpy(buf, "MODFILTR\1\0\0\0\0\0\0\0", 16);
+        buf[8] = (unsigned char)(1 + (data[0] & 1)); /* version 1 or 2 */
         put64(buf + 16, size - 1);
         memcpy(buf + 24, data + 1, size - 1);
         put64(buf + 24 + size - 1, XXH3_64bits(buf, 24 + size - 1));
