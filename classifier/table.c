@@ -176,8 +176,14 @@ sindex_build_into(const struct clf_model *m, struct sindex *ix,
         known += sindex_slot_known(m, m->ft.slots + i * m->ft.stride);
     if (sindex_alloc(m, ix, known) < 0)
         return -1;
-    for (size_t i = 0; i < m->ft.cap; i++)
+    /* the index's buckets in a random order: each asked for 16 slots
+     * ahead (empty slots too, which cost a useless prefetch) */
+    for (size_t i = 0; i < m->ft.cap; i++) {
+        if (i + 16 < m->ft.cap)
+            sindex_prefetch(
+                ix, ftable_slot_key(m->ft.slots + (i + 16) * m->ft.stride));
         sindex_add(m, ix, m->ft.slots + i * m->ft.stride);
+    }
     ix->version = version;
     return 0;
 }
