@@ -125,6 +125,9 @@ const struct clf_settings *clf_model_settings(const struct clf_model *m);
  * valid until the model changes. */
 const char *clf_model_id(const struct clf_model *m);
 
+/* 1 when name[0, len) is a valid label name: a-z, 0-9, _ and -, 1 to
+ * CLF_LABEL_MAX - 1 bytes. */
+int clf_label_valid(const char *name, size_t len);
 unsigned clf_model_label_count(const struct clf_model *m);
 const char *clf_model_label_name(const struct clf_model *m, unsigned i);
 /* Index of a label, or -1. */

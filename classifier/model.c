@@ -395,19 +395,24 @@ model_add_label(struct clf_model *m, const char *name)
     return (int)m->n_labels++;
 }
 
-static int
-valid_label(const char *label)
+int
+clf_label_valid(const char *name, size_t len)
 {
-    size_t n = strlen(label);
-    if (n == 0 || n >= CLF_LABEL_MAX)
+    if (len == 0 || len >= CLF_LABEL_MAX)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = label[i];
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
               c == '-'))
             return 0;
     }
     return 1;
+}
+
+static int
+valid_label(const char *label)
+{
+    return clf_label_valid(label, strlen(label));
 }
 
 enum clf_status

@@ -37,9 +37,7 @@ int jsonl_next(struct jsonl *j, struct record *rec, char *err, size_t len);
 int jsonl_error(const struct jsonl *j, char *err, size_t len, const char *why);
 void jsonl_close(struct jsonl *j);
 
-/* A label name the classifier takes: 1..CLF_LABEL_MAX-1 bytes of a-z, 0-9,
- * _ and - (the rule of clf_learn and clf_model_set_prior). */
-int label_name_ok(const char *name, size_t len);
+/* clf_label_valid's rule, for messages. */
 #define LABEL_RULE "a-z, 0-9, _ and -, at most 31 bytes"
 
 /* Training options shared by train and eval. */

@@ -308,7 +308,7 @@ cmd_eval(int argc, char **argv)
                         "LABEL [training options] FILE.jsonl\n");
         return EXIT_USAGE;
     }
-    if (!label_name_ok(label, strlen(label))) {
+    if (!clf_label_valid(label, strlen(label))) {
         fprintf(stderr, "modfilter: --label: bad label name '%s' (%s)\n", label,
                 LABEL_RULE);
         return EXIT_USAGE;

@@ -57,19 +57,6 @@ jsonl_error(const struct jsonl *j, char *err, size_t len, const char *why)
     return -1;
 }
 
-int
-label_name_ok(const char *name, size_t len)
-{
-    if (len == 0 || len >= CLF_LABEL_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((name[i] >= 'a' && name[i] <= 'z') ||
-              (name[i] >= '0' && name[i] <= '9') || name[i] == '_' ||
-              name[i] == '-'))
-            return 0;
-    return 1;
-}
-
 static int
 read_labels(struct jsonl *j, json_t *labels, struct record *rec, char *err,
             size_t len)

@@ -127,7 +127,7 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
         const char *eq = strchr(v, '=');
         char *end;
         double p = eq ? strtod(eq + 1, &end) : NAN;
-        if (!eq || !label_name_ok(v, (size_t)(eq - v)) || *end ||
+        if (!eq || !clf_label_valid(v, (size_t)(eq - v)) || *end ||
             !(p > 0 && p < 1) || o->n_priors == CLF_MAX_LABELS) {
             fprintf(stderr,
                     "modfilter: --prior wants LABEL=P, 0<P<1 (LABEL: "
@@ -200,7 +200,7 @@ record_problem(const struct clf_model *m, const struct record *rec, int forget,
     if (rec->n_labels == 0)
         return "a record without labels";
     for (unsigned k = 0; k < rec->n_labels; k++) {
-        if (!label_name_ok(rec->labels[k], strlen(rec->labels[k]))) {
+        if (!clf_label_valid(rec->labels[k], strlen(rec->labels[k]))) {
             snprintf(why, len, "bad label name '%s' (%s)", rec->labels[k],
                      LABEL_RULE);
             return why;
