@@ -4,7 +4,11 @@
  * Layout (all integers little-endian, doubles as their IEEE-754 bits):
  *   header   "MODFILTR", u32 version, u32 reserved (0), u64 body length
  *   body     settings, event id, heads (with calibration and reservoir),
- *            feature counts, known examples
+ *            feature counts (every feature any head counted: u64 key, then
+ *            a count per class per head, LEB128 varints since version 2,
+ *            u32 in version 1, which left out features below min_df),
+ *            known examples (u64 key, u32 EX_VAL: since version 2 with
+ *            the language learned in and the teachings; 0/1 in version 1)
  *   trailer  u64 XXH3-64 of header and body
  * The loader checks the magic, the version, the length against the file
  * size and the checksum before it parses, and bounds-checks every count
