@@ -150,59 +150,82 @@ train_on_sent(enum queue_status st, const char *entry_id, void *arg)
     train_req_free(tr);
 }
 
+/* A label of an upload's example that the model in use does not know:
+ * the example's identity with that label, and the example's index. */
+struct train_new {
+    uint64_t id;
+    size_t ex;
+};
+
+static int
+train_new_cmp(const void *a, const void *b)
+{
+    const struct train_new *x = a, *y = b;
+
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return (x->ex > y->ex) - (x->ex < y->ex);
+}
+
 /* Count learned / duplicates against the model in use: an example is a
  * duplicate when that model knows it with every label it carries, or an
- * earlier example of the upload had the same identity. */
+ * earlier example of the upload had the same identity.  Sorted, not
+ * compared pairwise: an upload may hold hundreds of thousands. */
 static int
 train_count(struct route_ctx *ctx, json_t *examples, struct train_req *tr)
 {
-    size_t i, n_ids = 0, cap = 0;
-    uint64_t *ids = NULL;
+    size_t i, k, n = 0, cap = 0, n_ex = json_array_size(examples);
+    struct train_new *nw = NULL;
+    unsigned char *learned = calloc(n_ex ? n_ex : 1, 1);
 
-    for (i = 0; i < json_array_size(examples); i++) {
+    if (learned == NULL)
+        return -1;
+    for (i = 0; i < n_ex; i++) {
         json_t *ex = json_array_get(examples, i), *v;
         json_t *text = json_object_get(ex, "text");
         json_t *lang = json_object_get(ex, "lang");
         const char *label;
-        int learned = 0;
 
         json_object_foreach(json_object_get(ex, "labels"), label, v)
         {
             int value = json_is_boolean(v) ? json_is_true(v)
                                            : (int)json_integer_value(v);
             uint64_t id;
-            size_t k;
-            int known =
-                clf_known_id(ctx->w->scorer, ctx->st->model,
-                             json_string_value(text), json_string_length(text),
-                             json_string_value(lang), label, value, &id);
 
-            if (known != 0)
+            if (clf_known_id(ctx->w->scorer, ctx->st->model,
+                             json_string_value(text), json_string_length(text),
+                             json_string_value(lang), label, value, &id) != 0)
                 continue;
-            for (k = 0; k < n_ids && ids[k] != id; k++)
-                ;
-            if (k < n_ids)
-                continue;
-            if (n_ids == cap) {
-                uint64_t *more;
+            if (n == cap) {
+                struct train_new *more;
 
                 cap = cap ? 2 * cap : 64;
-                if ((more = realloc(ids, cap * sizeof(*ids))) == NULL) {
-                    free(ids);
+                if ((more = realloc(nw, cap * sizeof(*nw))) == NULL) {
+                    free(nw);
+                    free(learned);
                     return -1;
                 }
-                ids = more;
+                nw = more;
             }
-            ids[n_ids++] = id;
-            learned = 1;
+            nw[n++] = (struct train_new){id, i};
         }
-        json_object_set_new(ex, "_learned", json_boolean(learned));
-        if (learned)
+    }
+    /* the first example of each new identity learns it */
+    if (n > 0)
+        qsort(nw, n, sizeof(*nw), train_new_cmp);
+    for (k = 0; k < n; k++)
+        if (k == 0 || nw[k].id != nw[k - 1].id)
+            learned[nw[k].ex] = 1;
+    for (i = 0; i < n_ex; i++) {
+        json_object_set_new(json_array_get(examples, i), "_learned",
+                            json_boolean(learned[i]));
+        if (learned[i])
             tr->learned++;
         else
             tr->duplicates++;
     }
-    free(ids);
+    free(nw);
+    free(learned);
     return 0;
 }
 

@@ -410,51 +410,6 @@ test_model_file(void **state)
     rmdir(dir);
 }
 
-/* A daemon's snapshot: a model loaded from it learns on exactly as the one
- * saved.  clf_model_save once left out the features seen once (min_df 2),
- * so a restarted daemon counted such a feature from 1 when it came back
- * and scored apart from the daemons that ran on (the chaos soak's two
- * daemons differed by up to 0.04). */
-static void
-test_snapshot_learns_on_exactly(void **state)
-{
-    (void)state;
-    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/snap.mfm", dir);
-    struct clf_model *m = small_trained(), *back = NULL;
-    struct clf_error err;
-    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
-    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
-    struct clf_scorer *sc = clf_scorer_new();
-    enum clf_learn_outcome out;
-    char text[128];
-    /* "7", "x7.com" ... were seen once: the snapshot must keep them */
-    for (int i = 0; i < 10; i++) {
-        snprintf(text, sizeof text, "win at channel %d http://x%d.com now", i,
-                 i);
-        for (struct clf_model *x = m; x; x = x == m ? back : NULL)
-            assert_int_equal(clf_learn(sc, x, text, strlen(text), NULL, "spam",
-                                       i % 3 != 0, &out, &err),
-                             CLF_OK);
-    }
-    assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
-    assert_int_equal(clf_model_calibrate(back, &err), CLF_OK);
-    for (int i = 0; i < 10; i++) {
-        struct clf_result r1, r2;
-        snprintf(text, sizeof text, "see channel %d at http://x%d.com", i, i);
-        clf_score(sc, m, text, strlen(text), NULL, 0, &r1);
-        clf_score(sc, back, text, strlen(text), NULL, 0, &r2);
-        for (unsigned h = 0; h < 2; h++)
-            assert_float_equal(r1.labels[h].score, r2.labels[h].score, 1e-12);
-    }
-    clf_scorer_free(sc);
-    clf_model_free(m);
-    clf_model_free(back);
-    unlink(path);
-    rmdir(dir);
-}
-
 /* Both heads' scores of text under a and b agree to 1e-12. */
 static void
 assert_same_scores(struct clf_model *a, struct clf_model *b, const char *text)
@@ -473,6 +428,59 @@ assert_same_scores(struct clf_model *a, struct clf_model *b, const char *text)
     clf_scorer_free(sc);
 }
 
+/* m saved to a temporary file and loaded back, whole or as a scoring
+ * copy; the file is removed. */
+static struct clf_model *
+round_trip(struct clf_model *m, int scoring)
+{
+    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
+    struct clf_model *back = NULL;
+    struct clf_error err;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.mfm", dir);
+    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
+    assert_int_equal(scoring ? clf_model_load_scoring(path, &back, &err)
+                             : clf_model_load(path, &back, &err),
+                     CLF_OK);
+    unlink(path);
+    rmdir(dir);
+    return back;
+}
+
+/* A daemon's snapshot: a model loaded from it learns on exactly as the one
+ * saved.  clf_model_save once left out the features seen once (min_df 2),
+ * so a restarted daemon counted such a feature from 1 when it came back
+ * and scored apart from the daemons that ran on (the chaos soak's two
+ * daemons differed by up to 0.04). */
+static void
+test_snapshot_learns_on_exactly(void **state)
+{
+    (void)state;
+    struct clf_model *m = small_trained(), *back = round_trip(m, 0);
+    struct clf_error err;
+    struct clf_scorer *sc = clf_scorer_new();
+    enum clf_learn_outcome out;
+    char text[128];
+    /* "7", "x7.com" ... were seen once: the snapshot must keep them */
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof text, "win at channel %d http://x%d.com now", i,
+                 i);
+        for (struct clf_model *x = m; x; x = x == m ? back : NULL)
+            assert_int_equal(clf_learn(sc, x, text, strlen(text), NULL, "spam",
+                                       i % 3 != 0, &out, &err),
+                             CLF_OK);
+    }
+    assert_int_equal(clf_model_calibrate(m, &err), CLF_OK);
+    assert_int_equal(clf_model_calibrate(back, &err), CLF_OK);
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof text, "see channel %d at http://x%d.com", i, i);
+        assert_same_scores(m, back, text);
+    }
+    clf_scorer_free(sc);
+    clf_model_free(m);
+    clf_model_free(back);
+}
+
 /* Forgetting examples from a model loaded from its file gives the model
  * that never learned them (`modfilter forget --from`): the file keeps the
  * features seen once too, and an example is unlearned in the language it
@@ -481,11 +489,7 @@ static void
 test_forget_from_file_is_exact(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/m.mfm", dir);
     struct clf_model *without = small_trained(), *with = small_trained();
-    struct clf_model *back = NULL;
     struct clf_scorer *sc = clf_scorer_new();
     struct clf_error err;
     enum clf_learn_outcome out;
@@ -497,8 +501,7 @@ test_forget_from_file_is_exact(void **state)
         assert_int_equal(clf_learn(sc, with, extra[i], strlen(extra[i]),
                                    hint[i], "spam", 1, &out, &err),
                          CLF_OK);
-    assert_int_equal(clf_model_save(with, path, &err), CLF_OK);
-    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
+    struct clf_model *back = round_trip(with, 0);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(clf_unlearn(sc, back, extra[i], strlen(extra[i]), NULL,
                                      "spam", 1, &out, &err),
@@ -517,8 +520,6 @@ test_forget_from_file_is_exact(void **state)
     clf_model_free(without);
     clf_model_free(with);
     clf_model_free(back);
-    unlink(path);
-    rmdir(dir);
 }
 
 /* An undo takes back one teaching: an example taught twice (an upload,
@@ -528,10 +529,7 @@ static void
 test_unteach_counts_teachings(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/m.mfm", dir);
-    struct clf_model *m = small_trained(), *back = NULL;
+    struct clf_model *m = small_trained();
     struct clf_scorer *sc = clf_scorer_new();
     struct clf_error err;
     enum clf_learn_outcome out;
@@ -539,8 +537,7 @@ test_unteach_counts_teachings(void **state)
     uint64_t docs = m->heads[0].all.docs[1];
     learn(sc, m, t, "spam", 1, CLF_LEARNED);
     learn(sc, m, "CHEAP  pills here", "spam", 1, CLF_DUPLICATE);
-    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
-    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
+    struct clf_model *back = round_trip(m, 0);
     for (struct clf_model *x = m; x; x = x == m ? back : NULL) {
         assert_int_equal(
             clf_unteach(sc, x, t, strlen(t), "en", "spam", 1, &out, &err),
@@ -569,8 +566,6 @@ test_unteach_counts_teachings(void **state)
     clf_scorer_free(sc);
     clf_model_free(m);
     clf_model_free(back);
-    unlink(path);
-    rmdir(dir);
 }
 
 /* A scoring copy scores as its model, knows its examples, and refuses to
@@ -598,13 +593,7 @@ test_scoring_copy(void **state)
         assert_same_scores(m, cc, texts[i]);
     }
     /* loaded as a scoring copy: the same scores, no counts */
-    char dir[] = "/tmp/mf-test-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/m.mfm", dir);
-    struct clf_model *back = NULL, *lc = NULL;
-    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
-    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
-    assert_int_equal(clf_model_load_scoring(path, &lc, &err), CLF_OK);
+    struct clf_model *back = round_trip(m, 0), *lc = round_trip(m, 1);
     assert_null(lc->ft.slots);
     assert_int_equal(lc->heads[0].n_res, 0);
     assert_string_equal(clf_model_id(lc), clf_model_id(back));
@@ -615,8 +604,6 @@ test_scoring_copy(void **state)
                      CLF_EINVAL);
     clf_model_free(back);
     clf_model_free(lc);
-    unlink(path);
-    rmdir(dir);
     assert_true(clf_known(sc, c, "you idiot 5", 11, "en", "abuse", 1));
     assert_int_equal(clf_learn(sc, c, "x y z", 5, NULL, "spam", 1, &out, &err),
                      CLF_EINVAL);
