@@ -10,10 +10,13 @@
  *            known examples (u64 key, u32 EX_VAL: since version 2 with
  *            the language learned in and the teachings; 0/1 in version 1)
  *   trailer  u64 XXH3-64 of header and body
- * The loader checks the magic, the version, the length against the file
- * size and the checksum before it parses, and bounds-checks every count
- * while parsing, so a truncated, corrupted or foreign file is refused with
- * a message and never read out of bounds.
+ * The loader checks the magic, the version and the length against the
+ * file size first; it reads the body through a small window, hashing as it
+ * goes, and bounds-checks every count against the bytes left, so a
+ * truncated, corrupted or foreign file is refused with a message and never
+ * read out of bounds.  A model is handed out only when the checksum
+ * matches; a body that fails to parse is hashed to its end, so corruption
+ * is called corruption.
  */
 #include <endian.h>
 #include <errno.h>
@@ -296,15 +299,129 @@ out:
 
 /* ---- reading ---------------------------------------------------------- */
 
-struct rbuf {
-    const unsigned char *p;
-    size_t len, off;
-    int bad;
+/* The file's bytes reach the parser through a window: a chunk of the
+ * file read with pread (or of a blob in memory: the tests and the fuzzer),
+ * refilled as the parser moves on, every byte hashed as it arrives.  So a
+ * load touches one small buffer, not a copy of the whole file: in a
+ * virtual machine each fresh page costs a fault that the hypervisor sees
+ * too (5-10 us here: reading the default model into a fresh 12 MB buffer
+ * took 60 of an 84 ms load). */
+#define WINDOW_FILE (256u << 10)
+#define WINDOW_MEM 256u /* small, so tests and fuzzing cross every edge */
+/* the longest single read: an event id, or a record's fast path */
+_Static_assert(WINDOW_MEM >= 64 && WINDOW_MEM >= 8 + 10 * CLF_MAX_LABELS,
+               "window too small");
+
+struct rsrc {
+    int fd;                   /* or -1: mem */
+    const unsigned char *mem; /* the whole file */
+    uint64_t size;
 };
+
+struct rbuf {
+    unsigned char *p; /* the window: cap bytes, len of them read, next at off */
+    size_t cap, len, off;
+    int bad;
+    const struct rsrc *src;
+    uint64_t at, end;  /* source offset of p[len]; where reading stops */
+    XXH3_state_t *sum; /* hashes each byte fetched, or NULL */
+    int io;            /* errno of a failed read, or -1: the file shrank */
+};
+
+static int
+rbuf_open(struct rbuf *r, const struct rsrc *src, uint64_t at, uint64_t end,
+          XXH3_state_t *sum)
+{
+    memset(r, 0, sizeof *r);
+    r->src = src;
+    r->cap = src->fd >= 0 ? WINDOW_FILE : WINDOW_MEM;
+    if (!(r->p = malloc(r->cap)))
+        return -1;
+    r->at = at;
+    r->end = end;
+    r->sum = sum;
+    return 0;
+}
+
+/* A second reader from where r stands (with its own window, hashing
+ * nothing): a pass that looks ahead without moving r. */
+static int
+rbuf_fork(const struct rbuf *r, struct rbuf *f)
+{
+    if (rbuf_open(f, r->src, r->at, r->end, NULL) < 0)
+        return -1;
+    f->len = r->len - r->off;
+    memcpy(f->p, r->p + r->off, f->len);
+    f->bad = r->bad;
+    return 0;
+}
+
+static void
+rbuf_close(struct rbuf *r)
+{
+    free(r->p);
+    r->p = NULL;
+}
+
+/* Bytes from the source at off into dst: 0, or -1 with r->io set. */
+static int
+src_read(struct rbuf *r, uint64_t off, unsigned char *dst, size_t n)
+{
+    const struct rsrc *src = r->src;
+    if (!src->mem) {
+        for (size_t got = 0; got < n;) {
+            ssize_t k = pread(src->fd, dst + got, n - got, (off_t)(off + got));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                r->io = k < 0 ? errno : -1;
+                return -1;
+            }
+            got += (size_t)k;
+        }
+    } else if (off > src->size || n > src->size - off) {
+        r->io = -1;
+        return -1;
+    } else {
+        memcpy(dst, src->mem + off, n);
+    }
+    return 0;
+}
+
+/* At least need bytes in the window, unless the source ends first. */
+static void
+fill(struct rbuf *r, size_t need)
+{
+    if (r->bad || r->len - r->off >= need || r->at == r->end)
+        return;
+    size_t keep = r->len - r->off;
+    memmove(r->p, r->p + r->off, keep);
+    r->off = 0;
+    size_t n = r->cap - keep;
+    if (n > r->end - r->at)
+        n = (size_t)(r->end - r->at);
+    if (src_read(r, r->at, r->p + keep, n) < 0) {
+        r->len = keep;
+        r->bad = 1;
+        return;
+    }
+    if (r->sum)
+        XXH3_64bits_update(r->sum, r->p + keep, n);
+    r->at += n;
+    r->len = keep + n;
+}
+
+/* Bytes left before the end, in the window and behind it. */
+static uint64_t
+rbuf_left(const struct rbuf *r)
+{
+    return (r->end - r->at) + (r->len - r->off);
+}
 
 static const unsigned char *
 take(struct rbuf *r, size_t n)
 {
+    fill(r, n);
     if (r->bad || n > r->len - r->off) {
         r->bad = 1;
         return NULL;
@@ -426,10 +543,10 @@ read_settings(struct rbuf *r, struct clf_settings *s)
     return NULL;
 }
 
+/* A head after its name; its calibration sample is kept only when keep. */
 static const char *
-read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
+read_head(struct rbuf *r, struct head *hd, unsigned n_languages, int keep)
 {
-    get_str(r, hd->name, CLF_LABEL_MAX);
     hd->prior = get_f64(r);
     hd->vocab = get_u64(r);
     hd->ece = get_f64(r);
@@ -452,8 +569,6 @@ read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
     uint32_t n_res = get_u32(r);
     if (r->bad)
         return "truncated label";
-    if (!hd->name[0])
-        return "empty label name";
     if (!(hd->prior >= 0 && hd->prior < 1))
         return "label parameters out of range";
     if (n_res > RESERVOIR_MAX)
@@ -464,8 +579,13 @@ read_head(struct rbuf *r, struct head *hd, unsigned n_languages)
         uint32_t value = get_u32(r);
         uint32_t n = get_u32(r);
         if (r->bad || (value & 0xff) > 1 || value >> 8 >= n_languages ||
-            n > (r->len - r->off) / 8)
+            n > rbuf_left(r) / 8)
             return "bad calibration sample";
+        if (!keep) { /* a scoring copy: read, checked, not kept */
+            for (uint32_t k = 0; k < n; k++)
+                get_u64(r);
+            continue;
+        }
         e->value = (uint8_t)(value & 0xff);
         e->lang = (uint8_t)(value >> 8);
         if (!(e->keys = malloc((n ? n : 1) * sizeof *e->keys)))
@@ -488,6 +608,7 @@ read_record(struct rbuf *r, unsigned nc, int varint, uint32_t *slot)
      * the longest it could be) in the buffer, so the bounds are checked
      * once and the bytes read through a local pointer (through r, each
      * byte waited for the store of the offset before). */
+    fill(r, 8 + 5 * (size_t)nc);
     if (varint && !r->bad && r->len - r->off >= 8 + 5 * (size_t)nc) {
         const unsigned char *x = r->p + r->off, *start = x;
         uint64_t key = peek_u64(x);
@@ -509,29 +630,37 @@ read_record(struct rbuf *r, unsigned nc, int varint, uint32_t *slot)
         slot[2 + c] = varint ? get_varint(r) : get_u32(r);
 }
 
-/* The n feature records: into the counting table, or for a scoring copy
- * straight into its index (sized by a first pass: how many some head
- * knows) without counts.  Either table is larger than the caches and each
- * record lands on a random line of it: a record is read LOAD_AHEAD records
- * before it is stored, and its line asked for meanwhile. */
+/* The n feature records: into the scoring index (sized by a first pass:
+ * how many some head knows) and, for a whole model, the counting table;
+ * a scoring copy keeps no counts.  Either table is larger than the caches
+ * and each record lands on a random line of it: a record is read
+ * LOAD_AHEAD records before it is stored, and its lines asked for
+ * meanwhile. */
 static const char *
 read_features(struct rbuf *r, struct clf_model *m, uint64_t n, int varint,
               int scoring)
 {
     unsigned nc = 2 * m->n_labels;
     uint32_t ring[LOAD_AHEAD][2 + 2 * CLF_MAX_LABELS];
-    if (scoring) {
-        size_t known = 0;
-        struct rbuf peek = *r;
-        for (uint64_t i = 0; i < n; i++) {
-            read_record(&peek, nc, varint, ring[0]);
-            known += sindex_slot_known(m, ring[0]);
-        }
-        if (peek.bad)
-            return "truncated features";
-        if (sindex_alloc(m, &m->six, known) < 0)
+    size_t known = 0;
+    struct rbuf peek;
+    if (rbuf_fork(r, &peek) < 0)
+        return "out of memory";
+    for (uint64_t i = 0; i < n; i++) {
+        read_record(&peek, nc, varint, ring[0]);
+        known += sindex_slot_known(m, ring[0]);
+    }
+    rbuf_close(&peek);
+    r->io = peek.io;
+    if (peek.bad)
+        return "truncated features";
+    struct sindex *six = &m->six;
+    if (sindex_alloc(m, six, known) < 0) {
+        if (scoring)
             return "out of memory";
-    } else {
+        six = NULL; /* a whole model can score from its counts */
+    }
+    if (!scoring) {
         size_t cap = 1024;
         while (cap * 7 < n * 10 + 10)
             cap *= 2;
@@ -543,9 +672,14 @@ read_features(struct rbuf *r, struct clf_model *m, uint64_t n, int varint,
      * i read into its place */
     for (uint64_t i = 0; i < n + LOAD_AHEAD; i++) {
         uint32_t *rec = ring[i % LOAD_AHEAD];
-        if (i >= LOAD_AHEAD && scoring) {
-            sindex_add(m, &m->six, rec);
-        } else if (i >= LOAD_AHEAD) {
+        /* the index takes no more than the first pass counted, even if
+         * the file changed in between (its checksum then says so) */
+        if (i >= LOAD_AHEAD && six) {
+            if (sindex_slot_known(m, rec) && !known--)
+                return "features changed while reading";
+            sindex_add(m, six, rec);
+        }
+        if (i >= LOAD_AHEAD && !scoring) {
             uint32_t *slot = ftable_upsert(&m->ft, ftable_slot_key(rec));
             if (!slot)
                 return "out of memory";
@@ -554,15 +688,14 @@ read_features(struct rbuf *r, struct clf_model *m, uint64_t n, int varint,
         if (i >= n)
             continue;
         read_record(r, nc, varint, rec);
-        if (scoring)
-            sindex_prefetch(&m->six, ftable_slot_key(rec));
-        else
+        if (six)
+            sindex_prefetch(six, ftable_slot_key(rec));
+        if (!scoring)
             ftable_prefetch(&m->ft, ftable_slot_key(rec));
     }
-    if (scoring) {
-        m->scoring_only = 1;
-        m->six.version = m->version;
-    }
+    m->scoring_only = scoring;
+    if (six)
+        six->version = m->version;
     return NULL;
 }
 
@@ -584,27 +717,26 @@ read_body(struct rbuf *r, uint32_t version, int scoring_only,
         return "bad label count";
     for (uint32_t h = 0; h < n_labels; h++) {
         char name[CLF_LABEL_MAX];
-        size_t at = r->off;
         get_str(r, name, sizeof name);
-        r->off = at;
         if (r->bad)
             return "truncated label";
+        if (!name[0])
+            return "empty label name";
         if (clf_model_label_index(m, name) >= 0)
             return "duplicate label";
         if (model_add_label(m, name) < 0)
             return "out of memory";
-        if ((why = read_head(r, &m->heads[h], s.n_languages)))
+        if ((why = read_head(r, &m->heads[h], s.n_languages, !scoring_only)))
             return why;
     }
     uint64_t n = get_u64(r);
     int varint = version >= 2;
-    if (r->bad ||
-        n > (r->len - r->off) / (8 + (varint ? 2 : 8) * (size_t)n_labels))
+    if (r->bad || n > rbuf_left(r) / (8 + (varint ? 2 : 8) * (size_t)n_labels))
         return "bad feature count";
     if ((why = read_features(r, m, n, varint, scoring_only)))
         return why;
     uint64_t n_ex = get_u64(r);
-    if (r->bad || n_ex > (r->len - r->off) / 12)
+    if (r->bad || n_ex > rbuf_left(r) / 12)
         return "bad example count";
     if (exset_reserve(&m->ex, n_ex) < 0)
         return "out of memory";
@@ -618,97 +750,119 @@ read_body(struct rbuf *r, uint32_t version, int scoring_only,
     }
     if (r->bad)
         return "truncated";
-    if (r->off != r->len)
+    if (rbuf_left(r))
         return "trailing bytes in body";
     return NULL;
 }
 
+/* The body's failure, or the checksum's when the file is corrupted: the
+ * rest of the body is hashed and the trailer read (a parse stops at the
+ * first bad field, and a flipped byte should be called corruption). */
+static const char *
+finish(struct rbuf *r, const char *why, uint64_t *sum)
+{
+    if (why) { /* the parse stopped early: hash the rest */
+        r->bad = 0;
+        while (!r->io && r->at < r->end) {
+            r->off = r->len;
+            fill(r, r->cap);
+        }
+    }
+    if (r->io)
+        return why;
+    unsigned char t[8];
+    struct rbuf tr = *r;
+    if (r->io || src_read(&tr, r->end, t, sizeof t) < 0) {
+        r->io = r->io ? r->io : tr.io;
+        return why;
+    }
+    *sum = peek_u64(t);
+    if (XXH3_64bits_digest(r->sum) != *sum)
+        return "checksum mismatch (corrupted)";
+    return why;
+}
+
 static enum clf_status
-parse(const unsigned char *p, size_t len, const char *path, int scoring_only,
+parse(const struct rsrc *src, const char *path, int scoring_only,
       struct clf_model **out, struct clf_error *err)
 {
-    if (len < HEADER_LEN + 8 || memcmp(p, MAGIC, 8))
+    *out = NULL;
+    unsigned char h[HEADER_LEN];
+    if (src->size < HEADER_LEN + 8)
         return model_fail(err, CLF_EFORMAT, "%s: not a modfilter model file",
                           path);
-    struct rbuf r = {p, len, 8, 0};
-    uint32_t version = get_u32(&r);
-    get_u32(&r);
-    uint64_t body = get_u64(&r);
+    struct rbuf r = {.src = src};
+    if (src_read(&r, 0, h, sizeof h) < 0)
+        goto io;
+    if (memcmp(h, MAGIC, 8))
+        return model_fail(err, CLF_EFORMAT, "%s: not a modfilter model file",
+                          path);
+    uint32_t version = (uint32_t)peek_u64(h + 8); /* u32, then reserved */
+    uint64_t body = peek_u64(h + 16);
     if (version < 1 || version > VERSION)
         return model_fail(err, CLF_EVERSION,
                           "%s: model file version %u, this build reads 1 to %u",
                           path, version, VERSION);
-    if (body != len - HEADER_LEN - 8)
+    if (body != src->size - HEADER_LEN - 8)
         return model_fail(
             err, CLF_EFORMAT,
-            "%s: truncated or overlong (%zu bytes, header says %llu)", path,
-            len, (unsigned long long)(body + HEADER_LEN + 8));
-    struct rbuf t = {p, len, len - 8, 0};
-    uint64_t sum = get_u64(&t);
-    if (XXH3_64bits(p, len - 8) != sum)
-        return model_fail(err, CLF_EFORMAT, "%s: checksum mismatch (corrupted)",
-                          path);
-    struct rbuf b = {p, len - 8, HEADER_LEN, 0};
+            "%s: truncated or overlong (%llu bytes, header says %llu)", path,
+            (unsigned long long)src->size,
+            (unsigned long long)(body + HEADER_LEN + 8));
+    XXH3_state_t *hash = XXH3_createState();
+    if (!hash || XXH3_64bits_reset(hash) == XXH_ERROR ||
+        rbuf_open(&r, src, HEADER_LEN, src->size - 8, hash) < 0) {
+        XXH3_freeState(hash);
+        return model_fail(err, CLF_ENOMEM, "%s: out of memory", path);
+    }
+    XXH3_64bits_update(hash, h, sizeof h);
     struct clf_model *m = NULL;
-    const char *why = read_body(&b, version, scoring_only, &m);
-    if (why) {
+    uint64_t sum = 0;
+    const char *why =
+        finish(&r, read_body(&r, version, scoring_only, &m), &sum);
+    int io = r.io;
+    rbuf_close(&r);
+    XXH3_freeState(hash);
+    if (io || why) {
         clf_model_free(m);
+        if (io) {
+            r.io = io;
+            goto io;
+        }
         if (!strcmp(why, "out of memory"))
             return model_fail(err, CLF_ENOMEM, "%s: out of memory", path);
         return model_fail(err, CLF_EFORMAT, "%s: %s", path, why);
     }
     set_id(m, sum);
-    if (scoring_only) { /* the sample is parsed (and checked), not kept */
-        for (unsigned h = 0; h < m->n_labels; h++)
-            head_release(&m->heads[h]);
-    } else {
-        sindex_build(m); /* without it (ENOMEM) scoring reads the counts */
-    }
+    if (scoring_only) /* the sample was parsed (and checked), not kept */
+        for (unsigned i = 0; i < m->n_labels; i++)
+            head_release(&m->heads[i]);
     *out = m;
     return CLF_OK;
+io:
+    return model_fail(err, CLF_EIO, "%s: %s", path,
+                      r.io > 0 ? strerror(r.io) : "file shrank while reading");
 }
 
 static enum clf_status
 load(const char *path, int scoring_only, struct clf_model **out,
      struct clf_error *err)
 {
-    unsigned char *buf = NULL;
     struct stat sb;
     enum clf_status st;
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return model_fail(err, CLF_EIO, "%s: %s", path, strerror(errno));
-    if (fstat(fd, &sb) < 0) {
+    if (fstat(fd, &sb) < 0)
         st = model_fail(err, CLF_EIO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAX_FILE) {
+    else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MAX_FILE)
         st = model_fail(err, CLF_EFORMAT, "%s: not a regular file of sane size",
                         path);
-        goto out;
-    }
-    size_t len = (size_t)sb.st_size;
-    if (!(buf = malloc(len ? len : 1))) {
-        st = model_fail(err, CLF_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t n = read(fd, buf + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            st = model_fail(err, CLF_EIO, "%s: %s", path,
-                            n < 0 ? strerror(errno)
-                                  : "file shrank while reading");
-            goto out;
-        }
-        off += (size_t)n;
-    }
-    st = parse(buf, len, path, scoring_only, out, err);
-out:
+    else
+        st = parse(&(struct rsrc){fd, NULL, (uint64_t)sb.st_size}, path,
+                   scoring_only, out, err);
     close(fd);
-    free(buf);
     return st;
 }
 
@@ -732,6 +886,6 @@ enum clf_status
 clf_model_parse(const void *p, size_t len, int scoring_only,
                 struct clf_model **out, struct clf_error *err)
 {
-    *out = NULL;
-    return parse(p, len, "(memory)", scoring_only, out, err);
+    return parse(&(struct rsrc){-1, p, len}, "(memory)", scoring_only, out,
+                 err);
 }
