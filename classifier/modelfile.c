@@ -662,7 +662,7 @@ read_features(struct rbuf *r, struct clf_model *m, uint64_t n, int varint,
     }
     if (!scoring) {
         size_t cap = 1024;
-        while (cap * 7 < n * 10 + 10)
+        while (ftable_full(n + 1, cap))
             cap *= 2;
         if (!(m->ft.slots = ftable_slots_alloc(cap * m->ft.stride)))
             return "out of memory";

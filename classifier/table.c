@@ -74,7 +74,7 @@ ftable_upsert(struct ftable *ft, uint64_t key)
     uint32_t *slot = ftable_find(ft, key);
     if (slot)
         return slot;
-    if ((ft->n + 1) * 10 > ft->cap * 7 && ftable_grow(ft) < 0)
+    if (ftable_full(ft->n + 1, ft->cap) && ftable_grow(ft) < 0)
         return NULL;
     key = fix_key(key);
     size_t mask = ft->cap - 1, i = key & mask;
