@@ -709,9 +709,17 @@ void spool_cursor_release(struct spool_cursor *c); /* NULL-safe */
 int spool_read(struct spool *s, struct spool_cursor *c,
                struct spool_record *out);
 /* Everything c has read is in Redis: write the checkpoint (atomically),
- * delete drained segments, lower the backlog.  -1 (logged) when the
- * checkpoint cannot be written. */
-int spool_commit(struct spool *s, struct spool_cursor *c);
+ * delete drained segments, lower the backlog, and take the n ids (hashes
+ * as spool_holds keeps them, one per record read) out of it.  When that
+ * leaves no published record unread, the backlog is empty: what it still
+ * counts were records damaged on disk after they were acknowledged, which
+ * the reader skipped; they are dropped (and said so), so their ids do not
+ * answer 503 until a restart.  -1 (logged) when the checkpoint cannot be
+ * written. */
+int spool_commit(struct spool *s, struct spool_cursor *c, const uint64_t *ids,
+                 size_t n);
+/* The hash of an id, as spool_commit takes it. */
+uint64_t spool_id_hash(const char *id, size_t len);
 /* The bytes of r as stored (frame + payload) into *out (malloc'd; caller
  * frees); 0 for a bad record or ENOMEM.  For tests and fuzz seeds. */
 size_t spool_encode(const struct spool_record *r, unsigned char **out);

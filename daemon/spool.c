@@ -251,7 +251,7 @@ spool_payload(const unsigned char *p, size_t len, char *idbuf,
 
 /* ---- the backlog's ids ------------------------------------------------ */
 
-static uint64_t
+uint64_t
 spool_id_hash(const char *id, size_t len)
 {
     uint64_t h = XXH3_64bits(id, len);
@@ -790,9 +790,12 @@ io:
 }
 
 int
-spool_commit(struct spool *s, struct spool_cursor *c)
+spool_commit(struct spool *s, struct spool_cursor *c, const uint64_t *ids,
+             size_t n)
 {
-    unsigned long long freed;
+    unsigned long long freed, lost = 0;
+    int empty = 0;
+    size_t i;
 
     if (c->seq != s->ck_seq || c->off != s->ck_off)
         if (spool_ckpt_write(s, c->seq, c->off) < 0)
@@ -818,9 +821,27 @@ spool_commit(struct spool *s, struct spool_cursor *c)
             freed += s->active_size;
         else
             log_warn("spool %s/%s: cannot remove", s->dir, name);
+        /* Every published record has been read and is in Redis, and none
+         * is published while mu is held: the backlog is empty. */
+        empty = 1;
+        lost = __atomic_exchange_n(&s->records, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->bytes, 0, __ATOMIC_RELAXED);
     }
     __atomic_sub_fetch(&s->disk_bytes, freed, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&s->imu);
+    for (i = 0; i < n; i++)
+        spool_index_remove(s, ids[i]);
+    if (empty && s->index_cap > 0) { /* what is left: damaged records */
+        memset(s->index, 0, s->index_cap * sizeof(*s->index));
+        s->index_used = 0;
+    }
+    pthread_mutex_unlock(&s->imu);
     pthread_mutex_unlock(&s->mu);
+    if (lost > 0)
+        log_warnx("spool %s: %llu acknowledged record(s) were damaged on "
+                  "disk and could not be sent to Redis (see the damage "
+                  "logged above)",
+                  s->dir, lost);
     return 0;
 }
 
@@ -1478,13 +1499,7 @@ static void spool_drain_batch(struct spool_drain *d);
 static int
 spool_drain_commit(struct spool_drain *d)
 {
-    size_t i;
-
-    if (!d->failed && spool_commit(d->s, &d->cur) == 0) {
-        pthread_mutex_lock(&d->s->imu);
-        for (i = 0; i < d->n_sent; i++)
-            spool_index_remove(d->s, d->sent[i]);
-        pthread_mutex_unlock(&d->s->imu);
+    if (!d->failed && spool_commit(d->s, &d->cur, d->sent, d->n_sent) == 0) {
         d->n_sent = 0;
         return 0;
     }
