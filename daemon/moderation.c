@@ -941,6 +941,16 @@ moderation_method(struct route_ctx *ctx, const char *allow)
     routes_error(ctx, 405, "method_not_allowed", "this route takes %s", allow);
 }
 
+const char *
+moderation_allow(const char *path)
+{
+    const char *slash = strchr(path + strlen("/v1/queue/"), '/');
+
+    return slash && (!strcmp(slash, "/decision") || !strcmp(slash, "/undo"))
+               ? "POST"
+               : "GET, HEAD";
+}
+
 void
 moderation_handle(struct route_ctx *ctx, const char *path)
 {

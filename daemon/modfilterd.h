@@ -581,6 +581,9 @@ void akismet_handle(struct route_ctx *ctx, const char *path);
 /* Answer a moderator route (/v1/queue..., /v1/history, /v1/stats); the
  * moderator token was checked.  Replies once, maybe after Redis answers. */
 void moderation_handle(struct route_ctx *ctx, const char *path);
+/* The methods a path under /v1/queue/ takes, for an Allow header: "POST"
+ * for /v1/queue/{id}/decision and /undo, else "GET, HEAD". */
+const char *moderation_allow(const char *path);
 /* Parse one decision object {"decision", "labels"?} (an "id" member is
  * allowed, for bulk entries).  m (may be NULL) names the known labels.
  * *labels gets the labels as canonical JSON text (malloc'd; caller frees)

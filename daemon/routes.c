@@ -945,12 +945,15 @@ routes_dispatch(struct http_request *req, void *arg)
     if (method == HTTP_METHOD_HEAD)
         method = HTTP_METHOD_GET; /* HEAD wherever GET (RFC 9110 9.1) */
     if (!(def->methods & method)) {
+        /* under /v1/queue/, the methods of the item or its action */
+        const char *methods = def->kind == ROUTE_MODERATOR && def->prefix
+                                  ? moderation_allow(path)
+                                  : def->allow;
         char allow[48];
 
-        snprintf(allow, sizeof(allow), "%s%s", def->allow,
-                 (def->methods & HTTP_METHOD_GET) && !strstr(def->allow, "HEAD")
-                     ? ", HEAD"
-                     : "");
+        snprintf(allow, sizeof(allow), "%s%s", methods,
+                 strstr(methods, "GET") && !strstr(methods, "HEAD") ? ", HEAD"
+                                                                    : "");
         http_reply_header(req, "Allow", allow);
         routes_error(&ctx, 405, "method_not_allowed", "%s takes %s only",
                      def->path, allow);

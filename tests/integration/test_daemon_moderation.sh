@@ -342,6 +342,11 @@ curl -s -m 10 -o /dev/null -D "$TMP/h" -X PUT "${A[@]}" "$URL/v1/stats"
 expect_grep "Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
 curl -s -m 10 -o /dev/null -D "$TMP/h" -d '{}' "${A[@]}" "$URL/v1/queue/wp:42"
 expect_grep "item Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
+# other methods: the item's or its action's own, not the whole prefix's
+expect_eq "PUT on an item" 405 "$(curl -s -m 10 -o /dev/null -D "$TMP/h" -w '%{http_code}' -X PUT "${A[@]}" "$URL/v1/queue/wp:42")"
+expect_grep "PUT on an item: Allow" '^Allow: GET, HEAD.$' "$TMP/h"
+curl -s -m 10 -o /dev/null -D "$TMP/h" -X DELETE "${A[@]}" "$URL/v1/queue/wp:42/decision"
+expect_grep "DELETE on a decision: Allow" '^Allow: POST.$' "$TMP/h"
 
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
