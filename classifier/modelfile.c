@@ -768,14 +768,9 @@ finish(struct rbuf *r, const char *why, uint64_t *sum)
             fill(r, r->cap);
         }
     }
-    if (r->io)
-        return why;
     unsigned char t[8];
-    struct rbuf tr = *r;
-    if (r->io || src_read(&tr, r->end, t, sizeof t) < 0) {
-        r->io = r->io ? r->io : tr.io;
-        return why;
-    }
+    if (r->io || src_read(r, r->end, t, sizeof t) < 0)
+        return why; /* r->io says why */
     *sum = peek_u64(t);
     if (XXH3_64bits_digest(r->sum) != *sum)
         return "checksum mismatch (corrupted)";
