@@ -108,7 +108,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The backlog counted at open is exactly what the reader returns. */
     if (got == 0 && n != st.records)
         __builtin_trap();
-    spool_commit(s, &c);
+    spool_commit(s, &c, NULL, 0);
     spool_cursor_release(&c);
     spool_close(s);
     return 0;
