@@ -27,6 +27,10 @@ DMN_OBJ := $(DMN_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libmfclassifier.a
 TESTS   := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# The fuzz targets are compiled (not linked: libFuzzer's clang build is
+# `make fuzz`) with the tests, so that an interface they call cannot
+# change under them unnoticed until .ci/run's fuzz step.
+FUZZ_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard fuzz/fuzz_*.c))
 PROGS   := $(BUILD)/modfilter $(if $(wildcard daemon/main.c),$(BUILD)/modfilterd)
 
 DEB_PKGS := libevent-dev libhiredis-dev libstemmer-dev libutf8proc-dev \
@@ -54,7 +58,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(DMN_OBJ) $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-tests: $(TESTS)
+tests: $(TESTS) $(FUZZ_OBJ)
 
 $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
