@@ -313,8 +313,8 @@ _Static_assert(WINDOW_MEM >= 64 && WINDOW_MEM >= 8 + 10 * CLF_MAX_LABELS,
                "window too small");
 
 struct rsrc {
-    int fd;                   /* or -1: mem */
-    const unsigned char *mem; /* the whole file */
+    int fd;                   /* a file, read with pread, when mem is NULL */
+    const unsigned char *mem; /* or the whole file in memory */
     uint64_t size;
 };
 
@@ -334,7 +334,7 @@ rbuf_open(struct rbuf *r, const struct rsrc *src, uint64_t at, uint64_t end,
 {
     memset(r, 0, sizeof *r);
     r->src = src;
-    r->cap = src->fd >= 0 ? WINDOW_FILE : WINDOW_MEM;
+    r->cap = src->mem ? WINDOW_MEM : WINDOW_FILE;
     if (!(r->p = malloc(r->cap)))
         return -1;
     r->at = at;
@@ -815,15 +815,12 @@ parse(const struct rsrc *src, const char *path, int scoring_only,
     uint64_t sum = 0;
     const char *why =
         finish(&r, read_body(&r, version, scoring_only, &m), &sum);
-    int io = r.io;
-    rbuf_close(&r);
+    rbuf_close(&r); /* frees the window; r.io stays */
     XXH3_freeState(hash);
-    if (io || why) {
+    if (r.io || why) {
         clf_model_free(m);
-        if (io) {
-            r.io = io;
+        if (r.io)
             goto io;
-        }
         if (!strcmp(why, "out of memory"))
             return model_fail(err, CLF_ENOMEM, "%s: out of memory", path);
         return model_fail(err, CLF_EFORMAT, "%s: %s", path, why);
