@@ -4,7 +4,8 @@
  * connection counts: over limits.max_connections, or
  * limits.max_connections_per_addr from one address (addrlimit.c), a new
  * connection is closed at once (no HTTP reply is possible before a
- * request).  Deadlines, body and header limits are httpd's.
+ * request).  Deadlines, body and header limits are httpd's.  New
+ * connections are spread over the workers (placement, below).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "modfilterd.h"
 
@@ -239,8 +242,7 @@ http_accepted(struct http_conn *c, const struct sockaddr *peer, void *arg)
         return -1;
     c->user = key;
     c->local = http_addr_local(peer);
-    w->n_conns++;
-    metrics_connections_add(1);
+    metrics_connections_add(w->index, 1);
     return 0;
 }
 
@@ -255,8 +257,7 @@ http_closed(struct http_conn *c, void *arg)
         free(key);
         c->user = NULL;
     }
-    w->n_conns--;
-    metrics_connections_add(-1);
+    metrics_connections_add(w->index, -1);
 }
 
 static void
@@ -275,6 +276,100 @@ http_drained(void *arg)
     worker_maybe_done(arg);
 }
 
+/* ---- placement: new connections spread over the workers ---------------
+ *
+ * Every worker accepts on the shared listening sockets, and the kernel
+ * wakes whichever waits: a client opening its pool of keep-alive
+ * connections at once could see most of them land on one worker, which
+ * then does most of the work while another idles (measured: 50 of 64 on
+ * one of two).  So the worker that accepts a connection places it on the
+ * worker with the fewest, its own on a tie, and hands it over through that
+ * worker's inbox and an event made active from this thread. */
+
+struct http_handoff {
+    struct http_handoff *next;
+    int fd;
+    struct sockaddr_storage peer;
+};
+
+void
+http_workers_link(struct worker *const *all, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        all[i]->peers = all;
+        all[i]->n_peers = n;
+    }
+}
+
+/* Connections open on w or on their way to it. */
+static long
+http_load(struct worker *w)
+{
+    return metrics_worker_connections(w->index) +
+           (long)__atomic_load_n(&w->incoming, __ATOMIC_RELAXED);
+}
+
+static int
+http_place(int fd, const struct sockaddr *peer, socklen_t len, void *arg)
+{
+    struct worker *w = arg, *to = w;
+    long least = http_load(w);
+    struct http_handoff *ho;
+    unsigned i;
+
+    for (i = 0; i < w->n_peers; i++) {
+        long n = http_load(w->peers[i]);
+
+        if (n < least) {
+            least = n;
+            to = w->peers[i];
+        }
+    }
+    if (to == w || len > sizeof(ho->peer) ||
+        (ho = calloc(1, sizeof(*ho))) == NULL)
+        return 0;
+    ho->fd = fd;
+    memcpy(&ho->peer, peer, len);
+    __atomic_add_fetch(&to->incoming, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&to->handoff_mu);
+    ho->next = to->handoff;
+    to->handoff = ho;
+    pthread_mutex_unlock(&to->handoff_mu);
+    event_active(to->adopt_ev, EV_READ, 1);
+    return 1;
+}
+
+/* Takes the inbox; with adopt 0 (freeing) closes what it held. */
+static void
+http_handoff_take(struct worker *w, int adopt)
+{
+    struct http_handoff *ho, *next;
+
+    pthread_mutex_lock(&w->handoff_mu);
+    ho = w->handoff;
+    w->handoff = NULL;
+    pthread_mutex_unlock(&w->handoff_mu);
+    for (; ho != NULL; ho = next) {
+        next = ho->next;
+        if (adopt)
+            httpd_adopt(w->httpd, ho->fd, (struct sockaddr *)&ho->peer);
+        else
+            close(ho->fd);
+        __atomic_sub_fetch(&w->incoming, 1, __ATOMIC_RELAXED);
+        free(ho);
+    }
+}
+
+static void
+http_adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http_handoff_take(arg, 1);
+}
+
 /* ---- per-worker server ------------------------------------------------ */
 
 int
@@ -290,7 +385,18 @@ http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
     hc.max_headers = cfg->max_headers;
     hc.request_timeout_s = cfg->request_timeout_s;
     hc.idle_timeout_s = cfg->idle_timeout_s;
+    if (pthread_mutex_init(&w->handoff_mu, NULL) != 0) {
+        log_warnx("worker %u: cannot set up a mutex", w->index);
+        return -1;
+    }
+    w->adopt_ev = event_new(w->base, -1, 0, http_adopt_cb, w);
+    if (w->adopt_ev == NULL) {
+        pthread_mutex_destroy(&w->handoff_mu);
+        log_warnx("worker %u: out of memory", w->index);
+        return -1;
+    }
     memset(&hooks, 0, sizeof(hooks));
+    hooks.place = http_place;
     hooks.accepted = http_accepted;
     hooks.closed = http_closed;
     hooks.request = routes_dispatch;
@@ -326,6 +432,12 @@ http_worker_stop_accepting(struct worker *w)
 void
 http_worker_free(struct worker *w)
 {
+    if (w->adopt_ev != NULL) {
+        http_handoff_take(w, 0);
+        event_free(w->adopt_ev);
+        w->adopt_ev = NULL;
+        pthread_mutex_destroy(&w->handoff_mu);
+    }
     httpd_free(w->httpd);
     w->httpd = NULL;
 }

@@ -966,10 +966,21 @@ httpd_accept_cb(evutil_socket_t lfd, short what, void *arg)
             }
             return;
         }
-        httpd_conn_new(h, fd, (struct sockaddr *)&ss);
+        if (h->hooks.place == NULL ||
+            h->hooks.place(fd, (struct sockaddr *)&ss, sl, h->hooks.arg) == 0)
+            httpd_conn_new(h, fd, (struct sockaddr *)&ss);
         if (h->stopping)
             return;
     }
+}
+
+void
+httpd_adopt(struct httpd *h, int fd, const struct sockaddr *peer)
+{
+    if (h->stopping)
+        close(fd);
+    else
+        httpd_conn_new(h, fd, peer);
 }
 
 struct httpd *

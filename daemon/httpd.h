@@ -76,6 +76,11 @@ struct httpd_config {
 };
 
 struct httpd_hooks {
+    /* Just accepted here, before anything is set up: 1 when the hook
+     * took fd (to hand it to another server's httpd_adopt), 0 to serve
+     * it here.  NULL: serve every connection where it was accepted. */
+    int (*place)(int fd, const struct sockaddr *peer, socklen_t peer_len,
+                 void *arg);
     /* A new connection; peer is its address (AF_UNIX for a Unix socket).
      * 0 keeps it, -1 closes it at once (closed is not called). */
     int (*accepted)(struct http_conn *c, const struct sockaddr *peer,
@@ -99,6 +104,10 @@ struct httpd *httpd_new(struct event_base *base, const struct httpd_config *cfg,
 /* Accept on fd (a listening socket, non-blocking; owned from now on,
  * also on failure).  -1 on failure. */
 int httpd_listen(struct httpd *h, int fd);
+/* Serve fd, a connection another server accepted and placed here
+ * (owned from now on; closed at once while h is stopping).  On h's
+ * thread. */
+void httpd_adopt(struct httpd *h, int fd, const struct sockaddr *peer);
 /* Stop accepting (closes the listening fds); replies from now on carry
  * Connection: close and their connections close once written. */
 void httpd_stop(struct httpd *h);

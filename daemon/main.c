@@ -28,7 +28,6 @@
 #include "modfilterd.h"
 
 #define MAIN_MAX_SETS 256
-#define MAIN_MAX_WORKERS 256
 
 struct main_opts {
     const char *config_path;
@@ -405,7 +404,7 @@ main(int argc, char **argv)
     struct state *st = NULL;
     struct spool *spool = NULL;
     struct addrlimit *addrlimit = NULL;
-    struct worker *workers[MAIN_MAX_WORKERS];
+    struct worker *workers[WORKERS_MAX];
     unsigned n_workers = 0, i, generation = 1;
     int fds[2], n_fds = 0, port = -1, tcp_fd = -1, unix_fd = -1;
     int ret = 1, sig;
@@ -512,8 +511,8 @@ main(int argc, char **argv)
 
         n_workers = n > 0 ? (unsigned)n : 1;
     }
-    if (n_workers > MAIN_MAX_WORKERS)
-        n_workers = MAIN_MAX_WORKERS;
+    if (n_workers > WORKERS_MAX)
+        n_workers = WORKERS_MAX;
     if (cfg->max_connections_per_addr > 0) {
         addrlimit = addrlimit_new(cfg->max_connections_per_addr);
         if (addrlimit == NULL) {
@@ -528,6 +527,7 @@ main(int argc, char **argv)
         workers[i]->spool = spool;
         workers[i]->addrlimit = addrlimit;
     }
+    http_workers_link(workers, n_workers);
     for (i = 0; i < n_workers; i++)
         if (worker_start(workers[i]) < 0)
             goto out;

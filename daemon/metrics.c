@@ -32,6 +32,7 @@ static unsigned long long metrics_hist[METRICS_N_ROUTES][METRICS_N_BUCKETS + 1];
 static unsigned long long metrics_sum_us[METRICS_N_ROUTES];
 static unsigned long long metrics_verdicts[3];
 static long metrics_conns;
+static long metrics_worker_conns[WORKERS_MAX];
 static unsigned long long metrics_refused[METRICS_N_REFUSALS];
 static long long metrics_start_ms;
 static int metrics_evicting = -1;
@@ -72,15 +73,23 @@ metrics_verdict(enum clf_verdict v)
 }
 
 void
-metrics_connections_add(long delta)
+metrics_connections_add(unsigned worker, long delta)
 {
     ADD(metrics_conns, delta);
+    if (worker < WORKERS_MAX)
+        ADD(metrics_worker_conns[worker], delta);
 }
 
 long
 metrics_connections(void)
 {
     return GET(metrics_conns);
+}
+
+long
+metrics_worker_connections(unsigned worker)
+{
+    return worker < WORKERS_MAX ? GET(metrics_worker_conns[worker]) : 0;
 }
 
 unsigned long long
@@ -357,6 +366,13 @@ metrics_render(struct evbuffer *out, const struct state *st,
                         GET(metrics_refused[METRICS_REFUSED_MAX_CONNECTIONS]),
                         GET(metrics_refused[METRICS_REFUSED_PER_ADDR]), workers,
                         MODFILTERD_VERSION);
+    evbuffer_add_printf(out, "# HELP modfilter_worker_connections Open client "
+                             "connections, by worker.\n"
+                             "# TYPE modfilter_worker_connections gauge\n");
+    for (i = 0; i < workers && i < WORKERS_MAX; i++)
+        evbuffer_add_printf(out,
+                            "modfilter_worker_connections{worker=\"%u\"} %ld\n",
+                            i, metrics_worker_connections(i));
     learn_metrics_render(out, st); /* training, unsure heads */
     moderation_metrics_render(out);
     metrics_process(out);

@@ -25,10 +25,12 @@
 #include "jsonw.h"
 
 #define MODFILTERD_VERSION "0.1.0"
+#define WORKERS_MAX 256 /* server.workers at most */
 
 struct evbuffer;
 struct event;
 struct event_base;
+struct http_handoff;
 struct queue;
 struct sockaddr;
 
@@ -355,8 +357,10 @@ enum metrics_route {
 void metrics_init(void); /* records the start time; call once */
 void metrics_request(enum metrics_route route, int status, double seconds);
 void metrics_verdict(enum clf_verdict v);
-void metrics_connections_add(long delta);
+/* Open connections: worker's and the whole daemon's. */
+void metrics_connections_add(unsigned worker, long delta);
 long metrics_connections(void);
+long metrics_worker_connections(unsigned worker);
 enum metrics_refusal {
     METRICS_REFUSED_MAX_CONNECTIONS = 0, /* limits.max_connections */
     METRICS_REFUSED_PER_ADDR,            /* limits.max_connections_per_addr */
@@ -428,6 +432,10 @@ int http_listen_unix(const char *path);
  * of fds.  -1 on failure (logged). */
 int http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
                      unsigned n_fds);
+/* Every worker accepts on the shared listeners and places each new
+ * connection on the worker with the fewest (its own on a tie): all[0..n)
+ * are the daemon's workers, linked before any starts. */
+void http_workers_link(struct worker *const *all, unsigned n);
 /* Stop accepting (the listeners of this worker close). */
 void http_worker_stop_accepting(struct worker *w);
 /* Free the httpd and every connection. */
@@ -739,8 +747,7 @@ struct worker {
     struct spool_client *spool_client; /* owned; appends (spool set) */
     struct event *stop_ev;
     struct event *grace_ev;
-    struct event *log_ev; /* flushes the request lines of a loop pass */
-    unsigned long n_conns;
+    struct event *log_ev;        /* flushes the request lines of a loop pass */
     unsigned long pending;       /* requests waiting on Redis */
     struct route_pending *spare; /* freed ones, for reuse (routes.c) */
     unsigned n_spare;
@@ -760,6 +767,14 @@ struct worker {
     char memory_said[48];       /* what the log last said of the policy */
     int refusal_logged;         /* the refusal last logged, -1 none */
     struct jsonw json;          /* replies and records, one at a time */
+    /* Where new connections go (http.c): every worker of the daemon, and
+     * the connections another worker placed here, not yet adopted. */
+    struct worker *const *peers;
+    unsigned n_peers;
+    struct event *adopt_ev;       /* adopts what handoff holds */
+    pthread_mutex_t handoff_mu;   /* set up with adopt_ev */
+    struct http_handoff *handoff; /* under handoff_mu */
+    unsigned long incoming;       /* handed here, not adopted (atomic) */
     int started;
     int counted;     /* in worker_total */
     int redis_ready; /* this worker's Redis connection is ready */

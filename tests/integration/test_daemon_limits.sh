@@ -121,6 +121,44 @@ cat "$TMP/max.out"
 expect_grep "over max_connections" '^extra closed' "$TMP/max.out"
 expect_grep "under max_connections again" '^again HTTP/1.1 200' "$TMP/max.out"
 
+# new connections are spread over the two workers, whichever worker the
+# kernel wakes to accept them: 20 keep-alive connections opened one after
+# the other, each served, then /metrics (a 21st) sees 10 and 11 a worker;
+# once they close, only the metrics connection is left
+python3 - "$PORT" > "$TMP/spread.out" 2>&1 <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+def get(s, path):
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < n:
+        body += s.recv(65536)
+    return body.decode()
+def per_worker(s):
+    return sorted(int(l.split()[1]) for l in get(s, "/metrics").splitlines()
+                  if l.startswith("modfilter_worker_connections{"))
+conns = []
+for i in range(20):
+    c = socket.create_connection(("127.0.0.1", port))
+    c.settimeout(5)
+    get(c, "/healthz")
+    conns.append(c)
+m = socket.create_connection(("127.0.0.1", port))
+m.settimeout(5)
+print("open", per_worker(m))
+for c in conns:
+    c.close()
+time.sleep(0.3)
+print("closed", per_worker(m))
+PY
+cat "$TMP/spread.out"
+expect_grep "connections spread over the workers" '^open \[10, 11\]' "$TMP/spread.out"
+expect_grep "connections counted out" '^closed \[0, 1\]' "$TMP/spread.out"
+
 # bodies just above max_body and far above it, headers over max_headers:
 # every limit answers the daemon's JSON
 python3 -c 'import json; print(json.dumps({"text": "x" * 5000}))' > "$TMP/b1"

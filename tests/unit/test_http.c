@@ -155,8 +155,11 @@ test_metrics(void **state)
     metrics_request(METRICS_ROUTE_COMMENTS, 503, 1.0);
     metrics_request(METRICS_ROUTE_OTHER, 418, 0.0);
     metrics_verdict(CLF_REVIEW);
-    metrics_connections_add(3);
-    metrics_connections_add(-1);
+    metrics_connections_add(0, 3);
+    metrics_connections_add(0, -1);
+    metrics_connections_add(1, 1);
+    metrics_connections_add(1, -1);
+    metrics_connections_add(WORKERS_MAX, 0); /* out of range: total only */
     metrics_connection_refused(METRICS_REFUSED_PER_ADDR);
     metrics_connection_refused(METRICS_REFUSED_PER_ADDR);
     text = render(7, util_now_ms() - 2000);
@@ -185,6 +188,11 @@ test_metrics(void **state)
                                  "route=\"score\"} 2\n"));
     assert_non_null(strstr(text, "\nmodfilter_connections 2\n"));
     assert_non_null(strstr(text, "\nmodfilter_workers 2\n"));
+    assert_non_null(strstr(text, "\nmodfilter_worker_connections{"
+                                 "worker=\"0\"} 2\n"));
+    assert_non_null(strstr(text, "\nmodfilter_worker_connections{"
+                                 "worker=\"1\"} 0\n"));
+    assert_null(strstr(text, "worker=\"2\"")); /* two workers */
     assert_non_null(strstr(text, "\nmodfilter_connections_refused_total{"
                                  "reason=\"per_addr\"} 2\n"));
     assert_non_null(strstr(text, "\nmodfilter_connections_refused_total{"
