@@ -2341,6 +2341,72 @@ test_claim_walk_bounded(void **state)
     close_queue(q);
 }
 
+/* The urgent order lost in the middle of a claim (an operator deleted
+ * its marker between two of the claim's calls): the next call answers -2,
+ * the claim keeps the order again (rebuilt from the records) and goes on
+ * from where it was, and its answer holds what the calls before the loss
+ * claimed too.  "uh" is first in the order, then 10,000 claimed items, then
+ * "u0": 11 calls, and the marker goes once Redis has run two scripts (the
+ * keep step and the first call, which claimed "uh"). */
+struct lost_mark {
+    struct mres m;
+    int deleted;
+};
+
+static int
+lost_mark_step(void *arg)
+{
+    struct lost_mark *l = arg;
+
+    if (l->m.calls > 0)
+        return 1;
+    if (!l->deleted && script_calls(&extra) >= 2) {
+        srv_run(&extra, "DEL t25:queue:urgent:kept");
+        l->deleted = 1;
+    }
+    return 0;
+}
+
+static void
+test_claim_urgent_lost_midway(void **state)
+{
+    struct queue *q = open_extra("t25:", 5000, NULL);
+    static const char fill[] =
+        "local function item(id, ms, spam)\n"
+        "  redis.call('HSET', 't25:item:' .. id, 'record',\n"
+        "    '{\"text\":\"x\",\"scores\":{\"spam\":' .. spam .. '}}')\n"
+        "  redis.call('ZADD', 't25:queue', ms, id)\n"
+        "  redis.call('ZADD', 't25:queue:urgent', spam, id)\n"
+        "end\n"
+        "item('uh', 1700000000000, 0.99)\n"
+        "for i = 0, 9999 do\n"
+        "  item('c' .. i, 1700000000001 + i, 0.9)\n"
+        "  redis.call('ZADD', 't25:claims', 9999999999999, 'c' .. i)\n"
+        "end\n"
+        "item('u0', 1700000020000, 0.5)\n"
+        "redis.call('SET', 't25:queue:urgent:kept', 1700000000000)\n";
+    struct lost_mark l;
+
+    (void)state;
+    srv_eval(&extra, fill);
+    srv_run(&extra, "CONFIG RESETSTAT");
+    memset(&l, 0, sizeof l);
+    assert_int_equal(queue_claim(q, 1, 2, "bob", 60, on_mpage, &l.m), 0);
+    assert_int_equal(run_until(lost_mark_step, &l, 10000), 0);
+    assert_true(l.deleted);
+    assert_int_equal(l.m.st, QUEUE_OK);
+    assert_string_equal(page_ids(&l.m), "uh u0");
+    assert_string_equal(l.m.claimed_by[0], "bob");
+    assert_string_equal(l.m.claimed_by[1], "bob");
+    /* kept again by the claim, with every item */
+    assert_int_equal(
+        srv_int(&extra, "EXISTS %s", "t25:queue:urgent:kept", NULL), 1);
+    assert_int_equal(srv_int(&extra, "ZCARD %s", "t25:queue:urgent", NULL),
+                     10002);
+    assert_int_equal(srv_int(&extra, "ZCARD %s", "t25:claims", NULL), 10002);
+    close_queue(q);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static int
@@ -2616,6 +2682,7 @@ main(void)
         cmocka_unit_test_teardown(test_urgent_kept, teardown),
         cmocka_unit_test_teardown(test_urgent_steps, teardown),
         cmocka_unit_test_teardown(test_claim_walk_bounded, teardown),
+        cmocka_unit_test_teardown(test_claim_urgent_lost_midway, teardown),
         cmocka_unit_test_teardown(test_memory_policy, teardown),
         cmocka_unit_test_teardown(test_refused_writes, teardown),
     };
