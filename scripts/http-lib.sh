@@ -57,11 +57,21 @@ function request()
   return head[i] .. string.format("%012d", counter) .. tail[i]
 end
 LUA
+# When wrk is done: the tail (p99.9 and the slowest, ms) into $T/tail,
+# for run_wrk's line.
+cat >>"$T/post.lua" <<LUA
+function done(summary, latency, requests)
+  local f = io.open("$T/tail", "w")
+  f:write(string.format("p99.9 %6.2fms  max %6.2fms", latency:percentile(99.9) / 1000, latency.max / 1000))
+  f:close()
+  if count_acks then count_acks() end
+end
+LUA
 [ "${COUNT_ACKS:-0}" = 0 ] || cat >>"$T/post.lua" <<LUA
 function response(status, headers, body)
   if status == 200 and body:find('"queued":true', 1, true) then acked = acked + 1 end
 end
-function done(summary, latency, requests)
+function count_acks()
   local n = 0
   for _, t in ipairs(threads) do n = n + t:get("acked") end
   local f = io.open("$T/acked", "w"); f:write(n); f:close()
@@ -77,13 +87,15 @@ for i in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; s
 run_wrk() { # name url path
     curl -s -o "$T/sample" -w '%{http_code}' -H 'Content-Type: application/json' \
         -d '{"text":"bench sample"}' "$2$3" >"$T/status"
+    rm -f "$T/tail"
     local out; out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$T/post.lua" "$2" -- "$3" 2>&1)
     local rps p50 p99 errs
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     errs=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-    printf '%-34s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${errs:-0}"
+    printf '%-34s %10s req/s  p50 %8s  p99 %8s  %s  non-2xx %s\n' "$1" "$rps" "$p50" "$p99" \
+        "$(cat "$T/tail" 2>/dev/null)" "${errs:-0}"
     [ -z "$errs" ] || { echo "  a sample answer: $(cat "$T/status") $(head -c 300 "$T/sample")"; }
     echo "$rps" >"$T/last"
 }
