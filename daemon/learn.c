@@ -735,6 +735,7 @@ static void *
 learn_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "mf-learn");
     event_base_loop(learn.base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }

@@ -1190,6 +1190,7 @@ spool_writer_main(void *arg)
     struct spool *s = arg;
     struct spool_req *batch, *r, *next;
 
+    pthread_setname_np(pthread_self(), "mf-spool-write");
     pthread_mutex_lock(&s->qmu);
     for (;;) {
         while (s->q_head == NULL && !s->writer_stopping)
@@ -1636,6 +1637,7 @@ spool_drain_main(void *arg)
 {
     struct spool_drain *d = arg;
 
+    pthread_setname_np(pthread_self(), "mf-spool-drain");
     event_base_dispatch(d->base);
     return NULL;
 }

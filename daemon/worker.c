@@ -377,7 +377,10 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
+    char name[16];
 
+    snprintf(name, sizeof(name), "mf-worker%u", w->index);
+    pthread_setname_np(pthread_self(), name); /* for top -H and ps -L */
     log_buffer_begin(worker_log_wake, w);
     event_base_dispatch(w->base);
     log_buffer_end();

@@ -165,6 +165,11 @@ cat "$TMP/spread.out"
 expect_grep "connections spread over the workers" '^open \[10, 11\]' "$TMP/spread.out"
 expect_grep "connections counted out" '^closed \[0, 1\]' "$TMP/spread.out"
 
+# the threads carry names, for top -H and ps -L
+cat /proc/"$DPID"/task/*/comm | sort > "$TMP/threads"
+expect_grep "worker 0's thread named" '^mf-worker0$' "$TMP/threads"
+expect_grep "worker 1's thread named" '^mf-worker1$' "$TMP/threads"
+
 # bodies just above max_body and far above it, headers over max_headers:
 # every limit answers the daemon's JSON
 python3 -c 'import json; print(json.dumps({"text": "x" * 5000}))' > "$TMP/b1"
