@@ -8,7 +8,10 @@
  *
  * Input: byte 0 = mode (bit 0: answer later; bit 1: half-close before the
  * close; bit 2: do not read the replies until the end; bits 3-7: piece
- * size - 1), then the bytes the client sends. */
+ * size - 1), then the bytes the client sends.  With an odd piece size
+ * (bit 3 clear), the connection is placed on a second server, as the
+ * daemon hands connections between workers: the first server's place hook
+ * takes the descriptor and the loop hands it to the second's httpd_adopt. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,7 +33,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct event_base *base;
-static struct httpd *server;
+static struct httpd *server, *server2; /* server2: placed connections */
+static int place_next;                 /* place the next accepted one */
+static int placed_fd = -1;             /* taken, not adopted yet */
+static struct sockaddr_storage placed_peer;
 static struct sockaddr_un addr;
 static socklen_t addr_len;
 static long open_conns;
@@ -113,6 +119,22 @@ on_closed(struct http_conn *c, void *arg)
     open_conns--;
 }
 
+/* The daemon's http_place, reduced: take the descriptor and let the loop
+ * hand it over, as another worker's adopt event would. */
+static int
+on_place(int fd, const struct sockaddr *peer, socklen_t peer_len, void *arg)
+{
+    (void)arg;
+    if (!place_next)
+        return 0;
+    if (placed_fd >= 0 || peer_len > sizeof(placed_peer))
+        __builtin_trap(); /* one client at a time */
+    place_next = 0;
+    placed_fd = fd;
+    memcpy(&placed_peer, peer, peer_len);
+    return 1;
+}
+
 static void
 setup(void)
 {
@@ -126,6 +148,8 @@ setup(void)
     hooks.accepted = on_accepted;
     hooks.closed = on_closed;
     hooks.request = on_request;
+    server2 = httpd_new(base, &cfg, &hooks);
+    hooks.place = on_place;
     server = httpd_new(base, &cfg, &hooks);
     memset(&addr, 0, sizeof(addr));
     addr.sun_family = AF_UNIX;
@@ -135,7 +159,7 @@ setup(void)
     addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
                            strlen(addr.sun_path + 1));
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (base == NULL || server == NULL || fd < 0 ||
+    if (base == NULL || server == NULL || server2 == NULL || fd < 0 ||
         bind(fd, (struct sockaddr *)&addr, addr_len) < 0 ||
         listen(fd, 16) < 0 || httpd_listen(server, fd) < 0)
         abort();
@@ -158,6 +182,10 @@ spin(int fd, int read_replies, int rounds)
     for (i = 0; i < rounds; i++) {
         /* one pass: a descriptor that is always ready must not spin here */
         event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        if (placed_fd >= 0) {
+            httpd_adopt(server2, placed_fd, (struct sockaddr *)&placed_peer);
+            placed_fd = -1;
+        }
         if (!hold)
             answer_later_ones();
         if (read_replies)
@@ -178,6 +206,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     answer_later = data[0] & 1;
     read_replies = !(data[0] & 4);
     piece = 1 + (data[0] >> 3);
+    place_next = !(data[0] & 8);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, addr_len) < 0)
         abort();
@@ -207,7 +236,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < 200 && open_conns > 0; i++)
         spin(-1, 0, 1);
     answer_later_ones(); /* forgets those whose client went away */
-    if (open_conns != 0 || n_later != 0)
+    if (open_conns != 0 || n_later != 0 || placed_fd >= 0)
         __builtin_trap(); /* a connection outlived its client */
     return 0;
 }
