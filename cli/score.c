@@ -130,6 +130,27 @@ score_opts_check(struct score_opts *o)
     return 0;
 }
 
+/* The model, or NULL (said why): its labels must be those the
+ * configuration's thresholds name, as in the daemon. */
+static struct clf_model *
+score_load_model(const struct score_opts *o)
+{
+    struct clf_model *m = NULL;
+    struct clf_error err;
+    struct config_error cerr;
+
+    if (clf_model_load_scoring(o->model, &m, &err)) {
+        fprintf(stderr, "modfilter: %s\n", err.msg);
+        return NULL;
+    }
+    if (config_check_labels(o->cfg, m, &cerr) < 0) {
+        fprintf(stderr, "%s\n", cerr.msg);
+        clf_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 int
 cmd_score(int argc, char **argv)
 {
@@ -139,7 +160,6 @@ cmd_score(int argc, char **argv)
     struct clf_scorer *sc = NULL;
     struct jsonl *j = NULL;
     struct jsonw w;
-    struct clf_error err;
     int rc = EXIT_USAGE, n_paths = 0;
     jsonw_init(&w);
     if (!o.cfg) {
@@ -167,10 +187,8 @@ cmd_score(int argc, char **argv)
     if (score_opts_check(&o) < 0)
         goto out;
     rc = 1;
-    if (clf_model_load_scoring(o.model, &m, &err)) {
-        fprintf(stderr, "modfilter: %s\n", err.msg);
+    if (!(m = score_load_model(&o)))
         goto out;
-    }
     if (!(sc = clf_scorer_new()) || !(j = jsonl_open(path))) {
         fprintf(stderr, "modfilter: %s: %s\n", path, strerror(errno));
         goto out;
@@ -224,7 +242,6 @@ cmd_explain(int argc, char **argv)
     const char *text = NULL;
     struct clf_model *m = NULL;
     struct clf_scorer *sc = NULL;
-    struct clf_error err;
     struct clf_result res;
     int rc = EXIT_USAGE;
     if (!o.cfg) {
@@ -251,10 +268,8 @@ cmd_explain(int argc, char **argv)
     if (score_opts_check(&o) < 0)
         goto out;
     rc = 1;
-    if (clf_model_load_scoring(o.model, &m, &err)) {
-        fprintf(stderr, "modfilter: %s\n", err.msg);
+    if (!(m = score_load_model(&o)))
         goto out;
-    }
     if (!(sc = clf_scorer_new()) ||
         clf_score(sc, m, text, strlen(text), NULL, 1, &res)) {
         fprintf(stderr, "modfilter: out of memory\n");

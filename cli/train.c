@@ -199,6 +199,10 @@ record_problem(const struct clf_model *m, const struct record *rec, int forget,
     unsigned added = 0;
     if (rec->n_labels == 0)
         return "a record without labels";
+    /* as the daemon's /v1/train: an example with nothing to read teaches
+     * only the base rate (forget still takes one back) */
+    if (rec->text_len == 0 && !forget)
+        return "an empty text (nothing to learn)";
     for (unsigned k = 0; k < rec->n_labels; k++) {
         if (!clf_label_valid(rec->labels[k], strlen(rec->labels[k]))) {
             snprintf(why, len, "bad label name '%s' (%s)", rec->labels[k],
@@ -283,6 +287,36 @@ usage_train(int forget)
                 "         FILE.jsonl...\n");
 }
 
+/* Each --prior names a label with examples: setting a prior makes the
+ * head, and a misspelt one (abuze) would be an empty head, unsure on
+ * every comment, sending each to review wherever the model is served. */
+static int
+prior_labels_taught(const struct clf_model *m, const struct train_opts *o)
+{
+    for (unsigned k = 0; k < o->n_priors; k++) {
+        int h = clf_model_label_index(m, o->priors[k].label);
+        uint64_t neg = 0, pos = 0;
+
+        if (h >= 0)
+            clf_model_label_examples(m, (unsigned)h, &neg, &pos);
+        if (neg + pos > 0)
+            continue;
+        fprintf(stderr,
+                "modfilter: --prior %s: no example has this label; labels "
+                "with examples:",
+                o->priors[k].label);
+        for (unsigned i = 0, n = 0; i < clf_model_label_count(m); i++) {
+            clf_model_label_examples(m, i, &neg, &pos);
+            if (neg + pos > 0)
+                fprintf(stderr, "%s %s", n++ ? "," : "",
+                        clf_model_label_name(m, i));
+        }
+        fprintf(stderr, " (nothing written)\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 run_train(int argc, char **argv, int forget)
 {
@@ -352,6 +386,8 @@ run_train(int argc, char **argv, int forget)
         if (train_file(sc, m, files[k], forget, o.strict, &learned, &dups,
                        &errors) < 0)
             goto out;
+    if (prior_labels_taught(m, &o) < 0)
+        goto out;
     if (clf_model_save(m, out, &err)) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
         goto out;

@@ -685,32 +685,38 @@ config_check_tokens(struct config *c, struct config_error *err)
     return 0;
 }
 
+/* The next name of a list such as akismet.labels ("spam, abuse") in
+ * *name, and its length (0 at the end); *p moves past it. */
+static size_t
+config_list_next(const char **p, const char **name)
+{
+    *p += strspn(*p, " \t,");
+    *name = *p;
+    *p += strcspn(*p, " \t,");
+    return (size_t)(*p - *name);
+}
+
 static int
 config_check_akismet(struct config *c, struct config_error *err)
 {
-    const char *p = c->akismet_labels;
+    const char *p = c->akismet_labels, *name;
     char reason[400];
     unsigned n = 0;
+    size_t len, i;
 
-    while (*p) {
-        size_t len, i;
-
-        p += strspn(p, " \t,");
-        len = strcspn(p, " \t,");
-        if (len == 0)
-            break;
+    while ((len = config_list_next(&p, &name)) > 0) {
         for (i = 0; i < len; i++)
-            if (!isalnum((unsigned char)p[i]) && p[i] != '_' && p[i] != '-')
+            if (!isalnum((unsigned char)name[i]) && name[i] != '_' &&
+                name[i] != '-')
                 break;
         if (i < len || len >= CLF_LABEL_MAX) {
             config_fail_at(err, c, "akismet", "labels",
                            "\"%.*s\" is not a label name (1-%d of "
                            "A-Za-z0-9_-)",
-                           (int)len, p, CLF_LABEL_MAX - 1);
+                           (int)len, name, CLF_LABEL_MAX - 1);
             return -1;
         }
         n++;
-        p += len;
     }
     if (n == 0) {
         config_fail_at(err, c, "akismet", "labels",
@@ -828,6 +834,43 @@ config_check(struct config *c, struct config_error *err)
         return -1;
     if (config_check_akismet(c, err) < 0)
         return -1;
+    return 0;
+}
+
+int
+config_check_labels(const struct config *c, const struct clf_model *m,
+                    struct config_error *err)
+{
+    const char *p = c->akismet_labels, *name;
+    char why[300], label[CLF_LABEL_MAX], key[CLF_LABEL_MAX + 8];
+    size_t len;
+    unsigned i;
+
+    for (i = 0; i < c->n_overrides; i++) {
+        const struct config_threshold *t = &c->overrides[i];
+        int is_reject = t->review < 0; /* the key that was set */
+        const struct config_where *w =
+            &c->where[CONFIG_N_KEYS + 2 * (size_t)i + (size_t)is_reject];
+
+        if (learn_label_known(m, t->label, why, sizeof(why)) == 0)
+            continue;
+        snprintf(key, sizeof(key), "%s_%s", t->label,
+                 is_reject ? "reject" : "review");
+        config_fail(err, w->origin, w->line, "thresholds", key, "%s", why);
+        return -1;
+    }
+    /* akismet.labels only where they teach: a model without a spam head
+     * serves blogs without Akismet plugins under the default "spam" */
+    if (!c->akismet_train_on ||
+        (!c->akismet_keys[0] && !c->akismet_keys_file[0]))
+        return 0;
+    while ((len = config_list_next(&p, &name)) > 0) {
+        snprintf(label, sizeof(label), "%.*s", (int)len, name);
+        if (learn_label_known(m, label, why, sizeof(why)) == 0)
+            continue;
+        config_fail_at(err, c, "akismet", "labels", "%s", why);
+        return -1;
+    }
     return 0;
 }
 

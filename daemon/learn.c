@@ -353,7 +353,27 @@ learn_label_ok(const char *s)
 }
 
 int
-learn_labels_check(json_t *labels, char *why, size_t len)
+learn_label_known(const struct clf_model *m, const char *name, char *why,
+                  size_t len)
+{
+    size_t off;
+    unsigned i, n = clf_model_label_count(m);
+
+    if (clf_model_label_index(m, name) >= 0)
+        return 0;
+    off = (size_t)snprintf(why, len,
+                           "unknown label \"%.64s\" (the model's: ", name);
+    for (i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(why + off, len - off, "%s%s", i ? ", " : "",
+                                clf_model_label_name(m, i));
+    if (off < len)
+        snprintf(why + off, len - off, ")");
+    return -1;
+}
+
+int
+learn_labels_check(json_t *labels, const struct clf_model *m, char *why,
+                   size_t len)
 {
     const char *name;
     json_t *v;
@@ -377,6 +397,8 @@ learn_labels_check(json_t *labels, char *why, size_t len)
             snprintf(why, len, "label %s: the value must be 0 or 1", name);
             return -1;
         }
+        if (m != NULL && learn_label_known(m, name, why, len) < 0)
+            return -1;
     }
     return 0;
 }
@@ -454,7 +476,7 @@ learn_apply(const char *id, const redisReply *fields)
         why = msg;
         goto skip;
     }
-    if (learn_labels_check(labels, msg, sizeof(msg)) < 0) {
+    if (learn_labels_check(labels, NULL, msg, sizeof(msg)) < 0) {
         why = msg;
         goto skip;
     }
@@ -467,6 +489,14 @@ learn_apply(const char *id, const redisReply *fields)
         enum clf_status cs;
         int value = learn_label_value(v);
 
+        /* A label the model lacks would become a head of its own, unsure
+         * and so sending every comment to review: /v1/train refuses
+         * one, and an event from elsewhere (another daemon, an older
+         * version, redis-cli) teaches only the labels the model has. */
+        if (learn_label_known(learn.model, name, msg, sizeof(msg)) < 0) {
+            log_warnx("training event %s: %s; label skipped", id, msg);
+            continue;
+        }
         memset(&e, 0, sizeof(e));
         /* An unlearn takes back what one learn event taught: an example
          * another event taught too stays (clf_unteach). */

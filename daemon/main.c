@@ -321,9 +321,10 @@ main_reload(const struct main_opts *o, unsigned *generation)
         return;
     }
     model = main_load_model(cfg->model_path, msg, sizeof(msg));
-    if (model == NULL) {
+    if (model == NULL || config_check_labels(cfg, model, &err) < 0) {
         log_warnx("reload: %s; keeping the running configuration and model",
-                  msg);
+                  model == NULL ? msg : err.msg);
+        clf_model_free(model);
         config_free(cfg);
         return;
     }
@@ -423,8 +424,9 @@ main(int argc, char **argv)
         return 1;
     }
     model = main_load_model(cfg->model_path, msg, sizeof(msg));
-    if (model == NULL) {
-        fprintf(stderr, "%s\n", msg);
+    if (model == NULL || config_check_labels(cfg, model, &err) < 0) {
+        fprintf(stderr, "%s\n", model == NULL ? msg : err.msg);
+        clf_model_free(model);
         config_free(cfg);
         return 1;
     }

@@ -179,6 +179,12 @@ int config_set(struct config *c, const char *section, const char *key,
 /* Cross-key checks, then read the *_file keys and build c->auth.  Call
  * once, after every file and --set. */
 int config_check(struct config *c, struct config_error *err);
+/* The labels c names (thresholds.LABEL_*; akismet.labels when Akismet
+ * reports train) are m's: -1 with "file:line: key: unknown label ..."
+ * otherwise.  A misspelt label would go unused, or teach nothing.  Call
+ * with each model loaded. */
+int config_check_labels(const struct config *c, const struct clf_model *m,
+                        struct config_error *err);
 /* Where section.key was last set, for messages about its value:
  * "file:line", "--set" or "default". */
 void config_origin(const struct config *c, const char *section, const char *key,
@@ -249,8 +255,14 @@ void learn_stop(void);
  * Main thread. */
 void learn_publish(struct state *st);
 /* 0 when labels is a non-empty object of label name -> 0/1 (or false/
- * true); else -1 with the reason in why. */
-int learn_labels_check(json_t *labels, char *why, size_t len);
+ * true), each a label of m unless m is NULL; else -1 with the reason in
+ * why. */
+int learn_labels_check(json_t *labels, const struct clf_model *m, char *why,
+                       size_t len);
+/* 0 when name is one of m's labels; else -1 with "unknown label ... (the
+ * model's: ...)" in why. */
+int learn_label_known(const struct clf_model *m, const char *name, char *why,
+                      size_t len);
 /* 1 with "spam: 12 of 50 examples" in buf when head i answers unsure
  * whatever the comment (too few examples, or a class without any). */
 int learn_unsure_reason(const struct clf_model *m, unsigned i, char *buf,
@@ -530,12 +542,14 @@ void routes_worker_release(struct worker *w);
 void train_handle(struct route_ctx *ctx);
 /* The examples of a POST /v1/train body (len bytes, not NUL-terminated):
  * one JSON object, or with ndjson one a line (blank lines skipped), each
- * {"text", "labels"[, "lang", "id"]} appended to the array examples.  A
- * JSON Lines line that is not an example goes to note (its number from 1,
- * why) and is skipped.  Returns 0, or -1 with the reason in why when a
- * plain JSON body is not an example. */
+ * {"text", "labels"[, "lang", "id"]} appended to the array examples; a
+ * label must be one of m's (unless m is NULL: online learning never adds
+ * a head).  A JSON Lines line that is not such an example goes to note
+ * (its number from 1, why) and is skipped.  Returns 0, or -1 with the
+ * reason in why when a plain JSON body is not one. */
 typedef void train_note_fn(void *arg, size_t line, const char *why);
-int train_parse_body(const char *body, size_t len, int ndjson, json_t *examples,
+int train_parse_body(const char *body, size_t len, int ndjson,
+                     const struct clf_model *m, json_t *examples,
                      train_note_fn *note, void *arg, char *why, size_t whylen);
 
 /* ---- form.c: application/x-www-form-urlencoded bodies ------------------ */

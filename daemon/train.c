@@ -64,10 +64,11 @@ train_note(struct train_req *tr, const char *fmt, ...)
     json_array_append_new(tr->messages, json_string(msg));
 }
 
-/* One example: a new reference to {"text", "labels", "lang"?}, or NULL
- * with the reason in why. */
+/* One example: a new reference to {"text", "labels", "lang"?} whose labels
+ * are m's (any, when m is NULL), or NULL with the reason in why. */
 static json_t *
-train_example(const char *s, size_t len, char *why, size_t whylen)
+train_example(const char *s, size_t len, const struct clf_model *m, char *why,
+              size_t whylen)
 {
     json_error_t jerr;
     json_t *root, *text, *labels, *lang;
@@ -86,7 +87,7 @@ train_example(const char *s, size_t len, char *why, size_t whylen)
         snprintf(why, whylen, "text must be a non-empty string");
     else if (lang != NULL && !json_is_string(lang) && !json_is_null(lang))
         snprintf(why, whylen, "lang must be a string");
-    else if (learn_labels_check(labels, why, whylen) == 0)
+    else if (learn_labels_check(labels, m, why, whylen) == 0)
         return root;
     json_decref(root);
     return NULL;
@@ -288,14 +289,15 @@ train_blank(const char *s, size_t n)
 }
 
 int
-train_parse_body(const char *body, size_t len, int ndjson, json_t *examples,
+train_parse_body(const char *body, size_t len, int ndjson,
+                 const struct clf_model *m, json_t *examples,
                  train_note_fn *note, void *arg, char *why, size_t whylen)
 {
     size_t off = 0, line = 0;
     json_t *ex;
 
     if (!ndjson) {
-        ex = train_example(body, len, why, whylen);
+        ex = train_example(body, len, m, why, whylen);
         if (ex == NULL)
             return -1;
         json_array_append_new(examples, ex);
@@ -309,7 +311,7 @@ train_parse_body(const char *body, size_t len, int ndjson, json_t *examples,
         if (n > 0 && body[off + n - 1] == '\r')
             n--;
         if (!train_blank(body + off, n)) {
-            ex = train_example(body + off, n, why, whylen);
+            ex = train_example(body + off, n, m, why, whylen);
             if (ex == NULL)
                 note(arg, line, why);
             else
@@ -339,8 +341,9 @@ train_parse(struct route_ctx *ctx, struct train_req *tr, int ndjson)
         routes_error(ctx, 500, "internal", "out of memory");
         return NULL;
     }
-    if (train_parse_body(ctx->req->body, ctx->req->body_len, ndjson, examples,
-                         train_note_line, tr, why, sizeof(why)) < 0) {
+    if (train_parse_body(ctx->req->body, ctx->req->body_len, ndjson,
+                         ctx->st->model, examples, train_note_line, tr, why,
+                         sizeof(why)) < 0) {
         json_decref(examples);
         routes_error(ctx, 400,
                      strncmp(why, "invalid JSON", 12) ? "invalid_request"

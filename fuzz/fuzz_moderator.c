@@ -44,7 +44,7 @@ check_examples(json_t *examples)
         if (!json_is_object(ex) || !json_is_string(text) ||
             json_string_length(text) == 0)
             FUZZ_FAIL("an example without its text");
-        if (learn_labels_check(json_object_get(ex, "labels"), why,
+        if (learn_labels_check(json_object_get(ex, "labels"), NULL, why,
                                sizeof(why)) != 0)
             FUZZ_FAIL("an example with invalid labels");
     }
@@ -104,8 +104,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (examples == NULL)
         return 0;
     why[0] = '\0';
-    if (train_parse_body(body, len, data[0] % 3, examples, on_note, &l, why,
-                         sizeof(why)) < 0) {
+    if (train_parse_body(body, len, data[0] % 3, NULL, examples, on_note, &l,
+                         why, sizeof(why)) < 0) {
         if (data[0] % 3 == 1 || why[0] == '\0' ||
             json_array_size(examples) != 0)
             FUZZ_FAIL("a refused body");

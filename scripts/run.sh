@@ -73,7 +73,7 @@ MSG
     --set redis.url="$REDIS_URL" \
     --set auth.submit_tokens_file="$RUN/submit.tokens" \
     --set auth.moderator_tokens_file="$RUN/moderator.tokens" \
-    --set model.state_dir="$RUN/state" --set spool.path= &
+    --set model.state_dir="$RUN/state" --set spool.path="$RUN/spool" &
 DPID=$!
 wait "$DPID" || true
 DPID=

@@ -68,6 +68,9 @@ expect_eq "bad threshold is a usage error" 2 $?
 "$MF" score --model "$T/m.mfm" --set thresholds.spam_reject=0.2 - </dev/null 2>"$T/err"
 expect_eq "review above reject is a usage error" 2 $?
 expect_grep "review above reject message" "review threshold" "$T/err"
+"$MF" score --model "$T/m.mfm" --set thresholds.spma_reject=0.99 - </dev/null 2>"$T/err"
+expect_eq "threshold of a label the model lacks" 1 $?
+expect_grep "threshold of a label the model lacks: why" 'thresholds.spma_reject: unknown label "spma"' "$T/err"
 
 # explain
 "$MF" explain --model "$T/m.mfm" "you stupid idiot" >"$T/out"
@@ -92,13 +95,15 @@ expect_grep "eval mean" "^mean auc=" "$T/out"
 # invalid training lines: file:line: reason, and nothing of them learned
 printf '%s\n' '{"text":"hello"}' '{"text":"hi there","labels":{"Spam":1}}' \
     '{"text":"hello there","labels":{"spam":1,"Abuse":1}}' \
-    '{"text":"good morning","labels":{"spam":0}}' >"$T/inv.jsonl"
+    '{"text":"good morning","labels":{"spam":0}}' \
+    '{"text":"","labels":{"spam":1}}' >"$T/inv.jsonl"
 "$MF" train --model "$T/inv.mfm" "$T/inv.jsonl" 2>"$T/err"
 expect_eq "train with invalid lines exit" 0 $?
 expect_grep "no labels: file:line" "inv.jsonl:1: a record without labels" "$T/err"
 expect_grep "bad label: file:line" "inv.jsonl:2: bad label name 'Spam'" "$T/err"
 expect_grep "a bad label among good ones: file:line" "inv.jsonl:3: bad label name 'Abuse'" "$T/err"
-expect_grep "an invalid line is not half-learned" "1 learned, 0 duplicates, 3 invalid" "$T/err"
+expect_grep "empty text: file:line" "inv.jsonl:5: an empty text" "$T/err"
+expect_grep "an invalid line is not half-learned" "1 learned, 0 duplicates, 4 invalid" "$T/err"
 "$MF" forget --model "$T/inv2.mfm" --from "$T/m.mfm" "$T/inv.jsonl" 2>"$T/err"
 expect_grep "forget: file:line" "inv.jsonl:3: bad label name 'Abuse'" "$T/err"
 "$MF" train --strict --model "$T/inv.mfm" "$T/inv.jsonl" 2>/dev/null
@@ -185,6 +190,11 @@ expect_eq "truncated model exit" 1 $?
 expect_grep "truncated model message" "truncated" "$T/err"
 "$MF" train --model "$T/x.mfm" --prior Spam=0.5 "$DATA" >/dev/null 2>&1
 expect_eq "prior with a bad label name" 2 $?
+rm -f "$T/x.mfm"
+"$MF" train --model "$T/x.mfm" --prior abuze=0.1 "$DATA" >/dev/null 2>"$T/err"
+expect_eq "prior of a label without examples" 1 $?
+expect_grep "prior of a label without examples: why" "^modfilter: --prior abuze: no example has this label; labels with examples: [a-z, ]*abuse" "$T/err"
+[ ! -e "$T/x.mfm" ] || { echo "FAIL: a model written with a misspelt --prior"; FAILS=$((FAILS+1)); }
 "$MF" explain --model "$T/m.mfm" "some text" extra >/dev/null 2>&1
 expect_eq "explain with two texts" 2 $?
 "$MF" --help | grep -q "Exit codes"; expect_eq "help lists exit codes" 0 $?

@@ -16,6 +16,16 @@ expect_eq "unknown --set key" 1 "$(ok --set server.nope=1)"
 expect_eq "malformed --set" 1 "$(ok --set nodot)"
 expect_eq "threshold override" 0 "$(ok --set thresholds.abuse_review=0.3 --set thresholds.abuse_reject=0.8)"
 expect_eq "override review > reject" 1 "$(ok --set thresholds.abuse_review=0.9 --set thresholds.abuse_reject=0.8)"
+# a label the model lacks: a typo would go unused (or, in akismet.labels,
+# teach nothing)
+expect_eq "threshold of an unknown label" 1 "$(ok --set thresholds.abuze_review=0.3)"
+expect_grep "unknown label message" '^--set: thresholds.abuze_review: unknown label "abuze" \(the model.s: ' "$TMP/out"
+AK="--set akismet.keys=blog.example:akismetkey123"
+expect_eq "akismet label unknown" 1 "$(ok $AK --set akismet.labels='spam, spma')"
+expect_grep "akismet label message" '^--set: akismet.labels: unknown label "spma"' "$TMP/out"
+expect_eq "akismet labels of the model" 0 "$(ok $AK --set akismet.labels=abuse,spam)"
+expect_eq "akismet labels unused without keys" 0 "$(ok --set akismet.labels=spma)"
+expect_eq "akismet labels unused without training" 0 "$(ok $AK --set akismet.train=no --set akismet.labels=spma)"
 expect_eq "bad redis url" 1 "$(ok --set redis.url=http://x)"
 expect_eq "no listener" 1 "$(ok --set server.listen=)"
 
@@ -33,6 +43,7 @@ conf_err "syntax" '[server]\nlisten\n' '2: syntax error'
 conf_err "bad order" '[queue]\norder = newest\n' '2: queue.order: "newest" is not one of'
 conf_err "bad verdicts" '[queue]\nverdicts = review,maybe\n' '2: queue.verdicts: "maybe"'
 conf_err "review > reject" '[thresholds]\nreview = 0.9\nreject = 0.5\n' '2: thresholds.review: 0.9 is above'
+conf_err "threshold of an unknown label" '[thresholds]\n\nspma_reject = 0.9\n' '3: thresholds.spma_reject: unknown label "spma"'
 conf_err "bad token" '[auth]\nsubmit_tokens = blog\n' '2: auth.submit_tokens: a token entry must be name:token'
 conf_err "short token" '[auth]\n\nmoderator_tokens = a:short\n' '3: auth.moderator_tokens: token "a" must be'
 long=$(printf 'x%.0s' $(seq 250))

@@ -83,6 +83,9 @@ xadd op learn text "x" labels 'not json' source decision
 xadd op learn labels '{"spam":1}' source decision
 xadd op learn text "y" labels '{"spam":7}' source decision
 xadd op explode text "y" labels '{"spam":1}'
+# A label the model lacks is skipped, never made a head (with one
+# example it would be unsure, and every comment would go to review).
+xadd op learn text "y" labels '{"spma":1}'
 # An unlearn takes back one teaching: the decision's and the Akismet
 # report's taught the same example, so it stays until both are undone.
 xadd op unlearn text "$TEACH" labels '{"spam":1}' source undo by alice
@@ -98,6 +101,7 @@ wait_for 2 moved_below "$URL_A" "$a1" || { echo "FAIL: unlearn did not move A ba
 expect_grep "bad labels logged" 'training event [0-9-]+: labels: .*skipped' "$DLOG"
 expect_grep "missing text logged" 'training event [0-9-]+: no text; skipped' "$TMP/b.log"
 expect_grep "bad value logged" 'value must be 0 or 1; skipped' "$DLOG"
+expect_grep "unknown label logged" 'unknown label "spma" \(the model.s: [a-z, ]*spam[a-z, ]*\); label skipped' "$DLOG"
 expect_grep "bad op logged" 'op must be learn or unlearn; skipped' "$DLOG"
 curl -s "$URL_A/metrics" > "$TMP/metrics"
 expect_grep "skipped counted" '^modfilter_training_events_skipped_total 4$' "$TMP/metrics"
@@ -114,6 +118,9 @@ r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Autho
 expect_eq "train with a submit token" 403 "${r%% *}"
 r=$(req POST /v1/train '{"labels":{"spam":1}}' -H "Authorization: Bearer $MOD")
 expect_eq "train without text" 400 "${r%% *}"
+r=$(req POST /v1/train '{"text":"a typo","labels":{"spma":1}}' -H "Authorization: Bearer $MOD")
+expect_eq "train an unknown label" 400 "${r%% *}"
+expect_grep "train an unknown label: why" 'unknown label \\"spma\\" \(the model' <(echo "$r")
 T0=$(date +%s%N)
 r=$(req POST /v1/train "{\"text\":\"$TEACH\",\"labels\":{\"spam\":1}}" -H "Authorization: Bearer $MOD")
 expect_eq "train one" 200 "${r%% *}"
@@ -155,6 +162,7 @@ if [ "${r%% *}" != 501 ]; then # moderation.c answers /v1/stats
     expect_eq "stats spam positives" 14 "$(json labels.spam.examples.1)"
     expect_eq "stats spam negatives" 13 "$(json labels.spam.examples.0)"
     expect_eq "stats spam sure" null "$(json labels.spam.unsure_reason)"
+    expect_eq "no head from a typo" null "$(json labels.spma)"
 fi
 r=$(req GET /v1/stats '' -H "Authorization: Bearer $SUB")
 expect_eq "stats with a submit token" 403 "${r%% *}"

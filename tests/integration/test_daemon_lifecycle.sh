@@ -39,6 +39,12 @@ hup_and_wait 'reload: .*d.conf:[0-9]+: queue.verdicts' || { echo "FAIL: bad conf
 expect_eq "model kept after bad config" "$id2" "$(model_line)"
 r=$(req POST /v1/score '{"text":"hello"}'); expect_eq "serving with kept config" 200 "${r%% *}"
 
+# a threshold for a label the model lacks (a typo): refused, with file:line
+cp "$TOP/config/modfilterd.conf" "$CONF"
+printf '[thresholds]\nspma_review = 0.2\n' >> "$CONF"
+hup_and_wait 'reload: .*d.conf:[0-9]+: thresholds.spma_review: unknown label' || { echo "FAIL: unknown label not reported"; FAILS=$((FAILS+1)); }
+expect_eq "model kept after unknown label" "$id2" "$(model_line)"
+
 # a good config change takes effect: nothing is queued any more
 cp "$TOP/config/modfilterd.conf" "$CONF"
 printf '[queue]\nverdicts = allow\n' >> "$CONF"

@@ -22,7 +22,7 @@ labels_ok(const char *text, char *why, size_t len)
     int r;
 
     assert_non_null(j);
-    r = learn_labels_check(j, why, len);
+    r = learn_labels_check(j, NULL, why, len);
     json_decref(j);
     return r;
 }
@@ -50,7 +50,7 @@ test_labels(void **state)
     assert_int_equal(labels_ok("{\"abcdefghijklmnopqrstuvwxyz0123456\": 1}",
                                why, sizeof(why)),
                      -1);
-    assert_int_equal(learn_labels_check(NULL, why, sizeof(why)), -1);
+    assert_int_equal(learn_labels_check(NULL, NULL, why, sizeof(why)), -1);
 }
 
 /* A model with n_pos / n_neg distinct spam examples. */
@@ -80,6 +80,28 @@ model_with(unsigned n_pos, unsigned n_neg, unsigned min_examples)
     }
     clf_scorer_free(sc);
     return m;
+}
+
+/* Online learning teaches only the model's labels: a typo is refused
+ * with the labels there are, never made a head of its own. */
+static void
+test_labels_of_model(void **state)
+{
+    struct clf_model *m = model_with(2, 2, 1);
+    json_t *j = json_loads("{\"spam\": 1, \"spma\": 1}", 0, NULL);
+    char why[200];
+
+    (void)state;
+    assert_non_null(j);
+    assert_int_equal(learn_label_known(m, "spam", why, sizeof(why)), 0);
+    assert_int_equal(learn_labels_check(j, NULL, why, sizeof(why)), 0);
+    assert_int_equal(learn_labels_check(j, m, why, sizeof(why)), -1);
+    assert_string_equal(why, "unknown label \"spma\" (the model's: spam)");
+    /* a reason cut short stays a string */
+    assert_int_equal(learn_label_known(m, "spma", why, 20), -1);
+    assert_int_equal(strlen(why), 19);
+    json_decref(j);
+    clf_model_free(m);
 }
 
 static void
@@ -155,6 +177,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_labels_of_model),
         cmocka_unit_test(test_unsure_reason),
         cmocka_unit_test(test_stats_and_metrics),
     };

@@ -139,8 +139,8 @@ parse_exact(const char *body, int ndjson, json_t *examples, char *notes,
 
     assert_non_null(copy);
     memcpy(copy, body, len);
-    rc = train_parse_body(copy, len, ndjson, examples, note_line, notes, why,
-                          whylen);
+    rc = train_parse_body(copy, len, ndjson, NULL, examples, note_line, notes,
+                          why, whylen);
     free(copy);
     return rc;
 }
