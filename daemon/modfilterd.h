@@ -591,8 +591,6 @@ enum akismet_trigger {
 };
 /* The hosted service's documented test triggers in a request. */
 enum akismet_trigger akismet_trigger(const struct form *f);
-/* blog_lang ("en, es", "en_us") -> the first primary subtag ("en"). */
-void akismet_lang_hint(const char *blog_lang, char *out, size_t len);
 /* The fields to keep in a record (all but the key).  New reference. */
 json_t *akismet_fields_json(const struct form *f);
 /* Answer a request under /1.1/ or /1.2/ (keys are configured). */

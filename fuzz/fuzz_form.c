@@ -1,5 +1,5 @@
 /* libFuzzer target: form bodies (daemon/form.c) and what akismet.c derives
- * from them (test triggers, kept fields, language hint).  The first byte
+ * from them (test triggers, kept fields).  The first byte
  * picks the charset hint. */
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const hints[] = {NULL, "utf-8", "iso-8859-1",
                                         "windows-1252", "koi8-r"};
     struct form f;
-    char err[120], lang[16];
+    char err[120];
     const char *hint;
     json_t *o;
     unsigned i;
@@ -52,7 +52,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
     }
     (void)akismet_trigger(&f);
-    akismet_lang_hint(form_get(&f, "blog_lang", NULL), lang, sizeof(lang));
     o = akismet_fields_json(&f);
     if (o == NULL)
         __builtin_trap();

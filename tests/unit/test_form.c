@@ -328,26 +328,12 @@ test_triggers(void **state)
 }
 
 static void
-test_lang_and_fields(void **state)
+test_fields(void **state)
 {
-    char lang[16];
     struct form f;
     json_t *o;
 
     (void)state;
-    akismet_lang_hint("en, es", lang, sizeof(lang));
-    assert_string_equal(lang, "en");
-    akismet_lang_hint("es_MX", lang, sizeof(lang));
-    assert_string_equal(lang, "es");
-    akismet_lang_hint(" ,EN-us", lang, sizeof(lang));
-    assert_string_equal(lang, "en");
-    akismet_lang_hint("", lang, sizeof(lang));
-    assert_string_equal(lang, "");
-    akismet_lang_hint(NULL, lang, sizeof(lang));
-    assert_string_equal(lang, "");
-    akismet_lang_hint("abcdefghijklmnopqrstuvwxyz", lang, 4);
-    assert_string_equal(lang, "abc");
-
     parse_ok("key=k1&api_key=k2&blog=b&x=1&x=2&odd%20name=v", NULL, &f);
     o = akismet_fields_json(&f);
     assert_non_null(o);
@@ -373,7 +359,7 @@ main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_triggers),
-        cmocka_unit_test(test_lang_and_fields),
+        cmocka_unit_test(test_fields),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
