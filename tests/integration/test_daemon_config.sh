@@ -17,6 +17,7 @@ expect_eq "malformed --set" 1 "$(ok --set nodot)"
 expect_eq "threshold override" 0 "$(ok --set thresholds.abuse_review=0.3 --set thresholds.abuse_reject=0.8)"
 expect_eq "override review > reject" 1 "$(ok --set thresholds.abuse_review=0.9 --set thresholds.abuse_reject=0.8)"
 expect_eq "bad redis url" 1 "$(ok --set redis.url=http://x)"
+expect_grep "short url quoted whole" '\(got http://x\)$' "$TMP/out"
 expect_eq "no listener" 1 "$(ok --set server.listen=)"
 
 conf_err() { # name file-content expected-line-regex
