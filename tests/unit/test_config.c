@@ -117,6 +117,30 @@ test_values(void **state)
     config_free(c);
 }
 
+/* The comment rules config/modfilterd.conf's header states (inih's, as
+ * Debian builds it): whole-line ';' and '#', and an inline ';' only after
+ * a blank. */
+static void
+test_comments(void **state)
+{
+    struct config_error err;
+    int ret;
+    struct config *c = load("# hash\n  ; indented\n[redis]\n"
+                            "prefix = a;b ; note\n"
+                            "url = redis://h:1/0\t;tab\n"
+                            "[model]\npath = m#1 #2\nstate_dir = one\n"
+                            "  two\n",
+                            &err, &ret);
+
+    (void)state;
+    assert_int_equal(ret, 0);
+    assert_string_equal(c->redis_prefix, "a;b");
+    assert_string_equal(c->redis_url, "redis://h:1/0");
+    assert_string_equal(c->model_path, "m#1 #2");
+    assert_string_equal(c->model_state_dir, "two");
+    config_free(c);
+}
+
 static void
 test_errors(void **state)
 {
@@ -345,15 +369,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_shipped_file),
-        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_long_line),
-        cmocka_unit_test(test_nul_byte),
-        cmocka_unit_test(test_longest_line),
-        cmocka_unit_test(test_set_arg),
-        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_defaults), cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_values),   cmocka_unit_test(test_comments),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_nul_byte), cmocka_unit_test(test_longest_line),
+        cmocka_unit_test(test_set_arg),  cmocka_unit_test(test_files),
         cmocka_unit_test(test_auth),
     };
 
