@@ -239,8 +239,6 @@ main_check_spool(const struct config *cfg, const struct passwd *pw)
     return 0;
 }
 
-/* Keys a reload cannot change: they shaped sockets, threads and
- * connections at start-up. */
 /* Secrets are meant for the daemon's account alone: say so when a secret
  * file is open to its group or to everyone (the daemon still starts: the
  * operator may share the group on purpose). */
@@ -266,52 +264,35 @@ main_warn_open_secrets(const struct config *cfg)
     }
 }
 
-static void
-main_warn_restart_keys(const struct config *old, const struct config *nw)
-{
-    static const struct {
-        const char *name;
-        size_t off;
-    } strs[] = {
-        {"server.listen", offsetof(struct config, listen)},
-        {"server.socket", offsetof(struct config, socket)},
-        {"server.port_file", offsetof(struct config, port_file)},
-        {"server.user", offsetof(struct config, user)},
-        {"redis.url", offsetof(struct config, redis_url)},
-        {"redis.prefix", offsetof(struct config, redis_prefix)},
-        {"redis.password_file", offsetof(struct config, redis_password_file)},
-        {"spool.path", offsetof(struct config, spool_path)},
-    };
-    size_t i;
+/* Keys a reload cannot change: they shaped sockets, threads, connections
+ * and timers at start-up (daemon/README.md, the "reload" column). */
+static const char *const main_restart_keys[] = {
+    "server.*", "redis.*", "limits.*", "spool.*", "model.snapshot_interval_s",
+    NULL,
+};
 
-    for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        if (strcmp(*(char *const *)((const char *)old + strs[i].off),
-                   *(char *const *)((const char *)nw + strs[i].off)))
-            log_warnx("reload: %s changed; it takes effect at restart",
-                      strs[i].name);
-    if (old->workers != nw->workers ||
-        old->redis_timeout_ms != nw->redis_timeout_ms ||
-        old->redis_check_interval_s != nw->redis_check_interval_s ||
-        old->max_body != nw->max_body || old->max_headers != nw->max_headers ||
-        old->max_connections != nw->max_connections ||
-        old->max_connections_per_addr != nw->max_connections_per_addr ||
-        old->request_timeout_s != nw->request_timeout_s ||
-        old->idle_timeout_s != nw->idle_timeout_s)
-        log_warnx("reload: server.workers, redis.timeout_ms, "
-                  "redis.check_interval_s and limits.* take effect at "
-                  "restart");
-    if (old->spool_max_bytes != nw->spool_max_bytes)
-        log_warnx("reload: spool.max_bytes changed; it takes effect at "
-                  "restart");
+/* Names the restart-only keys whose new values differ from those in
+ * effect (running: the values the daemon started with). */
+static void
+main_warn_restart_keys(const struct config *running, const struct config *nw)
+{
+    char names[600];
+    unsigned n =
+        config_diff(running, nw, main_restart_keys, names, sizeof(names));
+
+    if (n > 0)
+        log_warnx("reload: %s changed; %s effect at restart", names,
+                  n == 1 ? "it takes" : "they take");
 }
 
 static void
-main_reload(const struct main_opts *o, unsigned *generation)
+main_reload(const struct main_opts *o, const struct config *running,
+            unsigned *generation)
 {
     struct config_error err;
     struct config *cfg;
     struct clf_model *model;
-    struct state *cur, *st;
+    struct state *st;
     char msg[600];
 
     cfg = main_load_config(o, &err);
@@ -327,10 +308,7 @@ main_reload(const struct main_opts *o, unsigned *generation)
         config_free(cfg);
         return;
     }
-    cur = state_acquire();
-    if (cur != NULL)
-        main_warn_restart_keys(cur->cfg, cfg);
-    state_release(cur);
+    main_warn_restart_keys(running, cfg);
     main_warn_open_secrets(cfg);
     st = state_new(cfg, model, clf_model_id(model), ++*generation);
     if (st == NULL) {
@@ -399,7 +377,7 @@ main(int argc, char **argv)
 {
     struct main_opts o;
     struct config_error err;
-    struct config *cfg = NULL;
+    struct config *cfg = NULL, *running = NULL;
     struct clf_model *model = NULL;
     struct state *st = NULL;
     struct spool *spool = NULL;
@@ -545,6 +523,13 @@ main(int argc, char **argv)
         log_info("auth.moderator_tokens is empty: moderator routes refuse "
                  "every request; /metrics serves loopback and Unix-socket "
                  "clients only");
+    /* What a reload cannot change, as it is now: the state (and cfg) is
+     * replaced at each reload. */
+    running = config_new();
+    if (running == NULL || config_copy(running, cfg, main_restart_keys) < 0) {
+        log_errx("out of memory");
+        goto out;
+    }
     /* Last: its first publish may free st (logged above). */
     if (learn_start(cfg) < 0)
         goto out;
@@ -555,7 +540,7 @@ main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             log_info("SIGHUP: reloading");
-            main_reload(&o, &generation);
+            main_reload(&o, running, &generation);
             continue;
         }
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -586,6 +571,7 @@ out:
     if (unix_fd >= 0)
         close(unix_fd);
     state_publish(NULL);
+    config_free(running);
     libevent_global_shutdown();
     if (ret == 0)
         log_info("stopped");

@@ -183,6 +183,16 @@ int config_check(struct config *c, struct config_error *err);
  * "file:line", "--set" or "default". */
 void config_origin(const struct config *c, const char *section, const char *key,
                    char *buf, size_t len);
+/* The keys whose values differ between a and b, among those in names
+ * (NULL-terminated; "section.key", or "section.*" for a whole section; the
+ * table's keys, not thresholds.LABEL_*): "a.b, c.d" into buf, cut to len.
+ * How many there are. */
+unsigned config_diff(const struct config *a, const struct config *b,
+                     const char *const *names, char *buf, size_t len);
+/* The values of the keys in names (as config_diff's) from src into dst;
+ * -1 when out of memory. */
+int config_copy(struct config *dst, const struct config *src,
+                const char *const *names);
 /* Effective thresholds for a label. */
 void config_thresholds(const struct config *c, const char *label,
                        double *review, double *reject);
