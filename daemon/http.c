@@ -39,36 +39,57 @@ http_socket_setup(int fd)
 }
 
 int
-http_listen_tcp(const char *hostport, int *port_out)
+http_resolve_tcp(const char *hostport, struct addrinfo **ai, char *msg,
+                 size_t len)
 {
     char host[256], port[8];
-    const char *colon = strrchr(hostport, ':');
-    struct addrinfo hints, *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
+    const char *colon = strrchr(hostport, ':'), *h = hostport;
+    struct addrinfo hints;
     size_t hlen;
-    int fd = -1, one = 1, r;
+    int r;
 
+    *ai = NULL;
     if (colon == NULL || strlen(colon + 1) >= sizeof(port))
         goto bad;
     hlen = (size_t)(colon - hostport);
-    if (hostport[0] == '[' && hlen >= 2 && hostport[hlen - 1] == ']') {
-        hostport++;
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
         hlen -= 2;
     }
     if (hlen >= sizeof(host))
         goto bad;
-    memcpy(host, hostport, hlen);
+    memcpy(host, h, hlen);
     host[hlen] = '\0';
     snprintf(port, sizeof(port), "%s", colon + 1);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    r = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+    r = getaddrinfo(host[0] ? host : NULL, port, &hints, ai);
     if (r != 0) {
-        log_warnx("server.listen %s: %s", hostport, gai_strerror(r));
-        goto fail;
+        *ai = NULL;
+        snprintf(msg, len, "%s",
+                 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+        return -1;
+    }
+    return 0;
+bad:
+    snprintf(msg, len, "not HOST:PORT");
+    return -1;
+}
+
+int
+http_listen_tcp(const char *hostport, int *port_out)
+{
+    struct addrinfo *ai;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    char msg[256];
+    int fd = -1, one = 1;
+
+    if (http_resolve_tcp(hostport, &ai, msg, sizeof(msg)) < 0) {
+        log_warnx("server.listen %s: %s", hostport, msg);
+        return -1;
     }
     fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
     if (fd < 0) {
@@ -88,11 +109,8 @@ http_listen_tcp(const char *hostport, int *port_out)
         *port_out = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     freeaddrinfo(ai);
     return fd;
-bad:
-    log_warnx("server.listen %s: not HOST:PORT", hostport);
 fail:
-    if (ai != NULL)
-        freeaddrinfo(ai);
+    freeaddrinfo(ai);
     if (fd >= 0)
         close(fd);
     return -1;

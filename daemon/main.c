@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,7 +44,8 @@ main_usage(FILE *f)
             "usage: modfilterd [-c FILE] [-t] [-f] [-v] "
             "[--set SECTION.KEY=VALUE ...]\n"
             "  -c FILE   config file (default config/modfilterd.conf)\n"
-            "  -t        check the config, the model and the spool, then exit\n"
+            "  -t        check the config, the model, the listen address,\n"
+            "            the files written at start and the spool, then exit\n"
             "  -f        stay in the foreground, log to stderr\n"
             "  -v        more logging\n"
             "  --set S.K=V  override a config key (repeatable)\n");
@@ -155,6 +157,26 @@ main_check_account(const struct config *cfg, struct passwd **pw)
     return -1;
 }
 
+/* -t: server.listen resolves as the start resolves it.  Binding is left
+ * to the start: a port taken now may be free then, and a daemon running
+ * on it now is no error of its config. */
+static int
+main_check_listen(const struct config *cfg)
+{
+    struct addrinfo *ai;
+    char where[240], msg[256];
+
+    if (!cfg->listen[0])
+        return 0;
+    if (http_resolve_tcp(cfg->listen, &ai, msg, sizeof(msg)) == 0) {
+        freeaddrinfo(ai);
+        return 0;
+    }
+    config_origin(cfg, "server", "listen", where, sizeof(where));
+    fprintf(stderr, "%s: server.listen: %s: %s\n", where, cfg->listen, msg);
+    return -1;
+}
+
 /* 0 when the account pw (NULL: this process's) may create files in dir;
  * else an errno.  Another account is tried in a child process that
  * switches to it, so modes, ACLs and read-only mounts all count. */
@@ -236,6 +258,62 @@ main_check_spool(const struct config *cfg, const struct passwd *pw)
            dir, pw != NULL ? " by " : "", pw != NULL ? pw->pw_name : "",
            st.records, st.bytes, st.skipped,
            st.skipped ? " (warnings above)" : "");
+    return 0;
+}
+
+/* -t: path (section.key), which the start creates (server.port_file,
+ * server.socket) before any switch to server.user, so as this process:
+ * its directory exists and takes new files, and nothing at path now would
+ * stop the start (a directory; for a socket, anything but a socket).  A
+ * live socket there is left to the start, as a port in use is.  -1 with
+ * "origin: section.key: path: reason" on stderr. */
+static int
+main_check_created(const struct config *cfg, const char *section,
+                   const char *key, const char *path, int is_socket)
+{
+    char where[240], parent[PATH_MAX], reason[PATH_MAX + 64];
+    const char *dir;
+    struct stat sb;
+    int e;
+
+    snprintf(parent, sizeof(parent), "%s", path);
+    dir = dirname(parent);
+    e = main_writable_as(dir, NULL);
+    if (e != 0)
+        snprintf(reason, sizeof(reason), "cannot be created in %s: %s", dir,
+                 strerror(e));
+    else if (lstat(path, &sb) < 0)
+        return 0;
+    else if (is_socket && !S_ISSOCK(sb.st_mode))
+        snprintf(reason, sizeof(reason), "exists and is not a socket");
+    else if (!is_socket && S_ISDIR(sb.st_mode))
+        snprintf(reason, sizeof(reason), "is a directory");
+    else
+        return 0;
+    config_origin(cfg, section, key, where, sizeof(where));
+    fprintf(stderr, "%s: %s.%s: %s: %s\n", where, section, key, path, reason);
+    return -1;
+}
+
+/* -t, beyond the config's own checks: what the start would stop on that
+ * can be known now without binding or writing anything. */
+static int
+main_check(const struct config *cfg)
+{
+    struct passwd *pw;
+
+    if (main_check_listen(cfg) < 0)
+        return -1;
+    if (cfg->listen[0] && cfg->port_file[0] &&
+        main_check_created(cfg, "server", "port_file", cfg->port_file, 0) < 0)
+        return -1;
+    if (cfg->socket[0] &&
+        main_check_created(cfg, "server", "socket", cfg->socket, 1) < 0)
+        return -1;
+    if (main_check_account(cfg, &pw) < 0)
+        return -1;
+    if (cfg->spool_path[0] && main_check_spool(cfg, pw) < 0)
+        return -1;
     return 0;
 }
 
@@ -407,10 +485,7 @@ main(int argc, char **argv)
         return 1;
     }
     if (o.check) {
-        struct passwd *pw;
-
-        ret = main_check_account(cfg, &pw) < 0 ||
-              (cfg->spool_path[0] && main_check_spool(cfg, pw) < 0);
+        ret = main_check(cfg) < 0;
         if (ret == 0)
             printf("%s: configuration OK; model %s: %u label(s), id %s\n",
                    o.config_path, cfg->model_path, clf_model_label_count(model),

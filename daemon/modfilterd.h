@@ -434,6 +434,13 @@ unsigned long addrlimit_entries(struct addrlimit *t);
 
 struct worker;
 
+struct addrinfo;
+/* server.listen's HOST:PORT ([v6]:port; empty host: every address) as
+ * getaddrinfo resolves it for listening; free *ai with freeaddrinfo.  -1
+ * with the reason in msg.  http_listen_tcp binds its first address; -t
+ * only resolves (a port taken now may be free at the start). */
+int http_resolve_tcp(const char *hostport, struct addrinfo **ai, char *msg,
+                     size_t len);
 /* Open a listening socket: "host:port" (TCP; *port_out gets the port) or
  * a Unix socket path.  -1 with a logged reason. */
 int http_listen_tcp(const char *hostport, int *port_out);

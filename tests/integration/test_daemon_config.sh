@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # modfilterd -t and start-up errors: "file:line: reason", non-zero exit.
+# -t also resolves server.listen and checks the directories of the files
+# the start creates (port_file, socket), without binding or writing.
 source "$(dirname "$0")/lib.sh"
 train_model
 D="$BIN/modfilterd"
@@ -19,6 +21,18 @@ expect_eq "override review > reject" 1 "$(ok --set thresholds.abuse_review=0.9 -
 expect_eq "bad redis url" 1 "$(ok --set redis.url=http://x)"
 expect_grep "short url quoted whole" '\(got http://x\)$' "$TMP/out"
 expect_eq "no listener" 1 "$(ok --set server.listen=)"
+# what the start would stop on, known without binding or writing anything
+expect_eq "unresolvable listen" 1 "$(ok --set server.listen=999.1.1.1:80)"
+expect_grep "unresolvable listen message" '^--set: server.listen: 999\.1\.1\.1:80: ' "$TMP/out"
+expect_eq "port_file dir missing" 1 "$(ok --set server.port_file="$TMP/nodir/p")"
+expect_grep "port_file dir message" "^--set: server.port_file: $TMP/nodir/p: cannot be created in $TMP/nodir: No such file" "$TMP/out"
+expect_eq "port_file a directory" 1 "$(ok --set server.port_file="$TMP")"
+expect_eq "socket dir missing" 1 "$(ok --set server.socket="$TMP/nodir/s")"
+expect_grep "socket dir message" "^--set: server.socket: $TMP/nodir/s: cannot be created in $TMP/nodir" "$TMP/out"
+expect_eq "socket path a file" 1 "$(ok --set server.socket="$TMP/m.mfm")"
+expect_grep "socket path message" "^--set: server.socket: $TMP/m.mfm: exists and is not a socket" "$TMP/out"
+expect_eq "good port_file and socket" 0 "$(ok --set server.port_file="$TMP/p" --set server.socket="$TMP/s")"
+[ -e "$TMP/p" ] || [ -e "$TMP/s" ] && { echo "FAIL: -t created a file"; FAILS=$((FAILS + 1)); }
 
 conf_err() { # name file-content expected-line-regex
     printf "$2" > "$TMP/c.conf"
@@ -38,6 +52,8 @@ conf_err "bad token" '[auth]\nsubmit_tokens = blog\n' '2: auth.submit_tokens: a 
 conf_err "short token" '[auth]\n\nmoderator_tokens = a:short\n' '3: auth.moderator_tokens: token "a" must be'
 long=$(printf 'x%.0s' $(seq 250))
 conf_err "long line" "[auth]\nsubmit_tokens = a:$long\n" '2: line longer than'
+conf_err "port_file dir" "[server]\n\nport_file = $TMP/nodir/p\n" "3: server.port_file: $TMP/nodir/p: cannot be created"
+conf_err "listen host" '[server]\nlisten = 999.1.1.1:80\n' '2: server.listen: 999\.1\.1\.1:80: '
 printf 'blog:good-token-123456\nbad line\n' > "$TMP/tok"
 "$D" -t -c "$CONF" --set model.path="$TMP/m.mfm" --set auth.submit_tokens_file="$TMP/tok" >"$TMP/out" 2>&1
 expect_eq "token file exit" 1 "$?"
@@ -52,6 +68,7 @@ expect_eq "bad flag" 2 "$?"
 python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)' > "$TMP/busy" &
 BUSY=$!
 wait_for 5 test -s "$TMP/busy"
+expect_eq "busy port passes -t" 0 "$(ok --set server.listen=127.0.0.1:$(cat "$TMP/busy"))"
 timeout 20 "$D" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set server.listen=127.0.0.1:$(cat "$TMP/busy") >"$TMP/out" 2>&1
 expect_eq "busy port exit" 1 "$?"
 expect_grep "busy port message" 'Address already in use' "$TMP/out"
