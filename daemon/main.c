@@ -1,10 +1,11 @@
 /*
  * main.c - modfilterd: flags, start-up, signals, reload, shutdown.
  *
- * Start-up failures (config, model, bind) end the process with a message;
- * once the workers run, nothing a request does ends it.  The main thread
- * keeps SIGHUP, SIGTERM and SIGINT blocked in every thread and takes them
- * with sigwait(): SIGHUP reloads config and model (the running ones stay
+ * Start-up failures (config, model, bind) end the process with exit 1:
+ * config and model errors printed as -t prints them, the others logged at
+ * error level.  Once the workers run, nothing a request does ends it.  The main
+ * thread keeps SIGHUP, SIGTERM and SIGINT blocked in every thread and takes
+ * them with sigwait(): SIGHUP reloads config and model (the running ones stay
  * on any error), SIGTERM/SIGINT stop the workers gracefully.
  */
 #include <errno.h>
@@ -105,7 +106,7 @@ main_write_port(const char *path, int port)
     f = fopen(tmp, "w");
     if (f == NULL || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 ||
         rename(tmp, path) < 0) {
-        log_warn("server.port_file %s", path);
+        log_err("server.port_file %s", path);
         return -1;
     }
     return 0;
@@ -124,14 +125,14 @@ main_drop_privileges(const struct config *cfg)
     }
     pw = getpwnam(cfg->user);
     if (pw == NULL) {
-        log_warnx("server.user %s: no such user", cfg->user);
+        log_errx("server.user %s: no such user", cfg->user);
         return -1;
     }
     if (cfg->socket[0] && chown(cfg->socket, pw->pw_uid, pw->pw_gid) < 0)
         log_warn("chown %s", cfg->socket);
     if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
         setuid(pw->pw_uid) < 0) {
-        log_warn("server.user %s: cannot switch", cfg->user);
+        log_err("server.user %s: cannot switch", cfg->user);
         return -1;
     }
     log_info("switched to user %s", cfg->user);
@@ -532,13 +533,13 @@ main(int argc, char **argv)
         spool =
             spool_open(cfg->spool_path, cfg->spool_max_bytes, msg, sizeof(msg));
         if (spool == NULL) {
-            log_warnx("%s", msg);
+            log_errx("%s", msg);
             goto out;
         }
     }
     if (!o.foreground) {
         if (daemon(1, 0) < 0) {
-            log_warn("daemon");
+            log_err("daemon");
             goto out;
         }
         log_init(0, o.verbose);
@@ -555,7 +556,7 @@ main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers */
     if (evthread_use_pthreads() < 0) {
-        log_warnx("libevent has no thread support");
+        log_errx("libevent has no thread support");
         goto out;
     }
     n_workers = cfg->workers;
@@ -569,7 +570,7 @@ main(int argc, char **argv)
     if (cfg->max_connections_per_addr > 0) {
         addrlimit = addrlimit_new(cfg->max_connections_per_addr);
         if (addrlimit == NULL) {
-            log_warnx("out of memory");
+            log_errx("out of memory");
             goto out;
         }
     }

@@ -47,8 +47,10 @@ void log_init(int foreground, int verbose);
 int log_verbose(void);
 void log_warn(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
 void log_warnx(const char *fmt, ...) MF_PRINTF(1, 2);
-/* A condition the operator must fix though the daemon carries on
- * (syslog LOG_ERR, "error: " in the foreground). */
+/* A condition the operator must fix (syslog LOG_ERR, "error: " in the
+ * foreground): one the daemon carries on with, or a start-up failure that
+ * ends it. */
+void log_err(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
 void log_errx(const char *fmt, ...) MF_PRINTF(1, 2);
 void log_info(const char *fmt, ...) MF_PRINTF(1, 2);
 /* An info line of msg (len bytes; at most 1023 kept, as syslog's): no

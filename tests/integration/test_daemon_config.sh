@@ -71,6 +71,22 @@ wait_for 5 test -s "$TMP/busy"
 expect_eq "busy port passes -t" 0 "$(ok --set server.listen=127.0.0.1:$(cat "$TMP/busy"))"
 timeout 20 "$D" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set server.listen=127.0.0.1:$(cat "$TMP/busy") >"$TMP/out" 2>&1
 expect_eq "busy port exit" 1 "$?"
-expect_grep "busy port message" 'Address already in use' "$TMP/out"
+expect_grep "busy port message" '^[^ ]+ modfilterd error: server\.listen 127\.0\.0\.1:[0-9]+: Address already in use$' "$TMP/out"
 kill "$BUSY"; wait "$BUSY" 2>/dev/null
+
+# other start-up failures -t cannot rule out (here: started without -t):
+# logged as errors, exit 1
+start_fail() { # name regex --set...
+    local name=$1 re=$2; shift 2
+    timeout 20 "$D" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set spool.path= \
+        --set model.state_dir="$TMP/state" "$@" >"$TMP/out" 2>&1
+    expect_eq "$name exit" 1 "$?"
+    expect_grep "$name message" "^[^ ]+ modfilterd error: $re" "$TMP/out"
+    if grep -q 'warning:' "$TMP/out"; then expect_eq "$name: no warning" none "$(grep 'warning:' "$TMP/out")"; fi
+}
+start_fail "start, unresolvable listen" 'server\.listen 999\.1\.1\.1:80: ' --set server.listen=999.1.1.1:80
+start_fail "start, port_file dir missing" "server\.port_file $TMP/nodir/p: No such file" \
+    --set server.listen=127.0.0.1:0 --set server.port_file="$TMP/nodir/p"
+start_fail "start, socket dir missing" "server\.socket $TMP/nodir/s: No such file" \
+    --set server.listen= --set server.socket="$TMP/nodir/s"
 finish
