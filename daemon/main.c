@@ -76,20 +76,25 @@ fail:
     return NULL;
 }
 
+/* model.path's model; NULL with "origin: model.path: path: reason" in
+ * msg, like the config's errors. */
 static struct clf_model *
-main_load_model(const char *path, char *msg, size_t len)
+main_load_model(const struct config *cfg, char *msg, size_t len)
 {
+    const char *path = cfg->model_path;
     struct clf_model *m = NULL;
     struct clf_error e;
     enum clf_status st;
+    char where[240];
 
     memset(&e, 0, sizeof(e));
     st = clf_model_load(path, &m, &e);
     if (st != CLF_OK) {
-        if (e.msg[0] && !strncmp(e.msg, path, strlen(path)))
-            snprintf(msg, len, "%s", e.msg); /* already names the file */
+        config_origin(cfg, "model", "path", where, sizeof(where));
+        if (e.msg[0] && !strncmp(e.msg, path, strlen(path))) /* named */
+            snprintf(msg, len, "%s: model.path: %s", where, e.msg);
         else
-            snprintf(msg, len, "%s: %s", path,
+            snprintf(msg, len, "%s: model.path: %s: %s", where, path,
                      e.msg[0] ? e.msg : clf_status_str(st));
         return NULL;
     }
@@ -380,7 +385,7 @@ main_reload(const struct main_opts *o, const struct config *running,
                   err.msg);
         return;
     }
-    model = main_load_model(cfg->model_path, msg, sizeof(msg));
+    model = main_load_model(cfg, msg, sizeof(msg));
     if (model == NULL) {
         log_warnx("reload: %s; keeping the running configuration and model",
                   msg);
@@ -479,7 +484,7 @@ main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    model = main_load_model(cfg->model_path, msg, sizeof(msg));
+    model = main_load_model(cfg, msg, sizeof(msg));
     if (model == NULL) {
         fprintf(stderr, "%s\n", msg);
         config_free(cfg);

@@ -30,6 +30,7 @@ r=$(req POST /v1/score '{"text":"hello"}'); expect_eq "serving after reload" 200
 cp "$TMP/m.mfm" "$TMP/good.mfm"
 head -c 200 "$TMP/good.mfm" > "$TMP/m.mfm"
 hup_and_wait 'reload: .*keeping' || { echo "FAIL: bad model not reported"; FAILS=$((FAILS+1)); }
+expect_grep "bad model names its key" "reload: --set: model\.path: $TMP/m\.mfm: .*; keeping" "$DLOG"
 expect_eq "model kept" "$id2" "$(model_line)"
 r=$(req POST /v1/comments '{"text":"buy now cheap"}'); expect_eq "serving with kept model" 200 "${r%% *}"
 cp "$TMP/good.mfm" "$TMP/m.mfm"
