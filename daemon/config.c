@@ -189,6 +189,103 @@ config_origin(const struct config *c, const char *section, const char *key,
         snprintf(buf, len, "%s", w->origin);
 }
 
+/* Whether names (NULL-terminated: "section.key", or "section.*" for the
+ * whole section) name k. */
+static int
+config_key_listed(const struct config_key *k, const char *const *names)
+{
+    size_t n = strlen(k->section);
+
+    for (; *names != NULL; names++)
+        if (!strncmp(*names, k->section, n) && (*names)[n] == '.' &&
+            (!strcmp(*names + n + 1, "*") || !strcmp(*names + n + 1, k->key)))
+            return 1;
+    return 0;
+}
+
+static size_t
+config_type_size(enum config_type t)
+{
+    switch (t) {
+    case CONFIG_STR:
+        return sizeof(char *);
+    case CONFIG_UINT:
+        return sizeof(unsigned);
+    case CONFIG_ULONG:
+        return sizeof(unsigned long);
+    case CONFIG_ULL:
+        return sizeof(unsigned long long);
+    case CONFIG_DOUBLE:
+        return sizeof(double);
+    }
+    return 0;
+}
+
+static int
+config_key_differs(const struct config *a, const struct config *b,
+                   const struct config_key *k)
+{
+    const char *pa = (const char *)a + k->offset;
+    const char *pb = (const char *)b + k->offset;
+
+    if (k->type == CONFIG_STR)
+        return strcmp(*(char *const *)pa, *(char *const *)pb) != 0;
+    return memcmp(pa, pb, config_type_size(k->type)) != 0;
+}
+
+unsigned
+config_diff(const struct config *a, const struct config *b,
+            const char *const *names, char *buf, size_t len)
+{
+    unsigned n = 0;
+    size_t i, at = 0;
+
+    if (len > 0)
+        buf[0] = '\0';
+    for (i = 0; i < CONFIG_N_KEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+
+        if (!config_key_listed(k, names) || !config_key_differs(a, b, k))
+            continue;
+        if (at < len) {
+            int w = snprintf(buf + at, len - at, "%s%s.%s", n ? ", " : "",
+                             k->section, k->key);
+
+            if (w > 0)
+                at += (size_t)w;
+        }
+        n++;
+    }
+    return n;
+}
+
+int
+config_copy(struct config *dst, const struct config *src,
+            const char *const *names)
+{
+    size_t i;
+
+    for (i = 0; i < CONFIG_N_KEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+        const char *from = (const char *)src + k->offset;
+        char *to = (char *)dst + k->offset;
+
+        if (!config_key_listed(k, names))
+            continue;
+        if (k->type == CONFIG_STR) {
+            char *copy = strdup(*(char *const *)from);
+
+            if (copy == NULL)
+                return -1;
+            free(*(char **)to);
+            *(char **)to = copy;
+        } else {
+            memcpy(to, from, config_type_size(k->type));
+        }
+    }
+    return 0;
+}
+
 static int
 config_parse_number(const char *value, double min, double max, int integer,
                     double *out)

@@ -39,47 +39,68 @@ http_socket_setup(int fd)
 }
 
 int
-http_listen_tcp(const char *hostport, int *port_out)
+http_resolve_tcp(const char *hostport, struct addrinfo **ai, char *msg,
+                 size_t len)
 {
     char host[256], port[8];
-    const char *colon = strrchr(hostport, ':');
-    struct addrinfo hints, *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
+    const char *colon = strrchr(hostport, ':'), *h = hostport;
+    struct addrinfo hints;
     size_t hlen;
-    int fd = -1, one = 1, r;
+    int r;
 
+    *ai = NULL;
     if (colon == NULL || strlen(colon + 1) >= sizeof(port))
         goto bad;
     hlen = (size_t)(colon - hostport);
-    if (hostport[0] == '[' && hlen >= 2 && hostport[hlen - 1] == ']') {
-        hostport++;
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
         hlen -= 2;
     }
     if (hlen >= sizeof(host))
         goto bad;
-    memcpy(host, hostport, hlen);
+    memcpy(host, h, hlen);
     host[hlen] = '\0';
     snprintf(port, sizeof(port), "%s", colon + 1);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    r = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+    r = getaddrinfo(host[0] ? host : NULL, port, &hints, ai);
     if (r != 0) {
-        log_warnx("server.listen %s: %s", hostport, gai_strerror(r));
-        goto fail;
+        *ai = NULL;
+        snprintf(msg, len, "%s",
+                 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+        return -1;
+    }
+    return 0;
+bad:
+    snprintf(msg, len, "not HOST:PORT");
+    return -1;
+}
+
+int
+http_listen_tcp(const char *hostport, int *port_out)
+{
+    struct addrinfo *ai;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    char msg[256];
+    int fd = -1, one = 1;
+
+    if (http_resolve_tcp(hostport, &ai, msg, sizeof(msg)) < 0) {
+        log_errx("server.listen %s: %s", hostport, msg);
+        return -1;
     }
     fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
     if (fd < 0) {
-        log_warn("server.listen %s: socket", hostport);
+        log_err("server.listen %s: socket", hostport);
         goto fail;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (http_socket_setup(fd) < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) ||
         listen(fd, HTTP_BACKLOG) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-        log_warn("server.listen %s", hostport);
+        log_err("server.listen %s", hostport);
         goto fail;
     }
     if (ss.ss_family == AF_INET)
@@ -88,11 +109,8 @@ http_listen_tcp(const char *hostport, int *port_out)
         *port_out = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     freeaddrinfo(ai);
     return fd;
-bad:
-    log_warnx("server.listen %s: not HOST:PORT", hostport);
 fail:
-    if (ai != NULL)
-        freeaddrinfo(ai);
+    freeaddrinfo(ai);
     if (fd >= 0)
         close(fd);
     return -1;
@@ -108,38 +126,38 @@ http_listen_unix(const char *path)
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sun.sun_path)) {
-        log_warnx("server.socket %s: path too long", path);
+        log_errx("server.socket %s: path too long", path);
         return -1;
     }
     memcpy(sun.sun_path, path, strlen(path));
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) {
-        log_warn("server.socket %s: socket", path);
+        log_err("server.socket %s: socket", path);
         return -1;
     }
     if (lstat(path, &sb) == 0) {
         /* A socket left by a daemon that died is replaced; a live one or
          * anything that is not a socket is not. */
         if (!S_ISSOCK(sb.st_mode)) {
-            log_warnx("server.socket %s: exists and is not a socket", path);
+            log_errx("server.socket %s: exists and is not a socket", path);
             goto fail;
         }
         if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-            log_warnx("server.socket %s: another process is listening", path);
+            log_errx("server.socket %s: another process is listening", path);
             goto fail;
         }
         close(fd);
         unlink(path);
         fd = socket(AF_UNIX, SOCK_STREAM, 0);
         if (fd < 0) {
-            log_warn("server.socket %s: socket", path);
+            log_err("server.socket %s: socket", path);
             return -1;
         }
     }
     if (http_socket_setup(fd) < 0 ||
         bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
         chmod(path, 0660) < 0 || listen(fd, HTTP_BACKLOG) < 0) {
-        log_warn("server.socket %s", path);
+        log_err("server.socket %s", path);
         goto fail;
     }
     return fd;
@@ -386,13 +404,13 @@ http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
     hc.request_timeout_s = cfg->request_timeout_s;
     hc.idle_timeout_s = cfg->idle_timeout_s;
     if (pthread_mutex_init(&w->handoff_mu, NULL) != 0) {
-        log_warnx("worker %u: cannot set up a mutex", w->index);
+        log_errx("worker %u: cannot set up a mutex", w->index);
         return -1;
     }
     w->adopt_ev = event_new(w->base, -1, 0, http_adopt_cb, w);
     if (w->adopt_ev == NULL) {
         pthread_mutex_destroy(&w->handoff_mu);
-        log_warnx("worker %u: out of memory", w->index);
+        log_errx("worker %u: out of memory", w->index);
         return -1;
     }
     memset(&hooks, 0, sizeof(hooks));
@@ -405,18 +423,18 @@ http_worker_init(struct worker *w, const struct config *cfg, const int *fds,
     hooks.arg = w;
     w->httpd = httpd_new(w->base, &hc, &hooks);
     if (w->httpd == NULL) {
-        log_warnx("worker %u: out of memory", w->index);
+        log_errx("worker %u: out of memory", w->index);
         return -1;
     }
     for (i = 0; i < n_fds && i < 2; i++) {
         int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
 
         if (fd < 0) {
-            log_warn("worker %u: dup", w->index);
+            log_err("worker %u: dup", w->index);
             return -1;
         }
         if (httpd_listen(w->httpd, fd) < 0) { /* closes fd */
-            log_warnx("worker %u: cannot accept on a listener", w->index);
+            log_errx("worker %u: cannot accept on a listener", w->index);
             return -1;
         }
     }

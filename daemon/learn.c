@@ -801,7 +801,7 @@ learn_init(const struct config *cfg, struct clf_model **model)
     return 0;
 fail:
     pthread_mutex_unlock(&learn_lock);
-    log_warnx("learning: out of memory");
+    log_errx("learning: out of memory");
     return -1;
 }
 
@@ -845,20 +845,20 @@ learn_start(const struct config *cfg)
     rc.state_cb = learn_redis_state;
     learn.redis = redis_new(learn.base, &rc, err, sizeof(err));
     if (learn.redis == NULL) {
-        log_warnx("learning: redis.url: %s", err[0] ? err : "out of memory");
+        log_errx("learning: redis.url: %s", err[0] ? err : "out of memory");
         return -1;
     }
     learn.trim_script = redis_script_add(learn.redis, learn_trim_lua);
     if (learn.trim_script == NULL)
         goto fail;
     if (pthread_create(&learn.thread, NULL, learn_main, NULL) != 0) {
-        log_warnx("learning: cannot start a thread");
+        log_errx("learning: cannot start a thread");
         return -1;
     }
     learn.started = 1;
     return 0;
 fail:
-    log_warnx("learning: out of memory");
+    log_errx("learning: out of memory");
     return -1;
 }
 

@@ -184,19 +184,35 @@ log_vemit(int prio, const char *tag, const char *suffix, const char *fmt,
                                        : sizeof(msg) - 1);
 }
 
+/* A line with ": strerror(errno)" after it; errno is kept. */
+static void
+log_verrno(int prio, const char *tag, const char *fmt, va_list ap)
+{
+    char errbuf[128];
+    int saved = errno;
+
+    log_vemit(prio, tag, strerror_r(saved, errbuf, sizeof(errbuf)), fmt, ap);
+    errno = saved;
+}
+
 void
 log_warn(const char *fmt, ...)
 {
-    char errbuf[128];
-    const char *e;
-    int saved = errno;
     va_list ap;
 
-    e = strerror_r(saved, errbuf, sizeof(errbuf));
     va_start(ap, fmt);
-    log_vemit(LOG_WARNING, "warning: ", e, fmt, ap);
+    log_verrno(LOG_WARNING, "warning: ", fmt, ap);
     va_end(ap);
-    errno = saved;
+}
+
+void
+log_err(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_verrno(LOG_ERR, "error: ", fmt, ap);
+    va_end(ap);
 }
 
 void

@@ -1,10 +1,11 @@
 /*
  * main.c - modfilterd: flags, start-up, signals, reload, shutdown.
  *
- * Start-up failures (config, model, bind) end the process with a message;
- * once the workers run, nothing a request does ends it.  The main thread
- * keeps SIGHUP, SIGTERM and SIGINT blocked in every thread and takes them
- * with sigwait(): SIGHUP reloads config and model (the running ones stay
+ * Start-up failures (config, model, bind) end the process with exit 1:
+ * config and model errors printed as -t prints them, the others logged at
+ * error level.  Once the workers run, nothing a request does ends it.  The main
+ * thread keeps SIGHUP, SIGTERM and SIGINT blocked in every thread and takes
+ * them with sigwait(): SIGHUP reloads config and model (the running ones stay
  * on any error), SIGTERM/SIGINT stop the workers gracefully.
  */
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,7 +45,8 @@ main_usage(FILE *f)
             "usage: modfilterd [-c FILE] [-t] [-f] [-v] "
             "[--set SECTION.KEY=VALUE ...]\n"
             "  -c FILE   config file (default config/modfilterd.conf)\n"
-            "  -t        check the config, the model and the spool, then exit\n"
+            "  -t        check the config, the model, the listen address,\n"
+            "            the files written at start and the spool, then exit\n"
             "  -f        stay in the foreground, log to stderr\n"
             "  -v        more logging\n"
             "  --set S.K=V  override a config key (repeatable)\n");
@@ -73,21 +76,33 @@ fail:
     return NULL;
 }
 
+/* model.path's model, whose labels are those cfg names; NULL with
+ * "origin: model.path: path: reason" (or the label's key) in msg, like
+ * the config's errors. */
 static struct clf_model *
-main_load_model(const char *path, char *msg, size_t len)
+main_load_model(const struct config *cfg, char *msg, size_t len)
 {
+    const char *path = cfg->model_path;
     struct clf_model *m = NULL;
     struct clf_error e;
+    struct config_error cerr;
     enum clf_status st;
+    char where[240];
 
     memset(&e, 0, sizeof(e));
     st = clf_model_load(path, &m, &e);
     if (st != CLF_OK) {
-        if (e.msg[0] && !strncmp(e.msg, path, strlen(path)))
-            snprintf(msg, len, "%s", e.msg); /* already names the file */
+        config_origin(cfg, "model", "path", where, sizeof(where));
+        if (e.msg[0] && !strncmp(e.msg, path, strlen(path))) /* named */
+            snprintf(msg, len, "%s: model.path: %s", where, e.msg);
         else
-            snprintf(msg, len, "%s: %s", path,
+            snprintf(msg, len, "%s: model.path: %s: %s", where, path,
                      e.msg[0] ? e.msg : clf_status_str(st));
+        return NULL;
+    }
+    if (config_check_labels(cfg, m, &cerr) < 0) {
+        snprintf(msg, len, "%s", cerr.msg);
+        clf_model_free(m);
         return NULL;
     }
     return m;
@@ -103,7 +118,7 @@ main_write_port(const char *path, int port)
     f = fopen(tmp, "w");
     if (f == NULL || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 ||
         rename(tmp, path) < 0) {
-        log_warn("server.port_file %s", path);
+        log_err("server.port_file %s", path);
         return -1;
     }
     return 0;
@@ -122,14 +137,14 @@ main_drop_privileges(const struct config *cfg)
     }
     pw = getpwnam(cfg->user);
     if (pw == NULL) {
-        log_warnx("server.user %s: no such user", cfg->user);
+        log_errx("server.user %s: no such user", cfg->user);
         return -1;
     }
     if (cfg->socket[0] && chown(cfg->socket, pw->pw_uid, pw->pw_gid) < 0)
         log_warn("chown %s", cfg->socket);
     if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
         setuid(pw->pw_uid) < 0) {
-        log_warn("server.user %s: cannot switch", cfg->user);
+        log_err("server.user %s: cannot switch", cfg->user);
         return -1;
     }
     log_info("switched to user %s", cfg->user);
@@ -152,6 +167,26 @@ main_check_account(const struct config *cfg, struct passwd **pw)
         return 0;
     config_origin(cfg, "server", "user", where, sizeof(where));
     fprintf(stderr, "%s: server.user: %s: no such user\n", where, cfg->user);
+    return -1;
+}
+
+/* -t: server.listen resolves as the start resolves it.  Binding is left
+ * to the start: a port taken now may be free then, and a daemon running
+ * on it now is no error of its config. */
+static int
+main_check_listen(const struct config *cfg)
+{
+    struct addrinfo *ai;
+    char where[240], msg[256];
+
+    if (!cfg->listen[0])
+        return 0;
+    if (http_resolve_tcp(cfg->listen, &ai, msg, sizeof(msg)) == 0) {
+        freeaddrinfo(ai);
+        return 0;
+    }
+    config_origin(cfg, "server", "listen", where, sizeof(where));
+    fprintf(stderr, "%s: server.listen: %s: %s\n", where, cfg->listen, msg);
     return -1;
 }
 
@@ -239,8 +274,62 @@ main_check_spool(const struct config *cfg, const struct passwd *pw)
     return 0;
 }
 
-/* Keys a reload cannot change: they shaped sockets, threads and
- * connections at start-up. */
+/* -t: path (section.key), which the start creates (server.port_file,
+ * server.socket) before any switch to server.user, so as this process:
+ * its directory exists and takes new files, and nothing at path now would
+ * stop the start (a directory; for a socket, anything but a socket).  A
+ * live socket there is left to the start, as a port in use is.  -1 with
+ * "origin: section.key: path: reason" on stderr. */
+static int
+main_check_created(const struct config *cfg, const char *section,
+                   const char *key, const char *path, int is_socket)
+{
+    char where[240], parent[PATH_MAX], reason[PATH_MAX + 64];
+    const char *dir;
+    struct stat sb;
+    int e;
+
+    snprintf(parent, sizeof(parent), "%s", path);
+    dir = dirname(parent);
+    e = main_writable_as(dir, NULL);
+    if (e != 0)
+        snprintf(reason, sizeof(reason), "cannot be created in %s: %s", dir,
+                 strerror(e));
+    else if (lstat(path, &sb) < 0)
+        return 0;
+    else if (is_socket && !S_ISSOCK(sb.st_mode))
+        snprintf(reason, sizeof(reason), "exists and is not a socket");
+    else if (!is_socket && S_ISDIR(sb.st_mode))
+        snprintf(reason, sizeof(reason), "is a directory");
+    else
+        return 0;
+    config_origin(cfg, section, key, where, sizeof(where));
+    fprintf(stderr, "%s: %s.%s: %s: %s\n", where, section, key, path, reason);
+    return -1;
+}
+
+/* -t, beyond the config's own checks: what the start would stop on that
+ * can be known now without binding or writing anything. */
+static int
+main_check(const struct config *cfg)
+{
+    struct passwd *pw;
+
+    if (main_check_listen(cfg) < 0)
+        return -1;
+    if (cfg->listen[0] && cfg->port_file[0] &&
+        main_check_created(cfg, "server", "port_file", cfg->port_file, 0) < 0)
+        return -1;
+    if (cfg->socket[0] &&
+        main_check_created(cfg, "server", "socket", cfg->socket, 1) < 0)
+        return -1;
+    if (main_check_account(cfg, &pw) < 0)
+        return -1;
+    if (cfg->spool_path[0] && main_check_spool(cfg, pw) < 0)
+        return -1;
+    return 0;
+}
+
 /* Secrets are meant for the daemon's account alone: say so when a secret
  * file is open to its group or to everyone (the daemon still starts: the
  * operator may share the group on purpose). */
@@ -266,52 +355,35 @@ main_warn_open_secrets(const struct config *cfg)
     }
 }
 
-static void
-main_warn_restart_keys(const struct config *old, const struct config *nw)
-{
-    static const struct {
-        const char *name;
-        size_t off;
-    } strs[] = {
-        {"server.listen", offsetof(struct config, listen)},
-        {"server.socket", offsetof(struct config, socket)},
-        {"server.port_file", offsetof(struct config, port_file)},
-        {"server.user", offsetof(struct config, user)},
-        {"redis.url", offsetof(struct config, redis_url)},
-        {"redis.prefix", offsetof(struct config, redis_prefix)},
-        {"redis.password_file", offsetof(struct config, redis_password_file)},
-        {"spool.path", offsetof(struct config, spool_path)},
-    };
-    size_t i;
+/* Keys a reload cannot change: they shaped sockets, threads, connections
+ * and timers at start-up (daemon/README.md, the "reload" column). */
+static const char *const main_restart_keys[] = {
+    "server.*", "redis.*", "limits.*", "spool.*", "model.snapshot_interval_s",
+    NULL,
+};
 
-    for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        if (strcmp(*(char *const *)((const char *)old + strs[i].off),
-                   *(char *const *)((const char *)nw + strs[i].off)))
-            log_warnx("reload: %s changed; it takes effect at restart",
-                      strs[i].name);
-    if (old->workers != nw->workers ||
-        old->redis_timeout_ms != nw->redis_timeout_ms ||
-        old->redis_check_interval_s != nw->redis_check_interval_s ||
-        old->max_body != nw->max_body || old->max_headers != nw->max_headers ||
-        old->max_connections != nw->max_connections ||
-        old->max_connections_per_addr != nw->max_connections_per_addr ||
-        old->request_timeout_s != nw->request_timeout_s ||
-        old->idle_timeout_s != nw->idle_timeout_s)
-        log_warnx("reload: server.workers, redis.timeout_ms, "
-                  "redis.check_interval_s and limits.* take effect at "
-                  "restart");
-    if (old->spool_max_bytes != nw->spool_max_bytes)
-        log_warnx("reload: spool.max_bytes changed; it takes effect at "
-                  "restart");
+/* Names the restart-only keys whose new values differ from those in
+ * effect (running: the values the daemon started with). */
+static void
+main_warn_restart_keys(const struct config *running, const struct config *nw)
+{
+    char names[600];
+    unsigned n =
+        config_diff(running, nw, main_restart_keys, names, sizeof(names));
+
+    if (n > 0)
+        log_warnx("reload: %s changed; %s effect at restart", names,
+                  n == 1 ? "it takes" : "they take");
 }
 
 static void
-main_reload(const struct main_opts *o, unsigned *generation)
+main_reload(const struct main_opts *o, const struct config *running,
+            unsigned *generation)
 {
     struct config_error err;
     struct config *cfg;
     struct clf_model *model;
-    struct state *cur, *st;
+    struct state *st;
     char msg[600];
 
     cfg = main_load_config(o, &err);
@@ -320,18 +392,14 @@ main_reload(const struct main_opts *o, unsigned *generation)
                   err.msg);
         return;
     }
-    model = main_load_model(cfg->model_path, msg, sizeof(msg));
-    if (model == NULL || config_check_labels(cfg, model, &err) < 0) {
+    model = main_load_model(cfg, msg, sizeof(msg));
+    if (model == NULL) {
         log_warnx("reload: %s; keeping the running configuration and model",
-                  model == NULL ? msg : err.msg);
-        clf_model_free(model);
+                  msg);
         config_free(cfg);
         return;
     }
-    cur = state_acquire();
-    if (cur != NULL)
-        main_warn_restart_keys(cur->cfg, cfg);
-    state_release(cur);
+    main_warn_restart_keys(running, cfg);
     main_warn_open_secrets(cfg);
     st = state_new(cfg, model, clf_model_id(model), ++*generation);
     if (st == NULL) {
@@ -400,7 +468,7 @@ main(int argc, char **argv)
 {
     struct main_opts o;
     struct config_error err;
-    struct config *cfg = NULL;
+    struct config *cfg = NULL, *running = NULL;
     struct clf_model *model = NULL;
     struct state *st = NULL;
     struct spool *spool = NULL;
@@ -423,18 +491,14 @@ main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    model = main_load_model(cfg->model_path, msg, sizeof(msg));
-    if (model == NULL || config_check_labels(cfg, model, &err) < 0) {
-        fprintf(stderr, "%s\n", model == NULL ? msg : err.msg);
-        clf_model_free(model);
+    model = main_load_model(cfg, msg, sizeof(msg));
+    if (model == NULL) {
+        fprintf(stderr, "%s\n", msg);
         config_free(cfg);
         return 1;
     }
     if (o.check) {
-        struct passwd *pw;
-
-        ret = main_check_account(cfg, &pw) < 0 ||
-              (cfg->spool_path[0] && main_check_spool(cfg, pw) < 0);
+        ret = main_check(cfg) < 0;
         if (ret == 0)
             printf("%s: configuration OK; model %s: %u label(s), id %s\n",
                    o.config_path, cfg->model_path, clf_model_label_count(model),
@@ -481,13 +545,13 @@ main(int argc, char **argv)
         spool =
             spool_open(cfg->spool_path, cfg->spool_max_bytes, msg, sizeof(msg));
         if (spool == NULL) {
-            log_warnx("%s", msg);
+            log_errx("%s", msg);
             goto out;
         }
     }
     if (!o.foreground) {
         if (daemon(1, 0) < 0) {
-            log_warn("daemon");
+            log_err("daemon");
             goto out;
         }
         log_init(0, o.verbose);
@@ -504,7 +568,7 @@ main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers */
     if (evthread_use_pthreads() < 0) {
-        log_warnx("libevent has no thread support");
+        log_errx("libevent has no thread support");
         goto out;
     }
     n_workers = cfg->workers;
@@ -518,7 +582,7 @@ main(int argc, char **argv)
     if (cfg->max_connections_per_addr > 0) {
         addrlimit = addrlimit_new(cfg->max_connections_per_addr);
         if (addrlimit == NULL) {
-            log_warnx("out of memory");
+            log_errx("out of memory");
             goto out;
         }
     }
@@ -547,6 +611,13 @@ main(int argc, char **argv)
         log_info("auth.moderator_tokens is empty: moderator routes refuse "
                  "every request; /metrics serves loopback and Unix-socket "
                  "clients only");
+    /* What a reload cannot change, as it is now: the state (and cfg) is
+     * replaced at each reload. */
+    running = config_new();
+    if (running == NULL || config_copy(running, cfg, main_restart_keys) < 0) {
+        log_errx("out of memory");
+        goto out;
+    }
     /* Last: its first publish may free st (logged above). */
     if (learn_start(cfg) < 0)
         goto out;
@@ -557,7 +628,7 @@ main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             log_info("SIGHUP: reloading");
-            main_reload(&o, &generation);
+            main_reload(&o, running, &generation);
             continue;
         }
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -588,6 +659,7 @@ out:
     if (unix_fd >= 0)
         close(unix_fd);
     state_publish(NULL);
+    config_free(running);
     libevent_global_shutdown();
     if (ret == 0)
         log_info("stopped");

@@ -47,8 +47,10 @@ void log_init(int foreground, int verbose);
 int log_verbose(void);
 void log_warn(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
 void log_warnx(const char *fmt, ...) MF_PRINTF(1, 2);
-/* A condition the operator must fix though the daemon carries on
- * (syslog LOG_ERR, "error: " in the foreground). */
+/* A condition the operator must fix (syslog LOG_ERR, "error: " in the
+ * foreground): one the daemon carries on with, or a start-up failure that
+ * ends it. */
+void log_err(const char *fmt, ...) MF_PRINTF(1, 2); /* + strerror(errno) */
 void log_errx(const char *fmt, ...) MF_PRINTF(1, 2);
 void log_info(const char *fmt, ...) MF_PRINTF(1, 2);
 /* An info line of msg (len bytes; at most 1023 kept, as syslog's): no
@@ -189,6 +191,16 @@ int config_check_labels(const struct config *c, const struct clf_model *m,
  * "file:line", "--set" or "default". */
 void config_origin(const struct config *c, const char *section, const char *key,
                    char *buf, size_t len);
+/* The keys whose values differ between a and b, among those in names
+ * (NULL-terminated; "section.key", or "section.*" for a whole section; the
+ * table's keys, not thresholds.LABEL_*): "a.b, c.d" into buf, cut to len.
+ * How many there are. */
+unsigned config_diff(const struct config *a, const struct config *b,
+                     const char *const *names, char *buf, size_t len);
+/* The values of the keys in names (as config_diff's) from src into dst;
+ * -1 when out of memory. */
+int config_copy(struct config *dst, const struct config *src,
+                const char *const *names);
 /* Effective thresholds for a label. */
 void config_thresholds(const struct config *c, const char *label,
                        double *review, double *reject);
@@ -436,6 +448,13 @@ unsigned long addrlimit_entries(struct addrlimit *t);
 
 struct worker;
 
+struct addrinfo;
+/* server.listen's HOST:PORT ([v6]:port; empty host: every address) as
+ * getaddrinfo resolves it for listening; free *ai with freeaddrinfo.  -1
+ * with the reason in msg.  http_listen_tcp binds its first address; -t
+ * only resolves (a port taken now may be free at the start). */
+int http_resolve_tcp(const char *hostport, struct addrinfo **ai, char *msg,
+                     size_t len);
 /* Open a listening socket: "host:port" (TCP; *port_out gets the port) or
  * a Unix socket path.  -1 with a logged reason. */
 int http_listen_tcp(const char *hostport, int *port_out);

@@ -331,9 +331,10 @@ redis_url_parse(const char *url, struct redis_url *out, char *err,
         return parse_unix(url + 7, out, err, errlen);
     if (strncmp(url, "redis://", 8) == 0)
         return parse_tcp(url + 8, out, err, errlen);
+    /* At most 16 bytes of it: a mistyped URL may hold a password. */
     set_msg(err, errlen,
-            "Redis URL must start with redis:// or unix:// (got %.16s...)",
-            url);
+            "Redis URL must start with redis:// or unix:// (got %.16s%s)", url,
+            strlen(url) > 16 ? "..." : "");
     return -1;
 }
 

@@ -1695,7 +1695,7 @@ spool_drain_start(struct spool *s, const struct config *cfg)
                  s->dir, records, __atomic_load_n(&s->bytes, __ATOMIC_RELAXED));
     return 0;
 fail:
-    log_warnx("spool %s: cannot start the drainer", s->dir);
+    log_errx("spool %s: cannot start the drainer", s->dir);
     spool_drain_free(d);
     return -1;
 }

@@ -340,7 +340,7 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     struct worker *w = calloc(1, sizeof(*w));
 
     if (w == NULL) {
-        log_warnx("worker %u: out of memory", index);
+        log_errx("worker %u: out of memory", index);
         return NULL;
     }
     w->index = index;
@@ -353,7 +353,7 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     w->refusal_logged = -1;
     w->base = worker_base_new();
     if (w->base == NULL) {
-        log_warnx("worker %u: event_base_new failed", index);
+        log_errx("worker %u: event_base_new failed", index);
         goto fail;
     }
     w->scorer = clf_scorer_new();
@@ -362,13 +362,13 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
     w->log_ev = event_new(w->base, -1, 0, worker_log_cb, w);
     if (w->scorer == NULL || w->stop_ev == NULL || w->grace_ev == NULL ||
         w->log_ev == NULL) {
-        log_warnx("worker %u: out of memory", index);
+        log_errx("worker %u: out of memory", index);
         goto fail;
     }
     w->queue = worker_queue_new(w->base, cfg);
     if (w->queue == NULL) {
-        log_warnx("worker %u: cannot set up the Redis queue for %s", index,
-                  cfg->redis_url);
+        log_errx("worker %u: cannot set up the Redis queue for %s", index,
+                 cfg->redis_url);
         goto fail;
     }
     queue_set_state_cb(w->queue, worker_redis_state, w);
@@ -378,7 +378,7 @@ worker_new(unsigned index, const struct config *cfg, const int *fds,
 
         w->watch_ev = event_new(w->base, -1, EV_PERSIST, worker_watch_cb, w);
         if (w->watch_ev == NULL || event_add(w->watch_ev, &tv) < 0) {
-            log_warnx("worker %u: out of memory", index);
+            log_errx("worker %u: out of memory", index);
             goto fail;
         }
     }
@@ -412,12 +412,12 @@ worker_start(struct worker *w)
     if (w->spool != NULL && w->spool_client == NULL) {
         w->spool_client = spool_client_new(w->spool, w->base);
         if (w->spool_client == NULL) {
-            log_warnx("worker %u: out of memory", w->index);
+            log_errx("worker %u: out of memory", w->index);
             return -1;
         }
     }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-        log_warnx("worker %u: cannot start a thread", w->index);
+        log_errx("worker %u: cannot start a thread", w->index);
         return -1;
     }
     w->started = 1;

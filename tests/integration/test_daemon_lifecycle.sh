@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# SIGHUP reloads config and model (a bad one keeps the running one);
+# SIGHUP reloads config and model (a bad one keeps the running one; a
+# restart-only key that changed is named in the log);
 # SIGTERM answers the requests in flight, then exits 0.
 source "$(dirname "$0")/lib.sh"
 train_model
@@ -29,6 +30,7 @@ r=$(req POST /v1/score '{"text":"hello"}'); expect_eq "serving after reload" 200
 cp "$TMP/m.mfm" "$TMP/good.mfm"
 head -c 200 "$TMP/good.mfm" > "$TMP/m.mfm"
 hup_and_wait 'reload: .*keeping' || { echo "FAIL: bad model not reported"; FAILS=$((FAILS+1)); }
+expect_grep "bad model names its key" "reload: --set: model\.path: $TMP/m\.mfm: .*; keeping" "$DLOG"
 expect_eq "model kept" "$id2" "$(model_line)"
 r=$(req POST /v1/comments '{"text":"buy now cheap"}'); expect_eq "serving with kept model" 200 "${r%% *}"
 cp "$TMP/good.mfm" "$TMP/m.mfm"
@@ -62,6 +64,20 @@ r=$(req POST /v1/score '{"text":"hello"}' -H 'Authorization: Bearer reloaded-tok
 expect_eq "reloaded token" 200 "${r%% *}"
 cp "$TOP/config/modfilterd.conf" "$CONF"
 hup_and_wait 'reloaded: model'
+
+# a restart-only key: the reload names it and the running value stays; none
+# of the reloads above changed one, so none said anything of the kind
+expect_eq "no restart-only change before" 0 "$(grep -c 'effect at restart' "$DLOG")"
+printf '[limits]\nmax_body = 100000\n' >> "$CONF"
+hup_and_wait 'reloaded: model'
+expect_grep "changed key named" 'warning: reload: limits\.max_body changed; it takes effect at restart$' "$DLOG"
+python3 -c 'import json; print(json.dumps({"text": "x" * 70000}))' > "$TMP/big.json"
+r=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$TMP/big.json" "$URL/v1/score")
+expect_eq "running max_body kept" 413 "$r"
+# back to the running value: nothing left to restart for
+cp "$TOP/config/modfilterd.conf" "$CONF"
+hup_and_wait 'reloaded: model'
+expect_eq "restart-only lines" 1 "$(grep -c 'effect at restart' "$DLOG")"
 
 # SIGTERM while requests wait on Redis: every one is answered, exit 0
 rcli DEBUG SLEEP 1.5 >/dev/null &

@@ -175,12 +175,12 @@ stop_daemon
 timeout 20 "$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set server.listen=127.0.0.1:0 \
     --set spool.path="$TMP/notadir" > "$TMP/out" 2>&1
 expect_eq "unusable spool: exit status" 1 "$?"
-expect_grep "unusable spool: message" "spool.path $TMP/notadir" "$TMP/out"
+expect_grep "unusable spool: message" "error: spool.path $TMP/notadir" "$TMP/out"
 start_daemon --set spool.path="$SP" "${ALL[@]}" # one daemon per spool
 timeout 20 "$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set server.listen=127.0.0.1:0 \
     --set model.state_dir="$TMP/state2" --set spool.path="$SP" > "$TMP/out" 2>&1
 expect_eq "spool in use: exit status" 1 "$?"
-expect_grep "spool in use: message" "spool.path $SP: in use by another modfilterd" "$TMP/out"
+expect_grep "spool in use: message" "error: spool.path $SP: in use by another modfilterd" "$TMP/out"
 stop_daemon
 
 echo "section 4 at ${SECONDS}s"

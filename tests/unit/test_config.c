@@ -117,6 +117,68 @@ test_values(void **state)
     config_free(c);
 }
 
+/* The comment rules config/modfilterd.conf's header states (inih's, as
+ * Debian builds it): whole-line ';' and '#', and an inline ';' only after
+ * a blank. */
+static void
+test_comments(void **state)
+{
+    struct config_error err;
+    int ret;
+    struct config *c = load("# hash\n  ; indented\n[redis]\n"
+                            "prefix = a;b ; note\n"
+                            "url = redis://h:1/0\t;tab\n"
+                            "[model]\npath = m#1 #2\nstate_dir = one\n"
+                            "  two\n",
+                            &err, &ret);
+
+    (void)state;
+    assert_int_equal(ret, 0);
+    assert_string_equal(c->redis_prefix, "a;b");
+    assert_string_equal(c->redis_url, "redis://h:1/0");
+    assert_string_equal(c->model_path, "m#1 #2");
+    assert_string_equal(c->model_state_dir, "two");
+    config_free(c);
+}
+
+/* config_diff names exactly the keys that changed among those asked for,
+ * config_copy copies just those (SIGHUP's "takes effect at restart"). */
+static void
+test_diff(void **state)
+{
+    static const char *const restart[] = {"server.*", "limits.*",
+                                          "model.snapshot_interval_s", NULL};
+    struct config_error err;
+    struct config *a = config_new(), *b = config_new();
+    char buf[200], small[12];
+
+    (void)state;
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(config_diff(a, b, restart, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(config_set_arg(b, "limits.max_body=1000", &err), 0);
+    assert_int_equal(config_diff(a, b, restart, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "limits.max_body");
+    assert_int_equal(config_set_arg(b, "server.listen=127.0.0.1:1", &err), 0);
+    assert_int_equal(config_set_arg(b, "model.snapshot_interval_s=5", &err), 0);
+    assert_int_equal(config_set_arg(b, "queue.order=urgent", &err), 0);
+    assert_int_equal(config_set_arg(b, "thresholds.review=0.1", &err), 0);
+    assert_int_equal(config_diff(a, b, restart, buf, sizeof(buf)), 3);
+    assert_string_equal(
+        buf, "server.listen, model.snapshot_interval_s, limits.max_body");
+    /* Cut to the buffer, still counted. */
+    assert_int_equal(config_diff(a, b, restart, small, sizeof(small)), 3);
+    assert_string_equal(small, "server.list");
+    /* config_copy takes the listed keys only. */
+    assert_int_equal(config_copy(a, b, restart), 0);
+    assert_int_equal(config_diff(a, b, restart, buf, sizeof(buf)), 0);
+    assert_int_equal(a->max_body, 1000);
+    assert_string_equal(a->queue_order, "oldest");
+    config_free(a);
+    config_free(b);
+}
+
 static void
 test_errors(void **state)
 {
@@ -348,6 +410,8 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_shipped_file),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_comments),
+        cmocka_unit_test(test_diff),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_nul_byte),

@@ -567,6 +567,12 @@ test_url_parse(void **state)
     assert_int_equal(
         queue_url_check("redis://:hunter2@h:99999", err, sizeof err), -1);
     assert_null(strstr(err, "hunter2"));
+    /* A wrong scheme is quoted, cut at 16 bytes; "..." only when cut. */
+    assert_int_equal(queue_url_check("http://x", err, sizeof err), -1);
+    assert_non_null(strstr(err, "(got http://x)"));
+    assert_int_equal(
+        queue_url_check("http://user:longsecret@h", err, sizeof err), -1);
+    assert_non_null(strstr(err, "(got http://user:long...)"));
     assert_int_equal(queue_url_check(NULL, err, sizeof err), -1);
     assert_null(open_queue("garbage", NULL, "p:", 100));
     assert_null(open_queue("redis://", NULL, "p:", 100));
