@@ -934,21 +934,21 @@ moderation_stats(struct route_ctx *ctx)
 
 /* ---- dispatch and metrics --------------------------------------------- */
 
-static void
-moderation_method(struct route_ctx *ctx, const char *allow)
-{
-    http_reply_header(ctx->req, "Allow", allow);
-    routes_error(ctx, 405, "method_not_allowed", "this route takes %s", allow);
-}
-
 const char *
-moderation_allow(const char *path)
+moderation_route(const char *path, int *methods)
 {
     const char *slash = strchr(path + strlen("/v1/queue/"), '/');
 
-    return slash && (!strcmp(slash, "/decision") || !strcmp(slash, "/undo"))
-               ? "POST"
-               : "GET, HEAD";
+    *methods = HTTP_METHOD_POST;
+    if (slash == NULL) {
+        *methods = HTTP_METHOD_GET;
+        return "/v1/queue/{id}";
+    }
+    if (!strcmp(slash, "/decision"))
+        return "/v1/queue/{id}/decision";
+    if (!strcmp(slash, "/undo"))
+        return "/v1/queue/{id}/undo";
+    return NULL;
 }
 
 void
@@ -999,21 +999,14 @@ moderation_handle(struct route_ctx *ctx, const char *path)
     }
     memcpy(id, dec, id_len);
     id[id_len] = '\0';
-    if (slash == NULL) {
-        if (get)
-            moderation_show(ctx, id);
-        else
-            moderation_method(ctx, "GET, HEAD");
-    } else if (!strcmp(slash, "/decision") || !strcmp(slash, "/undo")) {
-        if (get)
-            moderation_method(ctx, "POST");
-        else if (slash[1] == 'd')
-            moderation_decide(ctx, id);
-        else
-            moderation_undo(ctx, id);
-    } else {
-        routes_error(ctx, 404, "not_found", "no such route");
-    }
+    /* routes_dispatch answered other actions and methods
+     * (moderation_route). */
+    if (slash == NULL)
+        moderation_show(ctx, id);
+    else if (!strcmp(slash, "/decision"))
+        moderation_decide(ctx, id);
+    else
+        moderation_undo(ctx, id);
 }
 
 void

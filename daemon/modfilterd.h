@@ -471,6 +471,9 @@ void routes_reply(struct route_ctx *ctx, int status, const char *ctype,
  * 503 and WWW-Authenticate on 401; otherwise as routes_reply. */
 void routes_error(struct route_ctx *ctx, int status, const char *code,
                   const char *fmt, ...) MF_PRINTF(4, 5);
+/* The Allow header value of methods (HTTP_METHOD_*) into buf: "GET, POST,
+ * HEAD" in that order, HEAD wherever GET. */
+void routes_allow(int methods, char *buf, size_t len);
 
 /* What routes_comment found, for the caller's reply. */
 enum routes_outcome {
@@ -589,9 +592,10 @@ void akismet_handle(struct route_ctx *ctx, const char *path);
 /* Answer a moderator route (/v1/queue..., /v1/history, /v1/stats); the
  * moderator token was checked.  Replies once, maybe after Redis answers. */
 void moderation_handle(struct route_ctx *ctx, const char *path);
-/* The methods a path under /v1/queue/ takes, for an Allow header: "POST"
- * for /v1/queue/{id}/decision and /undo, else "GET, HEAD". */
-const char *moderation_allow(const char *path);
+/* The route a path under /v1/queue/ is, as its pattern
+ * ("/v1/queue/{id}/decision"), with the methods it takes in *methods
+ * (HTTP_METHOD_*); NULL when it is none. */
+const char *moderation_route(const char *path, int *methods);
 /* Parse one decision object {"decision", "labels"?} (an "id" member is
  * allowed, for bulk entries).  m (may be NULL) names the known labels.
  * *labels gets the labels as canonical JSON text (malloc'd; caller frees)

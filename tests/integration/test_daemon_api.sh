@@ -87,6 +87,9 @@ r=$(curl -s -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json'
 expect_eq "too large" 413 "$r"; expect_eq "413 code" payload_too_large "$(json error.code)"
 check_err "unknown route" 404 not_found GET /nope
 check_err "wrong method" 405 method_not_allowed GET /v1/comments
+expect_eq "405 message" "/v1/comments takes POST only" "$(json error.message)"
+check_err "wrong method, GET route" 405 method_not_allowed DELETE /healthz
+expect_eq "405 message names HEAD" "/healthz takes GET, HEAD only" "$(json error.message)"
 curl -s -D "$TMP/h" -o /dev/null -X PUT "$URL/v1/score"
 expect_grep "405 Allow" '^Allow: POST' "$TMP/h"
 check_err "moderator route" 401 unauthorized GET /v1/queue

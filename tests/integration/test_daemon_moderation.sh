@@ -49,6 +49,7 @@ expect_eq "show id" c3 "$(json id)"
 expect_eq "show state" queued "$(json state)"
 expect_eq "show unknown" 404 "$(st GET /v1/queue/nope "" "${A[@]}")"
 expect_eq "post to an item" 405 "$(st POST /v1/queue/c3 '{}' "${A[@]}")"
+expect_eq "post to an item: message" "/v1/queue/{id} takes GET, HEAD only" "$(json error.message)"
 
 # claims: two moderators never share an unexpired item
 expect_eq "alice claims" 200 "$(st POST /v1/queue/claim '{"limit":2}' "${A[@]}")"
@@ -315,6 +316,7 @@ expect_eq "decide id claim" 200 "$(st POST /v1/queue/claim/decision '{"decision"
 expect_eq "decide id decisions" 200 "$(st POST /v1/queue/decisions/decision '{"decision":"approve"}' "${A[@]}")"
 expect_eq "show decided claim" decided "$(st GET /v1/queue/claim "" "${A[@]}" >/dev/null; json state)"
 expect_eq "put to claim" 405 "$(st PUT /v1/queue/claim '{}' "${A[@]}")"
+expect_eq "put to claim: message" "/v1/queue/claim takes GET, POST, HEAD only" "$(json error.message)"
 
 # an id percent-encoded in the path (encodeURIComponent: "wp%3A42") is
 # decoded; what decodes to no valid id stays 404
@@ -342,11 +344,18 @@ curl -s -m 10 -o /dev/null -D "$TMP/h" -X PUT "${A[@]}" "$URL/v1/stats"
 expect_grep "Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
 curl -s -m 10 -o /dev/null -D "$TMP/h" -d '{}' "${A[@]}" "$URL/v1/queue/wp:42"
 expect_grep "item Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
-# other methods: the item's or its action's own, not the whole prefix's
+# other methods: the item's or its action's own, not the whole prefix's,
+# and the message names that route
 expect_eq "PUT on an item" 405 "$(curl -s -m 10 -o /dev/null -D "$TMP/h" -w '%{http_code}' -X PUT "${A[@]}" "$URL/v1/queue/wp:42")"
 expect_grep "PUT on an item: Allow" '^Allow: GET, HEAD.$' "$TMP/h"
+expect_eq "DELETE on an item" 405 "$(st DELETE /v1/queue/rep-1 "" "${A[@]}")"
+expect_eq "DELETE on an item: message" "/v1/queue/{id} takes GET, HEAD only" "$(json error.message)"
 curl -s -m 10 -o /dev/null -D "$TMP/h" -X DELETE "${A[@]}" "$URL/v1/queue/wp:42/decision"
 expect_grep "DELETE on a decision: Allow" '^Allow: POST.$' "$TMP/h"
+expect_eq "GET on a decision" 405 "$(st GET /v1/queue/wp:42/decision "" "${A[@]}")"
+expect_eq "GET on a decision: message" "/v1/queue/{id}/decision takes POST only" "$(json error.message)"
+expect_eq "GET on an undo: message" "/v1/queue/{id}/undo takes POST only" "$(st GET /v1/queue/wp:42/undo "" "${A[@]}" >/dev/null; json error.message)"
+expect_eq "DELETE on an unknown action" 404 "$(st DELETE /v1/queue/wp:42/nope "" "${A[@]}")"
 
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
