@@ -160,6 +160,7 @@ moderation_body(struct route_ctx *ctx, int empty_ok)
     size_t n = ctx->req->body_len;
     json_error_t jerr;
     json_t *root;
+    char why[200];
 
     if (n == 0 && empty_ok)
         return json_object();
@@ -177,8 +178,8 @@ moderation_body(struct route_ctx *ctx, int empty_ok)
     }
     root = json_loadb(ctx->req->body, n, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        routes_error(ctx, 400, "invalid_json", "line %d column %d: %s",
-                     jerr.line, jerr.column, jerr.text);
+        routes_error(ctx, 400, "invalid_json", "%s",
+                     request_json_error(&jerr, why, sizeof(why)));
         return NULL;
     }
     if (!json_is_object(root)) {
@@ -219,10 +220,16 @@ moderation_parse_decision(const json_t *d, const struct clf_model *m,
     }
     if (lab == NULL || json_is_null(lab))
         return 0;
-    if (!json_is_object(lab) || json_object_size(lab) == 0) {
+    if (!json_is_object(lab)) {
         snprintf(err, errlen,
                  "\"labels\" must be an object such as "
                  "{\"spam\": 1}");
+        return -1;
+    }
+    if (json_object_size(lab) == 0) {
+        snprintf(err, errlen,
+                 "\"labels\" is empty: name at least one label, such as "
+                 "{\"spam\": 1}, or leave \"labels\" out for the default");
         return -1;
     }
     canon = json_object();

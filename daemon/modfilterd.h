@@ -97,6 +97,10 @@ unsigned auth_count(const struct auth *a, enum auth_role role);
 /* The first token with role (for a command-line client reading the
  * daemon's config), or NULL; borrowed from the table. */
 const char *auth_first_token(const struct auth *a, enum auth_role role);
+/* The token of an Authorization header value "Bearer TOKEN" ("Bearer"
+ * case-insensitive), *len bytes without the spaces around it (0 for
+ * "Bearer" alone); NULL for a missing header or another scheme. */
+const char *auth_bearer(const char *header, size_t *len);
 /* The role of the token in an Authorization header value ("Bearer TOKEN"),
  * AUTH_NONE when missing, malformed or unknown (an Akismet key is no
  * bearer token: unknown here).  Compares against every
@@ -298,6 +302,11 @@ int request_parse_fast(const char *body, size_t len,
 int request_parse_jansson(const char *body, size_t len,
                           struct request_comment *out,
                           struct request_error *err);
+/* The reason of a jansson parse error, in words a client understands. */
+const char *request_json_reason(const json_error_t *e);
+/* The same with its place, "line L, column C: reason", into buf (len
+ * bytes): every body's JSON error is worded so.  Returns buf. */
+const char *request_json_error(const json_error_t *e, char *buf, size_t len);
 /* 1 when s is a valid comment id: 1-128 of [A-Za-z0-9._:-]. */
 int request_id_valid(const char *s, size_t len);
 /* A fresh unique id (ms time + 64 random bits) into buf (>= 40 bytes). */

@@ -264,6 +264,20 @@ routes_error(struct route_ctx *ctx, int status, const char *code,
     route_send_json(ctx, status);
 }
 
+/* Why the Authorization header hdr (or NULL) gives no role. */
+static const char *
+route_auth_why(const char *hdr)
+{
+    size_t len;
+
+    if (hdr == NULL)
+        return "missing Authorization: Bearer token";
+    if (auth_bearer(hdr, &len) == NULL)
+        return "the Authorization header must be \"Bearer TOKEN\": no other "
+               "scheme is taken";
+    return len == 0 ? "empty Bearer token" : "unknown token";
+}
+
 /* 0 when the client may use a route needing role; else replied. */
 static int
 route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
@@ -288,10 +302,7 @@ route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
     if (role == need)
         return 0;
     if (role == AUTH_NONE)
-        routes_error(ctx, 401, "unauthorized",
-                     hdr ? "unknown token"
-                         : "missing Authorization: Bearer "
-                           "token");
+        routes_error(ctx, 401, "unauthorized", "%s", route_auth_why(hdr));
     else
         routes_error(ctx, 403, "forbidden",
                      "this token's role may not use this route");

@@ -63,6 +63,9 @@ check_err() { # name status code method path body [curl args]
 }
 check_err "bad json" 400 invalid_json POST /v1/comments '{"text": '
 check_err "duplicate key" 400 invalid_json POST /v1/comments '{"text":"a","text":"b"}'
+expect_eq "duplicate key message" "line 1, column 18: duplicate object key near '\"text\"'" "$(json error.message)"
+check_err "NUL" 400 invalid_json POST /v1/comments '{"text":"a\u0000b"}'
+expect_eq "NUL message" 'line 1, column 18: \u0000 (a NUL character) is not allowed in strings' "$(json error.message)"
 check_err "missing text" 400 invalid_request POST /v1/comments '{"id":"x"}'
 check_err "empty text" 400 invalid_request POST /v1/comments '{"text":""}'
 check_err "text not string" 400 invalid_request POST /v1/comments '{"text":5}'

@@ -357,5 +357,14 @@ expect_eq "GET on a decision: message" "/v1/queue/{id}/decision takes POST only"
 expect_eq "GET on an undo: message" "/v1/queue/{id}/undo takes POST only" "$(st GET /v1/queue/wp:42/undo "" "${A[@]}" >/dev/null; json error.message)"
 expect_eq "DELETE on an unknown action" 404 "$(st DELETE /v1/queue/wp:42/nope "" "${A[@]}")"
 
+# bad decision bodies (timing-free here): JSON errors name their place as
+# POST /v1/comments does, in a client's words
+expect_eq "duplicate key" 400 "$(st POST /v1/queue/wp:42/decision '{"decision":"approve","decision":"reject"}' "${A[@]}")"
+expect_eq "duplicate key message" "line 1, column 32: duplicate object key near '\"decision\"'" "$(json error.message)"
+expect_eq "NUL in a decision" 400 "$(st POST /v1/queue/wp:42/decision '{"decision":"a\u0000"}' "${A[@]}")"
+expect_eq "NUL message" 'line 1, column 21: \u0000 (a NUL character) is not allowed in strings' "$(json error.message)"
+expect_eq "empty labels" 400 "$(st POST /v1/queue/wp:42/decision '{"decision":"reject","labels":{}}' "${A[@]}")"
+expect_grep "empty labels message" '"labels\\" is empty' "$TMP/body"
+
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish
