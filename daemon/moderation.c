@@ -330,6 +330,9 @@ moderation_item(const struct queue_item *it, int detail)
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(rec, keys[i]);
 
+        /* earlier daemons wrote "post" only when it was given */
+        if (v == NULL && !strcmp(keys[i], "post"))
+            v = json_null();
         if (v != NULL && json_object_set(o, keys[i], v))
             goto fail;
     }

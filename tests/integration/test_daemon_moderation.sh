@@ -34,7 +34,8 @@ expect_eq "list" 200 "$(st GET /v1/queue "" "${A[@]}")"
 expect_eq "length" 6 "$(json length)"
 expect_eq "ids" "c1 c2 c3 c4 c5 c6" "$(py '" ".join(i["id"] for i in j["items"])')"
 expect_eq "no next page" null "$(json next_cursor)"
-expect_eq "item fields" "True" "$(py 'all(k in j["items"][0] for k in ("text","author","scores","verdict","reasons","lang","received_at"))')"
+expect_eq "item fields" "True" "$(py 'all(k in j["items"][0] for k in ("text","author","post","scores","verdict","reasons","lang","received_at"))')"
+expect_eq "post not given: null" "None" "$(py 'j["items"][0]["post"]')"
 expect_eq "rfc 3339" "True" "$(py '__import__("re").fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", j["items"][0]["received_at"]) is not None')"
 expect_eq "page 1" 200 "$(st GET '/v1/queue?limit=4' "" "${A[@]}")"
 expect_eq "page 1 cursor" c4 "$(json next_cursor)"
@@ -48,6 +49,12 @@ expect_eq "show" 200 "$(st GET /v1/queue/c3 "" "${A[@]}")"
 expect_eq "show id" c3 "$(json id)"
 expect_eq "show state" queued "$(json state)"
 expect_eq "show unknown" 404 "$(st GET /v1/queue/nope "" "${A[@]}")"
+# an earlier daemon's record has "post" only when given: the item has it
+rcli --raw HGET modfilter:item:c3 record |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); r.pop("post"); print(json.dumps(r))' >"$TMP/rec"
+rcli HSET modfilter:item:c3 record "$(cat "$TMP/rec")" >/dev/null
+expect_eq "record without post" 200 "$(st GET /v1/queue/c3 "" "${A[@]}")"
+expect_eq "record without post: null" "True" "$(py '"post" in j and j["post"] is None')"
 expect_eq "post to an item" 405 "$(st POST /v1/queue/c3 '{}' "${A[@]}")"
 expect_eq "post to an item: message" "/v1/queue/{id} takes GET, HEAD only" "$(json error.message)"
 

@@ -290,6 +290,17 @@ test_reply_and_record(void **state)
     assert_null(result_reply_from_stored("{", 1));
     json_decref(back);
     json_decref(rec);
+    request_comment_release(&rc);
+
+    /* "post" is always there, null when not given (DESIGN.md's item) */
+    assert_int_equal(parse("{\"text\":\"t\"}", &rc, &e), 0);
+    jsonw_reset(&w);
+    result_write_record(&w, "c2", &rc, &r, CLF_REVIEW, &st, 1700000000123LL,
+                        NULL, &sp);
+    rec = json_loads(w.buf, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(rec);
+    assert_true(json_is_null(json_object_get(rec, "post")));
+    json_decref(rec);
     json_decref(reply);
     json_decref(extra);
     jsonw_release(&w);
