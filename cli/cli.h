@@ -62,6 +62,12 @@ int train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
                int forget, int strict, unsigned long *learned,
                unsigned long *dups, unsigned long *errors);
 
+/* Each command's usage: on standard error after a usage error, on standard
+ * output for `modfilter COMMAND --help` (main.c). */
+extern const char cli_usage_train[], cli_usage_forget[], cli_usage_score[],
+    cli_usage_explain[], cli_usage_eval[], cli_usage_export[],
+    cli_usage_queue[];
+
 int cmd_train(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 int cmd_score(int argc, char **argv);

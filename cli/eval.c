@@ -276,6 +276,10 @@ out:
     return rc;
 }
 
+const char cli_usage_eval[] = "usage: modfilter eval --folds FOLDS.tsv --label "
+                              "LABEL [training options] FILE.jsonl\n"
+                              "  (training options: modfilter --help)\n";
+
 int
 cmd_eval(int argc, char **argv)
 {
@@ -304,8 +308,7 @@ cmd_eval(int argc, char **argv)
         }
     }
     if (!folds || !label || !data) {
-        fprintf(stderr, "usage: modfilter eval --folds FOLDS.tsv --label "
-                        "LABEL [training options] FILE.jsonl\n");
+        fputs(cli_usage_eval, stderr);
         return EXIT_USAGE;
     }
     if (!clf_label_valid(label, strlen(label))) {

@@ -30,6 +30,9 @@ snapshot_name(const char *name, char base[17], uint64_t *ms, uint64_t *seq)
     return 0;
 }
 
+const char cli_usage_export[] = "usage: modfilter export --state-dir DIR "
+                                "[--base BASE.mfm] --model OUT.mfm\n";
+
 int
 cmd_export(int argc, char **argv)
 {
@@ -50,8 +53,7 @@ cmd_export(int argc, char **argv)
             dir = out = NULL, i = argc;
     }
     if (!dir || !out) {
-        fprintf(stderr, "usage: modfilter export --state-dir DIR "
-                        "[--base BASE.mfm] --model OUT.mfm\n");
+        fputs(cli_usage_export, stderr);
         return EXIT_USAGE;
     }
     if (base_path) {

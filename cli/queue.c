@@ -30,8 +30,9 @@
 #define QUEUE_CLI_REPLY_MAX (64u << 20) /* bytes of a reply */
 #define QUEUE_CLI_TEXT_COLS 60          /* comment text shown in a list */
 
-static const char queue_usage[] =
-    "usage: modfilter queue COMMAND [--url URL] [--token TOKEN] [--json]\n"
+const char cli_usage_queue[] =
+    "usage: modfilter queue COMMAND [--url URL] [--token TOKEN] [-c FILE] "
+    "[--json]\n"
     "\n"
     "  length              undecided items\n"
     "  list [--limit N] [--cursor C]\n"
@@ -567,7 +568,7 @@ queue_cli_from_config(struct queue_cli_opts *o, struct config **cfg, char *url,
     if ((*cfg = config_new()) == NULL ||
         config_load_file(*cfg, o->config, &err) < 0 ||
         config_check(*cfg, &err) < 0) {
-        fprintf(stderr, "%s\n", *cfg ? err.msg : "modfilter: out of memory");
+        fprintf(stderr, "modfilter: %s\n", *cfg ? err.msg : "out of memory");
         return -1;
     }
     if (o->token == NULL || o->token[0] == '\0')
@@ -693,13 +694,15 @@ queue_cli_request(const char *cmd, const char *arg,
     return 0;
 }
 
-/* What the command did, for people. */
+/* What the command did, for people (length: also with --json). */
 static void
-queue_cli_print(const char *cmd, const char *arg, const json_t *r)
+queue_cli_print(const char *cmd, const char *arg, const json_t *r, int json)
 {
     if (!strcmp(cmd, "length")) {
-        printf("%lld\n",
-               (long long)json_integer_value(json_object_get(r, "length")));
+        long long n = json_integer_value(json_object_get(r, "length"));
+
+        /* --json: the length alone, not the page of items it came with */
+        printf(json ? "{\"length\":%lld}\n" : "%lld\n", n);
     } else if (!strcmp(cmd, "list") || !strcmp(cmd, "claim")) {
         queue_cli_print_items(r, cmd);
     } else if (!strcmp(cmd, "show")) {
@@ -732,9 +735,9 @@ cmd_queue(int argc, char **argv)
     int n_pos = 0, rc = EXIT_USAGE;
 
     memset(&o, 0, sizeof(o));
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(queue_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : 0;
+    if (argc < 2) {
+        fputs(cli_usage_queue, stderr);
+        return EXIT_USAGE;
     }
     cmd = argv[1];
     o.url = getenv("MODFILTER_URL");
@@ -742,7 +745,7 @@ cmd_queue(int argc, char **argv)
     if (queue_cli_parse(argc, argv, &o, pos, &n_pos) < 0 ||
         queue_cli_request(cmd, pos[0], &o, &method, path, sizeof(path), &body) <
             0) {
-        fputs(queue_usage, stderr);
+        fputs(cli_usage_queue, stderr);
         goto done;
     }
     if (o.config != NULL &&
@@ -776,10 +779,10 @@ cmd_queue(int argc, char **argv)
         fprintf(stderr, "modfilter: the reply is not JSON\n");
         goto done;
     }
-    if (o.json)
+    if (o.json && strcmp(cmd, "length"))
         fwrite(reply.body, 1, reply.len, stdout);
     else
-        queue_cli_print(cmd, pos[0], r);
+        queue_cli_print(cmd, pos[0], r, o.json);
     rc = fflush(stdout) == 0 ? 0 : 1;
 done:
     json_decref(r);

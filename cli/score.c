@@ -77,12 +77,16 @@ result_write(struct jsonw *w, const char *id, const struct clf_result *r,
     jsonw_object_end(w);
 }
 
+const char cli_usage_score[] = "usage: modfilter score --model M.mfm [-c FILE] "
+                               "[--set thresholds.KEY=V] [--reasons]\n"
+                               "         [--strict] [FILE.jsonl | -]\n";
+const char cli_usage_explain[] = "usage: modfilter explain --model M.mfm [-c "
+                                 "FILE] [--set thresholds.KEY=V] \"text\"\n";
+
 static void
 usage_score(void)
 {
-    fprintf(stderr, "usage: modfilter score --model M.mfm [-c FILE] [--set "
-                    "thresholds.KEY=V] [--reasons]\n"
-                    "         [--strict] [FILE.jsonl | -]\n");
+    fputs(cli_usage_score, stderr);
 }
 
 /* Options shared by score and explain: model, -c, --set. */
@@ -112,7 +116,7 @@ score_opt(struct score_opts *o, int argc, char **argv, int *i)
         o->model = v;
     else if (!strcmp(a, "-c") ? config_load_file(o->cfg, v, &err)
                               : config_set_arg(o->cfg, v, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
+        fprintf(stderr, "modfilter: %s\n", err.msg);
         return -1;
     }
     return 1;
@@ -124,7 +128,7 @@ score_opts_check(struct score_opts *o)
 {
     struct config_error err;
     if (config_check(o->cfg, &err) < 0) {
-        fprintf(stderr, "%s\n", err.msg);
+        fprintf(stderr, "modfilter: %s\n", err.msg);
         return -1;
     }
     return 0;
@@ -261,8 +265,7 @@ cmd_explain(int argc, char **argv)
         text = argv[i];
     }
     if (!o.model || !text) {
-        fprintf(stderr, "usage: modfilter explain --model M.mfm [-c FILE] "
-                        "[--set K=V] \"text\"\n");
+        fputs(cli_usage_explain, stderr);
         goto out;
     }
     if (score_opts_check(&o) < 0)

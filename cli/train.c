@@ -269,22 +269,23 @@ out:
     return rc;
 }
 
+const char cli_usage_forget[] =
+    "usage: modfilter forget --model OUT.mfm --from "
+    "BASE.mfm [--strict] FILE.jsonl...\n";
+const char cli_usage_train[] =
+    "usage: modfilter train --model OUT.mfm [--from BASE.mfm] "
+    "[--languages english,spanish]\n"
+    "         [--default-language L] [--prior LABEL=P] "
+    "[--features words,pairs,chars,meta,langchars]\n"
+    "         [--alpha A] [--min-df N] [--weights FAMILY=W,...] "
+    "[--chargrams MIN-MAX]\n"
+    "         [--max-bytes N] [--max-tokens N] [--min-examples N] [--strict]\n"
+    "         FILE.jsonl...\n";
+
 static void
 usage_train(int forget)
 {
-    if (forget)
-        fprintf(stderr, "usage: modfilter forget --model OUT.mfm --from "
-                        "BASE.mfm [--strict] FILE.jsonl...\n");
-    else
-        fprintf(stderr,
-                "usage: modfilter train --model OUT.mfm [--from BASE.mfm] "
-                "[--languages english,spanish]\n"
-                "         [--default-language L] [--prior LABEL=P] "
-                "[--features words,pairs,chars,meta,langchars]\n"
-                "         [--alpha A] [--min-df N] [--weights FAMILY=W,...] "
-                "[--chargrams MIN-MAX]\n"
-                "         [--max-bytes N] [--max-tokens N] [--strict]\n"
-                "         FILE.jsonl...\n");
+    fputs(forget ? cli_usage_forget : cli_usage_train, stderr);
 }
 
 /* Each --prior names a label with examples: setting a prior makes the

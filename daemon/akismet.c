@@ -321,15 +321,14 @@ enum akismet_endpoint {
 static const struct {
     const char *path;
     enum akismet_endpoint ep;
-    int methods;
-    const char *allow;
+    int methods; /* HEAD wherever GET */
 } akismet_routes[] = {
-    {"/1.1/verify-key", AKISMET_VERIFY_KEY, HTTP_METHOD_POST, "POST"},
-    {"/1.1/comment-check", AKISMET_COMMENT_CHECK, HTTP_METHOD_POST, "POST"},
-    {"/1.1/submit-spam", AKISMET_SUBMIT_SPAM, HTTP_METHOD_POST, "POST"},
-    {"/1.1/submit-ham", AKISMET_SUBMIT_HAM, HTTP_METHOD_POST, "POST"},
+    {"/1.1/verify-key", AKISMET_VERIFY_KEY, HTTP_METHOD_POST},
+    {"/1.1/comment-check", AKISMET_COMMENT_CHECK, HTTP_METHOD_POST},
+    {"/1.1/submit-spam", AKISMET_SUBMIT_SPAM, HTTP_METHOD_POST},
+    {"/1.1/submit-ham", AKISMET_SUBMIT_HAM, HTTP_METHOD_POST},
     {"/1.2/usage-limit", AKISMET_USAGE_LIMIT,
-     HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST"},
+     HTTP_METHOD_GET | HTTP_METHOD_POST},
 };
 
 /* The Content-Type's charset parameter into out ("" when none). */
@@ -403,7 +402,12 @@ akismet_handle(struct route_ctx *ctx, const char *path)
         return;
     }
     if (!(akismet_routes[i].methods & method)) {
-        akismet_header(ctx, "Allow", akismet_routes[i].allow);
+        char allow[32], help[80];
+
+        routes_allow(akismet_routes[i].methods, allow, sizeof(allow));
+        snprintf(help, sizeof(help), "%s takes %s only", path, allow);
+        akismet_header(ctx, "Allow", allow);
+        akismet_header(ctx, "X-akismet-debug-help", help);
         akismet_text(ctx, 405, "method not allowed");
         return;
     }

@@ -276,6 +276,25 @@ auth_lookup(const struct auth *a, const char *tok, size_t len)
     return found;
 }
 
+const char *
+auth_bearer(const char *header, size_t *len)
+{
+    const char *tok;
+
+    /* "Bearer" alone: an empty token (a client's trailing space may have
+     * been trimmed as the header's white space). */
+    if (header == NULL || strncasecmp(header, "Bearer", 6) ||
+        (header[6] != ' ' && header[6] != '\0'))
+        return NULL;
+    tok = header + 6;
+    while (*tok == ' ')
+        tok++;
+    *len = strlen(tok);
+    while (*len > 0 && (tok[*len - 1] == ' ' || tok[*len - 1] == '\t'))
+        (*len)--;
+    return tok;
+}
+
 enum auth_role
 auth_check(const struct auth *a, const char *header, const char **name)
 {
@@ -285,14 +304,8 @@ auth_check(const struct auth *a, const char *header, const char **name)
 
     if (name != NULL)
         *name = NULL;
-    if (a == NULL || header == NULL || strncasecmp(header, "Bearer ", 7))
+    if (a == NULL || (tok = auth_bearer(header, &len)) == NULL)
         return AUTH_NONE;
-    tok = header + 7;
-    while (*tok == ' ')
-        tok++;
-    len = strlen(tok);
-    while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-        len--;
     e = auth_lookup(a, tok, len);
     if (e == NULL || e->role == AUTH_AKISMET)
         return AUTH_NONE; /* an Akismet key is no bearer token: 401 */

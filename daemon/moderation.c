@@ -160,6 +160,7 @@ moderation_body(struct route_ctx *ctx, int empty_ok)
     size_t n = ctx->req->body_len;
     json_error_t jerr;
     json_t *root;
+    char why[200];
 
     if (n == 0 && empty_ok)
         return json_object();
@@ -177,8 +178,8 @@ moderation_body(struct route_ctx *ctx, int empty_ok)
     }
     root = json_loadb(ctx->req->body, n, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        routes_error(ctx, 400, "invalid_json", "line %d column %d: %s",
-                     jerr.line, jerr.column, jerr.text);
+        routes_error(ctx, 400, "invalid_json", "%s",
+                     request_json_error(&jerr, why, sizeof(why)));
         return NULL;
     }
     if (!json_is_object(root)) {
@@ -219,10 +220,16 @@ moderation_parse_decision(const json_t *d, const struct clf_model *m,
     }
     if (lab == NULL || json_is_null(lab))
         return 0;
-    if (!json_is_object(lab) || json_object_size(lab) == 0) {
+    if (!json_is_object(lab)) {
         snprintf(err, errlen,
                  "\"labels\" must be an object such as "
                  "{\"spam\": 1}");
+        return -1;
+    }
+    if (json_object_size(lab) == 0) {
+        snprintf(err, errlen,
+                 "\"labels\" is empty: name at least one label, such as "
+                 "{\"spam\": 1}, or leave \"labels\" out for the default");
         return -1;
     }
     canon = json_object();
@@ -323,6 +330,9 @@ moderation_item(const struct queue_item *it, int detail)
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(rec, keys[i]);
 
+        /* earlier daemons wrote "post" only when it was given */
+        if (v == NULL && !strcmp(keys[i], "post"))
+            v = json_null();
         if (v != NULL && json_object_set(o, keys[i], v))
             goto fail;
     }
@@ -934,21 +944,21 @@ moderation_stats(struct route_ctx *ctx)
 
 /* ---- dispatch and metrics --------------------------------------------- */
 
-static void
-moderation_method(struct route_ctx *ctx, const char *allow)
-{
-    http_reply_header(ctx->req, "Allow", allow);
-    routes_error(ctx, 405, "method_not_allowed", "this route takes %s", allow);
-}
-
 const char *
-moderation_allow(const char *path)
+moderation_route(const char *path, int *methods)
 {
     const char *slash = strchr(path + strlen("/v1/queue/"), '/');
 
-    return slash && (!strcmp(slash, "/decision") || !strcmp(slash, "/undo"))
-               ? "POST"
-               : "GET, HEAD";
+    *methods = HTTP_METHOD_POST;
+    if (slash == NULL) {
+        *methods = HTTP_METHOD_GET;
+        return "/v1/queue/{id}";
+    }
+    if (!strcmp(slash, "/decision"))
+        return "/v1/queue/{id}/decision";
+    if (!strcmp(slash, "/undo"))
+        return "/v1/queue/{id}/undo";
+    return NULL;
 }
 
 void
@@ -999,21 +1009,14 @@ moderation_handle(struct route_ctx *ctx, const char *path)
     }
     memcpy(id, dec, id_len);
     id[id_len] = '\0';
-    if (slash == NULL) {
-        if (get)
-            moderation_show(ctx, id);
-        else
-            moderation_method(ctx, "GET, HEAD");
-    } else if (!strcmp(slash, "/decision") || !strcmp(slash, "/undo")) {
-        if (get)
-            moderation_method(ctx, "POST");
-        else if (slash[1] == 'd')
-            moderation_decide(ctx, id);
-        else
-            moderation_undo(ctx, id);
-    } else {
-        routes_error(ctx, 404, "not_found", "no such route");
-    }
+    /* routes_dispatch answered other actions and methods
+     * (moderation_route). */
+    if (slash == NULL)
+        moderation_show(ctx, id);
+    else if (!strcmp(slash, "/decision"))
+        moderation_decide(ctx, id);
+    else
+        moderation_undo(ctx, id);
 }
 
 void

@@ -99,6 +99,10 @@ unsigned auth_count(const struct auth *a, enum auth_role role);
 /* The first token with role (for a command-line client reading the
  * daemon's config), or NULL; borrowed from the table. */
 const char *auth_first_token(const struct auth *a, enum auth_role role);
+/* The token of an Authorization header value "Bearer TOKEN" ("Bearer"
+ * case-insensitive), *len bytes without the spaces around it (0 for
+ * "Bearer" alone); NULL for a missing header or another scheme. */
+const char *auth_bearer(const char *header, size_t *len);
 /* The role of the token in an Authorization header value ("Bearer TOKEN"),
  * AUTH_NONE when missing, malformed or unknown (an Akismet key is no
  * bearer token: unknown here).  Compares against every
@@ -322,6 +326,11 @@ int request_parse_fast(const char *body, size_t len,
 int request_parse_jansson(const char *body, size_t len,
                           struct request_comment *out,
                           struct request_error *err);
+/* The reason of a jansson parse error, in words a client understands. */
+const char *request_json_reason(const json_error_t *e);
+/* The same with its place, "line L, column C: reason", into buf (len
+ * bytes): every body's JSON error is worded so.  Returns buf. */
+const char *request_json_error(const json_error_t *e, char *buf, size_t len);
 /* 1 when s is a valid comment id: 1-128 of [A-Za-z0-9._:-]. */
 int request_id_valid(const char *s, size_t len);
 /* A fresh unique id (ms time + 64 random bits) into buf (>= 40 bytes). */
@@ -502,6 +511,9 @@ void routes_reply(struct route_ctx *ctx, int status, const char *ctype,
  * 503 and WWW-Authenticate on 401; otherwise as routes_reply. */
 void routes_error(struct route_ctx *ctx, int status, const char *code,
                   const char *fmt, ...) MF_PRINTF(4, 5);
+/* The Allow header value of methods (HTTP_METHOD_*) into buf: "GET, POST,
+ * HEAD" in that order, HEAD wherever GET. */
+void routes_allow(int methods, char *buf, size_t len);
 
 /* What routes_comment found, for the caller's reply. */
 enum routes_outcome {
@@ -620,9 +632,10 @@ void akismet_handle(struct route_ctx *ctx, const char *path);
 /* Answer a moderator route (/v1/queue..., /v1/history, /v1/stats); the
  * moderator token was checked.  Replies once, maybe after Redis answers. */
 void moderation_handle(struct route_ctx *ctx, const char *path);
-/* The methods a path under /v1/queue/ takes, for an Allow header: "POST"
- * for /v1/queue/{id}/decision and /undo, else "GET, HEAD". */
-const char *moderation_allow(const char *path);
+/* The route a path under /v1/queue/ is, as its pattern
+ * ("/v1/queue/{id}/decision"), with the methods it takes in *methods
+ * (HTTP_METHOD_*); NULL when it is none. */
+const char *moderation_route(const char *path, int *methods);
 /* Parse one decision object {"decision", "labels"?} (an "id" member is
  * allowed, for bulk entries).  m (may be NULL) names the known labels.
  * *labels gets the labels as canonical JSON text (malloc'd; caller frees)

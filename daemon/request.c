@@ -3,7 +3,8 @@
  * duplicate keys, unknown fields and wrong types are 400s, so a client's
  * typo ("txt") fails loudly instead of scoring an empty comment.  jansson
  * already refuses invalid UTF-8 and \u0000, so every string here is valid
- * UTF-8 without NUL bytes.
+ * UTF-8 without NUL bytes; its error messages reach clients through
+ * request_json_error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,23 @@ request_author(const json_t *author, struct request_comment *out,
     return 0;
 }
 
+const char *
+request_json_reason(const json_error_t *e)
+{
+    /* jansson's own words name its flag JSON_ALLOW_NUL. */
+    if (json_error_code(e) == json_error_null_character)
+        return "\\u0000 (a NUL character) is not allowed in strings";
+    return e->text;
+}
+
+const char *
+request_json_error(const json_error_t *e, char *buf, size_t len)
+{
+    snprintf(buf, len, "line %d, column %d: %s", e->line, e->column,
+             request_json_reason(e));
+    return buf;
+}
+
 int
 request_parse_jansson(const char *body, size_t len, struct request_comment *out,
                       struct request_error *err)
@@ -142,6 +160,7 @@ request_parse_jansson(const char *body, size_t len, struct request_comment *out,
     const char *key;
     json_t *v;
     size_t n;
+    char why[sizeof(err->msg)];
 
     memset(out, 0, sizeof(*out));
     if (len == 0) {
@@ -151,8 +170,8 @@ request_parse_jansson(const char *body, size_t len, struct request_comment *out,
     out->root =
         json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (out->root == NULL) {
-        request_fail(err, 400, "invalid_json", "line %d, column %d: %s",
-                     jerr.line, jerr.column, jerr.text);
+        request_fail(err, 400, "invalid_json", "%s",
+                     request_json_error(&jerr, why, sizeof(why)));
         goto fail;
     }
     if (!json_is_object(out->root)) {

@@ -191,7 +191,9 @@ result_write_record(struct jsonw *w, const char *id,
     result_write_opt(w, "url", rc->author_url);
     result_write_opt(w, "ip", rc->author_ip);
     jsonw_object_end(w);
-    result_write_opt(w, "post", rc->post);
+    /* Always there, null when not given: DESIGN.md's queue item has it. */
+    JSONW_KEY(w, "post");
+    jsonw_string(w, rc->post);
     spans->scores_at = result_write_scores(w, r);
     spans->scores_len = w->len - spans->scores_at;
     JSONW_KEY(w, "verdict");

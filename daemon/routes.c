@@ -264,6 +264,20 @@ routes_error(struct route_ctx *ctx, int status, const char *code,
     route_send_json(ctx, status);
 }
 
+/* Why the Authorization header hdr (or NULL) gives no role. */
+static const char *
+route_auth_why(const char *hdr)
+{
+    size_t len;
+
+    if (hdr == NULL)
+        return "missing Authorization: Bearer token";
+    if (auth_bearer(hdr, &len) == NULL)
+        return "the Authorization header must be \"Bearer TOKEN\": no other "
+               "scheme is taken";
+    return len == 0 ? "empty Bearer token" : "unknown token";
+}
+
 /* 0 when the client may use a route needing role; else replied. */
 static int
 route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
@@ -288,10 +302,7 @@ route_auth(struct route_ctx *ctx, enum auth_role need, int local_open)
     if (role == need)
         return 0;
     if (role == AUTH_NONE)
-        routes_error(ctx, 401, "unauthorized",
-                     hdr ? "unknown token"
-                         : "missing Authorization: Bearer "
-                           "token");
+        routes_error(ctx, 401, "unauthorized", "%s", route_auth_why(hdr));
     else
         routes_error(ctx, 403, "forbidden",
                      "this token's role may not use this route");
@@ -868,47 +879,57 @@ enum route_kind {
 };
 
 struct route_def {
-    const char *path;
-    int prefix; /* path is a prefix ("/v1/queue/") */
+    const char *path; /* or its pattern ("/v1/queue/{id}"), for a 405 */
+    int prefix;       /* path is a prefix ("/v1/queue/") */
     enum route_kind kind;
     int methods; /* HTTP_METHOD_* */
-    const char *allow;
     enum metrics_route metric;
 };
 
 static const struct route_def route_table[] = {
-    {"/v1/comments", 0, ROUTE_COMMENTS, HTTP_METHOD_POST, "POST",
+    {"/v1/comments", 0, ROUTE_COMMENTS, HTTP_METHOD_POST,
      METRICS_ROUTE_COMMENTS},
-    {"/v1/score", 0, ROUTE_SCORE, HTTP_METHOD_POST, "POST",
-     METRICS_ROUTE_SCORE},
-    {"/healthz", 0, ROUTE_HEALTHZ, HTTP_METHOD_GET | HTTP_METHOD_HEAD,
-     "GET, HEAD", METRICS_ROUTE_HEALTHZ},
-    {"/readyz", 0, ROUTE_READYZ, HTTP_METHOD_GET | HTTP_METHOD_HEAD,
-     "GET, HEAD", METRICS_ROUTE_READYZ},
-    {"/metrics", 0, ROUTE_METRICS, HTTP_METHOD_GET | HTTP_METHOD_HEAD,
-     "GET, HEAD", METRICS_ROUTE_METRICS},
-    /* Moderator routes: a later release; 501 after the auth check. */
-    {"/v1/queue", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, "GET",
-     METRICS_ROUTE_MODERATOR},
+    {"/v1/score", 0, ROUTE_SCORE, HTTP_METHOD_POST, METRICS_ROUTE_SCORE},
+    {"/healthz", 0, ROUTE_HEALTHZ, HTTP_METHOD_GET, METRICS_ROUTE_HEALTHZ},
+    {"/readyz", 0, ROUTE_READYZ, HTTP_METHOD_GET, METRICS_ROUTE_READYZ},
+    {"/metrics", 0, ROUTE_METRICS, HTTP_METHOD_GET, METRICS_ROUTE_METRICS},
+    {"/v1/queue", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, METRICS_ROUTE_MODERATOR},
     /* GET shows the items whose ids are "claim" and "decisions". */
     {"/v1/queue/claim", 0, ROUTE_MODERATOR, HTTP_METHOD_GET | HTTP_METHOD_POST,
-     "GET, POST", METRICS_ROUTE_MODERATOR},
+     METRICS_ROUTE_MODERATOR},
     {"/v1/queue/decisions", 0, ROUTE_MODERATOR,
-     HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST", METRICS_ROUTE_MODERATOR},
-    {"/v1/queue/", 1, ROUTE_MODERATOR, HTTP_METHOD_GET | HTTP_METHOD_POST,
-     "GET, POST", METRICS_ROUTE_MODERATOR},
-    {"/v1/train", 0, ROUTE_TRAIN, HTTP_METHOD_POST, "POST",
+     HTTP_METHOD_GET | HTTP_METHOD_POST, METRICS_ROUTE_MODERATOR},
+    /* Its item and actions: path and methods from moderation_route. */
+    {"/v1/queue/", 1, ROUTE_MODERATOR, 0, METRICS_ROUTE_MODERATOR},
+    {"/v1/train", 0, ROUTE_TRAIN, HTTP_METHOD_POST, METRICS_ROUTE_MODERATOR},
+    {"/v1/history", 0, ROUTE_MODERATOR, HTTP_METHOD_GET,
      METRICS_ROUTE_MODERATOR},
-    {"/v1/history", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, "GET",
-     METRICS_ROUTE_MODERATOR},
-    {"/v1/stats", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, "GET",
-     METRICS_ROUTE_MODERATOR},
-    /* akismet.c takes each path's own methods. */
-    {"/1.1/", 1, ROUTE_AKISMET, HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST",
-     METRICS_ROUTE_AKISMET},
-    {"/1.2/", 1, ROUTE_AKISMET, HTTP_METHOD_GET | HTTP_METHOD_POST, "GET, POST",
-     METRICS_ROUTE_AKISMET},
+    {"/v1/stats", 0, ROUTE_MODERATOR, HTTP_METHOD_GET, METRICS_ROUTE_MODERATOR},
+    /* akismet.c checks each path's methods: its 405 is the protocol's
+     * plain text, as its other answers. */
+    {"/1.1/", 1, ROUTE_AKISMET, 0, METRICS_ROUTE_AKISMET},
+    {"/1.2/", 1, ROUTE_AKISMET, 0, METRICS_ROUTE_AKISMET},
 };
+
+void
+routes_allow(int methods, char *buf, size_t len)
+{
+    static const struct {
+        int method;
+        const char *name;
+    } order[] = {{HTTP_METHOD_GET, "GET"},
+                 {HTTP_METHOD_POST, "POST"},
+                 {HTTP_METHOD_HEAD, "HEAD"}};
+    size_t i, n = 0;
+
+    if (methods & HTTP_METHOD_GET)
+        methods |= HTTP_METHOD_HEAD; /* HEAD wherever GET (RFC 9110 9.1) */
+    buf[0] = '\0';
+    for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if ((methods & order[i].method) && n < len)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "",
+                                  order[i].name);
+}
 
 void
 routes_dispatch(struct http_request *req, void *arg)
@@ -916,6 +937,7 @@ routes_dispatch(struct http_request *req, void *arg)
     struct worker *w = arg;
     struct route_ctx ctx;
     const struct route_def *def = NULL;
+    struct route_def item;
     const char *path = req->path;
     int method = req->method;
     size_t i;
@@ -942,18 +964,21 @@ routes_dispatch(struct http_request *req, void *arg)
         return;
     }
     ctx.route = def->metric;
+    if (def->kind == ROUTE_MODERATOR && def->prefix) {
+        item = *def;
+        item.path = moderation_route(path, &item.methods);
+        if (item.path == NULL) {
+            routes_error(&ctx, 404, "not_found", "no such route");
+            return;
+        }
+        def = &item;
+    }
     if (method == HTTP_METHOD_HEAD)
         method = HTTP_METHOD_GET; /* HEAD wherever GET (RFC 9110 9.1) */
-    if (!(def->methods & method)) {
-        /* under /v1/queue/, the methods of the item or its action */
-        const char *methods = def->kind == ROUTE_MODERATOR && def->prefix
-                                  ? moderation_allow(path)
-                                  : def->allow;
-        char allow[48];
+    if (def->kind != ROUTE_AKISMET && !(def->methods & method)) {
+        char allow[32];
 
-        snprintf(allow, sizeof(allow), "%s%s", methods,
-                 strstr(methods, "GET") && !strstr(methods, "HEAD") ? ", HEAD"
-                                                                    : "");
+        routes_allow(def->methods, allow, sizeof(allow));
         http_reply_header(req, "Allow", allow);
         routes_error(&ctx, 405, "method_not_allowed", "%s takes %s only",
                      def->path, allow);

@@ -75,7 +75,7 @@ train_example(const char *s, size_t len, const struct clf_model *m, char *why,
 
     root = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        snprintf(why, whylen, "invalid JSON: %s", jerr.text);
+        snprintf(why, whylen, "invalid JSON: %s", request_json_reason(&jerr));
         return NULL;
     }
     text = json_object_get(root, "text");

@@ -198,5 +198,35 @@ expect_grep "prior of a label without examples: why" "^modfilter: --prior abuze:
 "$MF" explain --model "$T/m.mfm" "some text" extra >/dev/null 2>&1
 expect_eq "explain with two texts" 2 $?
 "$MF" --help | grep -q "Exit codes"; expect_eq "help lists exit codes" 0 $?
+# every command: -h and --help, anywhere, print its usage on standard output
+for c in train forget score explain eval export queue "queue length" "score --model x"; do
+    for h in -h --help; do
+        # shellcheck disable=SC2086
+        "$MF" $c $h >"$T/out" 2>"$T/err"
+        expect_eq "$c $h exit" 0 $?
+        expect_grep "$c $h usage" "^usage: modfilter ${c%% *} " "$T/out"
+        expect_eq "$c $h nothing on stderr" "" "$(cat "$T/err")"
+    done
+done
+# each usage names every option its command takes
+usage_has() { # command option...
+    local c=$1 o; shift
+    "$MF" "$c" --help >"$T/out"
+    for o in "$@"; do expect_grep "$c usage names $o" "(^|[[ ])$o[] ]" "$T/out"; done
+}
+usage_has train --model --from --languages --default-language --prior --features \
+    --alpha --min-df --weights --chargrams --max-bytes --max-tokens --min-examples --strict
+usage_has forget --model --from --strict
+usage_has score --model -c --set --reasons --strict
+usage_has explain --model -c --set
+usage_has eval --folds --label
+usage_has export --state-dir --base --model
+usage_has queue --url --token -c --json --limit --cursor --label
+# config file errors carry the prefix of every other error
+"$MF" queue length -c /nonexistent >/dev/null 2>"$T/err"
+expect_eq "queue -c missing exit" 2 $?
+expect_eq "queue -c missing message" "modfilter: /nonexistent: No such file or directory" "$(cat "$T/err")"
+"$MF" score --model "$T/m.mfm" -c /nonexistent - </dev/null >/dev/null 2>"$T/err"
+expect_eq "score -c missing message" "modfilter: /nonexistent: No such file or directory" "$(cat "$T/err")"
 
 finish

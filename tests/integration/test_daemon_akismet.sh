@@ -128,6 +128,18 @@ r=$(ak /1.1/comment-check "key=$KEY&blog=$BLOG&user_ip=&comment_content=x"); exp
 r=$(ak /1.1/nope "key=$KEY"); expect_eq "unknown endpoint" 404 "${r%% *}"
 r=$(curl -s -o /dev/null -D "$TMP/h" -w '%{http_code}' "$URL/1.1/comment-check?key=$KEY")
 expect_eq "GET comment-check" 405 "$r"; expect_eq "405 Allow" POST "$(hdr Allow)"
+# every method an Akismet path does not take gets the same plain 405, with
+# that path's own methods
+for m in PUT DELETE PATCH; do
+    r=$(curl -s -o "$TMP/body" -D "$TMP/h" -w '%{http_code}' -X "$m" "$URL/1.1/comment-check?key=$KEY")
+    expect_eq "$m comment-check" "405 method not allowed" "$r $(cat "$TMP/body")"
+    expect_eq "$m comment-check: Allow" POST "$(hdr Allow)"
+    expect_eq "$m comment-check: help" "/1.1/comment-check takes POST only" "$(hdr X-akismet-debug-help)"
+    expect_grep "$m comment-check: plain text" '^Content-Type: text/plain' "$TMP/h"
+done
+r=$(curl -s -o /dev/null -D "$TMP/h" -w '%{http_code}' -X PUT "$URL/1.2/usage-limit?key=$KEY")
+expect_eq "PUT usage-limit" 405 "$r"; expect_eq "usage-limit Allow" "GET, POST, HEAD" "$(hdr Allow)"
+r=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$URL/1.1/nope?key=$KEY"); expect_eq "PUT unknown endpoint" 404 "$r"
 python3 -c "print('key=$KEY&$C&comment_content=' + 'x' * 70000)" > "$TMP/big"
 r=$(ak /1.1/comment-check "@$TMP/big"); expect_eq "too large" 413 "${r%% *}"
 expect_grep "too large help" 'X-akismet-debug-help: The body is' "$TMP/h"

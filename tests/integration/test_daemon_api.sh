@@ -63,6 +63,9 @@ check_err() { # name status code method path body [curl args]
 }
 check_err "bad json" 400 invalid_json POST /v1/comments '{"text": '
 check_err "duplicate key" 400 invalid_json POST /v1/comments '{"text":"a","text":"b"}'
+expect_eq "duplicate key message" "line 1, column 18: duplicate object key near '\"text\"'" "$(json error.message)"
+check_err "NUL" 400 invalid_json POST /v1/comments '{"text":"a\u0000b"}'
+expect_eq "NUL message" 'line 1, column 18: \u0000 (a NUL character) is not allowed in strings' "$(json error.message)"
 check_err "missing text" 400 invalid_request POST /v1/comments '{"id":"x"}'
 check_err "empty text" 400 invalid_request POST /v1/comments '{"text":""}'
 check_err "text not string" 400 invalid_request POST /v1/comments '{"text":5}'
@@ -87,6 +90,9 @@ r=$(curl -s -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json'
 expect_eq "too large" 413 "$r"; expect_eq "413 code" payload_too_large "$(json error.code)"
 check_err "unknown route" 404 not_found GET /nope
 check_err "wrong method" 405 method_not_allowed GET /v1/comments
+expect_eq "405 message" "/v1/comments takes POST only" "$(json error.message)"
+check_err "wrong method, GET route" 405 method_not_allowed DELETE /healthz
+expect_eq "405 message names HEAD" "/healthz takes GET, HEAD only" "$(json error.message)"
 curl -s -D "$TMP/h" -o /dev/null -X PUT "$URL/v1/score"
 expect_grep "405 Allow" '^Allow: POST' "$TMP/h"
 check_err "moderator route" 401 unauthorized GET /v1/queue

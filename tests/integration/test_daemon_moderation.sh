@@ -34,7 +34,8 @@ expect_eq "list" 200 "$(st GET /v1/queue "" "${A[@]}")"
 expect_eq "length" 6 "$(json length)"
 expect_eq "ids" "c1 c2 c3 c4 c5 c6" "$(py '" ".join(i["id"] for i in j["items"])')"
 expect_eq "no next page" null "$(json next_cursor)"
-expect_eq "item fields" "True" "$(py 'all(k in j["items"][0] for k in ("text","author","scores","verdict","reasons","lang","received_at"))')"
+expect_eq "item fields" "True" "$(py 'all(k in j["items"][0] for k in ("text","author","post","scores","verdict","reasons","lang","received_at"))')"
+expect_eq "post not given: null" "None" "$(py 'j["items"][0]["post"]')"
 expect_eq "rfc 3339" "True" "$(py '__import__("re").fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", j["items"][0]["received_at"]) is not None')"
 expect_eq "page 1" 200 "$(st GET '/v1/queue?limit=4' "" "${A[@]}")"
 expect_eq "page 1 cursor" c4 "$(json next_cursor)"
@@ -48,7 +49,14 @@ expect_eq "show" 200 "$(st GET /v1/queue/c3 "" "${A[@]}")"
 expect_eq "show id" c3 "$(json id)"
 expect_eq "show state" queued "$(json state)"
 expect_eq "show unknown" 404 "$(st GET /v1/queue/nope "" "${A[@]}")"
+# an earlier daemon's record has "post" only when given: the item has it
+rcli --raw HGET modfilter:item:c3 record |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); r.pop("post"); print(json.dumps(r))' >"$TMP/rec"
+rcli HSET modfilter:item:c3 record "$(cat "$TMP/rec")" >/dev/null
+expect_eq "record without post" 200 "$(st GET /v1/queue/c3 "" "${A[@]}")"
+expect_eq "record without post: null" "True" "$(py '"post" in j and j["post"] is None')"
 expect_eq "post to an item" 405 "$(st POST /v1/queue/c3 '{}' "${A[@]}")"
+expect_eq "post to an item: message" "/v1/queue/{id} takes GET, HEAD only" "$(json error.message)"
 
 # claims: two moderators never share an unexpired item
 expect_eq "alice claims" 200 "$(st POST /v1/queue/claim '{"limit":2}' "${A[@]}")"
@@ -254,6 +262,7 @@ expect_eq "cli length" 0 "$(mq length)"
 expect_eq "cli length text" 2 "$(cat "$TMP/out")"
 expect_eq "cli length json" 0 "$(mq length --json)"
 expect_eq "cli length json value" 2 "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["length"])' <"$TMP/out")"
+expect_eq "cli length json is the length alone" '{"length":2}' "$(cat "$TMP/out")"
 expect_eq "cli list" 0 "$(mq list)"
 expect_grep "cli list lines" '^c7 +[a-z]+ .*' "$TMP/out"
 expect_grep "cli list total" '^2 undecided$' "$TMP/out"
@@ -315,6 +324,7 @@ expect_eq "decide id claim" 200 "$(st POST /v1/queue/claim/decision '{"decision"
 expect_eq "decide id decisions" 200 "$(st POST /v1/queue/decisions/decision '{"decision":"approve"}' "${A[@]}")"
 expect_eq "show decided claim" decided "$(st GET /v1/queue/claim "" "${A[@]}" >/dev/null; json state)"
 expect_eq "put to claim" 405 "$(st PUT /v1/queue/claim '{}' "${A[@]}")"
+expect_eq "put to claim: message" "/v1/queue/claim takes GET, POST, HEAD only" "$(json error.message)"
 
 # an id percent-encoded in the path (encodeURIComponent: "wp%3A42") is
 # decoded; what decodes to no valid id stays 404
@@ -342,11 +352,27 @@ curl -s -m 10 -o /dev/null -D "$TMP/h" -X PUT "${A[@]}" "$URL/v1/stats"
 expect_grep "Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
 curl -s -m 10 -o /dev/null -D "$TMP/h" -d '{}' "${A[@]}" "$URL/v1/queue/wp:42"
 expect_grep "item Allow names HEAD" '^Allow: GET, HEAD' "$TMP/h"
-# other methods: the item's or its action's own, not the whole prefix's
+# other methods: the item's or its action's own, not the whole prefix's,
+# and the message names that route
 expect_eq "PUT on an item" 405 "$(curl -s -m 10 -o /dev/null -D "$TMP/h" -w '%{http_code}' -X PUT "${A[@]}" "$URL/v1/queue/wp:42")"
 expect_grep "PUT on an item: Allow" '^Allow: GET, HEAD.$' "$TMP/h"
+expect_eq "DELETE on an item" 405 "$(st DELETE /v1/queue/rep-1 "" "${A[@]}")"
+expect_eq "DELETE on an item: message" "/v1/queue/{id} takes GET, HEAD only" "$(json error.message)"
 curl -s -m 10 -o /dev/null -D "$TMP/h" -X DELETE "${A[@]}" "$URL/v1/queue/wp:42/decision"
 expect_grep "DELETE on a decision: Allow" '^Allow: POST.$' "$TMP/h"
+expect_eq "GET on a decision" 405 "$(st GET /v1/queue/wp:42/decision "" "${A[@]}")"
+expect_eq "GET on a decision: message" "/v1/queue/{id}/decision takes POST only" "$(json error.message)"
+expect_eq "GET on an undo: message" "/v1/queue/{id}/undo takes POST only" "$(st GET /v1/queue/wp:42/undo "" "${A[@]}" >/dev/null; json error.message)"
+expect_eq "DELETE on an unknown action" 404 "$(st DELETE /v1/queue/wp:42/nope "" "${A[@]}")"
+
+# bad decision bodies (timing-free here): JSON errors name their place as
+# POST /v1/comments does, in a client's words
+expect_eq "duplicate key" 400 "$(st POST /v1/queue/wp:42/decision '{"decision":"approve","decision":"reject"}' "${A[@]}")"
+expect_eq "duplicate key message" "line 1, column 32: duplicate object key near '\"decision\"'" "$(json error.message)"
+expect_eq "NUL in a decision" 400 "$(st POST /v1/queue/wp:42/decision '{"decision":"a\u0000"}' "${A[@]}")"
+expect_eq "NUL message" 'line 1, column 21: \u0000 (a NUL character) is not allowed in strings' "$(json error.message)"
+expect_eq "empty labels" 400 "$(st POST /v1/queue/wp:42/decision '{"decision":"reject","labels":{}}' "${A[@]}")"
+expect_grep "empty labels message" '"labels\\" is empty' "$TMP/body"
 
 stop_daemon; expect_eq "exit status" 0 "$STOP_RC"
 finish

@@ -364,6 +364,7 @@ test_auth(void **state)
     char err[200];
     struct auth *a = auth_new();
     const char *name = NULL;
+    size_t len;
 
     (void)state;
     assert_int_equal(auth_add_list(a, AUTH_SUBMIT,
@@ -391,6 +392,14 @@ test_auth(void **state)
     assert_int_equal(auth_check(a, NULL, NULL), AUTH_NONE);
     assert_int_equal(auth_check(NULL, "Bearer submit-token-1", NULL),
                      AUTH_NONE);
+    /* the scheme apart from the token, for 401's message */
+    assert_null(auth_bearer("Basic submit-token-1", &len));
+    assert_null(auth_bearer("Bearersubmit-token-1", &len));
+    assert_null(auth_bearer(NULL, &len));
+    assert_non_null(auth_bearer("Bearer", &len));
+    assert_int_equal(len, 0);
+    assert_string_equal(auth_bearer("bearer  tok ", &len), "tok ");
+    assert_int_equal(len, 3);
     assert_int_equal(
         auth_add_list(a, AUTH_SUBMIT, "x:has space in", err, sizeof(err)), -1);
     assert_int_equal(

@@ -88,7 +88,7 @@ test_refusals(void **state)
     expect_refused("{\"decision\": \"reject\", \"labels\": []}",
                    "\"labels\" must be an object");
     expect_refused("{\"decision\": \"reject\", \"labels\": {}}",
-                   "\"labels\" must be an object");
+                   "\"labels\" is empty");
     expect_refused("{\"decision\": \"reject\", \"labels\": {\"nope\": 1}}",
                    "unknown label \"nope\"");
     expect_refused("{\"decision\": \"reject\", \"labels\": {\"spam\": 2}}",
@@ -172,6 +172,12 @@ test_train_bodies(void **state)
     assert_int_equal(json_array_size(ex), 1);
     assert_int_equal(parse_exact("   ", 0, ex, notes, why, sizeof(why)), -1);
     assert_true(strncmp(why, "invalid JSON", 12) == 0);
+    /* in words a client understands, not jansson's flag names */
+    assert_int_equal(
+        parse_exact("{\"text\":\"a\\u0000\"}", 0, ex, notes, why, sizeof(why)),
+        -1);
+    assert_string_equal(why, "invalid JSON: \\u0000 (a NUL character) is not "
+                             "allowed in strings");
     json_decref(ex);
 }
 
