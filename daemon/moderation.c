@@ -241,10 +241,8 @@ moderation_parse_decision(const json_t *d, const struct clf_model *m,
                       : json_is_integer(v) ? json_integer_value(v)
                                            : -1;
 
-        if (m != NULL && clf_model_label_index(m, key) < 0) {
-            snprintf(err, errlen, "unknown label \"%.64s\"", key);
+        if (m != NULL && learn_label_known(m, key, err, errlen) < 0)
             goto fail;
-        }
         if (x != 0 && x != 1) {
             snprintf(err, errlen, "label \"%.64s\" must be 0 or 1", key);
             goto fail;

@@ -90,7 +90,7 @@ test_refusals(void **state)
     expect_refused("{\"decision\": \"reject\", \"labels\": {}}",
                    "\"labels\" is empty");
     expect_refused("{\"decision\": \"reject\", \"labels\": {\"nope\": 1}}",
-                   "unknown label \"nope\"");
+                   "unknown label \"nope\" (the model's: spam, abuse)");
     expect_refused("{\"decision\": \"reject\", \"labels\": {\"spam\": 2}}",
                    "label \"spam\" must be 0 or 1");
     expect_refused("{\"decision\": \"reject\", \"labels\": {\"spam\": 0.5}}",
