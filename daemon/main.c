@@ -599,10 +599,13 @@ main(int argc, char **argv)
             goto out;
     if (spool_drain_start(spool, cfg) < 0)
         goto out;
-    log_info("modfilterd %s: %s%s%d%s%s, %u worker(s), model %s (%s)",
-             MODFILTERD_VERSION, cfg->listen[0] ? "listening on port " : "", "",
-             port, cfg->socket[0] ? ", socket " : "", cfg->socket, n_workers,
-             st->model_id, cfg->model_path);
+    if (cfg->listen[0])
+        snprintf(msg, sizeof(msg), "listening on port %d%s%s", port,
+                 cfg->socket[0] ? ", socket " : "", cfg->socket);
+    else
+        snprintf(msg, sizeof(msg), "listening on socket %s", cfg->socket);
+    log_info("modfilterd %s: %s, %u worker(s), model %s (%s)",
+             MODFILTERD_VERSION, msg, n_workers, st->model_id, cfg->model_path);
     main_warn_open_secrets(cfg);
     if (auth_count(cfg->auth, AUTH_SUBMIT) == 0)
         log_info("auth.submit_tokens is empty: /v1/comments and /v1/score "

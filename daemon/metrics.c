@@ -18,8 +18,10 @@ static const char *const metrics_route_names[METRICS_N_ROUTES] = {
     "metrics",  "moderator", "akismet", "other",
 };
 
-static const int metrics_statuses[] = {200, 400, 401, 403, 404, 405, 408,
-                                       413, 415, 429, 500, 501, 503, 0};
+/* Every status the daemon answers (httpd.c's and the routes'); 0: any
+ * other, should one appear. */
+static const int metrics_statuses[] = {200, 400, 401, 403, 404, 405, 408, 409,
+                                       413, 415, 431, 500, 501, 503, 505, 0};
 #define METRICS_N_STATUS (sizeof(metrics_statuses) / sizeof(int))
 
 static const double metrics_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,

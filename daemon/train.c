@@ -1,7 +1,8 @@
 /*
  * train.c - POST /v1/train: a moderator teaches the classifier examples.
  *
- * The body is one example {"text", "labels"[, "lang", "id"]} as
+ * The body is one example {"text", "labels"[, "lang"]} (other fields, such
+ * as the "id" of modfilter train's files, are ignored) as
  * application/json, or JSON Lines of them as application/x-ndjson.  Each
  * valid example becomes one "upload" event on the training stream
  * (queue_train_event, all sent at once: pipelined), and the reply

@@ -204,6 +204,7 @@ expect_eq "stats figures" "1 11 3 1" "$(py '"%d %d %d %d" % (j["length"], j["dec
 expect_eq "oldest age" "True" "$(py 'j["oldest_age_seconds"] > 0')"
 curl -s "$URL/metrics" > "$TMP/metrics"
 expect_grep "decisions metric" '^modfilter_decisions_total\{decision="reject"\} [0-9]' "$TMP/metrics"
+expect_grep "409s counted as such" '^modfilter_requests_total\{route="moderator",status="409"\} [1-9]' "$TMP/metrics"
 expect_grep "agreement metric" '^modfilter_moderator_agreement_total\{agree="yes"\} [0-9]' "$TMP/metrics"
 
 # a training upload is in the audit log too
