@@ -3,6 +3,8 @@ BUILD   ?= build
 CC      ?= cc
 WERROR  ?= 1
 SAN     ?= 0
+# build jobs of the test targets
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
 PKGS    := libevent libevent_pthreads hiredis jansson libutf8proc inih libxxhash
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Wimplicit-fallthrough -Wno-format-nonliteral
@@ -77,11 +79,11 @@ install-pkgs:
 	  else echo "run as root: apt-get install -y$$missing"; exit 1; fi; fi
 
 test: deps
-	$(MAKE) all tests
+	$(MAKE) -j$(NPROC) all tests
 	BUILD=$(BUILD) tests/run.sh
 
 check-asan: deps
-	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all tests
+	$(MAKE) -j$(NPROC) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all tests
 	BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh
 
@@ -90,7 +92,7 @@ check-asan: deps
 # moves it crashed only clang's build).
 check-clang: deps
 	@$(MAKE) -s install-pkgs PKGS_WANTED="clang"
-	$(MAKE) BUILD=build-clang CC=clang all tests
+	$(MAKE) -j$(NPROC) BUILD=build-clang CC=clang all tests
 	BUILD=build-clang tests/run.sh
 
 # The suite built with ThreadSanitizer (clang): races between the workers,
