@@ -1007,14 +1007,16 @@ moderation_handle(struct route_ctx *ctx, const char *path)
     }
     memcpy(id, dec, id_len);
     id[id_len] = '\0';
-    /* routes_dispatch answered other actions and methods
-     * (moderation_route). */
+    /* routes_dispatch answered the wrong methods (moderation_route);
+     * an action it does not know is never taken for another. */
     if (slash == NULL)
         moderation_show(ctx, id);
     else if (!strcmp(slash, "/decision"))
         moderation_decide(ctx, id);
-    else
+    else if (!strcmp(slash, "/undo"))
         moderation_undo(ctx, id);
+    else
+        routes_error(ctx, 404, "not_found", "no such route");
 }
 
 void
