@@ -749,8 +749,10 @@ cmd_queue(int argc, char **argv)
         goto done;
     }
     if (o.config != NULL &&
-        queue_cli_from_config(&o, &cfg, cfg_url, sizeof(cfg_url)) < 0)
+        queue_cli_from_config(&o, &cfg, cfg_url, sizeof(cfg_url)) < 0) {
+        rc = 1; /* the file, not the arguments */
         goto done;
+    }
     if (o.url == NULL || o.url[0] == '\0')
         o.url = QUEUE_CLI_DEFAULT_URL;
     if (queue_cli_url_parse(o.url, &url) < 0) {

@@ -89,20 +89,23 @@ usage_score(void)
     fputs(cli_usage_score, stderr);
 }
 
-/* Options shared by score and explain: model, -c, --set. */
+/* Options shared by score and explain: model, -c, --set; score's own
+ * --reasons and --strict when lines is set. */
 struct score_opts {
     const char *model;
     struct config *cfg; /* owned */
-    int reasons, strict;
+    int lines, reasons, strict;
 };
 
+/* 1 an option taken, 0 not an option of these, -1 a usage error, -2 the
+ * -c file could not be read (all said). */
 static int
 score_opt(struct score_opts *o, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
-    if (!strcmp(a, "--reasons"))
+    if (o->lines && !strcmp(a, "--reasons"))
         return o->reasons = 1;
-    if (!strcmp(a, "--strict"))
+    if (o->lines && !strcmp(a, "--strict"))
         return o->strict = 1;
     if (strcmp(a, "--model") && strcmp(a, "-c") && strcmp(a, "--set"))
         return 0;
@@ -112,12 +115,14 @@ score_opt(struct score_opts *o, int argc, char **argv, int *i)
     }
     const char *v = argv[++*i];
     struct config_error err;
-    if (!strcmp(a, "--model"))
+    if (!strcmp(a, "--model")) {
         o->model = v;
-    else if (!strcmp(a, "-c") ? config_load_file(o->cfg, v, &err)
-                              : config_set_arg(o->cfg, v, &err)) {
+        return 1;
+    }
+    if (!strcmp(a, "-c") ? config_load_file(o->cfg, v, &err)
+                         : config_set_arg(o->cfg, v, &err)) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
-        return -1;
+        return strcmp(a, "-c") ? -1 : -2;
     }
     return 1;
 }
@@ -158,7 +163,7 @@ score_load_model(const struct score_opts *o)
 int
 cmd_score(int argc, char **argv)
 {
-    struct score_opts o = {.cfg = config_new()};
+    struct score_opts o = {.cfg = config_new(), .lines = 1};
     const char *path = "-";
     struct clf_model *m = NULL;
     struct clf_scorer *sc = NULL;
@@ -172,8 +177,10 @@ cmd_score(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         int t = score_opt(&o, argc, argv, &i);
-        if (t < 0)
+        if (t < 0) {
+            rc = t == -2 ? 1 : EXIT_USAGE;
             goto out;
+        }
         if (t)
             continue;
         if (argv[i][0] == '-' && argv[i][1]) {
@@ -254,12 +261,20 @@ cmd_explain(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         int t = score_opt(&o, argc, argv, &i);
-        if (t < 0)
+        if (t < 0) {
+            rc = t == -2 ? 1 : EXIT_USAGE;
             goto out;
+        }
         if (t)
             continue;
-        if (text || (argv[i][0] == '-' && argv[i][1])) {
-            text = NULL; /* a second text or an unknown option */
+        if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "modfilter: unknown option %s\n", argv[i]);
+            text = NULL;
+            break;
+        }
+        if (text) {
+            fprintf(stderr, "modfilter: explain takes one text (quote it)\n");
+            text = NULL;
             break;
         }
         text = argv[i];

@@ -224,9 +224,21 @@ usage_has export --state-dir --base --model
 usage_has queue --url --token -c --json --limit --cursor --label
 # config file errors carry the prefix of every other error
 "$MF" queue length -c /nonexistent >/dev/null 2>"$T/err"
-expect_eq "queue -c missing exit" 2 $?
+expect_eq "queue -c missing exit" 1 $?
 expect_eq "queue -c missing message" "modfilter: /nonexistent: No such file or directory" "$(cat "$T/err")"
 "$MF" score --model "$T/m.mfm" -c /nonexistent - </dev/null >/dev/null 2>"$T/err"
+expect_eq "score -c missing exit" 1 $?
 expect_eq "score -c missing message" "modfilter: /nonexistent: No such file or directory" "$(cat "$T/err")"
+"$MF" explain --model "$T/m.mfm" -c /nonexistent "some text" >/dev/null 2>"$T/err"
+expect_eq "explain -c missing exit" 1 $?
+# a bad --set is a usage error; explain takes neither --reasons nor --strict
+"$MF" score --model "$T/m.mfm" --set thresholds.spam_review=2 - </dev/null >/dev/null 2>"$T/err"
+expect_eq "score bad --set exit" 2 $?
+"$MF" explain --model "$T/m.mfm" --reasons "some text" >/dev/null 2>"$T/err"
+expect_eq "explain --reasons exit" 2 $?
+expect_grep "explain --reasons message" "unknown option --reasons" "$T/err"
+"$MF" explain --model "$T/m.mfm" some text >/dev/null 2>"$T/err"
+expect_eq "explain two texts exit" 2 $?
+expect_grep "explain two texts message" "one text" "$T/err"
 
 finish
