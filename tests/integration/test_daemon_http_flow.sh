@@ -43,17 +43,20 @@ for i in range(40):
 print("queued", codes(c, 40, 10).count(200))
 c.close()
 
-# a steady reader at ~400 KB/s on the Unix socket (its send buffer does
-# not grow like loopback TCP's): ~5 s for a reply that request_timeout_s
-# (1 s) of blocked writing would cut
+# a steady reader at ~800 KB/s at most on the Unix socket (its send
+# buffer does not grow like loopback TCP's): 2.5 s or more for a reply
+# that request_timeout_s (1 s) of blocked writing would cut.  The daemon
+# may write again only once the reader has drained about 3/4 of the
+# socket's buffer (~160 KB, 0.2 s at this pace): at 400 KB/s a loaded
+# machine stretched that gap past the 1 s deadline.
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sock)
 s.sendall(b"GET /v1/queue?limit=40 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n" % mod.encode())
 s.settimeout(5)
-buf, t0, want = b"", time.time(), None
+buf, t0, want = bytearray(), time.time(), None
 while True:
     try:
-        chunk = s.recv(4096)
+        chunk = s.recv(8192)
     except OSError as e:
         print("error", e)
         break
