@@ -309,7 +309,7 @@ printf '[server]\nlisten = 127.0.0.1:0\nport_file = %s\n[auth]\nmoderator_tokens
 expect_eq "cli -c" 0 "$(MODFILTER_URL= MODFILTER_TOKEN= "$BIN/modfilter" queue length -c "$TMP/cli.conf" >"$TMP/out" 2>"$TMP/err"; echo $?)"
 expect_eq "cli -c length" 1 "$(cat "$TMP/out")"
 printf '[server]\nbogus = 1\n' >"$TMP/bad.conf"
-expect_eq "cli -c bad config" 2 "$(MODFILTER_URL= "$BIN/modfilter" queue length -c "$TMP/bad.conf" >"$TMP/out" 2>"$TMP/err"; echo $?)"
+expect_eq "cli -c bad config" 1 "$(MODFILTER_URL= "$BIN/modfilter" queue length -c "$TMP/bad.conf" >"$TMP/out" 2>"$TMP/err"; echo $?)"
 expect_grep "cli -c bad config message" 'bad.conf:2: ' "$TMP/err"
 
 # ids that are also route names: GET shows the item, POST stays the route
