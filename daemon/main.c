@@ -478,6 +478,9 @@ main(int argc, char **argv)
     int fds[2], n_fds = 0, port = -1, tcp_fd = -1, unix_fd = -1;
     int ret = 1, sig;
     char msg[600], base_id[24];
+    /* What the start created, removed at exit: a reload may name others
+     * (restart-only keys), which belong to whoever made them. */
+    char *made_socket = NULL, *made_port_file = NULL;
     sigset_t set;
 
     memset(workers, 0, sizeof(workers));
@@ -526,14 +529,18 @@ main(int argc, char **argv)
         if (tcp_fd < 0)
             goto out;
         fds[n_fds++] = tcp_fd;
-        if (cfg->port_file[0] && main_write_port(cfg->port_file, port) < 0)
-            goto out;
+        if (cfg->port_file[0]) {
+            if (main_write_port(cfg->port_file, port) < 0)
+                goto out;
+            made_port_file = strdup(cfg->port_file);
+        }
     }
     if (cfg->socket[0]) {
         unix_fd = http_listen_unix(cfg->socket);
         if (unix_fd < 0)
             goto out;
         fds[n_fds++] = unix_fd;
+        made_socket = strdup(cfg->socket);
     }
     if (main_drop_privileges(cfg) < 0)
         goto out;
@@ -649,14 +656,12 @@ out:
     spool_close(spool);
     addrlimit_free(addrlimit); /* after the workers' connections closed */
     learn_stop();              /* writes the last snapshot */
-    st = state_acquire();
-    if (st != NULL) {
-        if (st->cfg->socket[0] && unix_fd >= 0)
-            unlink(st->cfg->socket);
-        if (st->cfg->port_file[0] && tcp_fd >= 0 && ret == 0)
-            unlink(st->cfg->port_file);
-    }
-    state_release(st);
+    if (made_socket != NULL)
+        unlink(made_socket);
+    if (made_port_file != NULL && ret == 0)
+        unlink(made_port_file);
+    free(made_socket);
+    free(made_port_file);
     if (tcp_fd >= 0)
         close(tcp_fd);
     if (unix_fd >= 0)

@@ -101,4 +101,20 @@ for i in $(seq 1 12); do
 done
 expect_eq "in-flight stored" 12 "$(rcli --scan --pattern 'modfilter:item:inflight-*' | wc -l)"
 expect_grep "stop logged" 'SIGTERM: stopping' "$DLOG"
+
+# a reload that names another socket (a restart-only key): the exit removes
+# the socket this daemon made, not the one the new config names, which
+# may be another daemon's
+cp "$TOP/config/modfilterd.conf" "$CONF"
+printf '[server]\nsocket = %s\n' "$TMP/a.sock" >> "$CONF"
+start_daemon
+expect_eq "own socket made" yes "$([ -S "$TMP/a.sock" ] && echo yes)"
+: > "$TMP/other.sock"
+cp "$TOP/config/modfilterd.conf" "$CONF"
+printf '[server]\nsocket = %s\n' "$TMP/other.sock" >> "$CONF"
+hup_and_wait 'server\.socket changed'
+stop_daemon
+expect_eq "exit status" 0 "$STOP_RC"
+expect_eq "own socket removed" no "$([ -e "$TMP/a.sock" ] && echo yes || echo no)"
+expect_eq "the other socket left alone" yes "$([ -e "$TMP/other.sock" ] && echo yes)"
 finish
