@@ -177,9 +177,11 @@ learn_snap_cmp(const void *a, const void *b)
 }
 
 /* The snapshots of base_id in dir, newest first: a malloc'd array (caller
- * frees) of *n entries; NULL with *n = 0 when none or on error. */
+ * frees) of *n entries; NULL with *n = 0 when none or on error.  *unreadable
+ * is set when dir exists but cannot be read (logged). */
 static struct learn_snap *
-learn_snap_list(const char *dir, const char *base_id, size_t *n)
+learn_snap_list(const char *dir, const char *base_id, size_t *n,
+                int *unreadable)
 {
     char prefix[64];
     struct learn_snap *list = NULL, *grown;
@@ -188,10 +190,13 @@ learn_snap_list(const char *dir, const char *base_id, size_t *n)
     DIR *d;
 
     *n = 0;
+    *unreadable = 0;
     d = opendir(dir);
     if (d == NULL) {
-        if (errno != ENOENT)
+        if (errno != ENOENT) {
             log_warn("model.state_dir %s", dir);
+            *unreadable = 1;
+        }
         return NULL;
     }
     plen = (size_t)snprintf(prefix, sizeof(prefix), LEARN_SNAP_PREFIX "%s-",
@@ -222,34 +227,41 @@ learn_snap_list(const char *dir, const char *base_id, size_t *n)
     return list;
 }
 
-/* The newest loadable snapshot of base_id in dir, or NULL. */
-static struct clf_model *
-learn_snap_load(const char *dir, const char *base_id)
+/* *m: the newest loadable snapshot of base_id in dir, or NULL when there
+ * is none.  -1 when dir exists but cannot be read: its snapshots may hold
+ * what the training stream no longer does (model.trim_stream), so
+ * learning from the stream alone and then writing a snapshot there would
+ * lose it. */
+static int
+learn_snap_load(const char *dir, const char *base_id, struct clf_model **m)
 {
     struct learn_snap *list;
-    struct clf_model *m = NULL;
     size_t n, i;
+    int unreadable;
 
-    list = learn_snap_list(dir, base_id, &n);
-    for (i = 0; i < n && m == NULL; i++) {
+    *m = NULL;
+    list = learn_snap_list(dir, base_id, &n, &unreadable);
+    if (unreadable)
+        return -1;
+    for (i = 0; i < n && *m == NULL; i++) {
         char path[4096];
         struct clf_error e;
         enum clf_status cs;
 
         snprintf(path, sizeof(path), "%s/%s", dir, list[i].name);
         memset(&e, 0, sizeof(e));
-        cs = clf_model_load(path, &m, &e);
+        cs = clf_model_load(path, m, &e);
         if (cs != CLF_OK) {
             log_warnx("snapshot %s: %s; trying an older one", path,
                       e.msg[0] ? e.msg : clf_status_str(cs));
-            m = NULL;
+            *m = NULL;
             continue;
         }
         log_info("learned state: %s (training events up to %s)", path,
-                 clf_model_event_id(m));
+                 clf_model_event_id(*m));
     }
     free(list);
-    return m;
+    return 0;
 }
 
 /* mkdir -p; -1 (logged) on failure. */
@@ -286,6 +298,7 @@ learn_snapshot(void)
     struct clf_error e;
     enum clf_status cs;
     size_t n, i;
+    int unreadable;
 
     if (!learn.unsaved || learn.model == NULL || !learn.last_id[0] ||
         learn.state_dir == NULL || !learn.state_dir[0])
@@ -306,7 +319,7 @@ learn_snapshot(void)
     learn.unsaved = 0;
     LEARN_SET(learn_snapshot_ms, util_now_ms());
     log_info("snapshot %s written", path);
-    list = learn_snap_list(learn.state_dir, learn.base_id, &n);
+    list = learn_snap_list(learn.state_dir, learn.base_id, &n, &unreadable);
     for (i = 0; i < n; i++) {
         if (!strcmp(list[i].name, name))
             continue;
@@ -782,7 +795,19 @@ learn_init(const struct config *cfg, struct clf_model **model)
     learn.scorer = clf_scorer_new();
     if (learn.state_dir == NULL || learn.scorer == NULL)
         goto fail;
-    snap = learn_snap_load(cfg->model_state_dir, learn.base_id);
+    if (learn_snap_load(cfg->model_state_dir, learn.base_id, &snap) < 0) {
+        free(learn.state_dir);
+        learn.state_dir = NULL;
+        clf_scorer_free(learn.scorer);
+        learn.scorer = NULL;
+        pthread_mutex_unlock(&learn_lock);
+        log_errx("model.state_dir %s cannot be read: its snapshots may hold "
+                 "learning the training stream no longer has; not starting "
+                 "without them (the daemon reads it before any switch to "
+                 "server.user)",
+                 cfg->model_state_dir);
+        return -1;
+    }
     if (snap != NULL) {
         clf_model_free(*model);
         *model = snap;
@@ -935,7 +960,14 @@ learn_publish(struct state *st)
         struct clf_model *snap;
 
         learn_snapshot();
-        snap = learn_snap_load(st->cfg->model_state_dir, new_base);
+        if (learn_snap_load(st->cfg->model_state_dir, new_base, &snap) < 0) {
+            log_warnx("reload: model.state_dir %s cannot be read; keeping "
+                      "the running model",
+                      st->cfg->model_state_dir);
+            pthread_mutex_unlock(&learn_lock);
+            state_release(st);
+            return;
+        }
         m = clf_model_clone_scoring(snap != NULL ? snap : st->model);
         if (m == NULL) {
             log_warnx("reload: out of memory; keeping the running model");

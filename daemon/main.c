@@ -8,6 +8,7 @@
  * them with sigwait(): SIGHUP reloads config and model (the running ones stay
  * on any error), SIGTERM/SIGINT stop the workers gracefully.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -217,51 +218,76 @@ main_writable_as(const char *dir, const struct passwd *pw)
     return WIFEXITED(status) ? WEXITSTATUS(status) : EPERM;
 }
 
-/* -t with spool.path set: the directory (or, when missing, the one the
- * daemon would create it in) is writable by the account the daemon will
- * run as, and its segments read back (damaged records are warnings, as in
- * the daemon).  Changes nothing and takes no lock: a running daemon's
- * spool can be checked.  -1 with "origin: spool.path: reason" on stderr. */
+/* -t: a directory the daemon writes in after any switch to server.user
+ * (section.key = dir): it, or when missing the one it would be created in,
+ * takes new files as that account, and this process can list it (the
+ * start reads it before the switch).  Changes nothing.  0 with *missing
+ * set or not, or -1 with "origin: section.key: dir: reason" on stderr. */
+static int
+main_check_dir(const struct config *cfg, const char *section, const char *key,
+               const char *dir, const struct passwd *pw, int *missing)
+{
+    char where[240], parent[PATH_MAX], reason[PATH_MAX + 128];
+    const char *target = dir;
+    struct stat sb;
+    DIR *d;
+    int e;
+
+    *missing = 0;
+    if (stat(dir, &sb) < 0) {
+        if (errno != ENOENT) {
+            snprintf(reason, sizeof(reason), "%s", strerror(errno));
+            goto bad;
+        }
+        *missing = 1;
+        snprintf(parent, sizeof(parent), "%s", dir);
+        target = dirname(parent);
+    } else if (!S_ISDIR(sb.st_mode)) {
+        snprintf(reason, sizeof(reason), "not a directory");
+        goto bad;
+    } else if ((d = opendir(dir)) == NULL) {
+        snprintf(reason, sizeof(reason), "cannot be read: %s", strerror(errno));
+        goto bad;
+    } else {
+        closedir(d);
+    }
+    e = main_writable_as(target, pw);
+    if (e == 0)
+        return 0;
+    config_origin(cfg, section, key, where, sizeof(where));
+    if (*missing)
+        fprintf(stderr, "%s: %s.%s: %s is missing and cannot be created in %s",
+                where, section, key, dir, target);
+    else
+        fprintf(stderr, "%s: %s.%s: %s: not writable", where, section, key,
+                dir);
+    fprintf(stderr, "%s%s: %s\n", pw != NULL ? " by server.user " : "",
+            pw != NULL ? pw->pw_name : "", strerror(e));
+    return -1;
+bad:
+    config_origin(cfg, section, key, where, sizeof(where));
+    fprintf(stderr, "%s: %s.%s: %s: %s\n", where, section, key, dir, reason);
+    return -1;
+}
+
+/* -t with spool.path set: main_check_dir, and its segments read back
+ * (damaged records are warnings, as in the daemon).  Takes no lock: a
+ * running daemon's spool can be checked.  -1 (said on stderr). */
 static int
 main_check_spool(const struct config *cfg, const struct passwd *pw)
 {
-    char where[240], msg[600], parent[PATH_MAX];
-    const char *dir = cfg->spool_path, *target = dir;
+    char where[240], msg[600];
+    const char *dir = cfg->spool_path;
     struct spool_stats st;
-    struct stat sb;
-    int e;
+    int missing;
 
-    config_origin(cfg, "spool", "path", where, sizeof(where));
-    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "%s: spool.path: %s: not a directory\n", where, dir);
+    if (main_check_dir(cfg, "spool", "path", dir, pw, &missing) < 0)
         return -1;
-    }
-    if (stat(dir, &sb) < 0) {
-        if (errno != ENOENT) {
-            fprintf(stderr, "%s: spool.path: %s: %s\n", where, dir,
-                    strerror(errno));
-            return -1;
-        }
-        snprintf(parent, sizeof(parent), "%s", dir);
-        target = dirname(parent);
-    }
-    e = main_writable_as(target, pw);
-    if (e != 0) {
-        if (target == dir)
-            fprintf(stderr, "%s: spool.path: %s: not writable", where, dir);
-        else
-            fprintf(stderr,
-                    "%s: spool.path: %s is missing and cannot be created "
-                    "in %s",
-                    where, dir, target);
-        fprintf(stderr, "%s%s: %s\n", pw != NULL ? " by server.user " : "",
-                pw != NULL ? pw->pw_name : "", strerror(e));
-        return -1;
-    }
-    if (target != dir) {
+    if (missing) {
         printf("spool %s: missing; the daemon will create it\n", dir);
         return 0;
     }
+    config_origin(cfg, "spool", "path", where, sizeof(where));
     if (spool_check(dir, &st, msg, sizeof(msg)) < 0) {
         fprintf(stderr, "%s: %s\n", where, msg);
         return -1;
@@ -314,6 +340,7 @@ static int
 main_check(const struct config *cfg)
 {
     struct passwd *pw;
+    int missing;
 
     if (main_check_listen(cfg) < 0)
         return -1;
@@ -326,6 +353,10 @@ main_check(const struct config *cfg)
     if (main_check_account(cfg, &pw) < 0)
         return -1;
     if (cfg->spool_path[0] && main_check_spool(cfg, pw) < 0)
+        return -1;
+    if (cfg->model_state_dir[0] &&
+        main_check_dir(cfg, "model", "state_dir", cfg->model_state_dir, pw,
+                       &missing) < 0)
         return -1;
     return 0;
 }

@@ -261,4 +261,26 @@ expect_eq "trimmed to the snapshot's event" 1 "$(rcli XLEN modfilter:training)"
 expect_grep "snapshot recorded" 'stateC' <(rcli HKEYS modfilter:training:snapshots)
 stop_daemon
 expect_eq "C exits 0" 0 "$STOP_RC"
+
+# 10. A state dir that exists but cannot be read (here a file; in
+# production, its permissions) stops the start, and a reload to a new base
+# keeps the running model: its snapshots may hold what the trimmed stream
+# no longer has, and a snapshot written without them would lose it.
+: > "$TMP/statefile"
+timeout 20 "$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" \
+    --set server.listen=127.0.0.1:0 --set redis.url="redis://127.0.0.1:$REDIS_PORT/0" \
+    --set spool.path= --set model.state_dir="$TMP/statefile" 2>"$TMP/e.log"
+expect_eq "unreadable state dir stops the start" 1 $?
+expect_grep "unreadable state dir message" "error: model.state_dir $TMP/statefile cannot be read" "$TMP/e.log"
+start_daemon --set model.state_dir="$TMP/stateD" "${COMMON[@]}"
+id_d=$(model_id "$URL")
+mv "$TMP/stateD" "$TMP/stateD.away" 2>/dev/null; : > "$TMP/stateD"
+head -25 "$TOP/tests/data/tiny.jsonl" > "$TMP/part.jsonl"
+"$BIN/modfilter" train --model "$TMP/m3.mfm" --min-examples 1 "$TMP/part.jsonl" >/dev/null 2>&1
+cp "$TMP/m3.mfm" "$TMP/m.mfm"
+kill -HUP "$DPID"
+kept() { grep -q "reload: model.state_dir $TMP/stateD cannot be read; keeping the running model" "$DLOG"; }
+wait_for 5 kept || { echo "FAIL: unreadable state dir at reload not reported"; FAILS=$((FAILS+1)); }
+expect_eq "model kept at reload" "$id_d" "$(model_id "$URL")"
+stop_daemon
 finish

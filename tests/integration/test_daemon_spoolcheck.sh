@@ -45,6 +45,12 @@ expect_eq "torn tail" 0 "$(chk --set spool.path="$SP")"
 expect_grep "torn tail warning" 'warning: spool .*: torn or damaged tail at offset' "$TMP/out"
 expect_grep "torn tail counted" '3 record\(s\), [0-9]+ bytes waiting for Redis; 1 damaged or torn region\(s\) skipped \(warnings above\)' "$TMP/out"
 
+# a state dir that cannot be listed (here: a file) stops -t, as it stops
+# the start
+: > "$TMP/statefile"
+expect_eq "state dir a file" 1 "$(chk --set model.state_dir="$TMP/statefile")"
+expect_grep "state dir a file message" "^--set: model.state_dir: $TMP/statefile: not a directory" "$TMP/out"
+
 # not writable by the account the daemon will run as
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     expect_eq "root-owned 0700 spool, server.user=nobody" 1 \
@@ -52,10 +58,16 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     expect_grep "not writable message" \
         "^--set: spool.path: $SP: not writable by server.user nobody: Permission denied" "$TMP/out"
     chmod 755 "$TMP"; chown -R nobody "$SP" # nobody must reach it
+    # model.state_dir is checked the same way: nobody writes snapshots
+    expect_eq "root's state dir, server.user=nobody" 1 \
+        "$(chk --set spool.path="$SP" --set server.user=nobody --set model.state_dir="$TMP/st")"
+    expect_grep "state dir message" \
+        "^--set: model.state_dir: $TMP/st is missing and cannot be created in $TMP by server.user nobody: Permission denied" "$TMP/out"
+    mkdir "$TMP/st"; chown nobody "$TMP/st"
     expect_eq "nobody's spool, server.user=nobody" 0 \
-        "$(chk --set spool.path="$SP" --set server.user=nobody)"
+        "$(chk --set spool.path="$SP" --set server.user=nobody --set model.state_dir="$TMP/st")"
     expect_grep "checked for nobody" "spool $SP: writable by nobody; 3 record" "$TMP/out"
-    expect_eq "unknown server.user" 1 "$(chk --set spool.path="$SP" --set server.user=no-such-user-xyz)"
+    expect_eq "unknown server.user" 1 "$(chk --set spool.path="$SP" --set server.user=no-such-user-xyz --set model.state_dir="$TMP/st")"
     expect_grep "unknown server.user message" '^--set: server.user: no-such-user-xyz: no such user' "$TMP/out"
 else
     chmod 500 "$SP"
