@@ -75,13 +75,20 @@ moderation_json(struct route_ctx *ctx, int status, json_t *body)
     free(text);
 }
 
-/* The reply for a queue call that failed as a whole. */
+/* The reply for a queue call that failed as a whole: 503 with what
+ * failed (Redis's own error when it answered one), also logged: a
+ * moderator's client may not show it. */
 static void
 moderation_unavailable(struct route_ctx *ctx, enum queue_status st)
 {
-    routes_error(ctx, 503, "unavailable", "%s",
-                 st == QUEUE_TIMEOUT ? "Redis did not answer in time"
-                                     : "Redis is not available");
+    const char *why = queue_last_error(ctx->w->queue);
+
+    if (st == QUEUE_TIMEOUT)
+        why = "Redis did not answer in time";
+    else if (why == NULL || why[0] == '\0')
+        why = "Redis is not available";
+    log_warnx("moderation: %s (the request's line follows)", why);
+    routes_error(ctx, 503, "unavailable", "%s", why);
 }
 
 /* ---- input ------------------------------------------------------------ */

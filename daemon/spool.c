@@ -1559,7 +1559,8 @@ spool_drained(enum queue_status st, const char *stored, size_t stored_len,
         if (!d->stopping && !d->fail_logged++) /* once until it works */
             log_warnx("spool: Redis did not take a spooled record (%s); "
                       "the spool keeps it and tries again every second",
-                      st == QUEUE_TIMEOUT ? "timed out" : "error");
+                      st == QUEUE_TIMEOUT ? "timed out"
+                                          : queue_last_error(d->queue));
     }
     if (--d->inflight == 0)
         spool_drain_done(d);

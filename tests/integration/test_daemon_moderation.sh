@@ -29,6 +29,13 @@ expect_eq "submit token decides" 403 "$(st POST /v1/queue/c1/decision '{"decisio
 expect_eq "unknown token undoes" 401 "$(st POST /v1/queue/c1/undo "" -H "Authorization: Bearer nope-nope-nope")"
 expect_eq "submit token history" 403 "$(st GET /v1/history "" -H "Authorization: Bearer $SUB")"
 
+# a Redis error is named in the reply and in the log, not "not available"
+rcli SET modfilter:item:bad1 x >/dev/null
+expect_eq "wrong-type item" 503 "$(st GET /v1/queue/bad1 "" "${A[@]}")"
+expect_grep "Redis's error in the reply" 'Redis error: .*WRONGTYPE' "$TMP/body"
+expect_grep "Redis's error in the log" 'warning: moderation: Redis error: .*WRONGTYPE' "$DLOG"
+rcli DEL modfilter:item:bad1 >/dev/null
+
 # list: oldest first, pages by cursor
 expect_eq "list" 200 "$(st GET /v1/queue "" "${A[@]}")"
 expect_eq "length" 6 "$(json length)"
