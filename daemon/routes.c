@@ -513,6 +513,27 @@ route_looked_up(enum queue_status st, const char *stored, size_t stored_len,
     routes_pending_free(p);
 }
 
+/* 1 when the local spool holds the client's id ctx->id (answered: 503,
+ * retry later), else 0.  Its comment was acknowledged and is not in Redis
+ * yet, so its stored result cannot be read; and a submit now would store
+ * this text under the id, and the spooled one would then be dropped as
+ * already there when drained. */
+static int
+route_in_spool(struct route_ctx *ctx, enum clf_verdict v,
+               const struct routes_comment_opts *o)
+{
+    struct routes_scored s = {
+        .outcome = ROUTES_UNAVAILABLE,
+        .verdict = v,
+        .message = "this id is queued in the local spool and not yet in "
+                   "Redis, so its stored result cannot be read; retry later"};
+
+    if (!spool_holds(ctx->w->spool, ctx->id))
+        return 0;
+    o->cb(ctx, &s);
+    return 1;
+}
+
 /* ctx's comment (scored res, verdict v) is not queued, but the client
  * named its id, which may be queued or decided already: 0 when the
  * answer waits for Redis (route_looked_up gives it), or was given (the id
@@ -523,17 +544,8 @@ route_lookup(struct route_ctx *ctx, const struct clf_result *res,
 {
     struct route_pending *p;
 
-    if (spool_holds(ctx->w->spool, ctx->id)) {
-        struct routes_scored s = {
-            .outcome = ROUTES_UNAVAILABLE,
-            .verdict = v,
-            .message = "this id is queued in the local spool and not yet in "
-                       "Redis, so its stored result cannot be read; retry "
-                       "later"};
-
-        o->cb(ctx, &s);
+    if (route_in_spool(ctx, v, o))
         return 0;
-    }
     if (ctx->w->queue == NULL || !queue_connected(ctx->w->queue) ||
         (p = routes_pending_new(ctx)) == NULL)
         return -1;
@@ -634,6 +646,8 @@ routes_comment(struct route_ctx *ctx, const struct request_comment *rc,
         o->cb(ctx, &s);
         return;
     }
+    if (rc->id != NULL && route_in_spool(ctx, v, o))
+        return;
     now_ms = util_now_ms();
     /* queue_submit's urgency: the highest finite score above 0 (the
      * record writes the others as null), else 0. */
