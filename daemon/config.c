@@ -898,6 +898,11 @@ config_check(struct config *c, struct config_error *err)
         config_fail_at(err, c, "redis", "prefix", "must not be empty");
         return -1;
     }
+    if (strlen(c->redis_prefix) > QUEUE_PREFIX_MAX) {
+        config_fail_at(err, c, "redis", "prefix", "longer than %d bytes",
+                       QUEUE_PREFIX_MAX);
+        return -1;
+    }
     if (!c->model_path[0]) {
         config_fail_at(err, c, "model", "path", "must not be empty");
         return -1;

@@ -450,7 +450,8 @@ worker_free(struct worker *w)
     if (w->redis_ready)
         __atomic_sub_fetch(&worker_redis_up, 1, __ATOMIC_RELAXED);
     w->redis_ready = 0;
-    queue_set_state_cb(w->queue, NULL, NULL);
+    if (w->queue != NULL) /* NULL when worker_new failed before it */
+        queue_set_state_cb(w->queue, NULL, NULL);
     /* Fails what still waits on Redis (503 to clients still there), then
      * closes every connection. */
     queue_free(w->queue);

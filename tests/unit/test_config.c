@@ -308,6 +308,16 @@ test_set_arg(void **state)
     assert_string_equal(err.msg, "--set: limits.max_body: 1 is out of "
                                  "range 256..16777216");
     assert_int_equal(config_check(c, &err), 0);
+    /* A --set can pass the config file's line limit: redis.prefix is
+     * bounded by the queue's key buffers (a longer one crashed the start). */
+    char arg[400];
+    snprintf(arg, sizeof(arg), "redis.prefix=%0*d", 256, 0);
+    assert_int_equal(config_set_arg(c, arg, &err), 0);
+    assert_int_equal(config_check(c, &err), 0);
+    snprintf(arg, sizeof(arg), "redis.prefix=%0*d", 257, 0);
+    assert_int_equal(config_set_arg(c, arg, &err), 0);
+    assert_int_equal(config_check(c, &err), -1);
+    assert_string_equal(err.msg, "--set: redis.prefix: longer than 256 bytes");
     config_free(c);
 }
 
