@@ -5,9 +5,13 @@
  * as the "id" of modfilter train's files, are ignored) as
  * application/json, or JSON Lines of them as application/x-ndjson.  Each
  * valid example becomes one "upload" event on the training stream
- * (queue_train_event, all sent at once: pipelined), and the reply
- * {"learned", "duplicates", "errors"} goes once Redis has answered every
- * one.  Nothing is learned here: learn.c applies the events, on every
+ * (queue_train_event, pipelined, at most TRAIN_WINDOW awaiting Redis at a
+ * time: a large upload neither holds its worker's loop for one long pass
+ * nor queues its events ahead of every comment submit behind them), and
+ * the reply {"learned", "duplicates", "errors"} goes once Redis has
+ * answered every one.  The first event Redis does not take stops the
+ * sending: the rest count as errors (retrying is harmless, learning is
+ * idempotent).  Nothing is learned here: learn.c applies the events, on every
  * daemon, in stream order.
  *
  * learned and duplicates are counted when the request comes, against the
@@ -24,24 +28,29 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
+
 #include "modfilterd.h"
 #include "queue.h"
 
 #define TRAIN_MAX_MESSAGES 10
 #define TRAIN_NDJSON "application/x-ndjson"
+#define TRAIN_WINDOW 256 /* events awaiting Redis per request at most */
 
 struct train_req;
 
 /* One example's event on its way to Redis. */
 struct train_sent {
     struct train_req *tr;
-    int learned; /* counted as learned (else as a duplicate) */
 };
 
 struct train_req {
     struct route_pending *p;
-    struct train_sent *sent; /* malloc'd, one per event sent */
-    size_t n_sent, n_answered;
+    json_t *examples;        /* a reference, each with "_learned" */
+    char *by;                /* who teaches (malloc'd) */
+    struct train_sent *sent; /* malloc'd, one per example */
+    size_t n_sent, n_answered, next;
+    int stopped; /* an event failed: send no more */
     unsigned learned, duplicates, errors, failed;
     json_t *messages; /* the first reasons, "line 3: no text" */
 };
@@ -100,7 +109,7 @@ train_reply(struct route_ctx *ctx, struct train_req *tr)
     json_t *body;
     char *text;
 
-    if (tr->n_sent > 0 && tr->failed == tr->n_sent) {
+    if (tr->learned + tr->duplicates == 0 && tr->failed > 0) {
         routes_error(ctx, 503, "unavailable",
                      "Redis did not take the training events; retry later");
         return;
@@ -125,8 +134,75 @@ train_req_free(struct train_req *tr)
     if (tr == NULL)
         return;
     free(tr->sent);
+    free(tr->by);
+    json_decref(tr->examples);
     json_decref(tr->messages);
     free(tr);
+}
+
+/* Example i was not taken (why): an error, no longer counted as learned
+ * or as a duplicate. */
+static void
+train_not_taken(struct train_req *tr, size_t i, const char *why)
+{
+    if (json_is_true(
+            json_object_get(json_array_get(tr->examples, i), "_learned")))
+        tr->learned--;
+    else
+        tr->duplicates--;
+    tr->failed++;
+    train_note(tr, "Redis did not take an event (%s)", why);
+}
+
+static void train_on_sent(enum queue_status st, const char *entry_id,
+                          void *arg);
+
+/* Sends examples until TRAIN_WINDOW await Redis; once stopped, the rest
+ * are not taken.  Then, when every event sent has its answer, replies and
+ * frees tr. */
+static void
+train_send_more(struct train_req *tr)
+{
+    size_t n = json_array_size(tr->examples);
+    struct queue *q = routes_pending_ctx(tr->p)->w->queue;
+
+    while (!tr->stopped && tr->next < n &&
+           tr->n_sent - tr->n_answered < TRAIN_WINDOW) {
+        size_t i = tr->next++;
+        json_t *ex = json_array_get(tr->examples, i);
+        json_t *text = json_object_get(ex, "text");
+        struct train_sent *s = &tr->sent[i];
+        struct queue_train ev;
+        char *labels;
+
+        s->tr = tr;
+        labels = json_dumps(json_object_get(ex, "labels"),
+                            JSON_COMPACT | JSON_SORT_KEYS);
+        memset(&ev, 0, sizeof(ev));
+        ev.source = "upload";
+        ev.op = "learn";
+        ev.text = json_string_value(text);
+        ev.text_len = json_string_length(text);
+        ev.lang = json_string_value(json_object_get(ex, "lang"));
+        ev.labels = labels;
+        ev.by = tr->by;
+        ev.ts_ms = util_now_ms();
+        if (labels != NULL &&
+            queue_train_event(q, &ev, train_on_sent, s) == 0) {
+            tr->n_sent++;
+        } else {
+            tr->stopped = 1;
+            train_not_taken(tr, i, "not connected");
+        }
+        free(labels);
+    }
+    for (; tr->stopped && tr->next < n; tr->next++)
+        train_not_taken(tr, tr->next, "not sent after an earlier failure");
+    if (tr->n_answered < tr->n_sent || tr->next < n)
+        return;
+    train_reply(routes_pending_ctx(tr->p), tr);
+    routes_pending_free(tr->p);
+    train_req_free(tr);
 }
 
 static void
@@ -136,20 +212,13 @@ train_on_sent(enum queue_status st, const char *entry_id, void *arg)
     struct train_req *tr = s->tr;
 
     (void)entry_id;
+    tr->n_answered++;
     if (st != QUEUE_OK) {
-        if (s->learned)
-            tr->learned--;
-        else
-            tr->duplicates--;
-        tr->failed++;
-        train_note(tr, "Redis did not take an event (%s)",
-                   st == QUEUE_TIMEOUT ? "timeout" : "error");
+        tr->stopped = 1;
+        train_not_taken(tr, (size_t)(s - tr->sent),
+                        st == QUEUE_TIMEOUT ? "timeout" : "error");
     }
-    if (++tr->n_answered < tr->n_sent)
-        return;
-    train_reply(routes_pending_ctx(tr->p), tr);
-    routes_pending_free(tr->p);
-    train_req_free(tr);
+    train_send_more(tr);
 }
 
 /* A label of an upload's example that the model in use does not know:
@@ -229,53 +298,6 @@ train_count(struct route_ctx *ctx, json_t *examples, struct train_req *tr)
     free(nw);
     free(learned);
     return 0;
-}
-
-/* Send one event per example on ctx's worker; 0 when at least one was
- * sent (then train_on_sent replies when the last is answered). */
-static int
-train_send(struct route_ctx *ctx, json_t *examples, struct train_req *tr,
-           const char *by)
-{
-    size_t i, n = json_array_size(examples);
-    struct queue *q = ctx->w->queue;
-
-    tr->sent = calloc(n, sizeof(*tr->sent));
-    if (tr->sent == NULL)
-        return -1;
-    for (i = 0; i < n; i++) {
-        json_t *ex = json_array_get(examples, i);
-        json_t *text = json_object_get(ex, "text");
-        struct train_sent *s = &tr->sent[tr->n_sent];
-        struct queue_train ev;
-        char *labels;
-
-        s->tr = tr;
-        s->learned = json_is_true(json_object_get(ex, "_learned"));
-        labels = json_dumps(json_object_get(ex, "labels"),
-                            JSON_COMPACT | JSON_SORT_KEYS);
-        memset(&ev, 0, sizeof(ev));
-        ev.source = "upload";
-        ev.op = "learn";
-        ev.text = json_string_value(text);
-        ev.text_len = json_string_length(text);
-        ev.lang = json_string_value(json_object_get(ex, "lang"));
-        ev.labels = labels;
-        ev.by = by;
-        ev.ts_ms = util_now_ms();
-        if (labels != NULL &&
-            queue_train_event(q, &ev, train_on_sent, s) == 0) {
-            tr->n_sent++;
-        } else {
-            if (s->learned)
-                tr->learned--;
-            else
-                tr->duplicates--;
-            train_note(tr, "Redis did not take an event (not connected)");
-        }
-        free(labels);
-    }
-    return tr->n_sent > 0 ? 0 : -1;
 }
 
 /* Only spaces and tabs in s[0..n): the body is not NUL-terminated, so no
@@ -414,15 +436,20 @@ train_handle(struct route_ctx *ctx)
         goto done;
     }
     /* ctx lost its request and state to tr->p; its worker stays. */
-    if (train_send(ctx, examples, tr, by != NULL ? by : "") < 0 &&
-        tr->n_sent == 0) {
-        routes_error(routes_pending_ctx(tr->p), 503, "unavailable",
-                     "Redis could not take the training events; nothing was "
-                     "learned, retry later");
+    tr->examples = json_incref(examples);
+    tr->by = strdup(by != NULL ? by : "");
+    tr->sent = calloc(json_array_size(examples), sizeof(*tr->sent));
+    if (tr->by == NULL || tr->sent == NULL) {
+        routes_error(routes_pending_ctx(tr->p), 500, "internal",
+                     "out of memory");
         routes_pending_free(tr->p);
         goto done;
     }
-    tr = NULL; /* train_on_sent replies and frees */
+    /* Parsing a large upload can take this pass a second: the loop's
+     * cached time would start the events' Redis timeouts that much late. */
+    event_base_update_cache_time(ctx->w->base);
+    train_send_more(tr); /* it, or train_on_sent, replies and frees tr */
+    tr = NULL;
 done:
     json_decref(examples);
     train_req_free(tr);

@@ -283,4 +283,19 @@ kept() { grep -q "reload: model.state_dir $TMP/stateD cannot be read; keeping th
 wait_for 5 kept || { echo "FAIL: unreadable state dir at reload not reported"; FAILS=$((FAILS+1)); }
 expect_eq "model kept at reload" "$id_d" "$(model_id "$URL")"
 stop_daemon
+
+# 11. An upload of more events than a request keeps waiting on Redis at
+# once (256): all sent, all counted.
+rm -f "$TMP/stateD"
+start_daemon --set model.state_dir="$TMP/stateE" "${COMMON[@]}"
+n0=$(rcli XLEN modfilter:training)
+for i in $(seq 1 600); do
+    printf '{"text": "bulk upload example number %d", "labels": {"spam": 0}}\n' "$i"
+done > "$TMP/bulk.jsonl"
+out=$(curl -s -m 20 -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $MOD" \
+    -H 'Content-Type: application/x-ndjson' --data-binary @"$TMP/bulk.jsonl" "$URL/v1/train")
+expect_eq "bulk upload status" 200 "$out"
+expect_eq "bulk upload counted" "600 0" "$(( $(json learned) + $(json duplicates) )) $(json errors)"
+expect_eq "bulk upload events" $((n0 + 600)) "$(rcli XLEN modfilter:training)"
+stop_daemon
 finish
