@@ -172,6 +172,7 @@ struct queue_call {
     queue_memory_cb *memory_cb;
     struct queue *q; /* memory: its last error says why a reply is bad */
     unsigned limit;  /* history: the page size */
+    size_t want;     /* decide, undo: the outcomes asked for */
     void *arg;
 };
 
@@ -1863,7 +1864,9 @@ on_outcomes(enum redis_result res, const struct redisReply *reply, void *arg)
     size_t i, n = 0;
 
     free(arg);
-    if (st == QUEUE_OK && reply->type != REDIS_REPLY_ARRAY)
+    /* One outcome per decision sent: the caller indexes its own by them. */
+    if (st == QUEUE_OK &&
+        (reply->type != REDIS_REPLY_ARRAY || reply->elements != c.want))
         st = QUEUE_ERROR;
     if (st == QUEUE_OK) {
         n = reply->elements;
@@ -1901,12 +1904,14 @@ on_outcomes(enum redis_result res, const struct redisReply *reply, void *arg)
 }
 
 static struct queue_call *
-queue_call_decide(queue_decide_cb *cb, void *arg)
+queue_call_decide(queue_decide_cb *cb, void *arg, size_t want)
 {
     struct queue_call *c = queue_call_new(NULL, NULL, arg);
 
-    if (c != NULL)
+    if (c != NULL) {
         c->decide_cb = cb;
+        c->want = want;
+    }
     return c;
 }
 
@@ -1963,7 +1968,7 @@ queue_decide(struct queue *q, const struct queue_decision *d, size_t n,
         len[a + 2] = strlen(argv[a + 2]);
     }
     ret = queue_eval(q, q->decide, (int)(8 + n), (int)nargs, argv, len,
-                     on_outcomes, queue_call_decide(cb, arg));
+                     on_outcomes, queue_call_decide(cb, arg, n));
 fail:
     free(items);
     free(argv);
@@ -1992,7 +1997,7 @@ queue_undo(struct queue *q, const char *id, const char *by, unsigned window_s,
     len[11] = (size_t)snprintf(win, sizeof(win), "%llu",
                                (unsigned long long)window_s * 1000);
     return queue_eval(q, q->undo, 9, 12, argv, len, on_outcomes,
-                      queue_call_decide(cb, arg));
+                      queue_call_decide(cb, arg, 1));
 }
 
 /* XREVRANGE's reply: {{event id, {name, value, ...}}, ...}; one entry
