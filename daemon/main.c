@@ -689,7 +689,7 @@ out:
     learn_stop();              /* writes the last snapshot */
     if (made_socket != NULL)
         unlink(made_socket);
-    if (made_port_file != NULL && ret == 0)
+    if (made_port_file != NULL)
         unlink(made_port_file);
     free(made_socket);
     free(made_port_file);

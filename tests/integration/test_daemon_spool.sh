@@ -178,9 +178,11 @@ wait_for 15 zcard_is "$acked" ||
 stop_daemon
 : > "$TMP/notadir"
 timeout 20 "$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set server.listen=127.0.0.1:0 \
-    --set spool.path="$TMP/notadir" > "$TMP/out" 2>&1
+    --set server.port_file="$TMP/failed.port" --set spool.path="$TMP/notadir" > "$TMP/out" 2>&1
 expect_eq "unusable spool: exit status" 1 "$?"
 expect_grep "unusable spool: message" "error: spool.path $TMP/notadir" "$TMP/out"
+expect_eq "failed start: no port file left pointing at nothing" no \
+    "$([ -e "$TMP/failed.port" ] && echo yes || echo no)"
 start_daemon --set spool.path="$SP" "${ALL[@]}" # one daemon per spool
 timeout 20 "$BIN/modfilterd" -f -c "$CONF" --set model.path="$TMP/m.mfm" --set server.listen=127.0.0.1:0 \
     --set model.state_dir="$TMP/state2" --set spool.path="$SP" > "$TMP/out" 2>&1
