@@ -219,13 +219,15 @@ main_writable_as(const char *dir, const struct passwd *pw)
 }
 
 /* -t: a directory the daemon writes in after any switch to server.user
- * (section.key = dir): it, or when missing the one it would be created in,
- * takes new files as that account, and this process can list it (the
+ * (section.key = dir): it, or when missing the one it would be created in
+ * (with parents: the nearest that exists, as mkdir -p), takes new files as
+ * that account, and this process can list it (the
  * start reads it before the switch).  Changes nothing.  0 with *missing
  * set or not, or -1 with "origin: section.key: dir: reason" on stderr. */
 static int
 main_check_dir(const struct config *cfg, const char *section, const char *key,
-               const char *dir, const struct passwd *pw, int *missing)
+               const char *dir, int parents, const struct passwd *pw,
+               int *missing)
 {
     char where[240], parent[PATH_MAX], reason[PATH_MAX + 128];
     const char *target = dir;
@@ -242,6 +244,10 @@ main_check_dir(const struct config *cfg, const char *section, const char *key,
         *missing = 1;
         snprintf(parent, sizeof(parent), "%s", dir);
         target = dirname(parent);
+        /* created with its parents (mkdir -p): the nearest that exists */
+        while (parents && stat(target, &sb) < 0 && errno == ENOENT &&
+               strcmp(target, "/") && strcmp(target, "."))
+            target = dirname((char *)target);
     } else if (!S_ISDIR(sb.st_mode)) {
         snprintf(reason, sizeof(reason), "not a directory");
         goto bad;
@@ -281,7 +287,7 @@ main_check_spool(const struct config *cfg, const struct passwd *pw)
     struct spool_stats st;
     int missing;
 
-    if (main_check_dir(cfg, "spool", "path", dir, pw, &missing) < 0)
+    if (main_check_dir(cfg, "spool", "path", dir, 0, pw, &missing) < 0)
         return -1;
     if (missing) {
         printf("spool %s: missing; the daemon will create it\n", dir);
@@ -355,7 +361,7 @@ main_check(const struct config *cfg)
     if (cfg->spool_path[0] && main_check_spool(cfg, pw) < 0)
         return -1;
     if (cfg->model_state_dir[0] &&
-        main_check_dir(cfg, "model", "state_dir", cfg->model_state_dir, pw,
+        main_check_dir(cfg, "model", "state_dir", cfg->model_state_dir, 1, pw,
                        &missing) < 0)
         return -1;
     return 0;

@@ -48,7 +48,7 @@ expect_grep "torn tail counted" '3 record\(s\), [0-9]+ bytes waiting for Redis; 
 # a state dir that cannot be listed (here: a file) stops -t, as it stops
 # the start
 : > "$TMP/statefile"
-expect_eq "state dir a file" 1 "$(chk --set model.state_dir="$TMP/statefile")"
+expect_eq "state dir a file" 1 "$(chk --set spool.path="$SP" --set model.state_dir="$TMP/statefile")"
 expect_grep "state dir a file message" "^--set: model.state_dir: $TMP/statefile: not a directory" "$TMP/out"
 
 # not writable by the account the daemon will run as
