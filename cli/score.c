@@ -127,12 +127,14 @@ score_opt(struct score_opts *o, int argc, char **argv, int *i)
     return 1;
 }
 
-/* The daemon's own checks: thresholds in range and review <= reject. */
+/* The daemon's own checks of the thresholds (review <= reject), and only
+ * those: the rest of a daemon config (its secret files, say) is not this
+ * tool's. */
 static int
 score_opts_check(struct score_opts *o)
 {
     struct config_error err;
-    if (config_check(o->cfg, &err) < 0) {
+    if (config_check_thresholds(o->cfg, &err) < 0) {
         fprintf(stderr, "modfilter: %s\n", err.msg);
         return -1;
     }
@@ -195,9 +197,9 @@ cmd_score(int argc, char **argv)
         usage_score();
         goto out;
     }
+    rc = 1; /* from here on, not the arguments' fault */
     if (score_opts_check(&o) < 0)
         goto out;
-    rc = 1;
     if (!(m = score_load_model(&o)))
         goto out;
     if (!(sc = clf_scorer_new()) || !(j = jsonl_open(path))) {
@@ -283,9 +285,9 @@ cmd_explain(int argc, char **argv)
         fputs(cli_usage_explain, stderr);
         goto out;
     }
+    rc = 1; /* from here on, not the arguments' fault */
     if (score_opts_check(&o) < 0)
         goto out;
-    rc = 1;
     if (!(m = score_load_model(&o)))
         goto out;
     if (!(sc = clf_scorer_new()) ||

@@ -869,10 +869,35 @@ config_check_password(struct config *c, struct config_error *err)
 }
 
 int
+config_check_thresholds(const struct config *c, struct config_error *err)
+{
+    if (c->review > c->reject) {
+        config_fail_at(err, c, "thresholds", "review",
+                       "%g is above thresholds.reject %g", c->review,
+                       c->reject);
+        return -1;
+    }
+    for (unsigned i = 0; i < c->n_overrides; i++) {
+        double rv, rj;
+
+        config_thresholds(c, c->overrides[i].label, &rv, &rj);
+        if (rv > rj) {
+            const struct config_where *w = &c->where[CONFIG_N_KEYS + 2 * i];
+
+            config_fail(err, w->origin[0] ? w->origin : "default", w->line,
+                        "thresholds", c->overrides[i].label,
+                        "review threshold %g is above reject threshold %g", rv,
+                        rj);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
 config_check(struct config *c, struct config_error *err)
 {
     char reason[256];
-    unsigned i;
 
     if (!c->listen[0] && !c->socket[0]) {
         config_fail_at(err, c, "server", "listen",
@@ -907,26 +932,8 @@ config_check(struct config *c, struct config_error *err)
         config_fail_at(err, c, "model", "path", "must not be empty");
         return -1;
     }
-    if (c->review > c->reject) {
-        config_fail_at(err, c, "thresholds", "review",
-                       "%g is above thresholds.reject %g", c->review,
-                       c->reject);
+    if (config_check_thresholds(c, err) < 0)
         return -1;
-    }
-    for (i = 0; i < c->n_overrides; i++) {
-        double rv, rj;
-
-        config_thresholds(c, c->overrides[i].label, &rv, &rj);
-        if (rv > rj) {
-            const struct config_where *w = &c->where[CONFIG_N_KEYS + 2 * i];
-
-            config_fail(err, w->origin[0] ? w->origin : "default", w->line,
-                        "thresholds", c->overrides[i].label,
-                        "review threshold %g is above reject threshold %g", rv,
-                        rj);
-            return -1;
-        }
-    }
     if (config_check_verdicts(c, err) < 0)
         return -1;
     c->order_urgent = !strcmp(c->queue_order, "urgent");

@@ -185,6 +185,9 @@ int config_set(struct config *c, const char *section, const char *key,
 /* Cross-key checks, then read the *_file keys and build c->auth.  Call
  * once, after every file and --set. */
 int config_check(struct config *c, struct config_error *err);
+/* config_check's part about thresholds (review <= reject, per label),
+ * alone: for tools that use only the thresholds (modfilter score). */
+int config_check_thresholds(const struct config *c, struct config_error *err);
 /* The labels c names (thresholds.LABEL_*; akismet.labels when Akismet
  * reports train) are m's: -1 with "file:line: key: unknown label ..."
  * otherwise.  A misspelt label would go unused, or teach nothing.  Call

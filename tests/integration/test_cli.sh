@@ -66,7 +66,7 @@ expect_grep "thresholds from -c" '"verdict":"' "$T/out"
 "$MF" score --model "$T/m.mfm" --set thresholds.review=2 - </dev/null 2>/dev/null
 expect_eq "bad threshold is a usage error" 2 $?
 "$MF" score --model "$T/m.mfm" --set thresholds.spam_reject=0.2 - </dev/null 2>"$T/err"
-expect_eq "review above reject is a usage error" 2 $?
+expect_eq "review above reject is refused (exit 1, as modfilterd -t)" 1 $?
 expect_grep "review above reject message" "review threshold" "$T/err"
 "$MF" score --model "$T/m.mfm" --set thresholds.spma_reject=0.99 - </dev/null 2>"$T/err"
 expect_eq "threshold of a label the model lacks" 1 $?
@@ -229,6 +229,15 @@ expect_eq "queue -c missing message" "modfilter: /nonexistent: No such file or d
 "$MF" score --model "$T/m.mfm" -c /nonexistent - </dev/null >/dev/null 2>"$T/err"
 expect_eq "score -c missing exit" 1 $?
 expect_eq "score -c missing message" "modfilter: /nonexistent: No such file or directory" "$(cat "$T/err")"
+# score -c uses the thresholds alone: another key's value, or a secret file
+# the user cannot read, is the daemon's business
+printf '[server]\nlisten = bogus\n[auth]\nmoderator_tokens_file = /nonexistent/tok\n[thresholds]\nreview = 0.3\n' >"$T/d.conf"
+echo '{"id":"a","text":"hello"}' | "$MF" score --model "$T/m.mfm" -c "$T/d.conf" - >/dev/null 2>"$T/err"
+expect_eq "score -c with daemon-only keys" 0 $?
+printf '[thresholds]\nreview = 0.9\nreject = 0.5\n' >"$T/d.conf"
+"$MF" score --model "$T/m.mfm" -c "$T/d.conf" - </dev/null >/dev/null 2>"$T/err"
+expect_eq "score -c thresholds crossed exit" 1 $?
+expect_grep "score -c thresholds crossed message" 'd.conf:2: thresholds.review: 0.9 is above' "$T/err"
 "$MF" explain --model "$T/m.mfm" -c /nonexistent "some text" >/dev/null 2>"$T/err"
 expect_eq "explain -c missing exit" 1 $?
 # a bad --set is a usage error; explain takes neither --reasons nor --strict
