@@ -221,9 +221,9 @@ main_writable_as(const char *dir, const struct passwd *pw)
 /* -t: a directory the daemon writes in after any switch to server.user
  * (section.key = dir): it, or when missing the one it would be created in
  * (with parents: the nearest that exists, as mkdir -p), takes new files as
- * that account, and this process can list it (the
- * start reads it before the switch).  Changes nothing.  0 with *missing
- * set or not, or -1 with "origin: section.key: dir: reason" on stderr. */
+ * that account, and this process can list it (the start reads it before
+ * the switch).  Changes nothing.  0 with *missing set or not, or -1 with
+ * "origin: section.key: dir: reason" on stderr. */
 static int
 main_check_dir(const struct config *cfg, const char *section, const char *key,
                const char *dir, int parents, const struct passwd *pw,

@@ -81,7 +81,8 @@ moderation_json(struct route_ctx *ctx, int status, json_t *body)
 static void
 moderation_unavailable(struct route_ctx *ctx, enum queue_status st)
 {
-    const char *why = queue_last_error(ctx->w->queue);
+    const char *why =
+        ctx->w->queue != NULL ? queue_last_error(ctx->w->queue) : NULL;
 
     if (st == QUEUE_TIMEOUT)
         why = "Redis did not answer in time";

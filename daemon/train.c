@@ -11,8 +11,8 @@
  * the reply {"learned", "duplicates", "errors"} goes once Redis has
  * answered every one.  The first event Redis does not take stops the
  * sending: the rest count as errors (retrying is harmless, learning is
- * idempotent).  Nothing is learned here: learn.c applies the events, on every
- * daemon, in stream order.
+ * idempotent).  Nothing is learned here: learn.c applies the events, on
+ * every daemon, in stream order.
  *
  * learned and duplicates are counted when the request comes, against the
  * model it is served with: an example none of whose labels would change
@@ -140,10 +140,10 @@ train_req_free(struct train_req *tr)
     free(tr);
 }
 
-/* Example i was not taken (why): an error, no longer counted as learned
- * or as a duplicate. */
+/* Example i was not taken: an error, no longer counted as learned or as
+ * a duplicate (the caller notes why). */
 static void
-train_not_taken(struct train_req *tr, size_t i, const char *why)
+train_not_taken(struct train_req *tr, size_t i)
 {
     if (json_is_true(
             json_object_get(json_array_get(tr->examples, i), "_learned")))
@@ -151,7 +151,6 @@ train_not_taken(struct train_req *tr, size_t i, const char *why)
     else
         tr->duplicates--;
     tr->failed++;
-    train_note(tr, "Redis did not take an event (%s)", why);
 }
 
 static void train_on_sent(enum queue_status st, const char *entry_id,
@@ -192,12 +191,19 @@ train_send_more(struct train_req *tr)
             tr->n_sent++;
         } else {
             tr->stopped = 1;
-            train_not_taken(tr, i, "not connected");
+            train_not_taken(tr, i);
+            train_note(tr, "Redis did not take an event (not connected)");
         }
         free(labels);
     }
-    for (; tr->stopped && tr->next < n; tr->next++)
-        train_not_taken(tr, tr->next, "not sent after an earlier failure");
+    if (tr->stopped && tr->next < n) {
+        /* one message for them all, an error each */
+        train_note(tr, "%zu event(s) not sent after that failure",
+                   n - tr->next);
+        tr->errors += (unsigned)(n - tr->next - 1);
+        for (; tr->next < n; tr->next++)
+            train_not_taken(tr, tr->next);
+    }
     if (tr->n_answered < tr->n_sent || tr->next < n)
         return;
     train_reply(routes_pending_ctx(tr->p), tr);
@@ -215,8 +221,9 @@ train_on_sent(enum queue_status st, const char *entry_id, void *arg)
     tr->n_answered++;
     if (st != QUEUE_OK) {
         tr->stopped = 1;
-        train_not_taken(tr, (size_t)(s - tr->sent),
-                        st == QUEUE_TIMEOUT ? "timeout" : "error");
+        train_not_taken(tr, (size_t)(s - tr->sent));
+        train_note(tr, "Redis did not take an event (%s)",
+                   st == QUEUE_TIMEOUT ? "timeout" : "error");
     }
     train_send_more(tr);
 }

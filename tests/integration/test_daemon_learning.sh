@@ -297,5 +297,12 @@ out=$(curl -s -m 20 -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $
 expect_eq "bulk upload status" 200 "$out"
 expect_eq "bulk upload counted" "600 0" "$(( $(json learned) + $(json duplicates) )) $(json errors)"
 expect_eq "bulk upload events" $((n0 + 600)) "$(rcli XLEN modfilter:training)"
+# Redis refusing writes: the first window fails, the rest is not sent
+rcli CONFIG SET min-replicas-to-write 1 >/dev/null
+out=$(curl -s -m 20 -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $MOD" \
+    -H 'Content-Type: application/x-ndjson' --data-binary @"$TMP/bulk.jsonl" "$URL/v1/train")
+rcli CONFIG SET min-replicas-to-write 0 >/dev/null
+expect_eq "bulk upload refused" 503 "$out"
+expect_eq "nothing stored when refused" $((n0 + 600)) "$(rcli XLEN modfilter:training)"
 stop_daemon
 finish
