@@ -60,6 +60,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(DMN_OBJ) $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# test_classifier makes the tables' allocations fail on purpose.
+$(BUILD)/tests/test_classifier: override LDFLAGS += -Wl,--wrap=posix_memalign
+
 tests: $(TESTS) $(FUZZ_OBJ)
 
 $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(LIB)

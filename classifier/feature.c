@@ -8,6 +8,7 @@
  */
 #include "feature.h"
 
+#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,17 +128,20 @@ token_family(unsigned kind)
     }
 }
 
+/* The records hashed into meta and pair keys are little-endian, as the
+ * model file is: a model trained on one host matches on any (on x86 this
+ * is no change at all). */
 static uint64_t
 meta_key(unsigned prop, uint32_t value)
 {
-    uint32_t rec[2] = {prop, value};
+    uint32_t rec[2] = {htole32(prop), htole32(value)};
     return XXH3_64bits_withSeed(rec, sizeof rec, FEAT_META);
 }
 
 static uint64_t
 pair_key(uint64_t a, uint64_t b)
 {
-    uint64_t rec[2] = {a, b};
+    uint64_t rec[2] = {htole64(a), htole64(b)};
     return XXH3_64bits_withSeed(rec, sizeof rec, FEAT_PAIR);
 }
 

@@ -3,6 +3,7 @@
  * classifier (analyse -> features -> per-head naive-Bayes sum -> calibrated
  * probability, reasons).
  */
+#include <endian.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1034,19 +1035,20 @@ example_key(const struct clf_scorer *sc, const char *label, int value)
     return XXH3_64bits_withSeed(label, strlen(label), fold ^ (uint64_t)value);
 }
 
-/* Add (dir = +1) or remove (dir = -1) the current comment's counts. */
-static int
-apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
-             int value, int dir)
+/* Add (dir = +1) or remove (dir = -1) the counts of the current
+ * comment's first n keys: how many were done (fewer than n only when an
+ * add ran out of memory). */
+static size_t
+apply_keys(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
+           int value, int dir, size_t n)
 {
     struct head *hd = &m->heads[h];
-    m->version = model_next_version();
-    for (size_t i = 0; i < sc->n_all; i++) {
+    for (size_t i = 0; i < n; i++) {
         uint32_t *slot = dir > 0 ? ftable_upsert(&m->ft, sc->keys[i])
                                  : ftable_find(&m->ft, sc->keys[i]);
         if (!slot) {
             if (dir > 0)
-                return -1;
+                return i;
             continue;
         }
         uint32_t *c = &slot[2 + 2 * h];
@@ -1060,6 +1062,22 @@ apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
             hd->vocab++;
         else if (before && !after)
             hd->vocab--;
+    }
+    return n;
+}
+
+/* Add (dir = +1) or remove (dir = -1) the current comment's counts; an
+ * add that runs out of memory takes back what it added and returns -1. */
+static int
+apply_counts(struct clf_model *m, const struct clf_scorer *sc, unsigned h,
+             int value, int dir)
+{
+    struct head *hd = &m->heads[h];
+    m->version = model_next_version();
+    size_t done = apply_keys(m, sc, h, value, dir, sc->n_all);
+    if (done < sc->n_all) {
+        apply_keys(m, sc, h, value, -1, done);
+        return -1;
     }
     struct head_part *parts[2] = {&hd->all,
                                   &hd->lang[model_lang_index(m, sc->doc.lang)]};
@@ -1083,12 +1101,16 @@ static void
 reservoir_offer(const struct clf_model *m, struct head *hd,
                 const struct clf_scorer *sc, uint64_t ex_key, int value)
 {
-    uint64_t seen = hd->seen++;
+    uint64_t seen = hd->seen;
     uint32_t slot;
-    if (seen < RESERVOIR_MAX) {
+    if (seen == UINT64_MAX)
+        return;
+    hd->seen++;
+    if (seen < RESERVOIR_MAX && hd->n_res < RESERVOIR_MAX) {
         slot = hd->n_res;
     } else {
-        uint64_t j = XXH3_64bits(&ex_key, sizeof ex_key) % (seen + 1);
+        uint64_t le = htole64(ex_key); /* the same sample on any host */
+        uint64_t j = XXH3_64bits(&le, sizeof le) % (seen + 1);
         if (j >= RESERVOIR_MAX)
             return;
         /* Unlearning (reservoir_remove) leaves room at the end, and what
@@ -1183,7 +1205,6 @@ clf_learn(struct clf_scorer *sc, struct clf_model *m, const char *text,
     if (exset_put(&m->ex, ex_key, EX_VAL(value, lang1, 1)) < 0)
         return model_fail(err, CLF_ENOMEM, "out of memory");
     if (apply_counts(m, sc, (unsigned)h, value, +1) < 0) {
-        apply_counts(m, sc, (unsigned)h, value, -1);
         exset_del(&m->ex, ex_key);
         return model_fail(err, CLF_ENOMEM, "out of memory");
     }

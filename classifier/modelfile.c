@@ -573,6 +573,10 @@ read_head(struct rbuf *r, struct head *hd, unsigned n_languages, int keep)
         return "label parameters out of range";
     if (n_res > RESERVOIR_MAX)
         return "calibration sample too large";
+    /* Every kept example was offered (unlearning removes some); learning
+     * more draws a slot from seen, which must leave a full sample full. */
+    if (hd->seen < n_res || hd->seen == UINT64_MAX)
+        return "calibration sample count out of range";
     for (uint32_t i = 0; i < n_res; i++) {
         struct res_example *e = &hd->res[i];
         e->ex_key = get_u64(r);

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +23,19 @@
 
 enum clf_status clf_model_parse(const void *p, size_t len, int scoring_only,
                                 struct clf_model **out, struct clf_error *err);
+
+/* Linked with --wrap=posix_memalign (Makefile): while fail_tables is set,
+ * every table allocation (table_alloc) fails. */
+static int fail_tables;
+int __real_posix_memalign(void **p, size_t align, size_t size);
+int __wrap_posix_memalign(void **p, size_t align, size_t size);
+int
+__wrap_posix_memalign(void **p, size_t align, size_t size)
+{
+    if (fail_tables)
+        return ENOMEM;
+    return __real_posix_memalign(p, align, size);
+}
 
 static struct clf_model *
 words_model(void)
@@ -833,6 +847,98 @@ test_reservoir_after_unlearn(void **state)
     clf_scorer_free(sc);
 }
 
+/* An example that runs out of memory half-way through its features
+ * leaves the model as it was: before, the rollback also took a count from
+ * the features it never reached (counted by other examples) and from the
+ * head's documents and totals, which the failed add had not touched. */
+static void
+test_learn_out_of_memory_rolls_back(void **state)
+{
+    (void)state;
+    struct clf_model *m = words_model();
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_result before, after;
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    const char *probe = "cat dog bird";
+    size_t cap = 64 * 1024, len = 0;
+    char *text = malloc(cap);
+
+    assert_non_null(text);
+    learn(sc, m, "cat dog", "spam", 1, CLF_LEARNED);
+    learn(sc, m, "dog bird", "spam", 0, CLF_LEARNED);
+    struct head h0 = m->heads[0];
+    clf_score(sc, m, probe, strlen(probe), "en", 0, &before);
+    /* new words first, so that the table must grow, then known ones */
+    for (unsigned i = 0; i < 3000; i++)
+        len += (size_t)snprintf(text + len, cap - len, "zq%ux ", i);
+    len += (size_t)snprintf(text + len, cap - len, "cat dog bird");
+    fail_tables = 1;
+    enum clf_status st =
+        clf_learn(sc, m, text, len, "en", "spam", 1, &out, &err);
+    fail_tables = 0;
+    assert_int_equal(st, CLF_ENOMEM);
+    const struct head *hd = &m->heads[0];
+    assert_int_equal(hd->all.docs[0], h0.all.docs[0]);
+    assert_int_equal(hd->all.docs[1], h0.all.docs[1]);
+    assert_int_equal(hd->all.total[1], h0.all.total[1]);
+    assert_int_equal(hd->vocab, h0.vocab);
+    clf_score(sc, m, probe, strlen(probe), "en", 0, &after);
+    assert_float_equal(after.labels[0].score, before.labels[0].score, 1e-12);
+    /* and it can still learn that example once memory is back */
+    assert_int_equal(clf_learn(sc, m, text, len, "en", "spam", 1, &out, &err),
+                     CLF_OK);
+    assert_int_equal(out, CLF_LEARNED);
+    assert_int_equal(hd->all.docs[1], h0.all.docs[1] + 1);
+    free(text);
+    clf_model_free(m);
+    clf_scorer_free(sc);
+}
+
+/* A file whose head says fewer examples were offered than it keeps (or
+ * the counter's maximum) is refused: learning into it drew a slot past
+ * the full sample (heap overflow) or took a modulus of 0.  The checksum
+ * is no defence: anyone can write a file that passes it. */
+static void
+test_reservoir_counter_checked(void **state)
+{
+    (void)state;
+    static const uint64_t bad[] = {0, RESERVOIR_MAX - 1, UINT64_MAX};
+    char dir[] = "/tmp/mf-test-XXXXXX", path[64], text[64];
+    struct clf_model *m = words_model(), *back = NULL;
+    struct clf_scorer *sc = clf_scorer_new();
+    struct clf_error err;
+    enum clf_learn_outcome out;
+    size_t len;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.mfm", dir);
+    for (unsigned i = 0; i < RESERVOIR_MAX; i++) {
+        len = distinct_text(i, text);
+        assert_int_equal(
+            clf_learn(sc, m, text, len, "en", "spam", i & 1, &out, &err),
+            CLF_OK);
+    }
+    for (unsigned k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        m->heads[0].seen = bad[k];
+        assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
+        assert_int_not_equal(clf_model_load(path, &back, &err), CLF_OK);
+        assert_non_null(strstr(err.msg, "calibration sample count"));
+    }
+    m->heads[0].seen = RESERVOIR_MAX; /* as learned: loads and learns */
+    assert_int_equal(clf_model_save(m, path, &err), CLF_OK);
+    assert_int_equal(clf_model_load(path, &back, &err), CLF_OK);
+    len = distinct_text(RESERVOIR_MAX, text);
+    assert_int_equal(
+        clf_learn(sc, back, text, len, "en", "spam", 1, &out, &err), CLF_OK);
+    assert_int_equal(back->heads[0].n_res, RESERVOIR_MAX);
+    clf_model_free(back);
+    clf_model_free(m);
+    clf_scorer_free(sc);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* A snapshot written before that fix may hold an example twice (each with
  * its own keys once loaded): unlearning it removes both. */
 static void
@@ -990,6 +1096,8 @@ main(void)
         cmocka_unit_test(test_keymatch),
         cmocka_unit_test(test_index_agrees_with_counts),
         cmocka_unit_test(test_reservoir_after_unlearn),
+        cmocka_unit_test(test_reservoir_counter_checked),
+        cmocka_unit_test(test_learn_out_of_memory_rolls_back),
         cmocka_unit_test(test_reservoir_twin_unlearned),
         cmocka_unit_test(test_forget_from_file_is_exact),
         cmocka_unit_test(test_unteach_counts_teachings),
