@@ -1,9 +1,10 @@
 /* libFuzzer target: the model file parser never crashes, never reads out of
- * bounds, and a model it accepts can score.  An input that starts with 'M'
- * is parsed as it is (magic, length and checksum checks); any other is a
- * body after one byte that picks the file version (1 or 2, by its low
- * bit), for which the target writes the header and checksum, so that
- * mutations reach the body's parser behind the checksum.
+ * bounds, and a model it accepts can score, and (a whole model) learn and
+ * unlearn: what the file says about its calibration sample is used then.  An
+ * input that starts with 'M' is parsed as it is (magic, length and checksum
+ * checks); any other is a body after one byte that picks the file version (1 or
+ * 2, by its low bit), for which the target writes the header and checksum, so
+ * that mutations reach the body's parser behind the checksum.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -50,8 +51,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         struct clf_scorer *sc = clf_scorer_new();
         struct clf_result r;
+        enum clf_learn_outcome out;
         if (sc)
             clf_score(sc, m, "check out my channel, idiot", 27, NULL, 1, &r);
+        if (sc && !scoring && clf_model_label_count(m) > 0) {
+            const char *label = clf_model_label_name(m, 0);
+            clf_learn(sc, m, "buy cheap pills now", 19, NULL, label, 1, &out,
+                      &err);
+            clf_unlearn(sc, m, "buy cheap pills now", 19, NULL, label, 1, &out,
+                        &err);
+        }
         clf_scorer_free(sc);
         clf_model_free(m);
     }
