@@ -84,6 +84,11 @@ void clf_settings_init(struct clf_settings *s);
 enum clf_status clf_settings_set_languages(struct clf_settings *s,
                                            const char *list,
                                            struct clf_error *err);
+/* The language of comments detection cannot place: one of s->languages,
+ * named as there or by a code ("es"). */
+enum clf_status clf_settings_set_default_language(struct clf_settings *s,
+                                                  const char *name,
+                                                  struct clf_error *err);
 
 /* ---- model ------------------------------------------------------------ */
 

@@ -147,6 +147,20 @@ clf_settings_set_languages(struct clf_settings *s, const char *list,
     return CLF_OK;
 }
 
+enum clf_status
+clf_settings_set_default_language(struct clf_settings *s, const char *name,
+                                  struct clf_error *err)
+{
+    const char *canon = text_language_name(name);
+    for (unsigned i = 0; canon && i < s->n_languages; i++)
+        if (!strcmp(s->languages[i], canon)) {
+            snprintf(s->default_language, CLF_LANG_MAX, "%s", canon);
+            return CLF_OK;
+        }
+    return model_fail(err, CLF_EINVAL, "'%s' is not one of the languages",
+                      name);
+}
+
 enum clf_verdict
 clf_label_verdict(double score, int unsure, double review, double reject)
 {

@@ -29,8 +29,10 @@ struct record {
 struct jsonl;
 struct jsonl *jsonl_open(const char *path); /* NULL: errno set */
 /* 1 a record, 0 end of file, -1 an invalid line (message in err, formatted
- * "file:line: reason"; the caller decides whether to go on). The record's
- * strings are owned by the reader and valid until the next call. */
+ * "file:line: reason"; the caller decides whether to go on), -2 the file
+ * could not be read ("file: reason"; the caller stops: a run on part of a
+ * file is not a success). The record's strings are owned by the reader and
+ * valid until the next call. */
 int jsonl_next(struct jsonl *j, struct record *rec, char *err, size_t len);
 /* "file:line: why" for the line read last, into err (as jsonl_next does);
  * returns -1. */

@@ -115,7 +115,7 @@ load_items(const char *path, const char *label, struct item **out, size_t *n,
             r = jsonl_error(j, msg, sizeof msg, "a record without an id");
         if (r < 0) {
             fprintf(stderr, "%s\n", msg);
-            if (strict)
+            if (strict || r == -2)
                 goto fail;
             continue;
         }

@@ -99,9 +99,10 @@ jsonl_next(struct jsonl *j, struct record *rec, char *err, size_t len)
         errno = 0;
         n = getline(&j->line, &j->cap, j->f);
         if (n < 0) {
-            if (errno)
-                return jsonl_error(j, err, len, strerror(errno));
-            return 0;
+            if (errno == 0)
+                return 0;
+            snprintf(err, len, "%s: %s", j->path, strerror(errno));
+            return -2;
         }
         p = j->line;
         if (++j->lineno == 1 && n >= 3 && !memcmp(p, "\xef\xbb\xbf", 3)) {

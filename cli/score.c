@@ -214,7 +214,7 @@ cmd_score(int argc, char **argv)
     while ((r = jsonl_next(j, &rec, msg, sizeof msg)) != 0) {
         if (r < 0) {
             fprintf(stderr, "%s\n", msg);
-            if (o.strict) {
+            if (o.strict || r == -2) {
                 rc = 1;
                 break;
             }

@@ -113,16 +113,13 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
             return -1;
         }
     } else if (!strcmp(opt, "--default-language")) {
-        unsigned j;
-        for (j = 0; j < s->n_languages; j++)
-            if (!strcmp(s->languages[j], v))
-                break;
-        if (j == s->n_languages) {
-            fprintf(stderr, "modfilter: --default-language must be one of "
-                            "--languages (set that first)\n");
+        if (clf_settings_set_default_language(s, v, &err)) {
+            fprintf(stderr,
+                    "modfilter: --default-language must be one of "
+                    "--languages (set that first): %s\n",
+                    err.msg);
             return -1;
         }
-        snprintf(s->default_language, CLF_LANG_MAX, "%s", v);
     } else if (!strcmp(opt, "--prior")) {
         const char *eq = strchr(v, '=');
         char *end;
@@ -152,9 +149,11 @@ train_opts_parse(struct train_opts *o, int argc, char **argv, int *i)
             return -1;
         }
     } else if (!strcmp(opt, "--chargrams")) {
-        if (sscanf(v, "%u-%u", &s->chargram_min, &s->chargram_max) != 2 ||
-            s->chargram_min < 1 || s->chargram_max > 8 ||
-            s->chargram_min > s->chargram_max) {
+        int end = -1;
+        if (sscanf(v, "%u-%u%n", &s->chargram_min, &s->chargram_max, &end) !=
+                2 ||
+            end < 0 || v[end] != '\0' || s->chargram_min < 1 ||
+            s->chargram_max > 8 || s->chargram_min > s->chargram_max) {
             fprintf(stderr, "modfilter: --chargrams wants MIN-MAX, 1..8\n");
             return -1;
         }
@@ -239,7 +238,7 @@ train_file(struct clf_scorer *sc, struct clf_model *m, const char *path,
         if (r < 0) {
             fprintf(stderr, "%s\n", msg);
             ++*errors;
-            if (strict) {
+            if (strict || r == -2) {
                 rc = -1;
                 break;
             }

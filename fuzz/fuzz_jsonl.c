@@ -83,6 +83,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (j == NULL)
         FUZZ_FAIL("jsonl_open");
     while ((r = jsonl_next(j, &rec, err, sizeof err)) != 0) {
+        if (r == -2)
+            FUZZ_FAIL("a read error on a memory file");
         if (r < 0) {
             if (strncmp(err, path, strlen(path)) != 0)
                 FUZZ_FAIL("an error not as file:line: reason");

@@ -208,6 +208,22 @@ for c in train forget score explain eval export queue "queue length" "score --mo
         expect_eq "$c $h nothing on stderr" "" "$(cat "$T/err")"
     done
 done
+# a file that cannot be read stops the run with exit 1 (it was one invalid
+# line and exit 0, with a model written from nothing)
+mkdir -p "$T/adir"
+"$MF" score --model "$T/m.mfm" "$T/adir" >/dev/null 2>"$T/err"
+expect_eq "score: unreadable input" 1 $?
+expect_grep "score: unreadable input message" "adir: Is a directory" "$T/err"
+"$MF" train --model "$T/fromdir.mfm" "$T/adir" >/dev/null 2>"$T/err"
+expect_eq "train: unreadable input" 1 $?
+expect_eq "train: unreadable input writes nothing" no "$([ -e "$T/fromdir.mfm" ] && echo yes || echo no)"
+# --default-language takes a code as --languages does; --chargrams is strict
+head -5 "$TOP/tests/data/tiny.jsonl" >"$T/five.jsonl"
+"$MF" train --model "$T/dl.mfm" --languages english,spanish --default-language es "$T/five.jsonl" >/dev/null 2>&1
+expect_eq "default language by code" 0 $?
+"$MF" train --model "$T/cg.mfm" --chargrams 2-3junk "$T/five.jsonl" >/dev/null 2>"$T/err"
+expect_eq "chargrams with junk" 2 $?
+
 # each usage names every option its command takes
 usage_has() { # command option...
     local c=$1 o; shift
