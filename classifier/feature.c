@@ -292,7 +292,8 @@ static const char *const family_names[] = {
     "word", "url", "email", "mention", "emoji", "pair", "chars", "meta",
 };
 
-/* n bytes of s at buf[at] (len bytes in all, cut to fit, NUL-terminated):
+/* n bytes of s at buf[at] (len bytes in all, cut to fit before a UTF-8
+ * sequence that would not fit whole, NUL-terminated):
  * a name's parts without printf, which cost more than scoring them.
  * Returns the new end. */
 static size_t
@@ -300,8 +301,12 @@ name_cat(char *buf, size_t len, size_t at, const char *s, size_t n)
 {
     if (len == 0)
         return 0;
-    if (n > len - 1 - at) /* at < len: every call leaves it so */
+    if (n > len - 1 - at) { /* at < len: every call leaves it so */
         n = len - 1 - at;
+        /* cut before a UTF-8 sequence that would not fit whole */
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
     memcpy(buf + at, s, n);
     buf[at + n] = '\0';
     return at + n;

@@ -338,9 +338,14 @@ run_train(int argc, char **argv, int forget)
             goto out;
         if (t > 0)
             continue;
-        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+        if ((!strcmp(argv[i], "--model") || !strcmp(argv[i], "--from")) &&
+            i + 1 >= argc) {
+            fprintf(stderr, "modfilter: %s needs a value\n", argv[i]);
+            goto out;
+        }
+        if (!strcmp(argv[i], "--model"))
             out = argv[++i];
-        else if (!strcmp(argv[i], "--from") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--from"))
             from = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "modfilter: unknown option %s\n", argv[i]);

@@ -224,6 +224,21 @@ expect_eq "default language by code" 0 $?
 "$MF" train --model "$T/cg.mfm" --chargrams 2-3junk "$T/five.jsonl" >/dev/null 2>"$T/err"
 expect_eq "chargrams with junk" 2 $?
 
+"$MF" train "$T/five.jsonl" --model >/dev/null 2>"$T/err"
+expect_eq "train --model without a value" 2 $?
+expect_grep "train --model without a value message" "needs a value" "$T/err"
+
+# a long non-ASCII word's feature name is cut at a character boundary
+# (it ended in half a character, printed as U+FFFD)
+W=$(python3 -c 'print("".join(chr(0x430 + i % 32) for i in range(60)))')
+printf '{"text":"%s bad","labels":{"spam":1}}\n{"text":"good words here","labels":{"spam":0}}\n' "$W" >"$T/u8.jsonl"
+"$MF" train --model "$T/u8.mfm" --min-examples 1 --min-df 1 "$T/u8.jsonl" >/dev/null 2>&1
+echo "{\"id\":\"a\",\"text\":\"$W\"}" | "$MF" score --model "$T/u8.mfm" --reasons >"$T/out"
+expect_eq "long feature names whole characters" "True False" "$(python3 -c '
+import json, sys
+f = [x["feature"] for x in json.load(open(sys.argv[1]))["reasons"]["spam"]]
+print(any(len(n.encode()) > 70 for n in f), any("\ufffd" in n for n in f))' "$T/out")"
+
 # each usage names every option its command takes
 usage_has() { # command option...
     local c=$1 o; shift
