@@ -787,6 +787,7 @@ int
 learn_init(const struct config *cfg, struct clf_model **model)
 {
     struct clf_model *snap, *scoring;
+    char why[4400] = "learning: out of memory";
 
     pthread_mutex_lock(&learn_lock);
     snprintf(learn.base_id, sizeof(learn.base_id), "%s", clf_model_id(*model));
@@ -796,17 +797,13 @@ learn_init(const struct config *cfg, struct clf_model **model)
     if (learn.state_dir == NULL || learn.scorer == NULL)
         goto fail;
     if (learn_snap_load(cfg->model_state_dir, learn.base_id, &snap) < 0) {
-        free(learn.state_dir);
-        learn.state_dir = NULL;
-        clf_scorer_free(learn.scorer);
-        learn.scorer = NULL;
-        pthread_mutex_unlock(&learn_lock);
-        log_errx("model.state_dir %s cannot be read: its snapshots may hold "
+        snprintf(why, sizeof(why),
+                 "model.state_dir %s cannot be read: its snapshots may hold "
                  "learning the training stream no longer has; not starting "
                  "without them (the daemon reads it before any switch to "
                  "server.user)",
                  cfg->model_state_dir);
-        return -1;
+        goto fail;
     }
     if (snap != NULL) {
         clf_model_free(*model);
@@ -825,8 +822,12 @@ learn_init(const struct config *cfg, struct clf_model **model)
     pthread_mutex_unlock(&learn_lock);
     return 0;
 fail:
+    free(learn.state_dir);
+    learn.state_dir = NULL;
+    clf_scorer_free(learn.scorer);
+    learn.scorer = NULL;
     pthread_mutex_unlock(&learn_lock);
-    log_errx("learning: out of memory");
+    log_errx("%s", why);
     return -1;
 }
 
